@@ -1,0 +1,205 @@
+//! The domain's errors and their stable names.
+//!
+//! Every failure that leaves a function is one of [`ErrorKind`]; its
+//! [`ErrorKind::error_type`] is the `Strongroom.*` name that the state machines
+//! match in `Retry` and `Catch`. Rust type names never leave the process.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as the state machines see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Rate-limited or a transient network fault: retry with backoff.
+    Throttled,
+    /// The resource is not in a state that allows the operation yet.
+    NotReady,
+    /// The request is wrong; the message names the field and the fix.
+    InvalidInput,
+    /// The resource does not exist (any more).
+    NotFound,
+    /// An account or service quota is exhausted.
+    QuotaExceeded,
+    /// The credentials in use are not allowed to do this.
+    AccessDenied,
+    /// Anything else: a bug or an AWS error we do not classify.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable error name used by Step Functions `Retry`/`Catch`.
+    pub const fn error_type(self) -> &'static str {
+        match self {
+            Self::Throttled => "Strongroom.Throttled",
+            Self::NotReady => "Strongroom.NotReady",
+            Self::InvalidInput => "Strongroom.InvalidInput",
+            Self::NotFound => "Strongroom.NotFound",
+            Self::QuotaExceeded => "Strongroom.QuotaExceeded",
+            Self::AccessDenied => "Strongroom.AccessDenied",
+            Self::Internal => "Strongroom.Internal",
+        }
+    }
+
+    /// Whether running the same step again may succeed.
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Self::Throttled)
+    }
+
+    pub const ALL: [ErrorKind; 7] = [
+        Self::Throttled,
+        Self::NotReady,
+        Self::InvalidInput,
+        Self::NotFound,
+        Self::QuotaExceeded,
+        Self::AccessDenied,
+        Self::Internal,
+    ];
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.error_type())
+    }
+}
+
+/// A failed cloud call, classified, with its context and the AWS error code kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} on {resource} in {region} failed ({kind}{}): {message}", code.as_deref().map(|c| format!(", AWS code {c}")).unwrap_or_default())]
+pub struct CloudError {
+    pub kind: ErrorKind,
+    /// The AWS API operation, e.g. `CreateSnapshot`.
+    pub operation: &'static str,
+    /// The resource the call was about (id or ARN), or `-` for listings.
+    pub resource: String,
+    pub region: String,
+    /// The AWS error code, e.g. `InvalidDBInstanceState`.
+    pub code: Option<String>,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl CloudError {
+    pub fn new(
+        kind: ErrorKind,
+        operation: &'static str,
+        resource: impl Into<String>,
+        region: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            operation,
+            resource: resource.into(),
+            region: region.into(),
+            code: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+}
+
+/// Errors of the use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, found before any AWS call. `field` is a dotted path into the input.
+    #[error("invalid input at `{field}`: {message}")]
+    InvalidInput { field: String, message: String },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// A broken promise inside Strongroom itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Self::Cloud(e) => e.kind,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        self.kind().error_type()
+    }
+}
+
+/// An error as reported in a run's output: stable type plus a readable message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl From<&CloudError> for ErrorReport {
+    fn from(e: &CloudError) -> Self {
+        Self {
+            error_type: e.kind.error_type().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        Self {
+            error_type: e.error_type().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_are_stable_and_distinct() {
+        let names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.error_type()).collect();
+        assert_eq!(
+            names,
+            [
+                "Strongroom.Throttled",
+                "Strongroom.NotReady",
+                "Strongroom.InvalidInput",
+                "Strongroom.NotFound",
+                "Strongroom.QuotaExceeded",
+                "Strongroom.AccessDenied",
+                "Strongroom.Internal"
+            ]
+        );
+        assert!(ErrorKind::Throttled.is_retryable());
+        assert!(!ErrorKind::InvalidInput.is_retryable());
+    }
+
+    #[test]
+    fn cloud_error_message_keeps_code_and_context() {
+        let e = CloudError::new(
+            ErrorKind::NotReady,
+            "CreateDBSnapshot",
+            "db-1",
+            "us-east-1",
+            "instance is stopped",
+        )
+        .with_code("InvalidDBInstanceState");
+        let s = e.to_string();
+        assert!(s.contains("CreateDBSnapshot on db-1 in us-east-1"), "{s}");
+        assert!(s.contains("AWS code InvalidDBInstanceState"), "{s}");
+        assert_eq!(ErrorReport::from(&e).error_type, "Strongroom.NotReady");
+    }
+}

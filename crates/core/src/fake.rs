@@ -1,0 +1,187 @@
+//! In-memory implementations of the ports, used by the core's tests and by
+//! anyone who wants to exercise the use cases without a cloud.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
+
+use crate::error::{CloudError, ErrorKind};
+use crate::model::{
+    Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
+};
+use crate::policy::Ec2Mode;
+use crate::ports::{CreateRequest, Created, FoundSource, Inventory, RecoveryPoints};
+use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
+
+/// A recovery point as the fake cloud stores it.
+#[derive(Debug, Clone)]
+pub struct StoredPoint {
+    pub point: RecoveryPoint,
+    pub name: String,
+    pub tags: Tags,
+}
+
+/// A whole fake cloud: sources, recovery points, injected failures, call counts.
+#[derive(Debug, Default)]
+pub struct MemoryCloud {
+    pub sources: RwLock<Vec<FoundSource>>,
+    pub points: RwLock<Vec<StoredPoint>>,
+    /// Target id -> error kind that `create` fails with.
+    pub fail_create: RwLock<BTreeMap<String, ErrorKind>>,
+    /// Region -> error kind that `find_sources` fails with.
+    pub fail_region: RwLock<BTreeMap<String, ErrorKind>>,
+    /// State new recovery points start in.
+    pub initial_state: RwLock<Option<RecoveryPointState>>,
+    pub lookups: AtomicUsize,
+    pub creates: AtomicUsize,
+    pub refreshes: AtomicUsize,
+    next_id: AtomicUsize,
+}
+
+impl MemoryCloud {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add_source(&self, found: FoundSource) {
+        self.sources.write().unwrap().push(found);
+    }
+
+    /// Moves every pending recovery point to `state`.
+    pub fn settle(&self, state: RecoveryPointState) {
+        for p in self.points.write().unwrap().iter_mut() {
+            if p.point.state == RecoveryPointState::Pending {
+                p.point.state = state;
+            }
+        }
+    }
+
+    pub fn stored(&self) -> Vec<StoredPoint> {
+        self.points.read().unwrap().clone()
+    }
+
+    fn err(kind: ErrorKind, op: &'static str, res: &str, region: &str) -> CloudError {
+        CloudError::new(kind, op, res, region, "injected failure").with_code("Injected")
+    }
+}
+
+impl Inventory for MemoryCloud {
+    async fn find_sources(
+        &self,
+        region: &str,
+        types: &[ResourceType],
+        tags: &Tags,
+    ) -> Result<Vec<FoundSource>, CloudError> {
+        if let Some(kind) = self.fail_region.read().unwrap().get(region) {
+            return Err(Self::err(*kind, "GetResources", "-", region));
+        }
+        Ok(self
+            .sources
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|s| s.location.region == region)
+            .filter(|s| types.contains(&s.target.resource_type))
+            .filter(|s| tags.iter().all(|(k, v)| s.target.tags.get(k) == Some(v)))
+            .cloned()
+            .collect())
+    }
+}
+
+impl RecoveryPoints for MemoryCloud {
+    async fn find_run_snapshots(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .points
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|p| &p.point.location == location)
+            .filter(|p| {
+                matches!(
+                    p.point.kind,
+                    RecoveryPointKind::EbsSnapshot | RecoveryPointKind::Ec2SnapshotSet
+                )
+            })
+            .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
+            .filter(|p| p.tags.get(CREATED_AT) == Some(&run.scheduled_time))
+            .filter(|p| p.tags.get(MANAGED).map(String::as_str) == Some("true"))
+            .map(|p| p.point.clone())
+            .collect())
+    }
+
+    async fn create(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
+        self.creates.fetch_add(1, Ordering::SeqCst);
+        let t = req.target;
+        if let Some(kind) = self.fail_create.read().unwrap().get(&t.id) {
+            return Err(Self::err(*kind, "Create", &t.id, &req.location.region));
+        }
+        let deterministic = !matches!(t.resource_type, ResourceType::EbsVolume)
+            && !(t.resource_type == ResourceType::Ec2Instance && req.ec2.mode == Ec2Mode::Snapshots);
+        let mut points = self.points.write().unwrap();
+        if deterministic {
+            if let Some(p) = points
+                .iter()
+                .find(|p| p.name == req.name && p.point.location == *req.location)
+            {
+                if p.tags.get(SOURCE) != req.tags.get(SOURCE) || p.tags.get(POLICY) != req.tags.get(POLICY) {
+                    return Err(CloudError::new(
+                        ErrorKind::Internal,
+                        "Create",
+                        &req.name,
+                        &req.location.region,
+                        "name taken by a recovery point of another source or policy",
+                    ));
+                }
+                return Ok(Created { recovery_point: p.point.clone(), existed: true });
+            }
+        }
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let (kind, id, members) = match (t.resource_type, req.ec2.mode) {
+            (ResourceType::EbsVolume, _) => (RecoveryPointKind::EbsSnapshot, format!("snap-{n:08x}"), vec![]),
+            (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => (
+                RecoveryPointKind::Ec2SnapshotSet,
+                format!("{}@{}", t.id, req.run.scheduled_time),
+                vec![format!("snap-{n:08x}a"), format!("snap-{n:08x}b")],
+            ),
+            (ResourceType::Ec2Instance, Ec2Mode::Ami) => (RecoveryPointKind::Ami, format!("ami-{n:08x}"), vec![]),
+            (ResourceType::RdsInstance, _) => (RecoveryPointKind::RdsSnapshot, req.name.clone(), vec![]),
+            (ResourceType::AuroraCluster, _) => (RecoveryPointKind::AuroraSnapshot, req.name.clone(), vec![]),
+            (ResourceType::RedshiftCluster, _) => (RecoveryPointKind::RedshiftSnapshot, req.name.clone(), vec![]),
+        };
+        let point = RecoveryPoint {
+            id,
+            kind,
+            members,
+            resource_type: t.resource_type,
+            source: t.source_ref().to_owned(),
+            location: req.location.clone(),
+            created_at: req.run.scheduled_time.clone(),
+            state: self.initial_state.read().unwrap().unwrap_or(RecoveryPointState::Pending),
+        };
+        points.push(StoredPoint { point: point.clone(), name: req.name.clone(), tags: req.tags.clone() });
+        Ok(Created { recovery_point: point, existed: false })
+    }
+
+    async fn refresh(
+        &self,
+        location: &Location,
+        points: &[RecoveryPoint],
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        let stored = self.points.read().unwrap();
+        Ok(points
+            .iter()
+            .filter_map(|p| {
+                stored
+                    .iter()
+                    .find(|s| s.point.id == p.id && &s.point.location == location)
+                    .map(|s| s.point.clone())
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,18 @@
+//! Strongroom's domain: pure and synchronous where possible, no AWS SDK.
+//!
+//! - [`policy`]: the policy document and its validation.
+//! - [`model`]: sources, locations, recovery points.
+//! - [`tags`]: the tag contract and the run's idempotency key.
+//! - [`ports`]: what the use cases need from a cloud; [`fake`]: in memory.
+//! - [`backup`]: the backup run's use cases (discover, snapshot, status, report).
+//! - [`error`]: errors and their stable `Strongroom.*` names.
+
+pub mod backup;
+pub mod error;
+pub mod fake;
+pub mod model;
+pub mod policy;
+pub mod ports;
+pub mod tags;
+
+pub use error::{CloudError, Error, ErrorKind, ErrorReport};

@@ -1,0 +1,217 @@
+//! Sources, locations and recovery points.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Tags as a sorted map (deterministic output and tag sets).
+pub type Tags = BTreeMap<String, String>;
+
+/// The kinds of source Strongroom protects.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceType {
+    /// A single EBS volume: one EBS snapshot.
+    EbsVolume,
+    /// An EC2 instance: crash-consistent snapshots of all its volumes, or an AMI.
+    Ec2Instance,
+    /// An RDS DB instance (not an Aurora cluster member): a DB snapshot.
+    RdsInstance,
+    /// An Aurora DB cluster: a DB cluster snapshot.
+    AuroraCluster,
+    /// A Redshift provisioned cluster: a manual cluster snapshot.
+    RedshiftCluster,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 5] = [
+        Self::EbsVolume,
+        Self::Ec2Instance,
+        Self::RdsInstance,
+        Self::AuroraCluster,
+        Self::RedshiftCluster,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EbsVolume => "ebs-volume",
+            Self::Ec2Instance => "ec2-instance",
+            Self::RdsInstance => "rds-instance",
+            Self::AuroraCluster => "aurora-cluster",
+            Self::RedshiftCluster => "redshift-cluster",
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where something lives: an account and a region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub account: String,
+    pub region: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account, self.region)
+    }
+}
+
+/// A source resource selected for protection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub resource_type: ResourceType,
+    /// The short id: `vol-…`, `i-…`, the DB instance / cluster identifier.
+    pub id: String,
+    pub arn: String,
+    /// The source's own tags, used for selection and copied onto recovery points.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+impl Target {
+    /// The value of `strongroom:source`: the ARN for RDS, Aurora and Redshift, the id for EC2.
+    pub fn source_ref(&self) -> &str {
+        match self.resource_type {
+            ResourceType::EbsVolume | ResourceType::Ec2Instance => &self.id,
+            _ => &self.arn,
+        }
+    }
+}
+
+/// What kind of recovery point a snapshot call produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryPointKind {
+    /// One EBS snapshot of one volume.
+    EbsSnapshot,
+    /// The crash-consistent set of EBS snapshots of one instance (one per volume).
+    Ec2SnapshotSet,
+    /// An AMI (and the EBS snapshots behind it).
+    Ami,
+    RdsSnapshot,
+    AuroraSnapshot,
+    RedshiftSnapshot,
+}
+
+/// Lifecycle of a recovery point, normalised across services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryPointState {
+    Pending,
+    Completed,
+    Failed,
+}
+
+impl RecoveryPointState {
+    /// Normalises the state words of EC2, AMIs, RDS and Redshift.
+    pub fn from_aws(state: &str) -> Self {
+        match state.to_ascii_lowercase().as_str() {
+            "completed" | "available" => Self::Completed,
+            "error" | "failed" | "invalid" | "deregistered" | "deleted" | "incompatible-restore"
+            | "recoverable" => Self::Failed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A point from which a source can be restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    /// Snapshot id, AMI id, or DB / cluster snapshot identifier. For an
+    /// [`RecoveryPointKind::Ec2SnapshotSet`] it is `<instance-id>@<created-at>`.
+    pub id: String,
+    pub kind: RecoveryPointKind,
+    /// The EBS snapshot ids that make up an instance snapshot set or an AMI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    pub resource_type: ResourceType,
+    /// Same value as the `strongroom:source` tag.
+    pub source: String,
+    pub location: Location,
+    /// RFC 3339, the scheduled time of the run that made it.
+    pub created_at: String,
+    pub state: RecoveryPointState,
+}
+
+/// Formats a time the way the tag contract wants it: RFC 3339, UTC, whole seconds.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond");
+    t.format(&Rfc3339).expect("RFC 3339 formats every UTC time")
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
+    OffsetDateTime::parse(s, &Rfc3339)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_normalise() {
+        assert_eq!(
+            RecoveryPointState::from_aws("completed"),
+            RecoveryPointState::Completed
+        );
+        assert_eq!(
+            RecoveryPointState::from_aws("available"),
+            RecoveryPointState::Completed
+        );
+        assert_eq!(
+            RecoveryPointState::from_aws("pending"),
+            RecoveryPointState::Pending
+        );
+        assert_eq!(
+            RecoveryPointState::from_aws("creating"),
+            RecoveryPointState::Pending
+        );
+        assert_eq!(
+            RecoveryPointState::from_aws("error"),
+            RecoveryPointState::Failed
+        );
+        assert_eq!(
+            RecoveryPointState::from_aws("failed"),
+            RecoveryPointState::Failed
+        );
+    }
+
+    #[test]
+    fn times_are_whole_seconds_utc() {
+        let t = parse_time("2026-11-29T04:00:00.123+01:00").unwrap();
+        assert_eq!(format_time(t), "2026-11-29T03:00:00Z");
+    }
+
+    #[test]
+    fn source_ref_is_arn_for_databases() {
+        let t = Target {
+            resource_type: ResourceType::RdsInstance,
+            id: "db1".into(),
+            arn: "arn:aws:rds:us-east-1:123456789012:db:db1".into(),
+            tags: Tags::new(),
+        };
+        assert_eq!(t.source_ref(), "arn:aws:rds:us-east-1:123456789012:db:db1");
+        let v = Target {
+            resource_type: ResourceType::EbsVolume,
+            id: "vol-1".into(),
+            arn: "arn:aws:ec2:us-east-1:123456789012:volume/vol-1".into(),
+            tags: Tags::new(),
+        };
+        assert_eq!(v.source_ref(), "vol-1");
+    }
+}

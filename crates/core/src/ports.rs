@@ -1,0 +1,77 @@
+//! Ports: what the use cases need from a cloud, shaped like the domain.
+//! `strongroom-aws` implements them over the AWS SDK; [`crate::fake`] in memory.
+
+use std::future::Future;
+
+use crate::error::CloudError;
+use crate::model::{Location, RecoveryPoint, ResourceType, Target, Tags};
+use crate::policy::Ec2Options;
+use crate::tags::RunKey;
+
+/// A source found in a region, with the location (account) it lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSource {
+    pub location: Location,
+    pub target: Target,
+}
+
+/// Finds sources by type and tags.
+pub trait Inventory: Send + Sync {
+    /// Every resource of one of `types` in `region` that carries all of `tags`
+    /// (server-side filtered), with all of its tags. A listing cut short is an error.
+    fn find_sources(
+        &self,
+        region: &str,
+        types: &[ResourceType],
+        tags: &Tags,
+    ) -> impl Future<Output = Result<Vec<FoundSource>, CloudError>> + Send;
+}
+
+/// What one snapshot call should make.
+#[derive(Debug, Clone)]
+pub struct CreateRequest<'a> {
+    pub location: &'a Location,
+    pub target: &'a Target,
+    pub run: &'a RunKey,
+    /// Deterministic name (RDS / Aurora / Redshift identifier, AMI name).
+    pub name: String,
+    /// The full tag set, applied at creation.
+    pub tags: Tags,
+    pub ec2: &'a Ec2Options,
+}
+
+/// The result of a create: the recovery point, and whether it was there already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub recovery_point: RecoveryPoint,
+    /// True when the deterministic name already existed and belongs to this run.
+    pub existed: bool,
+}
+
+/// Creates and inspects recovery points.
+pub trait RecoveryPoints: Send + Sync {
+    /// The EBS snapshots and instance snapshot sets that `run`'s policy already
+    /// made for `run.scheduled_time` at `location` (the idempotency lookup for
+    /// the kinds whose identifiers AWS chooses). One listing for the whole location.
+    fn find_run_snapshots(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> impl Future<Output = Result<Vec<RecoveryPoint>, CloudError>> + Send;
+
+    /// Creates the recovery point, tagged at creation. Where the identifier is
+    /// deterministic and exists already, returns it (`existed`) after checking
+    /// that it belongs to the same policy and source; otherwise an error.
+    fn create(
+        &self,
+        request: &CreateRequest<'_>,
+    ) -> impl Future<Output = Result<Created, CloudError>> + Send;
+
+    /// The current state of `points`, all at `location`: at most one describe
+    /// per kind. Points that no longer exist are left out of the answer.
+    fn refresh(
+        &self,
+        location: &Location,
+        points: &[RecoveryPoint],
+    ) -> impl Future<Output = Result<Vec<RecoveryPoint>, CloudError>> + Send;
+}

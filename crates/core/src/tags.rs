@@ -1,0 +1,172 @@
+//! The tag contract: every recovery point is tagged at creation with who made
+//! it, from what, where and when. Prune (a later stage) may only ever touch
+//! what carries `strongroom:managed=true` and its own policy's name.
+
+use crate::model::{Location, Target, Tags};
+use crate::policy::Policy;
+
+pub const MANAGED: &str = "strongroom:managed";
+pub const POLICY: &str = "strongroom:policy";
+pub const SOURCE: &str = "strongroom:source";
+pub const SOURCE_REGION: &str = "strongroom:source-region";
+pub const SOURCE_ACCOUNT: &str = "strongroom:source-account";
+pub const CREATED_AT: &str = "strongroom:created-at";
+pub const RUN: &str = "strongroom:run";
+pub const COPY_OF: &str = "strongroom:copy-of";
+pub const HOLD: &str = "strongroom:hold";
+
+/// Prefix of every key Strongroom owns; never copied from a source.
+pub const PREFIX: &str = "strongroom:";
+/// The most tags AWS accepts on one EC2, RDS or Redshift resource.
+pub const MAX_TAGS: usize = 50;
+
+/// Identity of one scheduled run. `policy + source + scheduled_time` is the
+/// idempotency key: re-running it must find, not re-create, its recovery points.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunKey {
+    pub policy: String,
+    /// RFC 3339 UTC, whole seconds (the `strongroom:created-at` value).
+    pub scheduled_time: String,
+    /// The Step Functions execution name (`strongroom:run`).
+    pub execution: String,
+}
+
+impl RunKey {
+    /// The deterministic name of the recovery point this run makes of `target`
+    /// (RDS / Aurora / Redshift snapshot identifier, AMI name). Valid for all of
+    /// them: lowercase letters, digits and single hyphens, starting with a letter.
+    pub fn recovery_point_name(&self, target: &Target) -> String {
+        let stamp: String = self
+            .scheduled_time
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let id = target.id.to_ascii_lowercase();
+        format!("strongroom-{}-{}-{}", self.policy, stamp, id)
+    }
+}
+
+/// The full tag set for a new recovery point of `target`: the contract's tags
+/// plus (when the policy says so) the source's own tags, minus `aws:` and
+/// `strongroom:` keys, capped at AWS's 50-tag limit (contract tags win).
+pub fn recovery_point_tags(
+    policy: &Policy,
+    run: &RunKey,
+    target: &Target,
+    location: &Location,
+) -> Tags {
+    let mut tags = Tags::new();
+    tags.insert(MANAGED.into(), "true".into());
+    tags.insert(POLICY.into(), policy.name.clone());
+    tags.insert(SOURCE.into(), target.source_ref().to_owned());
+    tags.insert(SOURCE_REGION.into(), location.region.clone());
+    tags.insert(SOURCE_ACCOUNT.into(), location.account.clone());
+    tags.insert(CREATED_AT.into(), run.scheduled_time.clone());
+    tags.insert(RUN.into(), run.execution.clone());
+    if policy.copy_source_tags {
+        for (k, v) in &target.tags {
+            if tags.len() >= MAX_TAGS {
+                break;
+            }
+            let lower = k.to_ascii_lowercase();
+            if lower.starts_with("aws:") || lower.starts_with(PREFIX) {
+                continue;
+            }
+            tags.insert(k.clone(), v.clone());
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResourceType;
+    use crate::policy::{Ec2Options, Selector};
+
+    fn policy(copy: bool) -> Policy {
+        Policy {
+            name: "daily".into(),
+            selector: Selector {
+                resource_types: vec![ResourceType::EbsVolume],
+                regions: vec!["us-east-1".into()],
+                tags: [("backup".to_string(), "daily".to_string())].into(),
+                exclude_tags: Default::default(),
+            },
+            ec2: Ec2Options::default(),
+            copy_source_tags: copy,
+        }
+    }
+
+    fn run() -> RunKey {
+        RunKey {
+            policy: "daily".into(),
+            scheduled_time: "2026-11-29T03:00:00Z".into(),
+            execution: "daily-20261129T0300".into(),
+        }
+    }
+
+    fn target(extra: &[(&str, &str)]) -> Target {
+        let mut tags: Tags = [("backup".to_string(), "daily".to_string())].into();
+        for (k, v) in extra {
+            tags.insert(k.to_string(), v.to_string());
+        }
+        Target {
+            resource_type: ResourceType::RdsInstance,
+            id: "Orders-DB".into(),
+            arn: "arn:aws:rds:us-east-1:123456789012:db:orders-db".into(),
+            tags,
+        }
+    }
+
+    fn loc() -> Location {
+        Location {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn contract_tags_are_complete_and_source_tags_filtered() {
+        let t = target(&[
+            ("aws:cloudformation:stack-name", "x"),
+            ("strongroom:hold", "true"),
+            ("team", "payments"),
+        ]);
+        let tags = recovery_point_tags(&policy(true), &run(), &t, &loc());
+        assert_eq!(tags[MANAGED], "true");
+        assert_eq!(tags[POLICY], "daily");
+        assert_eq!(tags[SOURCE], "arn:aws:rds:us-east-1:123456789012:db:orders-db");
+        assert_eq!(tags[SOURCE_REGION], "us-east-1");
+        assert_eq!(tags[SOURCE_ACCOUNT], "123456789012");
+        assert_eq!(tags[CREATED_AT], "2026-11-29T03:00:00Z");
+        assert_eq!(tags[RUN], "daily-20261129T0300");
+        assert_eq!(tags["team"], "payments");
+        assert_eq!(tags["backup"], "daily");
+        assert!(!tags.contains_key("aws:cloudformation:stack-name"));
+        assert!(!tags.contains_key(HOLD), "a source's hold must not be inherited");
+        assert_eq!(tags.len(), 9);
+    }
+
+    #[test]
+    fn source_tags_are_optional_and_capped() {
+        let t = target(&[("team", "payments")]);
+        let tags = recovery_point_tags(&policy(false), &run(), &t, &loc());
+        assert_eq!(tags.len(), 7);
+        let many: Vec<(String, String)> = (0..80).map(|i| (format!("k{i:02}"), "v".into())).collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let tags = recovery_point_tags(&policy(true), &run(), &target(&refs), &loc());
+        assert_eq!(tags.len(), MAX_TAGS);
+        assert_eq!(tags[MANAGED], "true");
+    }
+
+    #[test]
+    fn deterministic_names_are_valid_identifiers() {
+        let name = run().recovery_point_name(&target(&[]));
+        assert_eq!(name, "strongroom-daily-20261129t030000z-orders-db");
+        assert!(name.len() <= 255);
+        assert!(!name.contains("--"));
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+}
