@@ -1,1 +1,205 @@
+//! The emulator harness for Strongroom's integration tests.
+//!
+//! [`Emulator::start`] runs `tests/emulator/emulator.py` (moto_server with
+//! Strongroom's patches, Step Functions execution on, Lambda tasks routed to
+//! the real function binaries) on a free loopback port, one per test, and
+//! stops it on drop. Nothing here talks to anything but 127.0.0.1.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde::Deserialize;
+
+/// The account moto uses.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The Python of the venv that `make setup` made (override: `STRONGROOM_PYTHON`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("STRONGROOM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").expect("HOME is set");
+        Path::new(&home).join(".cache/strongroom/venv/bin/python")
+    });
+    assert!(
+        p.exists(),
+        "the emulator's Python ({}) is missing: run `make setup` (or set STRONGROOM_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+/// Where the function binaries are (override: `STRONGROOM_FUNCTIONS_DIR`):
+/// by default the profile directory this test binary was built into.
+pub fn functions_dir() -> PathBuf {
+    let dir = std::env::var_os("STRONGROOM_FUNCTIONS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+    });
+    for f in ["discover", "snapshot", "status", "report"] {
+        assert!(
+            dir.join(f).exists(),
+            "function binary {} is missing: build the functions first (`make test` does, or `cargo build --workspace --bins`)",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+/// One running emulator.
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    pub port: u16,
+    pub endpoint: String,
+    pub log_dir: PathBuf,
+}
+
+/// One resource of a seeded estate.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeededResource {
+    pub resource_type: String,
+    pub id: String,
+    pub arn: String,
+    pub region: String,
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub estate: String,
+    pub resources: Vec<SeededResource>,
+}
+
+/// One AWS API call that reached the emulator.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Call {
+    pub service: String,
+    pub region: String,
+    pub action: String,
+    pub client: String,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts an emulator with extra environment (e.g. moto's `MOTO_RDS_SNAPSHOT_LIMIT`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let script = workspace().join("tests/emulator/emulator.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(&script)
+            .arg("--functions-dir")
+            .arg(functions_dir())
+            .arg("--exit-with-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the emulator");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's READY line");
+        let mut parts = line.split_whitespace();
+        assert_eq!(parts.next(), Some("READY"), "the emulator did not start: {line:?}");
+        let port: u16 = parts.next().and_then(|p| p.parse().ok()).expect("a port after READY");
+        let log_dir = PathBuf::from(parts.next().expect("a log dir after the port"));
+        Self { child, _stdin: stdin, port, endpoint: format!("http://127.0.0.1:{port}"), log_dir }
+    }
+
+    /// SDK configuration pointing at this emulator, with dummy credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    /// Seeds one of the estates of `tests/emulator/seed.py`.
+    pub fn seed(&self, estate: &str) -> Manifest {
+        let out = Command::new(python())
+            .arg(workspace().join("tests/emulator/seed.py"))
+            .args(["--endpoint", &self.endpoint, "--estate", estate])
+            .output()
+            .expect("run seed.py");
+        assert!(out.status.success(), "seed.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("seed.py prints a manifest")
+    }
+
+    fn http(&self, method: &str, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").expect("send");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    }
+
+    /// Every AWS API call since the last [`Emulator::reset_calls`].
+    pub fn calls(&self) -> Vec<Call> {
+        serde_json::from_str(&self.http("GET", "/_strongroom/calls")).expect("call log is JSON")
+    }
+
+    pub fn reset_calls(&self) {
+        self.http("DELETE", "/_strongroom/calls");
+    }
+
+    /// The calls Strongroom's own code made (the Rust SDK), by `service:Action`.
+    pub fn strongroom_calls(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for c in self.calls().into_iter().filter(|c| c.client == "strongroom") {
+            *m.entry(format!("{}:{}", c.service, c.action)).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// A function's log (JSON lines), for failure messages.
+    pub fn function_log(&self, function: &str) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("{function}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+    }
+}
+
+/// The backup state machine with its Lambda ARNs substituted, as SAM would.
+pub fn backup_definition() -> String {
+    let asl = std::fs::read_to_string(workspace().join("infra/statemachines/backup.asl.json")).expect("read the ASL");
+    substitute(&asl)
+}
+
+/// Replaces `${XFunctionArn}` with the emulator's function ARNs.
+pub fn substitute(asl: &str) -> String {
+    let mut out = asl.to_owned();
+    for (var, name) in [
+        ("DiscoverFunctionArn", "discover"),
+        ("SnapshotFunctionArn", "snapshot"),
+        ("StatusFunctionArn", "status"),
+        ("ReportFunctionArn", "report"),
+    ] {
+        out = out.replace(&format!("${{{var}}}"), &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"));
+    }
+    assert!(!out.contains("${"), "an ASL substitution is missing");
+    out
+}

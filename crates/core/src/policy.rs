@@ -258,18 +258,26 @@ pub fn validate_policy_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`.
+/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`:
+/// a known geography prefix, a compass word, a number. Catches typos such as
+/// `us-est-1` without a list of regions that would go stale.
 pub fn is_region_name(r: &str) -> bool {
+    const PREFIXES: &[&str] = &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "eusc"];
+    const COMPASS: &[&str] = &[
+        "east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest",
+    ];
     let parts: Vec<&str> = r.split('-').collect();
     if !(3..=4).contains(&parts.len()) {
         return false;
     }
-    let (last, rest) = parts.split_last().expect("at least 3 parts");
+    let last = parts[parts.len() - 1];
+    let compass = parts[parts.len() - 2];
     let letters = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase());
     (1..=2).contains(&last.len())
         && last.chars().all(|c| c.is_ascii_digit())
-        && (2..=4).contains(&rest[0].len())
-        && rest.iter().all(|p| letters(p))
+        && PREFIXES.contains(&parts[0])
+        && COMPASS.contains(&compass)
+        && parts[1..parts.len() - 1].iter().all(|p| letters(p))
 }
 
 fn validate_tags(tags: &BTreeMap<String, String>, at: &str) -> Result<(), Error> {
@@ -375,7 +383,7 @@ mod tests {
         let (field, msg) = err_field(v);
         assert_eq!(field, "policy.selector.regions[1]");
         assert!(msg.contains("mars-1"));
-        for bad in ["US-EAST-1", "us-east", "useast1", "us-east-1a", "", "us--east-1"] {
+        for bad in ["US-EAST-1", "us-east", "useast1", "us-east-1a", "", "us--east-1", "moon-base-1", "us-est-1"] {
             assert!(!is_region_name(bad), "{bad}");
         }
         for good in ["us-east-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "eusc-de-east-1", "il-central-1"] {

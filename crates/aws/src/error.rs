@@ -1,0 +1,135 @@
+//! AWS SDK errors -> [`CloudError`], keeping the AWS error code and the source.
+
+use std::fmt::Debug;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use strongroom_core::{CloudError, ErrorKind};
+
+/// Classifies an AWS error code. Codes differ per service; the lists cover
+/// EC2, RDS, Redshift, STS and the Resource Groups Tagging API.
+pub fn classify(code: &str) -> ErrorKind {
+    const THROTTLED: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SnapshotCreationPerVolumeRateExceeded",
+        "PriorRequestNotComplete",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Unavailable",
+        "InternalError",
+        "InternalFailure",
+        "InternalServiceException",
+        "EC2ThrottledException",
+    ];
+    const ACCESS: &[&str] = &[
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "OptInRequired",
+        "SignatureDoesNotMatch",
+        "KMSKeyNotAccessibleFault",
+    ];
+    if THROTTLED.contains(&code) {
+        ErrorKind::Throttled
+    } else if ACCESS.contains(&code) {
+        ErrorKind::AccessDenied
+    } else if code.contains("NotFound") {
+        ErrorKind::NotFound
+    } else if code.contains("QuotaExceeded") || code.contains("LimitExceeded") || code == "ResourceLimitExceeded" {
+        ErrorKind::QuotaExceeded
+    } else if code.contains("State") {
+        ErrorKind::NotReady
+    } else if code.starts_with("Invalid") || code.starts_with("Validation") || code.starts_with("Missing") {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Internal
+    }
+}
+
+/// Converts an SDK error of `operation` on `resource` in `region`.
+pub fn from_sdk<E, R>(err: SdkError<E, R>, operation: &'static str, resource: &str, region: &str) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    let (kind, code, message) = match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().map(str::to_owned);
+            let kind = code.as_deref().map(classify).unwrap_or(ErrorKind::Internal);
+            (kind, code, e.message().unwrap_or("no message").to_owned())
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Throttled, None, "timed out (transient)".to_owned()),
+        SdkError::DispatchFailure(d) => (
+            ErrorKind::Throttled,
+            None,
+            format!("could not reach the service (transient): {d:?}"),
+        ),
+        SdkError::ResponseError(_) => (
+            ErrorKind::Throttled,
+            None,
+            "unreadable response (transient)".to_owned(),
+        ),
+        other => (ErrorKind::Internal, None, format!("{other}")),
+    };
+    CloudError {
+        kind,
+        operation,
+        resource: resource.to_owned(),
+        region: region.to_owned(),
+        code,
+        message,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// The AWS error code of an SDK error, if the service sent one.
+pub fn code_of<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_stable_kinds() {
+        let cases = [
+            ("Throttling", ErrorKind::Throttled),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("SnapshotCreationPerVolumeRateExceeded", ErrorKind::Throttled),
+            ("SnapshotQuotaExceeded", ErrorKind::QuotaExceeded),
+            ("ClusterSnapshotQuotaExceeded", ErrorKind::QuotaExceeded),
+            ("ResourceLimitExceeded", ErrorKind::QuotaExceeded),
+            ("SnapshotLimitExceeded", ErrorKind::QuotaExceeded),
+            ("UnauthorizedOperation", ErrorKind::AccessDenied),
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("InvalidVolume.NotFound", ErrorKind::NotFound),
+            ("DBInstanceNotFound", ErrorKind::NotFound),
+            ("ClusterNotFound", ErrorKind::NotFound),
+            ("InvalidDBInstanceState", ErrorKind::NotReady),
+            ("InvalidClusterState", ErrorKind::NotReady),
+            ("IncorrectState", ErrorKind::NotReady),
+            ("InvalidParameterValue", ErrorKind::InvalidInput),
+            ("InvalidParameterCombination", ErrorKind::InvalidInput),
+            ("SomethingNew", ErrorKind::Internal),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(classify(code), kind, "{code}");
+        }
+    }
+}

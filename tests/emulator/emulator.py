@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Strongroom's AWS emulator: moto_server, in-process, with documented patches.
+
+One process serves, on one loopback port:
+
+* moto (pinned in requirements.txt) for every AWS API;
+* Lambda invocations (``POST /2015-03-31/functions/<fn>/invocations``), routed
+  to Strongroom's real function binaries, each run under a small
+  implementation of the Lambda Runtime API (one loopback port per function);
+* ``/_strongroom/calls``: a log of every AWS API call that reached moto, by
+  service, action and client, which is how the benchmarks count API calls.
+
+Step Functions execution is switched on, and ``MOTO_PORT`` points at this
+server, so moto's ASL interpreter invokes our binaries for Lambda tasks.
+
+Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
+
+1. Resource Groups Tagging API ``GetResources`` returns Redshift clusters
+   (``redshift:cluster``). AWS lists Redshift among the services that the
+   Tagging API supports; moto's Redshift backend does not take part in it.
+2. EC2 ``CreateImage`` accepts ``TagSpecifications`` with ResourceType
+   ``snapshot`` and tags the AMI's snapshots with them (AWS: "the tags to apply
+   to the AMI and snapshots on creation"); moto raises NotImplementedError.
+3. EC2 ``CreateImage`` with a name already used by an AMI of the account in
+   the region fails with ``InvalidAMIName.Duplicate`` (AWS: AMI names are
+   unique per account and region); moto accepts duplicates.
+
+Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
+``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HOST = "127.0.0.1"
+ACCOUNT = "123456789012"
+HOME_REGION = "us-east-1"
+FUNCTIONS = ("discover", "snapshot", "status", "report")
+MAX_INSTANCES = 4
+INVOKE_TIMEOUT_S = 900
+
+# Must be set before moto is imported: no 1,300 foreign AMIs, dummy credentials.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", HOME_REGION)
+
+
+def patch_moto() -> None:
+    """Patch 1: Redshift clusters in the Resource Groups Tagging API."""
+    from moto.core.resource_tagging import TaggableResourcesMixin, TaggedResource
+    from moto.redshift.models import RedshiftBackend
+
+    def iter_tagged_resources(self):  # type: ignore[no-untyped-def]
+        for cluster in self.clusters.values():
+            yield TaggedResource(
+                arn=cluster.arn,
+                tags={t["Key"]: t["Value"] for t in cluster.tags},
+                resource_type="redshift:cluster",
+            )
+
+    _patch_create_image()
+    if not issubclass(RedshiftBackend, TaggableResourcesMixin):
+        RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
+    RedshiftBackend.SERVICE_NAMESPACE = "redshift"
+    RedshiftBackend.iter_tagged_resources = iter_tagged_resources
+
+
+def _patch_create_image() -> None:
+    """Patches 2 and 3: snapshot tags at creation, unique AMI names."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.amis import AmiBackend
+
+    original = AmiBackend.create_image
+    if getattr(original, "_strongroom", False):
+        return
+
+    def create_image(self, instance_id, name, description, tag_specifications):  # type: ignore[no-untyped-def]
+        for ami in self.amis.values():
+            if ami.name == name:
+                raise EC2ClientError(
+                    "InvalidAMIName.Duplicate",
+                    f"AMI name {name} is already in use by AMI {ami.id}",
+                )
+        image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+        snapshot_tags = {
+            t["Key"]: t["Value"]
+            for s in tag_specifications
+            if s.get("ResourceType") == "snapshot"
+            for t in s.get("Tags", [])
+        }
+        ami = original(self, instance_id, name, description, image_specs)
+        snapshot = getattr(ami, "ebs_snapshot", None)
+        if snapshot_tags and snapshot is not None:
+            self.create_tags([snapshot.id], snapshot_tags)
+        return ami
+
+    create_image._strongroom = True  # type: ignore[attr-defined]
+    AmiBackend.create_image = create_image
+
+
+# --------------------------------------------------------------------------
+# Lambda: run real binaries under a minimal Lambda Runtime API.
+# --------------------------------------------------------------------------
+
+
+class Invocation:
+    def __init__(self, payload: bytes) -> None:
+        self.id = str(uuid.uuid4())
+        self.payload = payload
+        self.done = threading.Event()
+        self.error = False
+        self.body = b""
+
+
+class FunctionHost:
+    """One function: a Runtime API endpoint and up to MAX_INSTANCES processes."""
+
+    def __init__(self, name: str, binary: str, env: dict[str, str], log_dir: str) -> None:
+        self.name = name
+        self.binary = binary
+        self.env = env
+        self.log_dir = log_dir
+        self.pending: "queue.Queue[Invocation]" = queue.Queue()
+        self.inflight: dict[str, Invocation] = {}
+        self.lock = threading.Lock()
+        self.idle = 0
+        self.procs: list[subprocess.Popen[bytes]] = []
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path != "/2018-06-01/runtime/invocation/next":
+                    return self._send(404)
+                inv = host.next_invocation()
+                self._send(
+                    200,
+                    inv.payload,
+                    {
+                        "Content-Type": "application/json",
+                        "Lambda-Runtime-Aws-Request-Id": inv.id,
+                        "Lambda-Runtime-Deadline-Ms": str(int((time.time() + INVOKE_TIMEOUT_S) * 1000)),
+                        "Lambda-Runtime-Invoked-Function-Arn": function_arn(host.name),
+                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    },
+                )
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                m = re.match(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$", self.path)
+                if m:
+                    host.finish(m.group(1), body, m.group(2) == "error")
+                    return self._send(202, b"{}")
+                if self.path == "/2018-06-01/runtime/init/error":
+                    sys.stderr.write(f"[{host.name}] init error: {body.decode(errors='replace')}\n")
+                    return self._send(202, b"{}")
+                self._send(404)
+
+        self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def runtime_api(self) -> str:
+        return f"{HOST}:{self.server.server_address[1]}"
+
+    def next_invocation(self) -> Invocation:
+        with self.lock:
+            self.idle += 1
+        inv = self.pending.get()
+        with self.lock:
+            self.idle -= 1
+            self.inflight[inv.id] = inv
+        return inv
+
+    def finish(self, request_id: str, body: bytes, error: bool) -> None:
+        with self.lock:
+            inv = self.inflight.pop(request_id, None)
+        if inv is not None:
+            inv.body, inv.error = body, error
+            inv.done.set()
+
+    def _spawn_if_needed(self) -> None:
+        with self.lock:
+            self.procs = [p for p in self.procs if p.poll() is None]
+            if self.idle > 0 or len(self.procs) >= MAX_INSTANCES:
+                return
+            if not os.path.exists(self.binary):
+                raise FileNotFoundError(
+                    f"function binary {self.binary} is missing; build it first (make build-functions)"
+                )
+            env = dict(self.env)
+            env.update(
+                AWS_LAMBDA_RUNTIME_API=self.runtime_api,
+                AWS_LAMBDA_FUNCTION_NAME=self.name,
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+                AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+                AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{self.name}",
+                AWS_LAMBDA_LOG_STREAM_NAME=f"emulator/{len(self.procs)}",
+            )
+            log = open(os.path.join(self.log_dir, f"{self.name}.log"), "ab")
+            self.procs.append(subprocess.Popen([self.binary], env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def invoke(self, payload: bytes) -> Invocation:
+        inv = Invocation(payload)
+        self._spawn_if_needed()
+        self.pending.put(inv)
+        deadline = time.time() + INVOKE_TIMEOUT_S
+        while not inv.done.wait(0.2):
+            with self.lock:
+                alive = [p for p in self.procs if p.poll() is None]
+            if not alive or time.time() > deadline:
+                inv.error = True
+                inv.body = json.dumps(
+                    {"errorType": "Runtime.ExitError", "errorMessage": f"{self.name} exited or timed out"}
+                ).encode()
+                break
+        return inv
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.server.shutdown()
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{HOME_REGION}:{ACCOUNT}:function:{name}"
+
+
+# --------------------------------------------------------------------------
+# The WSGI front: Lambda invocations, the call log, then moto.
+# --------------------------------------------------------------------------
+
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class Front:
+    def __init__(self, moto_app: Any, hosts: dict[str, FunctionHost]) -> None:
+        self.moto_app = moto_app
+        self.hosts = hosts
+        self.calls: list[dict[str, str]] = []
+        self.calls_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        m = INVOKE_PATH.match(path)
+        if m and method == "POST":
+            return self.invoke(urllib.parse.unquote(m.group(1)), environ, start_response)
+        if path == "/_strongroom/calls":
+            if method == "DELETE":
+                with self.calls_lock:
+                    self.calls.clear()
+            with self.calls_lock:
+                body = json.dumps(self.calls).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if not path.startswith("/moto-api"):
+            self.log_call(environ)
+        return self.moto_app(environ, start_response)
+
+    def log_call(self, environ: dict[str, Any]) -> None:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = CREDENTIAL_SCOPE.search(auth)
+        region, service = (scope.group(1), scope.group(2)) if scope else ("?", "?")
+        action = ""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            action = target.rsplit(".", 1)[-1]
+        else:
+            params = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            if not params.get("Action"):
+                try:
+                    params = urllib.parse.parse_qs(body.decode())
+                except UnicodeDecodeError:
+                    params = {}
+            action = (params.get("Action") or [environ.get("REQUEST_METHOD", "") + " " + environ.get("PATH_INFO", "")])[0]
+        agent = environ.get("HTTP_USER_AGENT", "")
+        client = "strongroom" if "aws-sdk-rust" in agent else ("boto3" if "Boto3" in agent or "botocore" in agent else "other")
+        with self.calls_lock:
+            self.calls.append({"service": service, "region": region, "action": action, "client": client})
+
+    def invoke(self, function: str, environ: dict[str, Any], start_response: Any) -> Any:
+        name = function.split(":function:")[-1].split(":")[0]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b"{}"
+        host = self.hosts.get(name)
+        if host is None:
+            body = json.dumps({"Type": "User", "message": f"Function not found: {name}"}).encode()
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ResourceNotFoundException"), ("Content-Length", str(len(body)))])
+            return [body]
+        inv = host.invoke(payload)
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST"), ("Content-Length", str(len(inv.body)))]
+        if inv.error:
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        start_response("200 OK", headers)
+        return [inv.body]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--functions-dir", required=True, help="directory holding the function binaries")
+    ap.add_argument("--log-dir", default=None, help="where function logs go (default: a temp dir)")
+    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes (test harnesses)")
+    args = ap.parse_args()
+
+    import tempfile
+
+    from werkzeug.serving import make_server
+
+    log_dir = args.log_dir or tempfile.mkdtemp(prefix="strongroom-emulator-")
+    os.makedirs(log_dir, exist_ok=True)
+
+    # Bind first: moto's Step Functions interpreter reads MOTO_PORT to find Lambda.
+    placeholder: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        return placeholder["front"](environ, start_response)
+
+    from moto.server import MotoRequestHandler  # noqa: E402  (import after env setup)
+
+    server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_port
+    os.environ["MOTO_PORT"] = str(port)
+    endpoint = f"http://{HOST}:{port}"
+
+    patch_moto()
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    fn_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    fn_env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION=HOME_REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_LAMBDA_LOG_FORMAT="JSON",
+    )
+    hosts = {
+        name: FunctionHost(name, os.path.join(args.functions_dir, name), fn_env, log_dir)
+        for name in FUNCTIONS
+    }
+    placeholder["front"] = Front(moto_app, hosts)
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req, timeout=30).read()
+    print(f"READY {port} {log_dir}", flush=True)
+
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Exit on a signal, or (for test harnesses) when the parent closes stdin.
+    if args.exit_with_stdin:
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    stop.wait()
+    for h in hosts.values():
+        h.stop()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

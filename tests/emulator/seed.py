@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Seeds an estate into the emulator and prints a manifest of it as JSON.
+
+Estates:
+  demo   a small estate in two regions: what `make demo` protects.
+  test   the integration tests' estate: matching, non-matching and excluded
+         resources of all five types in two regions, plus a third region that
+         no policy lists.
+  bench  >= 100 resources of all five types in two regions (the API-call benchmark).
+
+Selection in every estate: `backup=daily` is protected by the example policies,
+`backup-skip=true` excludes, anything else is left alone.
+The manifest lists every resource with its type, id, ARN, region and tags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ACCOUNT = "123456789012"
+
+
+class Estate:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.resources: list[dict[str, Any]] = []
+        self.cfg = Config(retries={"max_attempts": 2})
+
+    def client(self, service: str, region: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=self.cfg,
+        )
+
+    def _add(self, rtype: str, rid: str, arn: str, region: str, tags: dict[str, str], **extra: Any) -> None:
+        self.resources.append(
+            {"resource_type": rtype, "id": rid, "arn": arn, "region": region, "tags": tags, **extra}
+        )
+
+    @staticmethod
+    def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+    def volume(self, region: str, tags: dict[str, str], size: int = 8) -> str:
+        ec2 = self.client("ec2", region)
+        spec = [{"ResourceType": "volume", "Tags": self._tags(tags)}] if tags else []
+        v = ec2.create_volume(AvailabilityZone=f"{region}a", Size=size, TagSpecifications=spec)
+        vid = v["VolumeId"]
+        self._add("ebs-volume", vid, f"arn:aws:ec2:{region}:{ACCOUNT}:volume/{vid}", region, tags)
+        return vid
+
+    def instance(self, region: str, tags: dict[str, str], data_volumes: int = 1) -> str:
+        ec2 = self.client("ec2", region)
+        mappings = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}]
+        for i in range(data_volumes):
+            mappings.append({"DeviceName": f"/dev/sd{chr(ord('f') + i)}", "Ebs": {"VolumeSize": 20}})
+        spec = [{"ResourceType": "instance", "Tags": self._tags(tags)}] if tags else []
+        r = ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
+            BlockDeviceMappings=mappings,
+            TagSpecifications=spec,
+        )
+        inst = r["Instances"][0]
+        iid = inst["InstanceId"]
+        vols = [m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings", [])]
+        self._add(
+            "ec2-instance", iid, f"arn:aws:ec2:{region}:{ACCOUNT}:instance/{iid}", region, tags, volumes=vols
+        )
+        return iid
+
+    def rds(self, region: str, name: str, tags: dict[str, str]) -> None:
+        self.client("rds", region).create_db_instance(
+            DBInstanceIdentifier=name,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername="admin1",
+            MasterUserPassword="not-a-secret-1",
+            BackupRetentionPeriod=0,
+            Tags=self._tags(tags),
+        )
+        self._add("rds-instance", name, f"arn:aws:rds:{region}:{ACCOUNT}:db:{name}", region, tags)
+
+    def aurora(self, region: str, name: str, tags: dict[str, str]) -> None:
+        self.client("rds", region).create_db_cluster(
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            MasterUsername="admin1",
+            MasterUserPassword="not-a-secret-1",
+            Tags=self._tags(tags),
+        )
+        self._add("aurora-cluster", name, f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{name}", region, tags)
+
+    def redshift(self, region: str, name: str, tags: dict[str, str]) -> None:
+        self.client("redshift", region).create_cluster(
+            ClusterIdentifier=name,
+            NodeType="ra3.xlplus",
+            MasterUsername="admin1",
+            MasterUserPassword="NotASecret1",
+            Tags=self._tags(tags),
+        )
+        self._add("redshift-cluster", name, f"arn:aws:redshift:{region}:{ACCOUNT}:cluster:{name}", region, tags)
+
+
+DAILY = {"backup": "daily"}
+
+
+def demo(e: Estate) -> None:
+    for region, env in (("us-east-1", "prod"), ("eu-west-1", "prod")):
+        short = region.split("-")[0] + region.split("-")[1][0]
+        e.instance(region, {"Name": f"web-{short}", "env": env, **DAILY}, data_volumes=2)
+        e.instance(region, {"Name": f"batch-{short}", "env": env, "backup": "weekly"})
+        e.volume(region, {"Name": f"scratch-{short}", **DAILY})
+        e.volume(region, {"Name": f"tmp-{short}", "backup-skip": "true", **DAILY})
+        e.rds(region, f"orders-{short}", {"env": env, **DAILY})
+        e.aurora(region, f"ledger-{short}", {"env": env, **DAILY})
+        e.redshift(region, f"dwh-{short}", {"env": env, **DAILY})
+
+
+def test(e: Estate) -> None:
+    for region in ("us-east-1", "eu-west-1"):
+        short = region.replace("-", "")[:5]
+        e.instance(region, {"Name": f"app-{short}", "team": "core", **DAILY}, data_volumes=2)
+        e.instance(region, {"Name": f"batch-{short}", "backup": "weekly"})
+        e.volume(region, {"Name": f"data-{short}", "team": "core", "aws:cloudformation:stack-name": "x", **DAILY})
+        e.volume(region, {"Name": f"skip-{short}", "backup-skip": "true", **DAILY})
+        e.volume(region, {})
+        e.rds(region, f"orders-{short}", {"team": "core", **DAILY})
+        e.rds(region, f"reports-{short}", {"team": "core", **DAILY})
+        e.rds(region, f"dev-{short}", {"env": "dev"})
+        e.aurora(region, f"ledger-{short}", {"team": "core", **DAILY})
+        e.aurora(region, f"analytics-{short}", {"backup": "weekly"})
+        e.redshift(region, f"dwh-{short}", {"team": "core", **DAILY})
+    # A region no policy lists.
+    e.volume("ap-southeast-2", {"Name": "elsewhere", **DAILY})
+
+
+def bench(e: Estate) -> None:
+    for region in ("us-east-1", "eu-west-1"):
+        short = region.replace("-", "")[:5]
+        tags = lambda n: {"Name": n, "env": "prod", **DAILY}  # noqa: E731
+        for i in range(10):
+            e.instance(region, tags(f"app-{short}-{i}"), data_volumes=1)
+        for i in range(20):
+            e.volume(region, tags(f"vol-{short}-{i}"))
+        for i in range(8):
+            e.rds(region, f"db-{short}-{i}", tags(f"db-{i}"))
+        for i in range(6):
+            e.aurora(region, f"aurora-{short}-{i}", tags(f"aurora-{i}"))
+        for i in range(8):
+            e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
+
+
+ESTATES = {"demo": demo, "test": test, "bench": bench}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--estate", choices=sorted(ESTATES), required=True)
+    args = ap.parse_args()
+    if not args.endpoint.startswith(("http://127.", "http://localhost")):
+        sys.exit("seed.py only talks to a loopback emulator")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    e = Estate(args.endpoint)
+    ESTATES[args.estate](e)
+    json.dump({"estate": args.estate, "resources": e.resources}, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

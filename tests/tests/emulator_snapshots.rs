@@ -1,0 +1,313 @@
+//! The AWS adapters against the emulator over real HTTP: discovery, snapshot
+//! creation with the contract's tags at creation, idempotency, failures.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use strongroom_aws::{AwsCloud, Clients};
+use strongroom_core::backup::{discover, refresh_batch, snapshot_batch, BatchResult, DiscoverRequest, Outcome};
+use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
+use strongroom_core::tags;
+use strongroom_tests::{Emulator, Manifest, ACCOUNT};
+
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const ALL_TYPES: [&str; 5] = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"];
+
+fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
+    DiscoverRequest {
+        input: json!({
+            "policy": {
+                "name": "daily",
+                "selector": {
+                    "resource_types": types,
+                    "regions": REGIONS,
+                    "tags": {"backup": "daily"},
+                    "exclude_tags": {"backup-skip": "true"}
+                },
+                "ec2": ec2
+            },
+            "scheduled_time": "2026-11-29T03:00:00Z",
+            "poll_seconds": 0
+        }),
+        execution: execution.into(),
+        started_at: "2026-11-29T03:00:02Z".into(),
+    }
+}
+
+/// The test's own oracle: what the policy must select, from the seeded tags.
+fn expected(manifest: &Manifest, types: &[&str]) -> BTreeSet<(String, String)> {
+    manifest
+        .resources
+        .iter()
+        .filter(|r| types.contains(&r.resource_type.as_str()))
+        .filter(|r| REGIONS.contains(&r.region.as_str()))
+        .filter(|r| r.tags.get("backup").map(String::as_str) == Some("daily"))
+        .filter(|r| r.tags.get("backup-skip").map(String::as_str) != Some("true"))
+        .map(|r| (r.resource_type.clone(), r.id.clone()))
+        .collect()
+}
+
+/// What a recovery point of `r` made by execution `exec` must be tagged with.
+fn expected_tags(r: &strongroom_tests::SeededResource, exec: &str) -> BTreeMap<String, String> {
+    let mut t: BTreeMap<String, String> = r
+        .tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("strongroom:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let source = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" { r.id.clone() } else { r.arn.clone() };
+    t.insert(tags::MANAGED.into(), "true".into());
+    t.insert(tags::POLICY.into(), "daily".into());
+    t.insert(tags::SOURCE.into(), source);
+    t.insert(tags::SOURCE_REGION.into(), r.region.clone());
+    t.insert(tags::SOURCE_ACCOUNT.into(), ACCOUNT.into());
+    t.insert(tags::CREATED_AT.into(), "2026-11-29T03:00:00Z".into());
+    t.insert(tags::RUN.into(), exec.into());
+    t
+}
+
+/// Everything in the emulator that looks like a recovery point: (kind, id, volume, tags).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Found {
+    kind: &'static str,
+    id: String,
+    volume: Option<String>,
+    tags: BTreeMap<String, String>,
+}
+
+async fn read_back(emu: &Emulator) -> Vec<Found> {
+    let conf = emu.sdk_config().await;
+    let mut out = Vec::new();
+    for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+        let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        for s in ec2.describe_snapshots().owner_ids("self").send().await.unwrap().snapshots() {
+            out.push(Found {
+                kind: "ebs",
+                id: s.snapshot_id().unwrap().into(),
+                volume: s.volume_id().map(Into::into),
+                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        for i in ec2.describe_images().owners("self").send().await.unwrap().images() {
+            out.push(Found {
+                kind: "ami",
+                id: i.image_id().unwrap().into(),
+                volume: None,
+                tags: i.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        let rds = aws_sdk_rds::Client::from_conf(aws_sdk_rds::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        for s in rds.describe_db_snapshots().snapshot_type("manual").send().await.unwrap().db_snapshots() {
+            out.push(Found {
+                kind: "rds",
+                id: s.db_snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        for s in rds.describe_db_cluster_snapshots().snapshot_type("manual").send().await.unwrap().db_cluster_snapshots() {
+            out.push(Found {
+                kind: "aurora",
+                id: s.db_cluster_snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        let rs = aws_sdk_redshift::Client::from_conf(aws_sdk_redshift::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        // moto ignores SnapshotType here; its automated snapshots are not ours.
+        for s in rs.describe_cluster_snapshots().snapshot_type("manual").send().await.unwrap().snapshots().iter().filter(|s| s.snapshot_type() == Some("manual")) {
+            out.push(Found {
+                kind: "redshift",
+                id: s.snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn run_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
+    let out = discover(req, cloud).await.expect("discover");
+    let mut results = Vec::new();
+    for b in out.batches {
+        results.push(snapshot_batch(b, cloud).await.expect("snapshot batch"));
+    }
+    results
+}
+
+#[tokio::test]
+async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags_once() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let want = expected(&manifest, &ALL_TYPES);
+    assert_eq!(want.len(), 12, "the test estate selects 6 sources per region");
+
+    // Discovery finds exactly the oracle's set.
+    let d = discover(request("exec-1", &ALL_TYPES, json!({})), &cloud).await.unwrap();
+    let got: BTreeSet<(String, String)> = d
+        .batches
+        .iter()
+        .flat_map(|b| b.targets.iter().map(|t| (t.resource_type.as_str().to_owned(), t.id.clone())))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(d.skipped.len(), 2, "one backup-skip volume per region: {:?}", d.skipped);
+
+    let first = run_all(&cloud, request("exec-1", &ALL_TYPES, json!({}))).await;
+    let results: Vec<_> = first.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results.len(), 12);
+    assert!(results.iter().all(|r| r.outcome == Outcome::Created), "{results:?}");
+
+    let found = read_back(&emu).await;
+    // Every recovery point is managed by us, and each selected source has exactly its own.
+    for f in &found {
+        assert_eq!(f.tags.get(tags::MANAGED).map(String::as_str), Some("true"), "{f:?}");
+    }
+    let mut by_source: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
+    for f in &found {
+        by_source.entry(f.tags[tags::SOURCE].clone()).or_default().push(f);
+    }
+    for r in manifest.resources.iter() {
+        let selected = want.contains(&(r.resource_type.clone(), r.id.clone()));
+        let key = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" { &r.id } else { &r.arn };
+        let points = by_source.get(key).cloned().unwrap_or_default();
+        if !selected {
+            assert!(points.is_empty(), "{} {} must not be protected: {points:?}", r.resource_type, r.id);
+            continue;
+        }
+        let n = if r.resource_type == "ec2-instance" { r.volumes.len() } else { 1 };
+        assert_eq!(points.len(), n, "{} {}: {points:?}", r.resource_type, r.id);
+        for p in points {
+            assert_eq!(p.tags, expected_tags(r, "exec-1"), "tags of {}", p.id);
+            if r.resource_type == "ec2-instance" {
+                assert!(r.volumes.contains(p.volume.as_ref().unwrap()), "snapshot of a volume of {}", r.id);
+            }
+            if r.resource_type == "ebs-volume" {
+                assert_eq!(p.volume.as_deref(), Some(r.id.as_str()));
+            }
+        }
+    }
+    let total = found.len();
+
+    // The same scheduled run again (a redrive under another execution name): nothing new.
+    emu.reset_calls();
+    let again = run_all(&cloud, request("exec-1-again", &ALL_TYPES, json!({}))).await;
+    let results: Vec<_> = again.iter().flat_map(|b| &b.results).collect();
+    assert!(results.iter().all(|r| r.outcome == Outcome::Existing), "{results:?}");
+    let after = read_back(&emu).await;
+    assert_eq!(after.len(), total);
+    assert_eq!(after, found, "a re-run changes nothing");
+    let calls = emu.strongroom_calls();
+    assert!(!calls.keys().any(|k| k.contains("CreateSnapshot") && !k.contains("DB") && !k.contains("Cluster")), "EC2 snapshots are found, not re-created: {calls:?}");
+}
+
+#[tokio::test]
+async fn instance_options_ami_mode_and_exclude_boot_volume() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let instances: Vec<_> = manifest
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "ec2-instance" && r.tags.get("backup").map(String::as_str) == Some("daily"))
+        .collect();
+
+    // exclude_boot_volume: one snapshot fewer per instance.
+    let res = run_all(&cloud, request("exec-x", &["ec2-instance"], json!({"exclude_boot_volume": true}))).await;
+    for r in res.iter().flat_map(|b| &b.results) {
+        let p = r.recovery_point.as_ref().unwrap();
+        assert_eq!(p.kind, RecoveryPointKind::Ec2SnapshotSet);
+        let inst = instances.iter().find(|i| i.id == r.id).unwrap();
+        assert_eq!(p.members.len(), inst.volumes.len() - 1, "{p:?}");
+    }
+
+    // AMI mode: one AMI per instance, tagged at creation, idempotent by name.
+    let mut ami = request("exec-ami", &["ec2-instance"], json!({"mode": "ami"}));
+    ami.input["policy"]["name"] = json!("weekly");
+    let res = run_all(&cloud, ami.clone()).await;
+    let created: Vec<_> = res.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(created.len(), instances.len());
+    assert!(
+        created.iter().all(|r| r.outcome == Outcome::Created && r.recovery_point.as_ref().unwrap().kind == RecoveryPointKind::Ami),
+        "{created:?}"
+    );
+    let amis: Vec<_> = read_back(&emu).await.into_iter().filter(|f| f.kind == "ami").collect();
+    assert_eq!(amis.len(), instances.len());
+    for a in &amis {
+        assert_eq!(a.tags[tags::POLICY], "weekly");
+        assert_eq!(a.tags[tags::RUN], "exec-ami");
+    }
+    ami.execution = "exec-ami-2".into();
+    let again = run_all(&cloud, ami).await;
+    assert!(again.iter().flat_map(|b| &b.results).all(|r| r.outcome == Outcome::Existing));
+    assert_eq!(read_back(&emu).await.into_iter().filter(|f| f.kind == "ami").count(), instances.len());
+}
+
+#[tokio::test]
+async fn a_failing_target_is_reported_and_the_others_are_protected() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let d = discover(request("exec-f", &ALL_TYPES, json!({})), &cloud).await.unwrap();
+    let mut batch = d.batches.into_iter().find(|b| b.location.region == "us-east-1").unwrap();
+    // A volume that was deleted after discovery, and a database likewise.
+    batch.targets.push(Target {
+        resource_type: ResourceType::EbsVolume,
+        id: "vol-00000000000000000".into(),
+        arn: format!("arn:aws:ec2:us-east-1:{ACCOUNT}:volume/vol-00000000000000000"),
+        tags: Default::default(),
+    });
+    batch.targets.push(Target {
+        resource_type: ResourceType::RdsInstance,
+        id: "gone".into(),
+        arn: format!("arn:aws:rds:us-east-1:{ACCOUNT}:db:gone"),
+        tags: Default::default(),
+    });
+    let n = batch.targets.len();
+    let out = snapshot_batch(batch, &cloud).await.unwrap();
+    let failed: Vec<_> = out.results.iter().filter(|r| r.outcome == Outcome::Failed).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for f in &failed {
+        let e = f.error.as_ref().unwrap();
+        assert_eq!(e.error_type, "Strongroom.NotFound", "{e:?}");
+        assert!(e.message.contains(&f.id), "the message names the resource: {}", e.message);
+    }
+    assert_eq!(out.results.iter().filter(|r| r.outcome == Outcome::Created).count(), n - 2);
+
+    // The completion check sees them completed (the emulator completes at once).
+    let refreshed = refresh_batch(out, &cloud, time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(refreshed.pending, 0);
+    for r in refreshed.results.iter().filter(|r| r.outcome == Outcome::Created) {
+        assert_eq!(r.recovery_point.as_ref().unwrap().state, RecoveryPointState::Completed, "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn completion_check_uses_one_describe_per_kind() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let res = run_all(&cloud, request("exec-s", &ALL_TYPES, json!({}))).await;
+    let mut batch = res.into_iter().find(|b| b.location.region == "eu-west-1").unwrap();
+    // Pretend nothing had completed at creation, as on AWS.
+    for r in batch.results.iter_mut() {
+        r.recovery_point.as_mut().unwrap().state = RecoveryPointState::Pending;
+    }
+    batch.pending = batch.results.len();
+    emu.reset_calls();
+    let out = refresh_batch(batch, &cloud, time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(out.pending, 0, "{out:?}");
+    let calls = emu.strongroom_calls();
+    let expected: BTreeMap<String, usize> = [
+        ("ec2:DescribeSnapshots", 1),
+        ("rds:DescribeDBSnapshots", 1),
+        ("rds:DescribeDBClusterSnapshots", 1),
+        ("redshift:DescribeClusterSnapshots", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(calls, expected);
+}
