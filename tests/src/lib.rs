@@ -121,14 +121,26 @@ impl Emulator {
         Self { child, _stdin: stdin, port, endpoint: format!("http://127.0.0.1:{port}"), log_dir }
     }
 
-    /// SDK configuration pointing at this emulator, with dummy credentials.
+    /// SDK configuration for Strongroom's own code under test: this emulator, dummy credentials.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        self.config(None).await
+    }
+
+    /// SDK configuration for the test's own calls (set-up, reading back, Step
+    /// Functions): marked `app/strongroom-tests` so the call log tells them apart.
+    pub async fn harness_config(&self) -> SdkConfig {
+        self.config(Some("strongroom-tests")).await
+    }
+
+    async fn config(&self, app: Option<&str>) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"));
+        if let Some(app) = app {
+            loader = loader.app_name(aws_config::AppName::new(app.to_owned()).expect("a valid app name"));
+        }
+        loader.load().await
     }
 
     /// Seeds one of the estates of `tests/emulator/seed.py`.
@@ -181,6 +193,71 @@ impl Drop for Emulator {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.log_dir);
     }
+}
+
+/// Everything in the emulator that looks like a recovery point: (kind, id, volume, tags).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Found {
+    pub kind: &'static str,
+    pub id: String,
+    pub volume: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Emulator {
+/// Every snapshot, AMI and manual DB / cluster snapshot in the emulator's three regions.
+pub async fn recovery_points(&self) -> Vec<Found> {
+    let conf = self.harness_config().await;
+    let mut out = Vec::new();
+    for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+        let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        for s in ec2.describe_snapshots().owner_ids("self").send().await.unwrap().snapshots() {
+            out.push(Found {
+                kind: "ebs",
+                id: s.snapshot_id().unwrap().into(),
+                volume: s.volume_id().map(Into::into),
+                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        for i in ec2.describe_images().owners("self").send().await.unwrap().images() {
+            out.push(Found {
+                kind: "ami",
+                id: i.image_id().unwrap().into(),
+                volume: None,
+                tags: i.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        let rds = aws_sdk_rds::Client::from_conf(aws_sdk_rds::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        for s in rds.describe_db_snapshots().snapshot_type("manual").send().await.unwrap().db_snapshots() {
+            out.push(Found {
+                kind: "rds",
+                id: s.db_snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        for s in rds.describe_db_cluster_snapshots().snapshot_type("manual").send().await.unwrap().db_cluster_snapshots() {
+            out.push(Found {
+                kind: "aurora",
+                id: s.db_cluster_snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+        let rs = aws_sdk_redshift::Client::from_conf(aws_sdk_redshift::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
+        // moto ignores SnapshotType here; its automated snapshots are not ours.
+        for s in rs.describe_cluster_snapshots().snapshot_type("manual").send().await.unwrap().snapshots().iter().filter(|s| s.snapshot_type() == Some("manual")) {
+            out.push(Found {
+                kind: "redshift",
+                id: s.snapshot_identifier().unwrap().into(),
+                volume: None,
+                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
 }
 
 /// The backup state machine with its Lambda ARNs substituted, as SAM would.

@@ -8,7 +8,7 @@ use strongroom_aws::{AwsCloud, Clients};
 use strongroom_core::backup::{discover, refresh_batch, snapshot_batch, BatchResult, DiscoverRequest, Outcome};
 use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
 use strongroom_core::tags;
-use strongroom_tests::{Emulator, Manifest, ACCOUNT};
+use strongroom_tests::{Emulator, Found, Manifest, ACCOUNT};
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const ALL_TYPES: [&str; 5] = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"];
@@ -66,68 +66,6 @@ fn expected_tags(r: &strongroom_tests::SeededResource, exec: &str) -> BTreeMap<S
     t
 }
 
-/// Everything in the emulator that looks like a recovery point: (kind, id, volume, tags).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Found {
-    kind: &'static str,
-    id: String,
-    volume: Option<String>,
-    tags: BTreeMap<String, String>,
-}
-
-async fn read_back(emu: &Emulator) -> Vec<Found> {
-    let conf = emu.sdk_config().await;
-    let mut out = Vec::new();
-    for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
-        let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        for s in ec2.describe_snapshots().owner_ids("self").send().await.unwrap().snapshots() {
-            out.push(Found {
-                kind: "ebs",
-                id: s.snapshot_id().unwrap().into(),
-                volume: s.volume_id().map(Into::into),
-                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        for i in ec2.describe_images().owners("self").send().await.unwrap().images() {
-            out.push(Found {
-                kind: "ami",
-                id: i.image_id().unwrap().into(),
-                volume: None,
-                tags: i.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        let rds = aws_sdk_rds::Client::from_conf(aws_sdk_rds::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        for s in rds.describe_db_snapshots().snapshot_type("manual").send().await.unwrap().db_snapshots() {
-            out.push(Found {
-                kind: "rds",
-                id: s.db_snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        for s in rds.describe_db_cluster_snapshots().snapshot_type("manual").send().await.unwrap().db_cluster_snapshots() {
-            out.push(Found {
-                kind: "aurora",
-                id: s.db_cluster_snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        let rs = aws_sdk_redshift::Client::from_conf(aws_sdk_redshift::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        // moto ignores SnapshotType here; its automated snapshots are not ours.
-        for s in rs.describe_cluster_snapshots().snapshot_type("manual").send().await.unwrap().snapshots().iter().filter(|s| s.snapshot_type() == Some("manual")) {
-            out.push(Found {
-                kind: "redshift",
-                id: s.snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-    }
-    out.sort();
-    out
-}
-
 async fn run_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
     let out = discover(req, cloud).await.expect("discover");
     let mut results = Vec::new();
@@ -160,7 +98,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     assert_eq!(results.len(), 12);
     assert!(results.iter().all(|r| r.outcome == Outcome::Created), "{results:?}");
 
-    let found = read_back(&emu).await;
+    let found = emu.recovery_points().await;
     // Every recovery point is managed by us, and each selected source has exactly its own.
     for f in &found {
         assert_eq!(f.tags.get(tags::MANAGED).map(String::as_str), Some("true"), "{f:?}");
@@ -196,7 +134,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     let again = run_all(&cloud, request("exec-1-again", &ALL_TYPES, json!({}))).await;
     let results: Vec<_> = again.iter().flat_map(|b| &b.results).collect();
     assert!(results.iter().all(|r| r.outcome == Outcome::Existing), "{results:?}");
-    let after = read_back(&emu).await;
+    let after = emu.recovery_points().await;
     assert_eq!(after.len(), total);
     assert_eq!(after, found, "a re-run changes nothing");
     let calls = emu.strongroom_calls();
@@ -233,7 +171,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
         created.iter().all(|r| r.outcome == Outcome::Created && r.recovery_point.as_ref().unwrap().kind == RecoveryPointKind::Ami),
         "{created:?}"
     );
-    let amis: Vec<_> = read_back(&emu).await.into_iter().filter(|f| f.kind == "ami").collect();
+    let amis: Vec<_> = emu.recovery_points().await.into_iter().filter(|f| f.kind == "ami").collect();
     assert_eq!(amis.len(), instances.len());
     for a in &amis {
         assert_eq!(a.tags[tags::POLICY], "weekly");
@@ -242,7 +180,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     ami.execution = "exec-ami-2".into();
     let again = run_all(&cloud, ami).await;
     assert!(again.iter().flat_map(|b| &b.results).all(|r| r.outcome == Outcome::Existing));
-    assert_eq!(read_back(&emu).await.into_iter().filter(|f| f.kind == "ami").count(), instances.len());
+    assert_eq!(emu.recovery_points().await.into_iter().filter(|f| f.kind == "ami").count(), instances.len());
 }
 
 #[tokio::test]

@@ -1,0 +1,176 @@
+//! The backup state machine, run by the emulator's Step Functions interpreter
+//! with the real function binaries behind its Lambda tasks.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use strongroom_core::backup::{RunOutcome, RunReport};
+use strongroom_core::model::ResourceType;
+use strongroom_tests::{backup_definition, workspace, Emulator, ACCOUNT};
+
+struct Execution {
+    status: String,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+async fn sfn(emu: &Emulator) -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::new(&emu.harness_config().await)
+}
+
+async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
+    sfn.create_state_machine()
+        .name("strongroom-backup")
+        .definition(backup_definition())
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/strongroom-backup"))
+        .send()
+        .await
+        .expect("create the state machine")
+        .state_machine_arn()
+        .to_owned()
+}
+
+async fn execute(emu: &Emulator, sfn: &aws_sdk_sfn::Client, machine: &str, name: &str, input: &Value) -> Execution {
+    let arn = sfn
+        .start_execution()
+        .state_machine_arn(machine)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .expect("start the execution")
+        .execution_arn()
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        let d = sfn.describe_execution().execution_arn(&arn).send().await.expect("describe the execution");
+        let status = d.status().as_str().to_owned();
+        if status != "RUNNING" {
+            return Execution {
+                status,
+                output: d.output().map(|o| serde_json::from_str(o).expect("output is JSON")),
+                error: d.error().map(str::to_owned),
+                cause: d.cause().map(str::to_owned),
+            };
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "execution {name} still running after 180 s; snapshot log:\n{}",
+            emu.function_log("snapshot")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The shipped scheduled input, with completion checks every 0 s.
+fn scheduled_input() -> Value {
+    let text = std::fs::read_to_string(workspace().join("events/backup/scheduled.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["poll_seconds"] = json!(0);
+    v
+}
+
+fn report(e: &Execution, emu: &Emulator) -> RunReport {
+    assert_eq!(
+        e.status, "SUCCEEDED",
+        "error {:?} cause {:?}\ndiscover log:\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("discover")
+    );
+    serde_json::from_value(e.output.clone().expect("an output")).expect("the output is a run report")
+}
+
+fn sum(m: &std::collections::BTreeMap<ResourceType, usize>) -> usize {
+    m.values().sum()
+}
+
+#[tokio::test]
+async fn a_scheduled_run_protects_every_selected_source_once() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+
+    let first = execute(&emu, &sfn, &machine, "daily-1", &scheduled_input()).await;
+    let r = report(&first, &emu);
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+    assert_eq!(r.run.execution, "daily-1");
+    assert_eq!(r.run.scheduled_time, "2026-11-29T03:00:00Z");
+    let per_type = |n| ResourceType::ALL.iter().map(|t| (*t, n)).collect::<std::collections::BTreeMap<_, _>>();
+    // Two regions, each: 1 instance, 1 volume, 2 RDS, 1 Aurora, 1 Redshift.
+    let mut found = per_type(2);
+    found.insert(ResourceType::RdsInstance, 4);
+    assert_eq!(r.resources_found, found);
+    assert_eq!(r.recovery_points.created, found);
+    assert_eq!(r.recovery_points.completed, found);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.skipped, 2);
+    assert_eq!(r.recovery_point_ids.len(), 12);
+
+    let points = emu.recovery_points().await;
+    let ours = points.iter().filter(|p| p.tags.get("strongroom:run").map(String::as_str) == Some("daily-1")).count();
+    // 2 instances x 3 volumes + 2 volumes + 4 RDS + 2 Aurora + 2 Redshift.
+    assert_eq!(ours, 16, "{points:?}");
+
+    // The same scheduled time again under another execution name: nothing new.
+    let second = execute(&emu, &sfn, &machine, "daily-1-rerun", &scheduled_input()).await;
+    let r2 = report(&second, &emu);
+    assert_eq!(r2.outcome, RunOutcome::Succeeded);
+    assert_eq!(sum(&r2.recovery_points.created), 0, "{r2:?}");
+    assert_eq!(r2.recovery_points.existing, found);
+    assert_eq!(r2.recovery_point_ids, r.recovery_point_ids);
+    assert_eq!(emu.recovery_points().await, points, "a re-run changes nothing");
+}
+
+#[tokio::test]
+async fn bad_input_fails_fast_and_changes_nothing() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let before = emu.recovery_points().await;
+    emu.reset_calls();
+    for (file, field) in [
+        ("invalid-empty-selector.json", "policy.selector.tags"),
+        ("invalid-unknown-type.json", "policy.selector.resource_types[1]"),
+    ] {
+        let text = std::fs::read_to_string(workspace().join("events/backup").join(file)).unwrap();
+        let input: Value = serde_json::from_str(&text).unwrap();
+        let e = execute(&emu, &sfn, &machine, &format!("bad-{}", file.len()), &input).await;
+        assert_eq!(e.status, "FAILED", "{file}");
+        assert_eq!(e.error.as_deref(), Some("Strongroom.InvalidInput"), "{file}: {:?}", e.cause);
+        let cause = e.cause.unwrap_or_default();
+        assert!(cause.contains(field), "{file}: the cause names {field}: {cause}");
+    }
+    let calls: Vec<_> = emu.calls().into_iter().filter(|c| c.client == "strongroom").collect();
+    assert!(calls.is_empty(), "no AWS call on bad input: {calls:?}");
+    assert_eq!(emu.recovery_points().await, before);
+}
+
+#[tokio::test]
+async fn one_failing_resource_is_reported_and_the_run_goes_on() {
+    // moto refuses new DB snapshots once a region holds MOTO_RDS_SNAPSHOT_LIMIT
+    // of them (AWS: SnapshotQuotaExceeded). Each test region holds 3 automated
+    // snapshots after seeding, so the limit of 4 lets exactly one of the two
+    // selected RDS instances per region be snapshotted.
+    let emu = Emulator::start_with_env(&[("MOTO_RDS_SNAPSHOT_LIMIT", "4")]);
+    let _ = emu.seed("test");
+    let conf = emu.harness_config().await;
+    let rds = aws_sdk_rds::Client::new(&conf);
+    assert_eq!(rds.describe_db_snapshots().send().await.unwrap().db_snapshots().len(), 3, "seeded automated snapshots");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let e = execute(&emu, &sfn, &machine, "daily-quota", &scheduled_input()).await;
+    let r = report(&e, &emu);
+    assert_eq!(r.outcome, RunOutcome::Partial, "{r:?}");
+    assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+    for f in &r.failures {
+        assert_eq!(f.resource_type, Some(ResourceType::RdsInstance));
+        assert_eq!(f.error_type, "Strongroom.QuotaExceeded", "{f:?}");
+        assert!(f.message.contains("SnapshotQuotaExceeded"), "the AWS code is kept: {}", f.message);
+    }
+    assert_eq!(sum(&r.recovery_points.completed), 10);
+    assert_eq!(r.recovery_points.failed.get(&ResourceType::RdsInstance), Some(&2));
+}
