@@ -20,15 +20,20 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The Python of the venv that `make setup` made (override: `STRONGROOM_PYTHON`).
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("STRONGROOM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").expect("HOME is set");
-        Path::new(&home).join(".cache/strongroom/venv/bin/python")
-    });
+    let p = std::env::var_os("STRONGROOM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/strongroom/venv/bin/python")
+        });
     assert!(
         p.exists(),
         "the emulator's Python ({}) is missing: run `make setup` (or set STRONGROOM_PYTHON)",
@@ -40,10 +45,15 @@ pub fn python() -> PathBuf {
 /// Where the function binaries are (override: `STRONGROOM_FUNCTIONS_DIR`):
 /// by default the profile directory this test binary was built into.
 pub fn functions_dir() -> PathBuf {
-    let dir = std::env::var_os("STRONGROOM_FUNCTIONS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
-    });
+    let dir = std::env::var_os("STRONGROOM_FUNCTIONS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps/<test>")
+                .to_path_buf()
+        });
     for f in ["discover", "snapshot", "status", "report"] {
         assert!(
             dir.join(f).exists(),
@@ -113,12 +123,27 @@ impl Emulator {
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's READY line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the emulator's READY line");
         let mut parts = line.split_whitespace();
-        assert_eq!(parts.next(), Some("READY"), "the emulator did not start: {line:?}");
-        let port: u16 = parts.next().and_then(|p| p.parse().ok()).expect("a port after READY");
+        assert_eq!(
+            parts.next(),
+            Some("READY"),
+            "the emulator did not start: {line:?}"
+        );
+        let port: u16 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port after READY");
         let log_dir = PathBuf::from(parts.next().expect("a log dir after the port"));
-        Self { child, _stdin: stdin, port, endpoint: format!("http://127.0.0.1:{port}"), log_dir }
+        Self {
+            child,
+            _stdin: stdin,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log_dir,
+        }
     }
 
     /// SDK configuration for Strongroom's own code under test: this emulator, dummy credentials.
@@ -136,9 +161,12 @@ impl Emulator {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"));
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ));
         if let Some(app) = app {
-            loader = loader.app_name(aws_config::AppName::new(app.to_owned()).expect("a valid app name"));
+            loader = loader
+                .app_name(aws_config::AppName::new(app.to_owned()).expect("a valid app name"));
         }
         loader.load().await
     }
@@ -150,17 +178,27 @@ impl Emulator {
             .args(["--endpoint", &self.endpoint, "--estate", estate])
             .output()
             .expect("run seed.py");
-        assert!(out.status.success(), "seed.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "seed.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("seed.py prints a manifest")
     }
 
     fn http(&self, method: &str, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").expect("send");
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("send");
         let mut resp = String::new();
         s.read_to_string(&mut resp).expect("read");
-        resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+        resp.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
     }
 
     /// Every AWS API call since the last [`Emulator::reset_calls`].
@@ -175,7 +213,11 @@ impl Emulator {
     /// The calls Strongroom's own code made (the Rust SDK), by `service:Action`.
     pub fn strongroom_calls(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
-        for c in self.calls().into_iter().filter(|c| c.client == "strongroom") {
+        for c in self
+            .calls()
+            .into_iter()
+            .filter(|c| c.client == "strongroom")
+        {
             *m.entry(format!("{}:{}", c.service, c.action)).or_insert(0) += 1;
         }
         m
@@ -205,64 +247,134 @@ pub struct Found {
 }
 
 impl Emulator {
-/// Every snapshot, AMI and manual DB / cluster snapshot in the emulator's three regions.
-pub async fn recovery_points(&self) -> Vec<Found> {
-    let conf = self.harness_config().await;
-    let mut out = Vec::new();
-    for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
-        let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        for s in ec2.describe_snapshots().owner_ids("self").send().await.unwrap().snapshots() {
-            out.push(Found {
-                kind: "ebs",
-                id: s.snapshot_id().unwrap().into(),
-                volume: s.volume_id().map(Into::into),
-                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
+    /// Every snapshot, AMI and manual DB / cluster snapshot in the emulator's three regions.
+    pub async fn recovery_points(&self) -> Vec<Found> {
+        let conf = self.harness_config().await;
+        let mut out = Vec::new();
+        for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+            let ec2 = aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&conf)
+                    .region(aws_config::Region::new(region))
+                    .build(),
+            );
+            for s in ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .send()
+                .await
+                .unwrap()
+                .snapshots()
+            {
+                out.push(Found {
+                    kind: "ebs",
+                    id: s.snapshot_id().unwrap().into(),
+                    volume: s.volume_id().map(Into::into),
+                    tags: s
+                        .tags()
+                        .iter()
+                        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                        .collect(),
+                });
+            }
+            for i in ec2
+                .describe_images()
+                .owners("self")
+                .send()
+                .await
+                .unwrap()
+                .images()
+            {
+                out.push(Found {
+                    kind: "ami",
+                    id: i.image_id().unwrap().into(),
+                    volume: None,
+                    tags: i
+                        .tags()
+                        .iter()
+                        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                        .collect(),
+                });
+            }
+            let rds = aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&conf)
+                    .region(aws_config::Region::new(region))
+                    .build(),
+            );
+            for s in rds
+                .describe_db_snapshots()
+                .snapshot_type("manual")
+                .send()
+                .await
+                .unwrap()
+                .db_snapshots()
+            {
+                out.push(Found {
+                    kind: "rds",
+                    id: s.db_snapshot_identifier().unwrap().into(),
+                    volume: None,
+                    tags: s
+                        .tag_list()
+                        .iter()
+                        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                        .collect(),
+                });
+            }
+            for s in rds
+                .describe_db_cluster_snapshots()
+                .snapshot_type("manual")
+                .send()
+                .await
+                .unwrap()
+                .db_cluster_snapshots()
+            {
+                out.push(Found {
+                    kind: "aurora",
+                    id: s.db_cluster_snapshot_identifier().unwrap().into(),
+                    volume: None,
+                    tags: s
+                        .tag_list()
+                        .iter()
+                        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                        .collect(),
+                });
+            }
+            let rs = aws_sdk_redshift::Client::from_conf(
+                aws_sdk_redshift::config::Builder::from(&conf)
+                    .region(aws_config::Region::new(region))
+                    .build(),
+            );
+            // moto ignores SnapshotType here; its automated snapshots are not ours.
+            for s in rs
+                .describe_cluster_snapshots()
+                .snapshot_type("manual")
+                .send()
+                .await
+                .unwrap()
+                .snapshots()
+                .iter()
+                .filter(|s| s.snapshot_type() == Some("manual"))
+            {
+                out.push(Found {
+                    kind: "redshift",
+                    id: s.snapshot_identifier().unwrap().into(),
+                    volume: None,
+                    tags: s
+                        .tags()
+                        .iter()
+                        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+                        .collect(),
+                });
+            }
         }
-        for i in ec2.describe_images().owners("self").send().await.unwrap().images() {
-            out.push(Found {
-                kind: "ami",
-                id: i.image_id().unwrap().into(),
-                volume: None,
-                tags: i.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        let rds = aws_sdk_rds::Client::from_conf(aws_sdk_rds::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        for s in rds.describe_db_snapshots().snapshot_type("manual").send().await.unwrap().db_snapshots() {
-            out.push(Found {
-                kind: "rds",
-                id: s.db_snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        for s in rds.describe_db_cluster_snapshots().snapshot_type("manual").send().await.unwrap().db_cluster_snapshots() {
-            out.push(Found {
-                kind: "aurora",
-                id: s.db_cluster_snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tag_list().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
-        let rs = aws_sdk_redshift::Client::from_conf(aws_sdk_redshift::config::Builder::from(&conf).region(aws_config::Region::new(region)).build());
-        // moto ignores SnapshotType here; its automated snapshots are not ours.
-        for s in rs.describe_cluster_snapshots().snapshot_type("manual").send().await.unwrap().snapshots().iter().filter(|s| s.snapshot_type() == Some("manual")) {
-            out.push(Found {
-                kind: "redshift",
-                id: s.snapshot_identifier().unwrap().into(),
-                volume: None,
-                tags: s.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
-            });
-        }
+        out.sort();
+        out
     }
-    out.sort();
-    out
-}
 }
 
 /// The backup state machine with its Lambda ARNs substituted, as SAM would.
 pub fn backup_definition() -> String {
-    let asl = std::fs::read_to_string(workspace().join("infra/statemachines/backup.asl.json")).expect("read the ASL");
+    let asl = std::fs::read_to_string(workspace().join("infra/statemachines/backup.asl.json"))
+        .expect("read the ASL");
     substitute(&asl)
 }
 
@@ -275,7 +387,10 @@ pub fn substitute(asl: &str) -> String {
         ("StatusFunctionArn", "status"),
         ("ReportFunctionArn", "report"),
     ] {
-        out = out.replace(&format!("${{{var}}}"), &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"));
+        out = out.replace(
+            &format!("${{{var}}}"),
+            &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"),
+        );
     }
     assert!(!out.contains("${"), "an ASL substitution is missing");
     out

@@ -5,13 +5,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use strongroom_aws::{AwsCloud, Clients};
-use strongroom_core::backup::{discover, refresh_batch, snapshot_batch, BatchResult, DiscoverRequest, Outcome};
+use strongroom_core::backup::{
+    discover, refresh_batch, snapshot_batch, BatchResult, DiscoverRequest, Outcome,
+};
 use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
 use strongroom_core::tags;
 use strongroom_tests::{Emulator, Found, Manifest, ACCOUNT};
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
-const ALL_TYPES: [&str; 5] = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"];
+const ALL_TYPES: [&str; 5] = [
+    "ebs-volume",
+    "ec2-instance",
+    "rds-instance",
+    "aurora-cluster",
+    "redshift-cluster",
+];
 
 fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
     DiscoverRequest {
@@ -55,7 +63,11 @@ fn expected_tags(r: &strongroom_tests::SeededResource, exec: &str) -> BTreeMap<S
         .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("strongroom:"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let source = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" { r.id.clone() } else { r.arn.clone() };
+    let source = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" {
+        r.id.clone()
+    } else {
+        r.arn.clone()
+    };
     t.insert(tags::MANAGED.into(), "true".into());
     t.insert(tags::POLICY.into(), "daily".into());
     t.insert(tags::SOURCE.into(), source);
@@ -81,46 +93,88 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     let manifest = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
     let want = expected(&manifest, &ALL_TYPES);
-    assert_eq!(want.len(), 12, "the test estate selects 6 sources per region");
+    assert_eq!(
+        want.len(),
+        12,
+        "the test estate selects 6 sources per region"
+    );
 
     // Discovery finds exactly the oracle's set.
-    let d = discover(request("exec-1", &ALL_TYPES, json!({})), &cloud).await.unwrap();
+    let d = discover(request("exec-1", &ALL_TYPES, json!({})), &cloud)
+        .await
+        .unwrap();
     let got: BTreeSet<(String, String)> = d
         .batches
         .iter()
-        .flat_map(|b| b.targets.iter().map(|t| (t.resource_type.as_str().to_owned(), t.id.clone())))
+        .flat_map(|b| {
+            b.targets
+                .iter()
+                .map(|t| (t.resource_type.as_str().to_owned(), t.id.clone()))
+        })
         .collect();
     assert_eq!(got, want);
-    assert_eq!(d.skipped.len(), 2, "one backup-skip volume per region: {:?}", d.skipped);
+    assert_eq!(
+        d.skipped.len(),
+        2,
+        "one backup-skip volume per region: {:?}",
+        d.skipped
+    );
 
     let first = run_all(&cloud, request("exec-1", &ALL_TYPES, json!({}))).await;
     let results: Vec<_> = first.iter().flat_map(|b| &b.results).collect();
     assert_eq!(results.len(), 12);
-    assert!(results.iter().all(|r| r.outcome == Outcome::Created), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Created),
+        "{results:?}"
+    );
 
     let found = emu.recovery_points().await;
     // Every recovery point is managed by us, and each selected source has exactly its own.
     for f in &found {
-        assert_eq!(f.tags.get(tags::MANAGED).map(String::as_str), Some("true"), "{f:?}");
+        assert_eq!(
+            f.tags.get(tags::MANAGED).map(String::as_str),
+            Some("true"),
+            "{f:?}"
+        );
     }
     let mut by_source: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
     for f in &found {
-        by_source.entry(f.tags[tags::SOURCE].clone()).or_default().push(f);
+        by_source
+            .entry(f.tags[tags::SOURCE].clone())
+            .or_default()
+            .push(f);
     }
     for r in manifest.resources.iter() {
         let selected = want.contains(&(r.resource_type.clone(), r.id.clone()));
-        let key = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" { &r.id } else { &r.arn };
+        let key = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" {
+            &r.id
+        } else {
+            &r.arn
+        };
         let points = by_source.get(key).cloned().unwrap_or_default();
         if !selected {
-            assert!(points.is_empty(), "{} {} must not be protected: {points:?}", r.resource_type, r.id);
+            assert!(
+                points.is_empty(),
+                "{} {} must not be protected: {points:?}",
+                r.resource_type,
+                r.id
+            );
             continue;
         }
-        let n = if r.resource_type == "ec2-instance" { r.volumes.len() } else { 1 };
+        let n = if r.resource_type == "ec2-instance" {
+            r.volumes.len()
+        } else {
+            1
+        };
         assert_eq!(points.len(), n, "{} {}: {points:?}", r.resource_type, r.id);
         for p in points {
             assert_eq!(p.tags, expected_tags(r, "exec-1"), "tags of {}", p.id);
             if r.resource_type == "ec2-instance" {
-                assert!(r.volumes.contains(p.volume.as_ref().unwrap()), "snapshot of a volume of {}", r.id);
+                assert!(
+                    r.volumes.contains(p.volume.as_ref().unwrap()),
+                    "snapshot of a volume of {}",
+                    r.id
+                );
             }
             if r.resource_type == "ebs-volume" {
                 assert_eq!(p.volume.as_deref(), Some(r.id.as_str()));
@@ -133,12 +187,20 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     emu.reset_calls();
     let again = run_all(&cloud, request("exec-1-again", &ALL_TYPES, json!({}))).await;
     let results: Vec<_> = again.iter().flat_map(|b| &b.results).collect();
-    assert!(results.iter().all(|r| r.outcome == Outcome::Existing), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Existing),
+        "{results:?}"
+    );
     let after = emu.recovery_points().await;
     assert_eq!(after.len(), total);
     assert_eq!(after, found, "a re-run changes nothing");
     let calls = emu.strongroom_calls();
-    assert!(!calls.keys().any(|k| k.contains("CreateSnapshot") && !k.contains("DB") && !k.contains("Cluster")), "EC2 snapshots are found, not re-created: {calls:?}");
+    assert!(
+        !calls
+            .keys()
+            .any(|k| k.contains("CreateSnapshot") && !k.contains("DB") && !k.contains("Cluster")),
+        "EC2 snapshots are found, not re-created: {calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -149,11 +211,22 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     let instances: Vec<_> = manifest
         .resources
         .iter()
-        .filter(|r| r.resource_type == "ec2-instance" && r.tags.get("backup").map(String::as_str) == Some("daily"))
+        .filter(|r| {
+            r.resource_type == "ec2-instance"
+                && r.tags.get("backup").map(String::as_str) == Some("daily")
+        })
         .collect();
 
     // exclude_boot_volume: one snapshot fewer per instance.
-    let res = run_all(&cloud, request("exec-x", &["ec2-instance"], json!({"exclude_boot_volume": true}))).await;
+    let res = run_all(
+        &cloud,
+        request(
+            "exec-x",
+            &["ec2-instance"],
+            json!({"exclude_boot_volume": true}),
+        ),
+    )
+    .await;
     for r in res.iter().flat_map(|b| &b.results) {
         let p = r.recovery_point.as_ref().unwrap();
         assert_eq!(p.kind, RecoveryPointKind::Ec2SnapshotSet);
@@ -168,10 +241,16 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     let created: Vec<_> = res.iter().flat_map(|b| &b.results).collect();
     assert_eq!(created.len(), instances.len());
     assert!(
-        created.iter().all(|r| r.outcome == Outcome::Created && r.recovery_point.as_ref().unwrap().kind == RecoveryPointKind::Ami),
+        created.iter().all(|r| r.outcome == Outcome::Created
+            && r.recovery_point.as_ref().unwrap().kind == RecoveryPointKind::Ami),
         "{created:?}"
     );
-    let amis: Vec<_> = emu.recovery_points().await.into_iter().filter(|f| f.kind == "ami").collect();
+    let amis: Vec<_> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| f.kind == "ami")
+        .collect();
     assert_eq!(amis.len(), instances.len());
     for a in &amis {
         assert_eq!(a.tags[tags::POLICY], "weekly");
@@ -179,8 +258,18 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     }
     ami.execution = "exec-ami-2".into();
     let again = run_all(&cloud, ami).await;
-    assert!(again.iter().flat_map(|b| &b.results).all(|r| r.outcome == Outcome::Existing));
-    assert_eq!(emu.recovery_points().await.into_iter().filter(|f| f.kind == "ami").count(), instances.len());
+    assert!(again
+        .iter()
+        .flat_map(|b| &b.results)
+        .all(|r| r.outcome == Outcome::Existing));
+    assert_eq!(
+        emu.recovery_points()
+            .await
+            .into_iter()
+            .filter(|f| f.kind == "ami")
+            .count(),
+        instances.len()
+    );
 }
 
 #[tokio::test]
@@ -188,8 +277,14 @@ async fn a_failing_target_is_reported_and_the_others_are_protected() {
     let emu = Emulator::start();
     let _ = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let d = discover(request("exec-f", &ALL_TYPES, json!({})), &cloud).await.unwrap();
-    let mut batch = d.batches.into_iter().find(|b| b.location.region == "us-east-1").unwrap();
+    let d = discover(request("exec-f", &ALL_TYPES, json!({})), &cloud)
+        .await
+        .unwrap();
+    let mut batch = d
+        .batches
+        .into_iter()
+        .find(|b| b.location.region == "us-east-1")
+        .unwrap();
     // A volume that was deleted after discovery, and a database likewise.
     batch.targets.push(Target {
         resource_type: ResourceType::EbsVolume,
@@ -205,20 +300,44 @@ async fn a_failing_target_is_reported_and_the_others_are_protected() {
     });
     let n = batch.targets.len();
     let out = snapshot_batch(batch, &cloud).await.unwrap();
-    let failed: Vec<_> = out.results.iter().filter(|r| r.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> = out
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
     for f in &failed {
         let e = f.error.as_ref().unwrap();
         assert_eq!(e.error_type, "Strongroom.NotFound", "{e:?}");
-        assert!(e.message.contains(&f.id), "the message names the resource: {}", e.message);
+        assert!(
+            e.message.contains(&f.id),
+            "the message names the resource: {}",
+            e.message
+        );
     }
-    assert_eq!(out.results.iter().filter(|r| r.outcome == Outcome::Created).count(), n - 2);
+    assert_eq!(
+        out.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Created)
+            .count(),
+        n - 2
+    );
 
     // The completion check sees them completed (the emulator completes at once).
-    let refreshed = refresh_batch(out, &cloud, time::OffsetDateTime::now_utc()).await.unwrap();
+    let refreshed = refresh_batch(out, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(refreshed.pending, 0);
-    for r in refreshed.results.iter().filter(|r| r.outcome == Outcome::Created) {
-        assert_eq!(r.recovery_point.as_ref().unwrap().state, RecoveryPointState::Completed, "{r:?}");
+    for r in refreshed
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Created)
+    {
+        assert_eq!(
+            r.recovery_point.as_ref().unwrap().state,
+            RecoveryPointState::Completed,
+            "{r:?}"
+        );
     }
 }
 
@@ -228,14 +347,19 @@ async fn completion_check_uses_one_describe_per_kind() {
     let _ = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
     let res = run_all(&cloud, request("exec-s", &ALL_TYPES, json!({}))).await;
-    let mut batch = res.into_iter().find(|b| b.location.region == "eu-west-1").unwrap();
+    let mut batch = res
+        .into_iter()
+        .find(|b| b.location.region == "eu-west-1")
+        .unwrap();
     // Pretend nothing had completed at creation, as on AWS.
     for r in batch.results.iter_mut() {
         r.recovery_point.as_mut().unwrap().state = RecoveryPointState::Pending;
     }
     batch.pending = batch.results.len();
     emu.reset_calls();
-    let out = refresh_batch(batch, &cloud, time::OffsetDateTime::now_utc()).await.unwrap();
+    let out = refresh_batch(batch, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(out.pending, 0, "{out:?}");
     let calls = emu.strongroom_calls();
     let expected: BTreeMap<String, usize> = [

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use strongroom_core::backup::{discover, report, Batch, BatchResult, DiscoverRequest, ReportRequest};
+use strongroom_core::backup::{
+    discover, report, Batch, BatchResult, DiscoverRequest, ReportRequest,
+};
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::policy::RunInput;
 use strongroom_core::Error;
@@ -33,16 +35,28 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
 async fn every_event_parses_and_every_invalid_one_names_its_field() {
     let root = workspace().join("events");
     let mut seen = 0;
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).expect("events/").map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .expect("events/")
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
-            let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let invalid = file.file_name().unwrap().to_str().unwrap().starts_with("invalid-");
+            let value: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let invalid = file
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("invalid-");
             let res = check(&name, value).await;
             match (invalid, res) {
                 (false, Ok(())) => {}
@@ -51,7 +65,11 @@ async fn every_event_parses_and_every_invalid_one_names_its_field() {
                 (true, Err(Error::InvalidInput { field, message })) => {
                     assert!(!field.is_empty() && !message.is_empty(), "{}", rel(&file));
                 }
-                (true, Err(e)) => panic!("{} failed with {} instead of InvalidInput", rel(&file), e.error_type()),
+                (true, Err(e)) => panic!(
+                    "{} failed with {} instead of InvalidInput",
+                    rel(&file),
+                    e.error_type()
+                ),
             }
             seen += 1;
         }
@@ -60,5 +78,8 @@ async fn every_event_parses_and_every_invalid_one_names_its_field() {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(workspace()).unwrap_or(p).display().to_string()
+    p.strip_prefix(workspace())
+        .unwrap_or(p)
+        .display()
+        .to_string()
 }

@@ -20,7 +20,13 @@ fn committed_schema_is_current() {
     // The schema says what the docs promise.
     let v: serde_json::Value = serde_json::from_str(&committed).unwrap();
     let text = v.to_string();
-    for needle in ["resource_types", "exclude_tags", "redshift-cluster", "scheduled_time", "additionalProperties"] {
+    for needle in [
+        "resource_types",
+        "exclude_tags",
+        "redshift-cluster",
+        "scheduled_time",
+        "additionalProperties",
+    ] {
         assert!(text.contains(needle), "schema lacks {needle}");
     }
 }

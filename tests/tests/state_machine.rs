@@ -31,7 +31,13 @@ async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
         .to_owned()
 }
 
-async fn execute(emu: &Emulator, sfn: &aws_sdk_sfn::Client, machine: &str, name: &str, input: &Value) -> Execution {
+async fn execute(
+    emu: &Emulator,
+    sfn: &aws_sdk_sfn::Client,
+    machine: &str,
+    name: &str,
+    input: &Value,
+) -> Execution {
     let arn = sfn
         .start_execution()
         .state_machine_arn(machine)
@@ -44,12 +50,19 @@ async fn execute(emu: &Emulator, sfn: &aws_sdk_sfn::Client, machine: &str, name:
         .to_owned();
     let started = Instant::now();
     loop {
-        let d = sfn.describe_execution().execution_arn(&arn).send().await.expect("describe the execution");
+        let d = sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .expect("describe the execution");
         let status = d.status().as_str().to_owned();
         if status != "RUNNING" {
             return Execution {
                 status,
-                output: d.output().map(|o| serde_json::from_str(o).expect("output is JSON")),
+                output: d
+                    .output()
+                    .map(|o| serde_json::from_str(o).expect("output is JSON")),
                 error: d.error().map(str::to_owned),
                 cause: d.cause().map(str::to_owned),
             };
@@ -73,13 +86,15 @@ fn scheduled_input() -> Value {
 
 fn report(e: &Execution, emu: &Emulator) -> RunReport {
     assert_eq!(
-        e.status, "SUCCEEDED",
+        e.status,
+        "SUCCEEDED",
         "error {:?} cause {:?}\ndiscover log:\n{}",
         e.error,
         e.cause,
         emu.function_log("discover")
     );
-    serde_json::from_value(e.output.clone().expect("an output")).expect("the output is a run report")
+    serde_json::from_value(e.output.clone().expect("an output"))
+        .expect("the output is a run report")
 }
 
 fn sum(m: &std::collections::BTreeMap<ResourceType, usize>) -> usize {
@@ -98,7 +113,12 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
     assert_eq!(r.run.execution, "daily-1");
     assert_eq!(r.run.scheduled_time, "2026-11-29T03:00:00Z");
-    let per_type = |n| ResourceType::ALL.iter().map(|t| (*t, n)).collect::<std::collections::BTreeMap<_, _>>();
+    let per_type = |n| {
+        ResourceType::ALL
+            .iter()
+            .map(|t| (*t, n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
     // Two regions, each: 1 instance, 1 volume, 2 RDS, 1 Aurora, 1 Redshift.
     let mut found = per_type(2);
     found.insert(ResourceType::RdsInstance, 4);
@@ -110,7 +130,10 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     assert_eq!(r.recovery_point_ids.len(), 12);
 
     let points = emu.recovery_points().await;
-    let ours = points.iter().filter(|p| p.tags.get("strongroom:run").map(String::as_str) == Some("daily-1")).count();
+    let ours = points
+        .iter()
+        .filter(|p| p.tags.get("strongroom:run").map(String::as_str) == Some("daily-1"))
+        .count();
     // 2 instances x 3 volumes + 2 volumes + 4 RDS + 2 Aurora + 2 Redshift.
     assert_eq!(ours, 16, "{points:?}");
 
@@ -121,7 +144,11 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     assert_eq!(sum(&r2.recovery_points.created), 0, "{r2:?}");
     assert_eq!(r2.recovery_points.existing, found);
     assert_eq!(r2.recovery_point_ids, r.recovery_point_ids);
-    assert_eq!(emu.recovery_points().await, points, "a re-run changes nothing");
+    assert_eq!(
+        emu.recovery_points().await,
+        points,
+        "a re-run changes nothing"
+    );
 }
 
 #[tokio::test]
@@ -134,17 +161,32 @@ async fn bad_input_fails_fast_and_changes_nothing() {
     emu.reset_calls();
     for (file, field) in [
         ("invalid-empty-selector.json", "policy.selector.tags"),
-        ("invalid-unknown-type.json", "policy.selector.resource_types[1]"),
+        (
+            "invalid-unknown-type.json",
+            "policy.selector.resource_types[1]",
+        ),
     ] {
         let text = std::fs::read_to_string(workspace().join("events/backup").join(file)).unwrap();
         let input: Value = serde_json::from_str(&text).unwrap();
         let e = execute(&emu, &sfn, &machine, &format!("bad-{}", file.len()), &input).await;
         assert_eq!(e.status, "FAILED", "{file}");
-        assert_eq!(e.error.as_deref(), Some("Strongroom.InvalidInput"), "{file}: {:?}", e.cause);
+        assert_eq!(
+            e.error.as_deref(),
+            Some("Strongroom.InvalidInput"),
+            "{file}: {:?}",
+            e.cause
+        );
         let cause = e.cause.unwrap_or_default();
-        assert!(cause.contains(field), "{file}: the cause names {field}: {cause}");
+        assert!(
+            cause.contains(field),
+            "{file}: the cause names {field}: {cause}"
+        );
     }
-    let calls: Vec<_> = emu.calls().into_iter().filter(|c| c.client == "strongroom").collect();
+    let calls: Vec<_> = emu
+        .calls()
+        .into_iter()
+        .filter(|c| c.client == "strongroom")
+        .collect();
     assert!(calls.is_empty(), "no AWS call on bad input: {calls:?}");
     assert_eq!(emu.recovery_points().await, before);
 }
@@ -159,7 +201,16 @@ async fn one_failing_resource_is_reported_and_the_run_goes_on() {
     let _ = emu.seed("test");
     let conf = emu.harness_config().await;
     let rds = aws_sdk_rds::Client::new(&conf);
-    assert_eq!(rds.describe_db_snapshots().send().await.unwrap().db_snapshots().len(), 3, "seeded automated snapshots");
+    assert_eq!(
+        rds.describe_db_snapshots()
+            .send()
+            .await
+            .unwrap()
+            .db_snapshots()
+            .len(),
+        3,
+        "seeded automated snapshots"
+    );
     let sfn = sfn(&emu).await;
     let machine = backup_machine(&sfn).await;
     let e = execute(&emu, &sfn, &machine, "daily-quota", &scheduled_input()).await;
@@ -169,8 +220,15 @@ async fn one_failing_resource_is_reported_and_the_run_goes_on() {
     for f in &r.failures {
         assert_eq!(f.resource_type, Some(ResourceType::RdsInstance));
         assert_eq!(f.error_type, "Strongroom.QuotaExceeded", "{f:?}");
-        assert!(f.message.contains("SnapshotQuotaExceeded"), "the AWS code is kept: {}", f.message);
+        assert!(
+            f.message.contains("SnapshotQuotaExceeded"),
+            "the AWS code is kept: {}",
+            f.message
+        );
     }
     assert_eq!(sum(&r.recovery_points.completed), 10);
-    assert_eq!(r.recovery_points.failed.get(&ResourceType::RdsInstance), Some(&2));
+    assert_eq!(
+        r.recovery_points.failed.get(&ResourceType::RdsInstance),
+        Some(&2)
+    );
 }

@@ -64,7 +64,10 @@ pub fn parse_source_arn(arn: &str) -> Option<SourceArn> {
     Some(SourceArn {
         resource_type,
         id: id.to_owned(),
-        location: Location { account: account.to_owned(), region: region.to_owned() },
+        location: Location {
+            account: account.to_owned(),
+            region: region.to_owned(),
+        },
     })
 }
 
@@ -75,19 +78,49 @@ mod tests {
     #[test]
     fn parses_the_five_source_types() {
         let cases = [
-            ("arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc", ResourceType::EbsVolume, "vol-0abc"),
-            ("arn:aws:ec2:us-east-1:123456789012:instance/i-0abc", ResourceType::Ec2Instance, "i-0abc"),
-            ("arn:aws:rds:us-east-1:123456789012:db:orders", ResourceType::RdsInstance, "orders"),
-            ("arn:aws:rds:us-east-1:123456789012:cluster:ledger", ResourceType::AuroraCluster, "ledger"),
-            ("arn:aws:redshift:us-east-1:123456789012:cluster:dwh", ResourceType::RedshiftCluster, "dwh"),
-            ("arn:aws-us-gov:ec2:us-gov-west-1:123456789012:volume/vol-1", ResourceType::EbsVolume, "vol-1"),
+            (
+                "arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc",
+                ResourceType::EbsVolume,
+                "vol-0abc",
+            ),
+            (
+                "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc",
+                ResourceType::Ec2Instance,
+                "i-0abc",
+            ),
+            (
+                "arn:aws:rds:us-east-1:123456789012:db:orders",
+                ResourceType::RdsInstance,
+                "orders",
+            ),
+            (
+                "arn:aws:rds:us-east-1:123456789012:cluster:ledger",
+                ResourceType::AuroraCluster,
+                "ledger",
+            ),
+            (
+                "arn:aws:redshift:us-east-1:123456789012:cluster:dwh",
+                ResourceType::RedshiftCluster,
+                "dwh",
+            ),
+            (
+                "arn:aws-us-gov:ec2:us-gov-west-1:123456789012:volume/vol-1",
+                ResourceType::EbsVolume,
+                "vol-1",
+            ),
         ];
         for (arn, t, id) in cases {
             let p = parse_source_arn(arn).unwrap_or_else(|| panic!("{arn}"));
             assert_eq!((p.resource_type, p.id.as_str()), (t, id));
             assert_eq!(p.location.account, "123456789012");
         }
-        for bad in ["", "arn:aws:s3:::bucket", "arn:aws:ec2:us-east-1:1:snapshot/snap-1", "arn:aws:rds:us-east-1:1:snapshot:x", "nope:aws:ec2:r:a:volume/v"] {
+        for bad in [
+            "",
+            "arn:aws:s3:::bucket",
+            "arn:aws:ec2:us-east-1:1:snapshot/snap-1",
+            "arn:aws:rds:us-east-1:1:snapshot:x",
+            "nope:aws:ec2:r:a:volume/v",
+        ] {
             assert_eq!(parse_source_arn(bad), None, "{bad}");
         }
     }

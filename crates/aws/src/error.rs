@@ -46,11 +46,17 @@ pub fn classify(code: &str) -> ErrorKind {
         ErrorKind::AccessDenied
     } else if code.contains("NotFound") {
         ErrorKind::NotFound
-    } else if code.contains("QuotaExceeded") || code.contains("LimitExceeded") || code == "ResourceLimitExceeded" {
+    } else if code.contains("QuotaExceeded")
+        || code.contains("LimitExceeded")
+        || code == "ResourceLimitExceeded"
+    {
         ErrorKind::QuotaExceeded
     } else if code.contains("State") {
         ErrorKind::NotReady
-    } else if code.starts_with("Invalid") || code.starts_with("Validation") || code.starts_with("Missing") {
+    } else if code.starts_with("Invalid")
+        || code.starts_with("Validation")
+        || code.starts_with("Missing")
+    {
         ErrorKind::InvalidInput
     } else {
         ErrorKind::Internal
@@ -58,7 +64,12 @@ pub fn classify(code: &str) -> ErrorKind {
 }
 
 /// Converts an SDK error of `operation` on `resource` in `region`.
-pub fn from_sdk<E, R>(err: SdkError<E, R>, operation: &'static str, resource: &str, region: &str) -> CloudError
+pub fn from_sdk<E, R>(
+    err: SdkError<E, R>,
+    operation: &'static str,
+    resource: &str,
+    region: &str,
+) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,
@@ -66,11 +77,15 @@ where
     let (kind, code, message) = match &err {
         SdkError::ServiceError(se) => {
             let e = se.err();
-            let code = e.code().map(str::to_owned);
+            let code: Option<Box<str>> = e.code().map(Into::into);
             let kind = code.as_deref().map(classify).unwrap_or(ErrorKind::Internal);
             (kind, code, e.message().unwrap_or("no message").to_owned())
         }
-        SdkError::TimeoutError(_) => (ErrorKind::Throttled, None, "timed out (transient)".to_owned()),
+        SdkError::TimeoutError(_) => (
+            ErrorKind::Throttled,
+            None,
+            "timed out (transient)".to_owned(),
+        ),
         SdkError::DispatchFailure(d) => (
             ErrorKind::Throttled,
             None,
@@ -86,8 +101,8 @@ where
     CloudError {
         kind,
         operation,
-        resource: resource.to_owned(),
-        region: region.to_owned(),
+        resource: resource.into(),
+        region: region.into(),
         code,
         message,
         source: Some(Box::new(err)),
@@ -111,7 +126,10 @@ mod tests {
         let cases = [
             ("Throttling", ErrorKind::Throttled),
             ("RequestLimitExceeded", ErrorKind::Throttled),
-            ("SnapshotCreationPerVolumeRateExceeded", ErrorKind::Throttled),
+            (
+                "SnapshotCreationPerVolumeRateExceeded",
+                ErrorKind::Throttled,
+            ),
             ("SnapshotQuotaExceeded", ErrorKind::QuotaExceeded),
             ("ClusterSnapshotQuotaExceeded", ErrorKind::QuotaExceeded),
             ("ResourceLimitExceeded", ErrorKind::QuotaExceeded),

@@ -21,7 +21,9 @@ impl Inventory for AwsCloud {
         tags: &Tags,
     ) -> Result<Vec<FoundSource>, CloudError> {
         let client = self.clients.tagging(region);
-        let mut req = client.get_resources().resources_per_page(RESOURCES_PER_PAGE);
+        let mut req = client
+            .get_resources()
+            .resources_per_page(RESOURCES_PER_PAGE);
         for t in types {
             req = req.resource_type_filters(tagging_type(*t));
         }
@@ -33,10 +35,14 @@ impl Inventory for AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "GetResources", "-", region))?;
             for mapping in page.resource_tag_mapping_list() {
-                let Some(arn) = mapping.resource_arn() else { continue };
+                let Some(arn) = mapping.resource_arn() else {
+                    continue;
+                };
                 // `rds:db` and `rds:cluster` also list Neptune/DocumentDB members
                 // etc.; anything we cannot name is not a source.
-                let Some(parsed) = parse_source_arn(arn) else { continue };
+                let Some(parsed) = parse_source_arn(arn) else {
+                    continue;
+                };
                 if !types.contains(&parsed.resource_type) {
                     continue;
                 }

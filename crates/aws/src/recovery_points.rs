@@ -24,7 +24,9 @@ const FILTER_CHUNK: usize = 200;
 const RDS_FILTER_CHUNK: usize = 100;
 
 fn ec2_tags(tags: &Tags) -> Vec<Ec2Tag> {
-    tags.iter().map(|(k, v)| Ec2Tag::builder().key(k).value(v).build()).collect()
+    tags.iter()
+        .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 fn tag_spec(resource: Ec2ResourceType, tags: &Tags) -> TagSpecification {
@@ -42,12 +44,20 @@ fn rds_tags(tags: &Tags) -> Vec<aws_sdk_rds::types::Tag> {
 
 fn redshift_tags(tags: &Tags) -> Vec<aws_sdk_redshift::types::Tag> {
     tags.iter()
-        .map(|(k, v)| aws_sdk_redshift::types::Tag::builder().key(k).value(v).build())
+        .map(|(k, v)| {
+            aws_sdk_redshift::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
         .collect()
 }
 
 fn ec2_filter(name: &str, values: impl IntoIterator<Item = String>) -> Ec2Filter {
-    Ec2Filter::builder().name(name).set_values(Some(values.into_iter().collect())).build()
+    Ec2Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().collect()))
+        .build()
 }
 
 fn rds_filter(name: &str, values: &[String]) -> aws_sdk_rds::types::Filter {
@@ -87,7 +97,11 @@ fn set_id(instance: &str, created_at: &str) -> String {
 }
 
 /// An existing recovery point found under our deterministic name must be ours.
-fn check_same_owner(existing: &Tags, req: &CreateRequest<'_>, operation: &'static str) -> Result<(), CloudError> {
+fn check_same_owner(
+    existing: &Tags,
+    req: &CreateRequest<'_>,
+    operation: &'static str,
+) -> Result<(), CloudError> {
     let same = existing.get(tags::MANAGED).map(String::as_str) == Some("true")
         && existing.get(tags::POLICY) == req.tags.get(tags::POLICY)
         && existing.get(tags::SOURCE) == req.tags.get(tags::SOURCE)
@@ -139,20 +153,27 @@ impl AwsCloud {
             .ec2(region)
             .create_snapshot()
             .volume_id(&req.target.id)
-            .description(format!("strongroom {} {}", req.run.policy, req.run.scheduled_time))
+            .description(format!(
+                "strongroom {} {}",
+                req.run.policy, req.run.scheduled_time
+            ))
             .tag_specifications(tag_spec(Ec2ResourceType::Snapshot, &req.tags))
             .send()
             .await
             .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, region))?;
         let id = out.snapshot_id().unwrap_or_default().to_owned();
-        let state = RecoveryPointState::from_aws(out.state().map(|s| s.as_str()).unwrap_or("pending"));
+        let state =
+            RecoveryPointState::from_aws(out.state().map(|s| s.as_str()).unwrap_or("pending"));
         Ok(Created {
             recovery_point: self.point(req, id, RecoveryPointKind::EbsSnapshot, vec![], state),
             existed: false,
         })
     }
 
-    async fn create_instance_snapshots(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
+    async fn create_instance_snapshots(
+        &self,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
         let region = &req.location.region;
         let out = self
             .clients
@@ -164,7 +185,10 @@ impl AwsCloud {
                     .exclude_boot_volume(req.ec2.exclude_boot_volume)
                     .build(),
             )
-            .description(format!("strongroom {} {}", req.run.policy, req.run.scheduled_time))
+            .description(format!(
+                "strongroom {} {}",
+                req.run.policy, req.run.scheduled_time
+            ))
             .tag_specifications(tag_spec(Ec2ResourceType::Snapshot, &req.tags))
             .send()
             .await
@@ -173,7 +197,9 @@ impl AwsCloud {
         let mut states = Vec::new();
         for s in out.snapshots() {
             members.push(s.snapshot_id().unwrap_or_default().to_owned());
-            states.push(RecoveryPointState::from_aws(s.state().map(|s| s.as_str()).unwrap_or("pending")));
+            states.push(RecoveryPointState::from_aws(
+                s.state().map(|s| s.as_str()).unwrap_or("pending"),
+            ));
         }
         members.sort();
         Ok(Created {
@@ -196,7 +222,10 @@ impl AwsCloud {
             .instance_id(&req.target.id)
             .name(&req.name)
             .no_reboot(true)
-            .description(format!("strongroom {} {}", req.run.policy, req.run.scheduled_time))
+            .description(format!(
+                "strongroom {} {}",
+                req.run.policy, req.run.scheduled_time
+            ))
             .tag_specifications(tag_spec(Ec2ResourceType::Image, &req.tags))
             .tag_specifications(tag_spec(Ec2ResourceType::Snapshot, &req.tags))
             .send()
@@ -205,7 +234,13 @@ impl AwsCloud {
             Ok(out) => {
                 let id = out.image_id().unwrap_or_default().to_owned();
                 Ok(Created {
-                    recovery_point: self.point(req, id, RecoveryPointKind::Ami, vec![], RecoveryPointState::Pending),
+                    recovery_point: self.point(
+                        req,
+                        id,
+                        RecoveryPointKind::Ami,
+                        vec![],
+                        RecoveryPointState::Pending,
+                    ),
                     existed: false,
                 })
             }
@@ -218,17 +253,35 @@ impl AwsCloud {
                     .await
                     .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
                 let image = out.images().first().ok_or_else(|| {
-                    CloudError::new(ErrorKind::Internal, "DescribeImages", &req.name, region, "AMI name is taken but no AMI of this account has it")
+                    CloudError::new(
+                        ErrorKind::Internal,
+                        "DescribeImages",
+                        &req.name,
+                        region,
+                        "AMI name is taken but no AMI of this account has it",
+                    )
                 })?;
-                check_same_owner(&tags_from(image.tags().iter().map(|t| (t.key(), t.value()))), req, "CreateImage")?;
-                let state = RecoveryPointState::from_aws(image.state().map(|s| s.as_str()).unwrap_or("pending"));
+                check_same_owner(
+                    &tags_from(image.tags().iter().map(|t| (t.key(), t.value()))),
+                    req,
+                    "CreateImage",
+                )?;
+                let state = RecoveryPointState::from_aws(
+                    image.state().map(|s| s.as_str()).unwrap_or("pending"),
+                );
                 let members = image
                     .block_device_mappings()
                     .iter()
                     .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
                     .collect();
                 Ok(Created {
-                    recovery_point: self.point(req, image.image_id().unwrap_or_default().to_owned(), RecoveryPointKind::Ami, members, state),
+                    recovery_point: self.point(
+                        req,
+                        image.image_id().unwrap_or_default().to_owned(),
+                        RecoveryPointKind::Ami,
+                        members,
+                        state,
+                    ),
                     existed: true,
                 })
             }
@@ -257,22 +310,42 @@ impl AwsCloud {
                     .map_err(|e| from_sdk(e, "DescribeDBSnapshots", &req.name, region))?;
                 let s = out.db_snapshots().first().cloned();
                 if let Some(s) = &s {
-                    check_same_owner(&tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))), req, "CreateDBSnapshot")?;
+                    check_same_owner(
+                        &tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))),
+                        req,
+                        "CreateDBSnapshot",
+                    )?;
                 }
                 (s, true)
             }
             Err(e) => {
                 let mut err = from_sdk(e, "CreateDBSnapshot", &req.target.id, region);
-                if err.code.as_deref() == Some("InvalidParameterCombination") || err.code.as_deref() == Some("InvalidDBInstanceState") {
+                if err.code.as_deref() == Some("InvalidParameterCombination")
+                    || err.code.as_deref() == Some("InvalidDBInstanceState")
+                {
                     err.message.push_str(" (an Aurora cluster member is protected through its cluster: select the cluster as aurora-cluster instead)");
                 }
                 return Err(err);
             }
         };
-        let s = snapshot.ok_or_else(|| CloudError::new(ErrorKind::Internal, "CreateDBSnapshot", &req.name, region, "no snapshot in the response"))?;
+        let s = snapshot.ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Internal,
+                "CreateDBSnapshot",
+                &req.name,
+                region,
+                "no snapshot in the response",
+            )
+        })?;
         let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
         Ok(Created {
-            recovery_point: self.point(req, req.name.clone(), RecoveryPointKind::RdsSnapshot, vec![], state),
+            recovery_point: self.point(
+                req,
+                req.name.clone(),
+                RecoveryPointKind::RdsSnapshot,
+                vec![],
+                state,
+            ),
             existed,
         })
     }
@@ -289,7 +362,12 @@ impl AwsCloud {
             .await;
         let (snapshot, existed) = match res {
             Ok(out) => (out.db_cluster_snapshot().cloned(), false),
-            Err(e) if matches!(code_of(&e), Some("DBClusterSnapshotAlreadyExistsFault" | "DBClusterSnapshotAlreadyExists")) => {
+            Err(e)
+                if matches!(
+                    code_of(&e),
+                    Some("DBClusterSnapshotAlreadyExistsFault" | "DBClusterSnapshotAlreadyExists")
+                ) =>
+            {
                 let out = rds
                     .describe_db_cluster_snapshots()
                     .db_cluster_snapshot_identifier(&req.name)
@@ -298,16 +376,41 @@ impl AwsCloud {
                     .map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", &req.name, region))?;
                 let s = out.db_cluster_snapshots().first().cloned();
                 if let Some(s) = &s {
-                    check_same_owner(&tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))), req, "CreateDBClusterSnapshot")?;
+                    check_same_owner(
+                        &tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))),
+                        req,
+                        "CreateDBClusterSnapshot",
+                    )?;
                 }
                 (s, true)
             }
-            Err(e) => return Err(from_sdk(e, "CreateDBClusterSnapshot", &req.target.id, region)),
+            Err(e) => {
+                return Err(from_sdk(
+                    e,
+                    "CreateDBClusterSnapshot",
+                    &req.target.id,
+                    region,
+                ))
+            }
         };
-        let s = snapshot.ok_or_else(|| CloudError::new(ErrorKind::Internal, "CreateDBClusterSnapshot", &req.name, region, "no snapshot in the response"))?;
+        let s = snapshot.ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Internal,
+                "CreateDBClusterSnapshot",
+                &req.name,
+                region,
+                "no snapshot in the response",
+            )
+        })?;
         let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
         Ok(Created {
-            recovery_point: self.point(req, req.name.clone(), RecoveryPointKind::AuroraSnapshot, vec![], state),
+            recovery_point: self.point(
+                req,
+                req.name.clone(),
+                RecoveryPointKind::AuroraSnapshot,
+                vec![],
+                state,
+            ),
             existed,
         })
     }
@@ -324,7 +427,12 @@ impl AwsCloud {
             .await;
         let (snapshot, existed) = match res {
             Ok(out) => (out.snapshot().cloned(), false),
-            Err(e) if matches!(code_of(&e), Some("ClusterSnapshotAlreadyExists" | "ClusterSnapshotAlreadyExistsFault")) => {
+            Err(e)
+                if matches!(
+                    code_of(&e),
+                    Some("ClusterSnapshotAlreadyExists" | "ClusterSnapshotAlreadyExistsFault")
+                ) =>
+            {
                 let out = rs
                     .describe_cluster_snapshots()
                     .snapshot_identifier(&req.name)
@@ -333,22 +441,44 @@ impl AwsCloud {
                     .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &req.name, region))?;
                 let s = out.snapshots().first().cloned();
                 if let Some(s) = &s {
-                    check_same_owner(&tags_from(s.tags().iter().map(|t| (t.key(), t.value()))), req, "CreateClusterSnapshot")?;
+                    check_same_owner(
+                        &tags_from(s.tags().iter().map(|t| (t.key(), t.value()))),
+                        req,
+                        "CreateClusterSnapshot",
+                    )?;
                 }
                 (s, true)
             }
             Err(e) => return Err(from_sdk(e, "CreateClusterSnapshot", &req.target.id, region)),
         };
-        let s = snapshot.ok_or_else(|| CloudError::new(ErrorKind::Internal, "CreateClusterSnapshot", &req.name, region, "no snapshot in the response"))?;
+        let s = snapshot.ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Internal,
+                "CreateClusterSnapshot",
+                &req.name,
+                region,
+                "no snapshot in the response",
+            )
+        })?;
         let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
         Ok(Created {
-            recovery_point: self.point(req, req.name.clone(), RecoveryPointKind::RedshiftSnapshot, vec![], state),
+            recovery_point: self.point(
+                req,
+                req.name.clone(),
+                RecoveryPointKind::RedshiftSnapshot,
+                vec![],
+                state,
+            ),
             existed,
         })
     }
 
     /// EBS snapshots by id: id -> (state, tags). Missing ids are absent.
-    async fn ebs_states(&self, region: &str, ids: &[String]) -> Result<HashMap<String, RecoveryPointState>, CloudError> {
+    async fn ebs_states(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, RecoveryPointState>, CloudError> {
         let ec2 = self.clients.ec2(region);
         let mut out = HashMap::new();
         for chunk in ids.chunks(FILTER_CHUNK) {
@@ -363,7 +493,12 @@ impl AwsCloud {
                 let page = page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", region))?;
                 for s in page.snapshots() {
                     if let Some(id) = s.snapshot_id() {
-                        out.insert(id.to_owned(), RecoveryPointState::from_aws(s.state().map(|s| s.as_str()).unwrap_or("pending")));
+                        out.insert(
+                            id.to_owned(),
+                            RecoveryPointState::from_aws(
+                                s.state().map(|s| s.as_str()).unwrap_or("pending"),
+                            ),
+                        );
                     }
                 }
             }
@@ -373,21 +508,35 @@ impl AwsCloud {
 }
 
 impl RecoveryPoints for AwsCloud {
-    async fn find_run_snapshots(&self, location: &Location, run: &RunKey) -> Result<Vec<RecoveryPoint>, CloudError> {
+    async fn find_run_snapshots(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
         let region = &location.region;
         let mut pages = self
             .clients
             .ec2(region)
             .describe_snapshots()
             .owner_ids("self")
-            .filters(ec2_filter(&format!("tag:{}", tags::MANAGED), ["true".to_owned()]))
-            .filters(ec2_filter(&format!("tag:{}", tags::POLICY), [run.policy.clone()]))
-            .filters(ec2_filter(&format!("tag:{}", tags::CREATED_AT), [run.scheduled_time.clone()]))
+            .filters(ec2_filter(
+                &format!("tag:{}", tags::MANAGED),
+                ["true".to_owned()],
+            ))
+            .filters(ec2_filter(
+                &format!("tag:{}", tags::POLICY),
+                [run.policy.clone()],
+            ))
+            .filters(ec2_filter(
+                &format!("tag:{}", tags::CREATED_AT),
+                [run.scheduled_time.clone()],
+            ))
             .max_results(1000)
             .into_paginator()
             .send();
         // source -> (snapshot ids, states)
-        let mut by_source: BTreeMap<String, (Vec<String>, Vec<RecoveryPointState>)> = BTreeMap::new();
+        let mut by_source: BTreeMap<String, (Vec<String>, Vec<RecoveryPointState>)> =
+            BTreeMap::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", region))?;
             for s in page.snapshots() {
@@ -395,10 +544,14 @@ impl RecoveryPoints for AwsCloud {
                     continue;
                 }
                 let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
-                let (Some(source), Some(id)) = (t.get(tags::SOURCE), s.snapshot_id()) else { continue };
+                let (Some(source), Some(id)) = (t.get(tags::SOURCE), s.snapshot_id()) else {
+                    continue;
+                };
                 let e = by_source.entry(source.clone()).or_default();
                 e.0.push(id.to_owned());
-                e.1.push(RecoveryPointState::from_aws(s.state().map(|s| s.as_str()).unwrap_or("pending")));
+                e.1.push(RecoveryPointState::from_aws(
+                    s.state().map(|s| s.as_str()).unwrap_or("pending"),
+                ));
             }
         }
         Ok(by_source
@@ -407,10 +560,22 @@ impl RecoveryPoints for AwsCloud {
                 ids.sort();
                 let instance = source.starts_with("i-");
                 RecoveryPoint {
-                    id: if instance { set_id(&source, &run.scheduled_time) } else { ids[0].clone() },
-                    kind: if instance { RecoveryPointKind::Ec2SnapshotSet } else { RecoveryPointKind::EbsSnapshot },
+                    id: if instance {
+                        set_id(&source, &run.scheduled_time)
+                    } else {
+                        ids[0].clone()
+                    },
+                    kind: if instance {
+                        RecoveryPointKind::Ec2SnapshotSet
+                    } else {
+                        RecoveryPointKind::EbsSnapshot
+                    },
                     members: if instance { ids } else { vec![] },
-                    resource_type: if instance { ResourceType::Ec2Instance } else { ResourceType::EbsVolume },
+                    resource_type: if instance {
+                        ResourceType::Ec2Instance
+                    } else {
+                        ResourceType::EbsVolume
+                    },
                     source,
                     location: location.clone(),
                     created_at: run.scheduled_time.clone(),
@@ -423,7 +588,9 @@ impl RecoveryPoints for AwsCloud {
     async fn create(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
         match (req.target.resource_type, req.ec2.mode) {
             (ResourceType::EbsVolume, _) => self.create_ebs(req).await,
-            (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => self.create_instance_snapshots(req).await,
+            (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => {
+                self.create_instance_snapshots(req).await
+            }
             (ResourceType::Ec2Instance, Ec2Mode::Ami) => self.create_ami(req).await,
             (ResourceType::RdsInstance, _) => self.create_rds(req).await,
             (ResourceType::AuroraCluster, _) => self.create_aurora(req).await,
@@ -431,7 +598,11 @@ impl RecoveryPoints for AwsCloud {
         }
     }
 
-    async fn refresh(&self, location: &Location, points: &[RecoveryPoint]) -> Result<Vec<RecoveryPoint>, CloudError> {
+    async fn refresh(
+        &self,
+        location: &Location,
+        points: &[RecoveryPoint],
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
         let region = &location.region;
         let of = |k: RecoveryPointKind| points.iter().filter(move |p| p.kind == k);
         let mut fresh = Vec::new();
@@ -449,13 +620,20 @@ impl RecoveryPoints for AwsCloud {
             let states = self.ebs_states(region, &ebs_ids).await?;
             for p in of(RecoveryPointKind::EbsSnapshot) {
                 if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint { state: *s, ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: *s,
+                        ..p.clone()
+                    });
                 }
             }
             for p in of(RecoveryPointKind::Ec2SnapshotSet) {
-                let member_states: Option<Vec<_>> = p.members.iter().map(|m| states.get(m).copied()).collect();
+                let member_states: Option<Vec<_>> =
+                    p.members.iter().map(|m| states.get(m).copied()).collect();
                 if let Some(ms) = member_states {
-                    fresh.push(RecoveryPoint { state: combine(ms), ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: combine(ms),
+                        ..p.clone()
+                    });
                 }
             }
         }
@@ -480,18 +658,29 @@ impl RecoveryPoints for AwsCloud {
                         .collect();
                     states.insert(
                         i.image_id().unwrap_or_default().to_owned(),
-                        (RecoveryPointState::from_aws(i.state().map(|s| s.as_str()).unwrap_or("pending")), members),
+                        (
+                            RecoveryPointState::from_aws(
+                                i.state().map(|s| s.as_str()).unwrap_or("pending"),
+                            ),
+                            members,
+                        ),
                     );
                 }
             }
             for p in of(RecoveryPointKind::Ami) {
                 if let Some((s, members)) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint { state: *s, members: members.clone(), ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: *s,
+                        members: members.clone(),
+                        ..p.clone()
+                    });
                 }
             }
         }
 
-        let rds_ids: Vec<String> = of(RecoveryPointKind::RdsSnapshot).map(|p| p.id.clone()).collect();
+        let rds_ids: Vec<String> = of(RecoveryPointKind::RdsSnapshot)
+            .map(|p| p.id.clone())
+            .collect();
         if !rds_ids.is_empty() {
             let rds = self.clients.rds(region);
             let mut states = HashMap::new();
@@ -505,18 +694,26 @@ impl RecoveryPoints for AwsCloud {
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| from_sdk(e, "DescribeDBSnapshots", "-", region))?;
                     for s in page.db_snapshots() {
-                        states.insert(s.db_snapshot_identifier().unwrap_or_default().to_owned(), RecoveryPointState::from_aws(s.status().unwrap_or("creating")));
+                        states.insert(
+                            s.db_snapshot_identifier().unwrap_or_default().to_owned(),
+                            RecoveryPointState::from_aws(s.status().unwrap_or("creating")),
+                        );
                     }
                 }
             }
             for p in of(RecoveryPointKind::RdsSnapshot) {
                 if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint { state: *s, ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: *s,
+                        ..p.clone()
+                    });
                 }
             }
         }
 
-        let aurora_ids: Vec<String> = of(RecoveryPointKind::AuroraSnapshot).map(|p| p.id.clone()).collect();
+        let aurora_ids: Vec<String> = of(RecoveryPointKind::AuroraSnapshot)
+            .map(|p| p.id.clone())
+            .collect();
         if !aurora_ids.is_empty() {
             let rds = self.clients.rds(region);
             let mut states = HashMap::new();
@@ -528,15 +725,24 @@ impl RecoveryPoints for AwsCloud {
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", "-", region))?;
+                    let page =
+                        page.map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", "-", region))?;
                     for s in page.db_cluster_snapshots() {
-                        states.insert(s.db_cluster_snapshot_identifier().unwrap_or_default().to_owned(), RecoveryPointState::from_aws(s.status().unwrap_or("creating")));
+                        states.insert(
+                            s.db_cluster_snapshot_identifier()
+                                .unwrap_or_default()
+                                .to_owned(),
+                            RecoveryPointState::from_aws(s.status().unwrap_or("creating")),
+                        );
                     }
                 }
             }
             for p in of(RecoveryPointKind::AuroraSnapshot) {
                 if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint { state: *s, ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: *s,
+                        ..p.clone()
+                    });
                 }
             }
         }
@@ -560,14 +766,21 @@ impl RecoveryPoints for AwsCloud {
                 .send();
             let mut states = HashMap::new();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| from_sdk(e, "DescribeClusterSnapshots", "-", region))?;
+                let page =
+                    page.map_err(|e| from_sdk(e, "DescribeClusterSnapshots", "-", region))?;
                 for s in page.snapshots() {
-                    states.insert(s.snapshot_identifier().unwrap_or_default().to_owned(), RecoveryPointState::from_aws(s.status().unwrap_or("creating")));
+                    states.insert(
+                        s.snapshot_identifier().unwrap_or_default().to_owned(),
+                        RecoveryPointState::from_aws(s.status().unwrap_or("creating")),
+                    );
                 }
             }
             for p in redshift {
                 if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint { state: *s, ..p.clone() });
+                    fresh.push(RecoveryPoint {
+                        state: *s,
+                        ..p.clone()
+                    });
                 }
             }
         }
@@ -590,8 +803,12 @@ mod tests {
 
     #[test]
     fn ami_snapshots_are_recognised() {
-        assert!(is_ami_snapshot(Some("Created by CreateImage(i-1) for ami-1")));
-        assert!(!is_ami_snapshot(Some("strongroom daily 2026-11-29T03:00:00Z")));
+        assert!(is_ami_snapshot(Some(
+            "Created by CreateImage(i-1) for ami-1"
+        )));
+        assert!(!is_ami_snapshot(Some(
+            "strongroom daily 2026-11-29T03:00:00Z"
+        )));
         assert!(!is_ami_snapshot(None));
     }
 }

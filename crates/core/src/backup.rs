@@ -81,10 +81,16 @@ pub struct DiscoverOutput {
 /// Validates the input, lists every region, and cuts the selection into batches.
 /// Fails before any call on bad input; fails (to be retried) when a region is
 /// throttled; records other region failures and goes on with the rest.
-pub async fn discover<I: Inventory>(req: DiscoverRequest, inventory: &I) -> Result<DiscoverOutput, Error> {
+pub async fn discover<I: Inventory>(
+    req: DiscoverRequest,
+    inventory: &I,
+) -> Result<DiscoverOutput, Error> {
     let input = RunInput::parse(req.input)?;
     if req.execution.is_empty() {
-        return Err(Error::invalid("execution", "is empty; pass $$.Execution.Name"));
+        return Err(Error::invalid(
+            "execution",
+            "is empty; pass $$.Execution.Name",
+        ));
     }
     let run = RunKey {
         policy: input.policy.name.clone(),
@@ -93,11 +99,14 @@ pub async fn discover<I: Inventory>(req: DiscoverRequest, inventory: &I) -> Resu
     };
     let policy = input.policy;
     let sel = &policy.selector;
-    let listings = futures::future::join_all(
-        sel.regions
-            .iter()
-            .map(|r| async move { (r.clone(), inventory.find_sources(r, &sel.resource_types, &sel.tags).await) }),
-    )
+    let listings = futures::future::join_all(sel.regions.iter().map(|r| async move {
+        (
+            r.clone(),
+            inventory
+                .find_sources(r, &sel.resource_types, &sel.tags)
+                .await,
+        )
+    }))
     .await;
 
     let mut found = BTreeMap::new();
@@ -109,7 +118,10 @@ pub async fn discover<I: Inventory>(req: DiscoverRequest, inventory: &I) -> Resu
             Ok(s) => s,
             Err(e) if e.kind.is_retryable() => return Err(e.into()),
             Err(e) => {
-                region_errors.push(RegionError { region, error: ErrorReport::from(&e) });
+                region_errors.push(RegionError {
+                    region,
+                    error: ErrorReport::from(&e),
+                });
                 continue;
             }
         };
@@ -144,7 +156,14 @@ pub async fn discover<I: Inventory>(req: DiscoverRequest, inventory: &I) -> Resu
             });
         }
     }
-    Ok(DiscoverOutput { run, poll_seconds, found, skipped, region_errors, batches })
+    Ok(DiscoverOutput {
+        run,
+        poll_seconds,
+        found,
+        skipped,
+        region_errors,
+        batches,
+    })
 }
 
 /// What happened to one target.
@@ -208,20 +227,27 @@ fn needs_lookup(batch: &Batch) -> bool {
 /// one idempotency lookup per location for the kinds whose ids AWS picks,
 /// deterministic names for the rest. One target failing does not stop the others.
 /// Fails as a whole only when the lookup is throttled (nothing was created yet).
-pub async fn snapshot_batch<P: RecoveryPoints>(batch: Batch, cloud: &P) -> Result<BatchResult, Error> {
+pub async fn snapshot_batch<P: RecoveryPoints>(
+    batch: Batch,
+    cloud: &P,
+) -> Result<BatchResult, Error> {
     let run = &batch.run;
     let location = &batch.location;
     // Without a complete lookup we cannot know what exists, so we create nothing
     // of the kinds it covers.
-    let (existing, lookup_error): (HashMap<String, RecoveryPoint>, Option<CloudError>) = if needs_lookup(&batch) {
-        match cloud.find_run_snapshots(location, run).await {
-            Ok(points) => (points.into_iter().map(|p| (p.source.clone(), p)).collect(), None),
-            Err(e) if e.kind.is_retryable() => return Err(e.into()),
-            Err(e) => (HashMap::new(), Some(e)),
-        }
-    } else {
-        (HashMap::new(), None)
-    };
+    let (existing, lookup_error): (HashMap<String, RecoveryPoint>, Option<CloudError>) =
+        if needs_lookup(&batch) {
+            match cloud.find_run_snapshots(location, run).await {
+                Ok(points) => (
+                    points.into_iter().map(|p| (p.source.clone(), p)).collect(),
+                    None,
+                ),
+                Err(e) if e.kind.is_retryable() => return Err(e.into()),
+                Err(e) => (HashMap::new(), Some(e)),
+            }
+        } else {
+            (HashMap::new(), None)
+        };
     let lookup_error = lookup_error.map(|e| ErrorReport::from(&e));
 
     let policy = &batch.policy;
@@ -260,7 +286,11 @@ pub async fn snapshot_batch<P: RecoveryPoints>(batch: Batch, cloud: &P) -> Resul
                 };
                 match cloud.create(&request).await {
                     Ok(c) => {
-                        let outcome = if c.existed { Outcome::Existing } else { Outcome::Created };
+                        let outcome = if c.existed {
+                            Outcome::Existing
+                        } else {
+                            Outcome::Created
+                        };
                         (i, base(outcome, Some(c.recovery_point), None))
                     }
                     Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
@@ -300,13 +330,17 @@ pub async fn refresh_batch<P: RecoveryPoints>(
         .collect();
     if !pending.is_empty() {
         let fresh = cloud.refresh(&batch.location, &pending).await?;
-        let fresh: HashMap<(RecoveryPointKind, String), RecoveryPoint> =
-            fresh.into_iter().map(|p| ((p.kind, p.id.clone()), p)).collect();
+        let fresh: HashMap<(RecoveryPointKind, String), RecoveryPoint> = fresh
+            .into_iter()
+            .map(|p| ((p.kind, p.id.clone()), p))
+            .collect();
         let scheduled = parse_time(&batch.run.scheduled_time)
             .map_err(|e| Error::invalid("run.scheduled_time", e.to_string()))?;
         let overdue = (now - scheduled).whole_seconds() > MAX_WAIT_SECONDS;
         for r in batch.results.iter_mut() {
-            let Some(p) = r.recovery_point.as_mut() else { continue };
+            let Some(p) = r.recovery_point.as_mut() else {
+                continue;
+            };
             if p.state != RecoveryPointState::Pending {
                 continue;
             }
@@ -464,7 +498,9 @@ pub fn report(req: ReportRequest) -> RunReport {
                         ids.insert(t.id.clone(), p.id.clone());
                     }
                     match state {
-                        Some(RecoveryPointState::Completed) => bump(&mut counts.completed, t.resource_type),
+                        Some(RecoveryPointState::Completed) => {
+                            bump(&mut counts.completed, t.resource_type)
+                        }
                         Some(RecoveryPointState::Pending) => {}
                         _ => {
                             bump(&mut counts.failed, t.resource_type);

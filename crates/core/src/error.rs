@@ -71,10 +71,10 @@ pub struct CloudError {
     /// The AWS API operation, e.g. `CreateSnapshot`.
     pub operation: &'static str,
     /// The resource the call was about (id or ARN), or `-` for listings.
-    pub resource: String,
-    pub region: String,
+    pub resource: Box<str>,
+    pub region: Box<str>,
     /// The AWS error code, e.g. `InvalidDBInstanceState`.
-    pub code: Option<String>,
+    pub code: Option<Box<str>>,
     pub message: String,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -84,22 +84,22 @@ impl CloudError {
     pub fn new(
         kind: ErrorKind,
         operation: &'static str,
-        resource: impl Into<String>,
-        region: impl Into<String>,
+        resource: impl AsRef<str>,
+        region: impl AsRef<str>,
         message: impl Into<String>,
     ) -> Self {
         Self {
             kind,
             operation,
-            resource: resource.into(),
-            region: region.into(),
+            resource: resource.as_ref().into(),
+            region: region.as_ref().into(),
             code: None,
             message: message.into(),
             source: None,
         }
     }
 
-    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+    pub fn with_code(mut self, code: impl Into<Box<str>>) -> Self {
         self.code = Some(code.into());
         self
     }
@@ -111,11 +111,18 @@ pub enum Error {
     /// Bad input, found before any AWS call. `field` is a dotted path into the input.
     #[error("invalid input at `{field}`: {message}")]
     InvalidInput { field: String, message: String },
+    /// A cloud call failed (boxed: it carries its source and context).
     #[error(transparent)]
-    Cloud(#[from] CloudError),
+    Cloud(Box<CloudError>),
     /// A broken promise inside Strongroom itself.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<CloudError> for Error {
+    fn from(e: CloudError) -> Self {
+        Self::Cloud(Box::new(e))
+    }
 }
 
 impl Error {

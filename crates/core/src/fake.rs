@@ -120,15 +120,20 @@ impl RecoveryPoints for MemoryCloud {
         if let Some(kind) = self.fail_create.read().unwrap().get(&t.id) {
             return Err(Self::err(*kind, "Create", &t.id, &req.location.region));
         }
-        let deterministic = !matches!(t.resource_type, ResourceType::EbsVolume)
-            && !(t.resource_type == ResourceType::Ec2Instance && req.ec2.mode == Ec2Mode::Snapshots);
+        let deterministic = matches!(
+            t.resource_type,
+            ResourceType::RdsInstance | ResourceType::AuroraCluster | ResourceType::RedshiftCluster
+        ) || (t.resource_type == ResourceType::Ec2Instance
+            && req.ec2.mode == Ec2Mode::Ami);
         let mut points = self.points.write().unwrap();
         if deterministic {
             if let Some(p) = points
                 .iter()
                 .find(|p| p.name == req.name && p.point.location == *req.location)
             {
-                if p.tags.get(SOURCE) != req.tags.get(SOURCE) || p.tags.get(POLICY) != req.tags.get(POLICY) {
+                if p.tags.get(SOURCE) != req.tags.get(SOURCE)
+                    || p.tags.get(POLICY) != req.tags.get(POLICY)
+                {
                     return Err(CloudError::new(
                         ErrorKind::Internal,
                         "Create",
@@ -137,21 +142,38 @@ impl RecoveryPoints for MemoryCloud {
                         "name taken by a recovery point of another source or policy",
                     ));
                 }
-                return Ok(Created { recovery_point: p.point.clone(), existed: true });
+                return Ok(Created {
+                    recovery_point: p.point.clone(),
+                    existed: true,
+                });
             }
         }
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (kind, id, members) = match (t.resource_type, req.ec2.mode) {
-            (ResourceType::EbsVolume, _) => (RecoveryPointKind::EbsSnapshot, format!("snap-{n:08x}"), vec![]),
+            (ResourceType::EbsVolume, _) => (
+                RecoveryPointKind::EbsSnapshot,
+                format!("snap-{n:08x}"),
+                vec![],
+            ),
             (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => (
                 RecoveryPointKind::Ec2SnapshotSet,
                 format!("{}@{}", t.id, req.run.scheduled_time),
                 vec![format!("snap-{n:08x}a"), format!("snap-{n:08x}b")],
             ),
-            (ResourceType::Ec2Instance, Ec2Mode::Ami) => (RecoveryPointKind::Ami, format!("ami-{n:08x}"), vec![]),
-            (ResourceType::RdsInstance, _) => (RecoveryPointKind::RdsSnapshot, req.name.clone(), vec![]),
-            (ResourceType::AuroraCluster, _) => (RecoveryPointKind::AuroraSnapshot, req.name.clone(), vec![]),
-            (ResourceType::RedshiftCluster, _) => (RecoveryPointKind::RedshiftSnapshot, req.name.clone(), vec![]),
+            (ResourceType::Ec2Instance, Ec2Mode::Ami) => {
+                (RecoveryPointKind::Ami, format!("ami-{n:08x}"), vec![])
+            }
+            (ResourceType::RdsInstance, _) => {
+                (RecoveryPointKind::RdsSnapshot, req.name.clone(), vec![])
+            }
+            (ResourceType::AuroraCluster, _) => {
+                (RecoveryPointKind::AuroraSnapshot, req.name.clone(), vec![])
+            }
+            (ResourceType::RedshiftCluster, _) => (
+                RecoveryPointKind::RedshiftSnapshot,
+                req.name.clone(),
+                vec![],
+            ),
         };
         let point = RecoveryPoint {
             id,
@@ -161,10 +183,21 @@ impl RecoveryPoints for MemoryCloud {
             source: t.source_ref().to_owned(),
             location: req.location.clone(),
             created_at: req.run.scheduled_time.clone(),
-            state: self.initial_state.read().unwrap().unwrap_or(RecoveryPointState::Pending),
+            state: self
+                .initial_state
+                .read()
+                .unwrap()
+                .unwrap_or(RecoveryPointState::Pending),
         };
-        points.push(StoredPoint { point: point.clone(), name: req.name.clone(), tags: req.tags.clone() });
-        Ok(Created { recovery_point: point, existed: false })
+        points.push(StoredPoint {
+            point: point.clone(),
+            name: req.name.clone(),
+            tags: req.tags.clone(),
+        });
+        Ok(Created {
+            recovery_point: point,
+            existed: false,
+        })
     }
 
     async fn refresh(

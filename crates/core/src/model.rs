@@ -119,7 +119,12 @@ impl RecoveryPointState {
     pub fn from_aws(state: &str) -> Self {
         match state.to_ascii_lowercase().as_str() {
             "completed" | "available" => Self::Completed,
-            "error" | "failed" | "invalid" | "deregistered" | "deleted" | "incompatible-restore"
+            "error"
+            | "failed"
+            | "invalid"
+            | "deregistered"
+            | "deleted"
+            | "incompatible-restore"
             | "recoverable" => Self::Failed,
             _ => Self::Pending,
         }

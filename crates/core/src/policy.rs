@@ -180,7 +180,9 @@ impl Policy {
             if !is_region_name(r) {
                 return Err(Error::invalid(
                     format!("{at_sel}.regions[{i}]"),
-                    format!("`{r}` is not a region name; use a code such as us-east-1 or eu-west-2"),
+                    format!(
+                        "`{r}` is not a region name; use a code such as us-east-1 or eu-west-2"
+                    ),
                 ));
             }
             if !seen.insert(r) {
@@ -262,9 +264,19 @@ pub fn validate_policy_name(name: &str) -> Result<(), String> {
 /// a known geography prefix, a compass word, a number. Catches typos such as
 /// `us-est-1` without a list of regions that would go stale.
 pub fn is_region_name(r: &str) -> bool {
-    const PREFIXES: &[&str] = &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "eusc"];
+    const PREFIXES: &[&str] = &[
+        "us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn", "eusc",
+    ];
     const COMPASS: &[&str] = &[
-        "east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest",
+        "east",
+        "west",
+        "north",
+        "south",
+        "central",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
     ];
     let parts: Vec<&str> = r.split('-').collect();
     if !(3..=4).contains(&parts.len()) {
@@ -383,17 +395,41 @@ mod tests {
         let (field, msg) = err_field(v);
         assert_eq!(field, "policy.selector.regions[1]");
         assert!(msg.contains("mars-1"));
-        for bad in ["US-EAST-1", "us-east", "useast1", "us-east-1a", "", "us--east-1", "moon-base-1", "us-est-1"] {
+        for bad in [
+            "US-EAST-1",
+            "us-east",
+            "useast1",
+            "us-east-1a",
+            "",
+            "us--east-1",
+            "moon-base-1",
+            "us-est-1",
+        ] {
             assert!(!is_region_name(bad), "{bad}");
         }
-        for good in ["us-east-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "eusc-de-east-1", "il-central-1"] {
+        for good in [
+            "us-east-1",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eusc-de-east-1",
+            "il-central-1",
+        ] {
             assert!(is_region_name(good), "{good}");
         }
     }
 
     #[test]
     fn bad_names_and_times_are_named() {
-        for bad in ["", "Daily", "1daily", "daily-", "a--b", "x y", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "Daily",
+            "1daily",
+            "daily-",
+            "a--b",
+            "x y",
+            &"a".repeat(41),
+        ] {
             let mut v = good();
             v["policy"]["name"] = json!(bad);
             assert_eq!(err_field(v).0, "policy.name", "{bad}");
@@ -422,7 +458,10 @@ mod tests {
         .unwrap();
         let sel = &r.policy.selector;
         let tags = |pairs: &[(&str, &str)]| -> Tags {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(sel.rejection(&tags(&[("backup", "daily")])), None);
         assert_eq!(

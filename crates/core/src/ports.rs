@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::error::CloudError;
-use crate::model::{Location, RecoveryPoint, ResourceType, Target, Tags};
+use crate::model::{Location, RecoveryPoint, ResourceType, Tags, Target};
 use crate::policy::Ec2Options;
 use crate::tags::RunKey;
 

@@ -2,7 +2,7 @@
 //! it, from what, where and when. Prune (a later stage) may only ever touch
 //! what carries `strongroom:managed=true` and its own policy's name.
 
-use crate::model::{Location, Target, Tags};
+use crate::model::{Location, Tags, Target};
 use crate::policy::Policy;
 
 pub const MANAGED: &str = "strongroom:managed";
@@ -137,7 +137,10 @@ mod tests {
         let tags = recovery_point_tags(&policy(true), &run(), &t, &loc());
         assert_eq!(tags[MANAGED], "true");
         assert_eq!(tags[POLICY], "daily");
-        assert_eq!(tags[SOURCE], "arn:aws:rds:us-east-1:123456789012:db:orders-db");
+        assert_eq!(
+            tags[SOURCE],
+            "arn:aws:rds:us-east-1:123456789012:db:orders-db"
+        );
         assert_eq!(tags[SOURCE_REGION], "us-east-1");
         assert_eq!(tags[SOURCE_ACCOUNT], "123456789012");
         assert_eq!(tags[CREATED_AT], "2026-11-29T03:00:00Z");
@@ -145,7 +148,10 @@ mod tests {
         assert_eq!(tags["team"], "payments");
         assert_eq!(tags["backup"], "daily");
         assert!(!tags.contains_key("aws:cloudformation:stack-name"));
-        assert!(!tags.contains_key(HOLD), "a source's hold must not be inherited");
+        assert!(
+            !tags.contains_key(HOLD),
+            "a source's hold must not be inherited"
+        );
         assert_eq!(tags.len(), 9);
     }
 
@@ -154,7 +160,8 @@ mod tests {
         let t = target(&[("team", "payments")]);
         let tags = recovery_point_tags(&policy(false), &run(), &t, &loc());
         assert_eq!(tags.len(), 7);
-        let many: Vec<(String, String)> = (0..80).map(|i| (format!("k{i:02}"), "v".into())).collect();
+        let many: Vec<(String, String)> =
+            (0..80).map(|i| (format!("k{i:02}"), "v".into())).collect();
         let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let tags = recovery_point_tags(&policy(true), &run(), &target(&refs), &loc());
         assert_eq!(tags.len(), MAX_TAGS);
@@ -167,6 +174,8 @@ mod tests {
         assert_eq!(name, "strongroom-daily-20261129t030000z-orders-db");
         assert!(name.len() <= 255);
         assert!(!name.contains("--"));
-        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }
 }

@@ -8,14 +8,19 @@ use strongroom_core::backup::{
     Outcome, ReportRequest, RunOutcome, StatesError, TargetRef, BATCH_SIZE,
 };
 use strongroom_core::fake::MemoryCloud;
-use strongroom_core::model::{Location, RecoveryPointKind, RecoveryPointState, ResourceType, Target, Tags};
+use strongroom_core::model::{
+    Location, RecoveryPointKind, RecoveryPointState, ResourceType, Tags, Target,
+};
 use strongroom_core::ports::FoundSource;
 use strongroom_core::{tags, Error, ErrorKind};
 
 const ACCOUNT: &str = "123456789012";
 
 fn tagset(pairs: &[(&str, &str)]) -> Tags {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn source(cloud: &MemoryCloud, region: &str, t: ResourceType, id: &str, pairs: &[(&str, &str)]) {
@@ -24,11 +29,21 @@ fn source(cloud: &MemoryCloud, region: &str, t: ResourceType, id: &str, pairs: &
         ResourceType::Ec2Instance => format!("arn:aws:ec2:{region}:{ACCOUNT}:instance/{id}"),
         ResourceType::RdsInstance => format!("arn:aws:rds:{region}:{ACCOUNT}:db:{id}"),
         ResourceType::AuroraCluster => format!("arn:aws:rds:{region}:{ACCOUNT}:cluster:{id}"),
-        ResourceType::RedshiftCluster => format!("arn:aws:redshift:{region}:{ACCOUNT}:cluster:{id}"),
+        ResourceType::RedshiftCluster => {
+            format!("arn:aws:redshift:{region}:{ACCOUNT}:cluster:{id}")
+        }
     };
     cloud.add_source(FoundSource {
-        location: Location { account: ACCOUNT.into(), region: region.into() },
-        target: Target { resource_type: t, id: id.into(), arn, tags: tagset(pairs) },
+        location: Location {
+            account: ACCOUNT.into(),
+            region: region.into(),
+        },
+        target: Target {
+            resource_type: t,
+            id: id.into(),
+            arn,
+            tags: tagset(pairs),
+        },
     });
 }
 
@@ -36,12 +51,36 @@ fn estate() -> MemoryCloud {
     let c = MemoryCloud::new();
     let daily = [("backup", "daily"), ("team", "core")];
     source(&c, "us-east-1", ResourceType::EbsVolume, "vol-1", &daily);
-    source(&c, "us-east-1", ResourceType::EbsVolume, "vol-2", &[("backup", "weekly")]);
-    source(&c, "us-east-1", ResourceType::EbsVolume, "vol-3", &[("backup", "daily"), ("backup-skip", "true")]);
+    source(
+        &c,
+        "us-east-1",
+        ResourceType::EbsVolume,
+        "vol-2",
+        &[("backup", "weekly")],
+    );
+    source(
+        &c,
+        "us-east-1",
+        ResourceType::EbsVolume,
+        "vol-3",
+        &[("backup", "daily"), ("backup-skip", "true")],
+    );
     source(&c, "us-east-1", ResourceType::Ec2Instance, "i-1", &daily);
     source(&c, "us-east-1", ResourceType::RdsInstance, "orders", &daily);
-    source(&c, "eu-west-1", ResourceType::AuroraCluster, "ledger", &daily);
-    source(&c, "eu-west-1", ResourceType::RedshiftCluster, "dwh", &daily);
+    source(
+        &c,
+        "eu-west-1",
+        ResourceType::AuroraCluster,
+        "ledger",
+        &daily,
+    );
+    source(
+        &c,
+        "eu-west-1",
+        ResourceType::RedshiftCluster,
+        "dwh",
+        &daily,
+    );
     source(&c, "ap-south-1", ResourceType::EbsVolume, "vol-9", &daily);
     c
 }
@@ -87,9 +126,17 @@ async fn discover_selects_by_type_region_and_tags() {
     assert_eq!(out.skipped[0].id, "vol-3");
     assert_eq!(out.skipped[0].reason, "excluded by tag backup-skip=true");
     // One batch per location, ap-south-1 is not in the policy.
-    let regions: Vec<&str> = out.batches.iter().map(|b| b.location.region.as_str()).collect();
+    let regions: Vec<&str> = out
+        .batches
+        .iter()
+        .map(|b| b.location.region.as_str())
+        .collect();
     assert_eq!(regions, vec!["eu-west-1", "us-east-1"]);
-    let ids: Vec<&str> = out.batches[1].targets.iter().map(|t| t.id.as_str()).collect();
+    let ids: Vec<&str> = out.batches[1]
+        .targets
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
     assert_eq!(ids, vec!["vol-1", "i-1", "orders"]);
 }
 
@@ -107,24 +154,42 @@ async fn discover_only_listed_types() {
 #[tokio::test]
 async fn bad_input_fails_before_any_call() {
     let cloud = estate();
-    cloud.fail_region.write().unwrap().insert("us-east-1".into(), ErrorKind::Internal);
+    cloud
+        .fail_region
+        .write()
+        .unwrap()
+        .insert("us-east-1".into(), ErrorKind::Internal);
     let mut p = daily_policy();
     p["selector"]["tags"] = json!({});
     let err = discover(request(p), &cloud).await.unwrap_err();
-    assert!(matches!(&err, Error::InvalidInput { field, .. } if field == "policy.selector.tags"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidInput { field, .. } if field == "policy.selector.tags"),
+        "{err}"
+    );
     assert_eq!(err.error_type(), "Strongroom.InvalidInput");
 }
 
 #[tokio::test]
 async fn region_failures_are_reported_and_throttling_retried() {
     let cloud = estate();
-    cloud.fail_region.write().unwrap().insert("eu-west-1".into(), ErrorKind::AccessDenied);
+    cloud
+        .fail_region
+        .write()
+        .unwrap()
+        .insert("eu-west-1".into(), ErrorKind::AccessDenied);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     assert_eq!(out.region_errors.len(), 1);
-    assert_eq!(out.region_errors[0].error.error_type, "Strongroom.AccessDenied");
+    assert_eq!(
+        out.region_errors[0].error.error_type,
+        "Strongroom.AccessDenied"
+    );
     assert_eq!(out.batches.len(), 1);
 
-    cloud.fail_region.write().unwrap().insert("eu-west-1".into(), ErrorKind::Throttled);
+    cloud
+        .fail_region
+        .write()
+        .unwrap()
+        .insert("eu-west-1".into(), ErrorKind::Throttled);
     let err = discover(request(daily_policy()), &cloud).await.unwrap_err();
     assert_eq!(err.error_type(), "Strongroom.Throttled");
 }
@@ -133,7 +198,13 @@ async fn region_failures_are_reported_and_throttling_retried() {
 async fn batches_are_bounded() {
     let cloud = MemoryCloud::new();
     for i in 0..(BATCH_SIZE * 2 + 3) {
-        source(&cloud, "us-east-1", ResourceType::EbsVolume, &format!("vol-{i:04}"), &[("backup", "daily")]);
+        source(
+            &cloud,
+            "us-east-1",
+            ResourceType::EbsVolume,
+            &format!("vol-{i:04}"),
+            &[("backup", "daily")],
+        );
     }
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let sizes: Vec<usize> = out.batches.iter().map(|b| b.targets.len()).collect();
@@ -148,7 +219,11 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
     for b in out.batches.clone() {
         first.push(snapshot_batch(b, &cloud).await.unwrap());
     }
-    let created: usize = first.iter().flat_map(|b| &b.results).filter(|r| r.outcome == Outcome::Created).count();
+    let created: usize = first
+        .iter()
+        .flat_map(|b| &b.results)
+        .filter(|r| r.outcome == Outcome::Created)
+        .count();
     assert_eq!(created, 5);
     assert_eq!(cloud.stored().len(), 5);
     for p in cloud.stored() {
@@ -165,7 +240,10 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
     }
     for b in again {
         let r = snapshot_batch(b, &cloud).await.unwrap();
-        assert!(r.results.iter().all(|r| r.outcome == Outcome::Existing), "{r:?}");
+        assert!(
+            r.results.iter().all(|r| r.outcome == Outcome::Existing),
+            "{r:?}"
+        );
     }
     assert_eq!(cloud.stored().len(), 5);
     // One lookup per location that has EBS/EC2 targets, per run.
@@ -179,31 +257,58 @@ async fn ami_mode_makes_amis() {
     p["selector"]["resource_types"] = json!(["ec2-instance"]);
     p["ec2"] = json!({"mode": "ami"});
     let out = discover(request(p), &cloud).await.unwrap();
-    let r = snapshot_batch(out.batches[0].clone(), &cloud).await.unwrap();
-    assert_eq!(r.results[0].recovery_point.as_ref().unwrap().kind, RecoveryPointKind::Ami);
-    assert_eq!(cloud.lookups.load(Ordering::SeqCst), 0, "AMI names are deterministic, no lookup");
-    assert_eq!(cloud.stored()[0].name, "strongroom-daily-20261129t030000z-i-1");
+    let r = snapshot_batch(out.batches[0].clone(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.results[0].recovery_point.as_ref().unwrap().kind,
+        RecoveryPointKind::Ami
+    );
+    assert_eq!(
+        cloud.lookups.load(Ordering::SeqCst),
+        0,
+        "AMI names are deterministic, no lookup"
+    );
+    assert_eq!(
+        cloud.stored()[0].name,
+        "strongroom-daily-20261129t030000z-i-1"
+    );
 }
 
 #[tokio::test]
 async fn one_failure_does_not_stop_the_others_and_is_reported() {
     let cloud = estate();
-    cloud.fail_create.write().unwrap().insert("orders".into(), ErrorKind::NotReady);
+    cloud
+        .fail_create
+        .write()
+        .unwrap()
+        .insert("orders".into(), ErrorKind::NotReady);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
         done.push(snapshot_batch(b, &cloud).await.unwrap());
     }
-    let failed: Vec<_> = done.iter().flat_map(|b| &b.results).filter(|r| r.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> = done
+        .iter()
+        .flat_map(|b| &b.results)
+        .filter(|r| r.outcome == Outcome::Failed)
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, "orders");
-    assert_eq!(failed[0].error.as_ref().unwrap().error_type, "Strongroom.NotReady");
+    assert_eq!(
+        failed[0].error.as_ref().unwrap().error_type,
+        "Strongroom.NotReady"
+    );
     assert_eq!(cloud.stored().len(), 4);
 
     cloud.settle(RecoveryPointState::Completed);
     let mut refreshed = Vec::new();
     for b in done {
-        refreshed.push(BatchOutcome::Done(refresh_batch(b, &cloud, time::OffsetDateTime::now_utc()).await.unwrap()));
+        refreshed.push(BatchOutcome::Done(
+            refresh_batch(b, &cloud, time::OffsetDateTime::now_utc())
+                .await
+                .unwrap(),
+        ));
     }
     let rep = report(ReportRequest {
         run: out.run.clone(),
@@ -222,7 +327,9 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud).await.unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud)
+        .await
+        .unwrap();
     assert_eq!(b.pending, 3);
     let now = time::macros::datetime!(2026-11-29 03:05 UTC);
     let b = refresh_batch(b, &cloud, now).await.unwrap();
@@ -241,13 +348,30 @@ async fn completion_check_waits_then_completes() {
 async fn overdue_and_vanished_points_fail() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud).await.unwrap();
-    cloud.points.write().unwrap().retain(|p| p.point.resource_type != ResourceType::RdsInstance);
+    let b = snapshot_batch(out.batches[1].clone(), &cloud)
+        .await
+        .unwrap();
+    cloud
+        .points
+        .write()
+        .unwrap()
+        .retain(|p| p.point.resource_type != ResourceType::RdsInstance);
     let late = time::macros::datetime!(2026-11-30 04:00 UTC);
     let b = refresh_batch(b, &cloud, late).await.unwrap();
     assert_eq!(b.pending, 0);
-    let errs: Vec<&str> = b.results.iter().map(|r| r.error.as_ref().unwrap().error_type.as_str()).collect();
-    assert_eq!(errs, vec!["Strongroom.NotReady", "Strongroom.NotReady", "Strongroom.NotFound"]);
+    let errs: Vec<&str> = b
+        .results
+        .iter()
+        .map(|r| r.error.as_ref().unwrap().error_type.as_str())
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            "Strongroom.NotReady",
+            "Strongroom.NotReady",
+            "Strongroom.NotFound"
+        ]
+    );
 }
 
 #[test]
@@ -263,12 +387,24 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
         skipped: vec![],
         region_errors: vec![],
         batches: vec![BatchOutcome::Failed(FailedBatch {
-            location: Location { account: ACCOUNT.into(), region: "us-east-1".into() },
+            location: Location {
+                account: ACCOUNT.into(),
+                region: "us-east-1".into(),
+            },
             targets: vec![
-                TargetRef { resource_type: ResourceType::EbsVolume, id: "vol-1".into() },
-                TargetRef { resource_type: ResourceType::EbsVolume, id: "vol-2".into() },
+                TargetRef {
+                    resource_type: ResourceType::EbsVolume,
+                    id: "vol-1".into(),
+                },
+                TargetRef {
+                    resource_type: ResourceType::EbsVolume,
+                    id: "vol-2".into(),
+                },
             ],
-            error: StatesError { error: "Strongroom.Throttled".into(), cause: "slow down".into() },
+            error: StatesError {
+                error: "Strongroom.Throttled".into(),
+                cause: "slow down".into(),
+            },
         })],
     });
     assert_eq!(rep.outcome, RunOutcome::Failed);

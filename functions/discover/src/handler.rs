@@ -3,7 +3,10 @@ use strongroom_core::ports::Inventory;
 use strongroom_lambda::{parse, FunctionError};
 
 /// `{"input": <run input>, "execution": "...", "started_at": "..."}` -> batches.
-pub async fn handle<I: Inventory>(payload: serde_json::Value, inventory: &I) -> Result<DiscoverOutput, FunctionError> {
+pub async fn handle<I: Inventory>(
+    payload: serde_json::Value,
+    inventory: &I,
+) -> Result<DiscoverOutput, FunctionError> {
     let request: DiscoverRequest = parse(payload)?;
     let out = discover(request, inventory).await?;
     tracing::info!(

@@ -9,5 +9,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     strongroom_lambda::init_tracing();
     let cloud = strongroom_aws::AwsCloud::from_env().await;
     let cloud = &cloud;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler::handle(event.payload, cloud))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handler::handle(event.payload, cloud)
+    }))
+    .await
 }

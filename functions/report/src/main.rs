@@ -7,5 +7,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     strongroom_lambda::init_tracing();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move { handler::handle(event.payload) })).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        handler::handle(event.payload)
+    }))
+    .await
 }

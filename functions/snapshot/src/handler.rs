@@ -3,7 +3,10 @@ use strongroom_core::ports::RecoveryPoints;
 use strongroom_lambda::{parse, FunctionError};
 
 /// A [`Batch`] (one Map item of Discover's output) -> [`BatchResult`].
-pub async fn handle<P: RecoveryPoints>(payload: serde_json::Value, cloud: &P) -> Result<BatchResult, FunctionError> {
+pub async fn handle<P: RecoveryPoints>(
+    payload: serde_json::Value,
+    cloud: &P,
+) -> Result<BatchResult, FunctionError> {
     let batch: Batch = parse(payload)?;
     let out = snapshot_batch(batch, cloud).await?;
     let count = |o| out.results.iter().filter(|r| r.outcome == o).count();

@@ -1,0 +1,95 @@
+# Strongroom — the two commands are `make demo` and `make test`.
+#
+# Everything installed lives under $(CACHE) (outside the clone, reused by later
+# runs): the Python venv with the pinned emulator, and cargo's target dir.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE ?= $(HOME)/.cache/strongroom
+VENV := $(CACHE)/venv
+C7N_VENV := $(CACHE)/venv-c7n
+PYTHON := $(VENV)/bin/python
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+export STRONGROOM_PYTHON := $(PYTHON)
+export PATH := $(VENV)/bin:$(PATH)
+CARGO ?= cargo
+NPM_TOOLS := tools/node_modules/.bin
+
+REQS := tests/emulator/requirements.txt
+VENV_STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
+C7N_STAMP := $(C7N_VENV)/.stamp-$(shell cat bench/requirements-c7n.txt | cksum | cut -d' ' -f1)
+NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cksum | cut -d' ' -f1)
+
+.PHONY: help setup demo test unit lint check-infra build-functions build bench schema clean-cache
+
+help:
+	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
+	@echo "make test    formatting, lints, unit, emulator and state machine tests, ASL checks"
+	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator)"
+	@echo "make build   release Lambda binaries with cargo-lambda (target/lambda/<fn>/bootstrap)"
+	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
+	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
+
+setup: $(VENV_STAMP) $(NPM_STAMP)
+
+$(VENV_STAMP): $(REQS)
+	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+	@echo "==> Python venv with the pinned emulator in $(VENV)"
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r $(REQS)
+	@rm -f $(VENV)/.stamp-* && touch $@
+
+$(NPM_STAMP): tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the ASL checks (apt-get install npm)" >&2; exit 1; }
+	@echo "==> Node tools (asl-validator) in tools/node_modules"
+	@cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@rm -f tools/node_modules/.stamp-* && touch $@
+
+$(C7N_STAMP): bench/requirements-c7n.txt
+	@echo "==> Cloud Custodian venv in $(C7N_VENV)"
+	@test -x $(C7N_VENV)/bin/python || python3 -m venv $(C7N_VENV)
+	@$(C7N_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-c7n.txt
+	@rm -f $(C7N_VENV)/.stamp-* && touch $@
+
+# Debug function binaries for the emulator (tests and demo). `cargo test` below
+# reuses every dependency this builds: features are declared once in the
+# workspace, so the SDK is compiled once.
+build-functions:
+	@echo "==> Building the functions (debug; the first build compiles the AWS SDK: ~6 min on 2 cores)"
+	@$(CARGO) build --workspace --bins
+
+demo: setup build-functions
+	@$(PYTHON) tests/emulator/demo.py --functions-dir $(CARGO_TARGET_DIR)/debug
+
+lint:
+	@echo "==> cargo fmt --check"
+	@$(CARGO) fmt --all --check
+	@echo "==> cargo clippy -D warnings"
+	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+check-infra: $(NPM_STAMP)
+	@echo "==> asl-validator on every state machine"
+	@for f in infra/statemachines/*.asl.json; do $(NPM_TOOLS)/asl-validator --json-path $$f; done
+
+test: setup lint build-functions check-infra
+	@echo "==> cargo test (unit, property, emulator and state machine tests)"
+	@mkdir -p $(CACHE)
+	@$(CARGO) test --workspace 2>&1 | tee $(CACHE)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "\ncargo test: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' $(CACHE)/test.log
+
+schema:
+	@STRONGROOM_BLESS=1 $(CARGO) test -p strongroom-tests --test schema --quiet
+
+# Release binaries as Lambda deploys them (x86_64; arm64 needs the aarch64 std target).
+build: setup
+	@echo "==> cargo lambda build --release (LTO: a cold build takes a long while)"
+	@$(CARGO) lambda build --release --workspace
+
+bench: setup $(C7N_STAMP) build build-functions
+	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug \
+		--lambda-dir $(CARGO_TARGET_DIR)/lambda --c7n $(C7N_VENV)/bin/custodian --out BENCHMARKS.md
+
+clean-cache:
+	rm -rf $(CACHE)
