@@ -85,7 +85,7 @@ schema:
 # Release binaries as Lambda deploys them (x86_64; arm64 needs the aarch64 std target).
 build: setup
 	@echo "==> cargo lambda build --release (LTO: a cold build takes a long while)"
-	@$(CARGO) lambda build --release --workspace
+	@$(CARGO) lambda build --release
 
 bench: setup $(C7N_STAMP) build build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug \

@@ -32,6 +32,7 @@ FUNCTIONS = {
     "SnapshotFunctionArn": "snapshot",
     "StatusFunctionArn": "status",
     "ReportFunctionArn": "report",
+    "PruneFunctionArn": "prune",
 }
 TYPES = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"]
 
@@ -143,10 +144,13 @@ def main() -> None:
 
         run_input = json.loads((ROOT / "events/backup/scheduled.json").read_text())
         run_input["poll_seconds"] = 0
+        # Keep one recovery point per source, so that the second day prunes the first.
+        run_input["policy"]["retention"] = {"keep_last": 1}
         policy = run_input["policy"]
         say()
         say(f"==> Policy {policy['name']!r}: tags {policy['selector']['tags']}, "
-            f"excluding {policy['selector'].get('exclude_tags', {})}, regions {policy['selector']['regions']}")
+            f"excluding {policy['selector'].get('exclude_tags', {})}, regions {policy['selector']['regions']}, "
+            f"retention {policy['retention']}")
 
         sfn = emu.client("stepfunctions")
         machine = sfn.create_state_machine(
@@ -154,24 +158,40 @@ def main() -> None:
             definition=definition(),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/strongroom-backup",
         )["stateMachineArn"]
-        say("==> Running the backup state machine (states as they happen)")
-        desc = run_execution(sfn, machine, "demo-daily-1", run_input, follow=True)
+
+        def summary(report: dict[str, Any]) -> None:
+            say(f"    run {report['run']['execution']} (scheduled {report['run']['scheduled_time']}): {report['outcome']}")
+            rp = report["recovery_points"]
+            rows = [["type", "selected", "created", "existing", "completed", "failed"]]
+            for t in TYPES:
+                rows.append([t] + [str(d.get(t, 0)) for d in (report["resources_found"], rp["created"], rp["existing"], rp["completed"], rp["failed"])])
+            table(rows)
+            say(f"    skipped by exclude tags: {report['skipped']}")
+            for f in report["failures"]:
+                say(f"    FAILED {f['resource_type']} {f['id']} in {f['region']}: {f['error_type']}: {f['message']}")
+            prune = report.get("prune") or {}
+            say(f"    prune: deleted {prune.get('deleted', 0)}, kept {prune.get('kept', 0)}, "
+                f"refused {prune.get('refused', 0)}, failed {prune.get('failed', 0)}")
+            for d in prune.get("deleted_ids", []):
+                say(f"      deleted {d}")
+
+        run_input["scheduled_time"] = "2026-11-28T03:00:00Z"
+        say("==> Day 1: running the backup state machine (states as they happen)")
+        desc = run_execution(sfn, machine, "demo-daily-2026-11-28", run_input, follow=True)
+        if desc["status"] != "SUCCEEDED":
+            raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
+        summary(json.loads(desc["output"]))
+
+        run_input["scheduled_time"] = "2026-11-29T03:00:00Z"
+        say()
+        say("==> Day 2: the next scheduled run (its Prune stage removes day 1's recovery points)")
+        desc = run_execution(sfn, machine, "demo-daily-2026-11-29", run_input, follow=False)
         if desc["status"] != "SUCCEEDED":
             raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
         report = json.loads(desc["output"])
-
-        say()
-        say(f"==> Run {report['run']['execution']} of policy {report['run']['policy']} "
-            f"(scheduled {report['run']['scheduled_time']}): {report['outcome']}")
         rp = report["recovery_points"]
-        rows = [["type", "selected", "created", "completed", "failed"]]
-        for t in TYPES:
-            rows.append([t] + [str(d.get(t, 0)) for d in (report["resources_found"], rp["created"], rp["completed"], rp["failed"])])
-        table(rows)
-        say(f"    skipped by exclude tags: {report['skipped']}")
-        for f in report["failures"]:
-            say(f"    FAILED {f['resource_type']} {f['id']} in {f['region']}: {f['error_type']}: {f['message']}")
-
+        summary(report)
+        say()
         say("==> Recovery points, read back from the emulator")
         per_source: dict[str, list[str]] = defaultdict(list)
         for region in policy["selector"]["regions"]:
@@ -201,14 +221,15 @@ def main() -> None:
                 say(f"      {t['Key']} = {t['Value']}")
 
         say()
-        say("==> Running the same schedule again (a re-run must create nothing)")
-        desc2 = run_execution(sfn, machine, "demo-daily-1-rerun", run_input, follow=False)
+        say("==> Running day 2 again (a re-run must create and delete nothing)")
+        desc2 = run_execution(sfn, machine, "demo-daily-2026-11-29-rerun", run_input, follow=False)
         report2 = json.loads(desc2["output"])
         created = sum(report2["recovery_points"]["created"].values())
         existing = sum(report2["recovery_points"]["existing"].values())
-        say(f"    outcome {report2['outcome']}: created {created}, found existing {existing}")
-        if created != 0:
-            raise SystemExit("a re-run created recovery points: idempotency is broken")
+        deleted = (report2.get("prune") or {}).get("deleted", 0)
+        say(f"    outcome {report2['outcome']}: created {created}, found existing {existing}, pruned {deleted}")
+        if created != 0 or deleted != 0:
+            raise SystemExit("a re-run created or deleted recovery points: idempotency is broken")
         counts = Counter(r["resource_type"] for r in resources)
         say()
         say(f"Done: {len(resources)} resources seeded ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "

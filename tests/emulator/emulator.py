@@ -24,6 +24,17 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
 3. EC2 ``CreateImage`` with a name already used by an AMI of the account in
    the region fails with ``InvalidAMIName.Duplicate`` (AWS: AMI names are
    unique per account and region); moto accepts duplicates.
+4. EBS Snapshot Lock: ``LockSnapshot``, ``UnlockSnapshot`` and
+   ``DescribeLockedSnapshots``, and ``DeleteSnapshot`` refusing a locked
+   snapshot (AWS: "A locked snapshot can't be deleted"). moto has none of them.
+   Locks here never expire and have no cooling-off period: enough to test that
+   Strongroom sees locks and never tries to delete a locked snapshot.
+5. EC2 ``RegisterImage`` with ``BlockDeviceMappings`` that name an existing
+   snapshot uses that snapshot (AWS: the AMI is backed by it, and
+   ``DeleteSnapshot`` then fails with ``InvalidSnapshot.InUse``); moto ignores
+   the mappings and invents a snapshot of its own.
+6. Redshift ``DescribeClusterSnapshots`` returns ``OwnerAccount`` (AWS: "the
+   account used to create or copy the snapshot"); moto leaves it out.
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -50,7 +61,7 @@ from typing import Any
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
 HOME_REGION = "us-east-1"
-FUNCTIONS = ("discover", "snapshot", "status", "report")
+FUNCTIONS = ("discover", "snapshot", "status", "report", "prune")
 MAX_INSTANCES = 4
 INVOKE_TIMEOUT_S = 900
 
@@ -75,6 +86,9 @@ def patch_moto() -> None:
             )
 
     _patch_create_image()
+    _patch_snapshot_lock()
+    _patch_register_image()
+    _patch_redshift_owner()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -112,6 +126,100 @@ def _patch_create_image() -> None:
 
     create_image._strongroom = True  # type: ignore[attr-defined]
     AmiBackend.create_image = create_image
+
+
+def _patch_snapshot_lock() -> None:
+    """Patch 4: EBS Snapshot Lock (LockSnapshot / UnlockSnapshot / DescribeLockedSnapshots)."""
+    import datetime
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.responses import EC2Response
+
+    if getattr(EC2Response, "_strongroom_locks", False):
+        return
+    original_delete = EBSBackend.delete_snapshot
+
+    def locks(backend):  # type: ignore[no-untyped-def]
+        if not hasattr(backend, "_strongroom_locks"):
+            backend._strongroom_locks = {}
+        return backend._strongroom_locks
+
+    def delete_snapshot(self, snapshot_id):  # type: ignore[no-untyped-def]
+        if snapshot_id in locks(self):
+            raise EC2ClientError("SnapshotLocked", f"The snapshot {snapshot_id} is locked and can't be deleted.")
+        return original_delete(self, snapshot_id)
+
+    def lock_snapshot(self):  # type: ignore[no-untyped-def]
+        snapshot_id = self._get_param("SnapshotId")
+        snapshot = self.ec2_backend.get_snapshot(snapshot_id)
+        mode = self._get_param("LockMode")
+        days = int(self._get_param("LockDuration") or 1)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        lock = {
+            "SnapshotId": snapshot.id,
+            "OwnerId": self.current_account,
+            "LockState": "governance" if mode == "governance" else "compliance",
+            "LockDuration": days,
+            "LockCreatedOn": now,
+            "LockDurationStartTime": now,
+            "LockExpiresOn": now + datetime.timedelta(days=days),
+        }
+        locks(self.ec2_backend)[snapshot.id] = lock
+        return ActionResult(lock)
+
+    def unlock_snapshot(self):  # type: ignore[no-untyped-def]
+        snapshot_id = self._get_param("SnapshotId")
+        locks(self.ec2_backend).pop(snapshot_id, None)
+        return ActionResult({"SnapshotId": snapshot_id})
+
+    def describe_locked_snapshots(self):  # type: ignore[no-untyped-def]
+        wanted = set(self._get_param("SnapshotIds", []))
+        found = [l for sid, l in locks(self.ec2_backend).items() if not wanted or sid in wanted]
+        return ActionResult({"Snapshots": found})
+
+    EBSBackend.delete_snapshot = delete_snapshot
+    EC2Response.lock_snapshot = lock_snapshot
+    EC2Response.unlock_snapshot = unlock_snapshot
+    EC2Response.describe_locked_snapshots = describe_locked_snapshots
+    EC2Response._strongroom_locks = True
+
+
+def _patch_register_image() -> None:
+    """Patch 5: RegisterImage backed by the snapshot its mappings name."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+
+    if getattr(EC2Response, "_strongroom_register", False):
+        return
+
+    def register_image(self):  # type: ignore[no-untyped-def]
+        name = self._get_param("Name")
+        description = self._get_param("Description", "")
+        self.error_on_dryrun()
+        image = self.ec2_backend.register_image(name, description)
+        for mapping in self._get_param("BlockDeviceMappings", []) or []:
+            snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
+            if snapshot_id:
+                own = image.ebs_snapshot
+                snapshot = self.ec2_backend.get_snapshot(snapshot_id)
+                snapshot.from_ami = image.id
+                image.ebs_snapshot = snapshot
+                self.ec2_backend.snapshots.pop(own.id, None)
+                break
+        return ActionResult({"ImageId": image.id})
+
+    EC2Response.register_image = register_image
+    EC2Response._strongroom_register = True
+
+
+def _patch_redshift_owner() -> None:
+    """Patch 6: Redshift snapshots report their owner account."""
+    from moto.redshift.models import Snapshot
+
+    if not hasattr(Snapshot, "owner_account"):
+        Snapshot.owner_account = property(lambda self: self.account_id)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------
@@ -319,7 +427,7 @@ class Front:
             client = "harness"  # the Rust tests' own set-up and read-back calls
         elif "aws-sdk-rust" in agent:
             client = "strongroom"
-        elif "Boto3" in agent or "botocore" in agent:
+        elif "boto3" in agent.lower() or "botocore" in agent.lower():
             client = "boto3"
         else:
             client = "other"

@@ -54,7 +54,7 @@ pub fn functions_dir() -> PathBuf {
                 .expect("target/<profile>/deps/<test>")
                 .to_path_buf()
         });
-    for f in ["discover", "snapshot", "status", "report"] {
+    for f in ["discover", "snapshot", "status", "report", "prune"] {
         assert!(
             dir.join(f).exists(),
             "function binary {} is missing: build the functions first (`make test` does, or `cargo build --workspace --bins`)",
@@ -386,6 +386,7 @@ pub fn substitute(asl: &str) -> String {
         ("SnapshotFunctionArn", "snapshot"),
         ("StatusFunctionArn", "status"),
         ("ReportFunctionArn", "report"),
+        ("PruneFunctionArn", "prune"),
     ] {
         out = out.replace(
             &format!("${{{var}}}"),

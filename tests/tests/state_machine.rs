@@ -128,6 +128,14 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.skipped, 2);
     assert_eq!(r.recovery_point_ids.len(), 12);
+    // The Prune stage ran after the snapshots: one recovery point per source, all kept.
+    let prune = r.prune.as_ref().expect("a prune summary");
+    assert!(!prune.dry_run);
+    assert_eq!(
+        (prune.deleted, prune.kept, prune.failed),
+        (0, 12, 0),
+        "{prune:?}"
+    );
 
     let points = emu.recovery_points().await;
     let ours = points
@@ -231,4 +239,64 @@ async fn one_failing_resource_is_reported_and_the_run_goes_on() {
         r.recovery_points.failed.get(&ResourceType::RdsInstance),
         Some(&2)
     );
+}
+
+#[tokio::test]
+async fn the_prune_stage_applies_the_retention_after_each_run() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let mut input = scheduled_input();
+    input["policy"]["retention"] = json!({"keep_last": 1});
+    input["scheduled_time"] = json!("2026-11-28T03:00:00Z");
+    let first = report(
+        &execute(&emu, &sfn, &machine, "daily-28", &input).await,
+        &emu,
+    );
+    assert_eq!(first.prune.as_ref().unwrap().deleted, 0);
+
+    // Dry run of the next day: reports the 12 older points, deletes none.
+    input["scheduled_time"] = json!("2026-11-29T03:00:00Z");
+    input["prune_dry_run"] = json!(true);
+    let dry = report(
+        &execute(&emu, &sfn, &machine, "daily-29-dry", &input).await,
+        &emu,
+    );
+    let p = dry.prune.as_ref().unwrap();
+    assert!(p.dry_run);
+    assert_eq!(p.deleted, 12, "{p:?}");
+    let points = emu.recovery_points().await;
+    assert_eq!(
+        points
+            .iter()
+            .filter(|f| f.tags.get("strongroom:created-at").map(String::as_str)
+                == Some("2026-11-28T03:00:00Z"))
+            .count(),
+        16
+    );
+
+    // For real (the same scheduled time: its snapshots exist already, the old ones go).
+    input["prune_dry_run"] = json!(false);
+    let real = report(
+        &execute(&emu, &sfn, &machine, "daily-29", &input).await,
+        &emu,
+    );
+    assert_eq!(sum(&real.recovery_points.created), 0);
+    let p = real.prune.as_ref().unwrap();
+    assert_eq!((p.deleted, p.kept), (12, 12), "{p:?}");
+    let mut deleted = p.deleted_ids.clone();
+    deleted.sort();
+    let mut planned = dry.prune.as_ref().unwrap().deleted_ids.clone();
+    planned.sort();
+    assert_eq!(
+        deleted, planned,
+        "the dry run planned exactly what was deleted"
+    );
+    let left = emu.recovery_points().await;
+    assert!(left
+        .iter()
+        .all(|f| f.tags.get("strongroom:created-at").map(String::as_str)
+            != Some("2026-11-28T03:00:00Z")));
+    assert_eq!(left.len(), 16);
 }

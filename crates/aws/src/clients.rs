@@ -64,6 +64,10 @@ impl Clients {
         )
     }
 
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.base)
+    }
+
     pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
         aws_sdk_resourcegroupstagging::Client::from_conf(
             aws_sdk_resourcegroupstagging::config::Builder::from(&self.base)

@@ -3,12 +3,15 @@
 //! - [`clients`]: one shared configuration, a client per region.
 //! - [`inventory`]: sources via the Resource Groups Tagging API.
 //! - [`recovery_points`]: create / look up / refresh recovery points.
+//! - [`prune`]: list a policy's recovery points with the facts the safety
+//!   invariants need, and delete them.
 //! - [`error`]: SDK errors -> classified [`strongroom_core::CloudError`].
 
 pub mod arn;
 pub mod clients;
 pub mod error;
 pub mod inventory;
+pub mod prune;
 pub mod recovery_points;
 
 pub use clients::Clients;

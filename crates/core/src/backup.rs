@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::policy::{Ec2Mode, Policy, RunInput, DEFAULT_POLL_SECONDS};
 use crate::ports::{CreateRequest, Inventory, RecoveryPoints};
+use crate::prune::{PointDecision, PruneReport};
 use crate::tags::{recovery_point_tags, RunKey};
 
 /// Targets per Map item. Small enough for one Lambda invocation to finish well
@@ -70,6 +71,10 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoverOutput {
     pub run: RunKey,
+    /// The validated policy, for the stages after the snapshots (Prune).
+    pub policy: Policy,
+    /// Prune computes and reports its plan but deletes nothing.
+    pub prune_dry_run: bool,
     pub poll_seconds: u32,
     /// Selected sources per type.
     pub found: BTreeMap<ResourceType, usize>,
@@ -158,6 +163,8 @@ pub async fn discover<I: Inventory>(
     }
     Ok(DiscoverOutput {
         run,
+        prune_dry_run: input.prune_dry_run,
+        policy: policy.clone(),
         poll_seconds,
         found,
         skipped,
@@ -420,6 +427,32 @@ pub struct ReportRequest {
     #[serde(default)]
     pub region_errors: Vec<RegionError>,
     pub batches: Vec<BatchOutcome>,
+    /// The Prune stage's report, or its error after retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneOutcome>,
+}
+
+/// What the Prune stage ended with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PruneOutcome {
+    Done(PruneReport),
+    Failed(StatesError),
+}
+
+/// The prune part of the run summary: counts, every deletion and refusal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneSummary {
+    pub dry_run: bool,
+    pub deleted: usize,
+    pub kept: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub deleted_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<PointDecision>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How a run went.
@@ -466,6 +499,9 @@ pub struct RunReport {
     pub failures: Vec<Failure>,
     /// Every recovery point of the run, by source.
     pub recovery_point_ids: BTreeMap<String, String>,
+    /// What the Prune stage did (absent when the run had no Prune stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneSummary>,
 }
 
 /// Folds every batch into the run summary.
@@ -533,6 +569,62 @@ pub fn report(req: ReportRequest) -> RunReport {
             }
         }
     }
+    let prune = req.prune.as_ref().map(|p| match p {
+        PruneOutcome::Done(r) => {
+            for l in &r.locations {
+                let region = l
+                    .location
+                    .as_ref()
+                    .map(|l| l.region.clone())
+                    .unwrap_or_default();
+                if let Some(e) = &l.aborted {
+                    failures.push(Failure {
+                        resource_type: None,
+                        id: None,
+                        region: region.clone(),
+                        error_type: e.error_type.clone(),
+                        message: format!("prune aborted: {}", e.message),
+                    });
+                }
+                for f in &l.failures {
+                    failures.push(Failure {
+                        resource_type: None,
+                        id: Some(f.id.clone()),
+                        region: region.clone(),
+                        error_type: f.error.error_type.clone(),
+                        message: format!("delete failed: {}", f.error.message),
+                    });
+                }
+            }
+            PruneSummary {
+                dry_run: r.dry_run,
+                deleted: r.deleted,
+                kept: r.kept,
+                refused: r.refused,
+                failed: r.failed,
+                deleted_ids: r
+                    .locations
+                    .iter()
+                    .flat_map(|l| l.deleted.iter().map(|d| d.id.clone()))
+                    .collect(),
+                refusals: r.locations.iter().flat_map(|l| l.refused.clone()).collect(),
+                notes: r.notes.clone(),
+            }
+        }
+        PruneOutcome::Failed(e) => {
+            failures.push(Failure {
+                resource_type: None,
+                id: None,
+                region: String::new(),
+                error_type: e.error.clone(),
+                message: format!("prune failed: {}", e.cause),
+            });
+            PruneSummary {
+                failed: 1,
+                ..Default::default()
+            }
+        }
+    });
     let selected: usize = req.found.values().sum();
     let completed: usize = counts.completed.values().sum();
     let outcome = if failures.is_empty() && selected == 0 {
@@ -552,5 +644,6 @@ pub fn report(req: ReportRequest) -> RunReport {
         recovery_points: counts,
         failures,
         recovery_point_ids: ids,
+        prune,
     }
 }

@@ -11,6 +11,7 @@ use crate::model::{
 };
 use crate::policy::Ec2Mode;
 use crate::ports::{CreateRequest, Created, FoundSource, Inventory, RecoveryPoints};
+use crate::prune::{DeletionPermit, ListedPoint, Pruning};
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
 
 /// A recovery point as the fake cloud stores it.
@@ -19,7 +20,14 @@ pub struct StoredPoint {
     pub point: RecoveryPoint,
     pub name: String,
     pub tags: Tags,
+    /// Owning account (the fake's own account unless a test says otherwise).
+    pub owner: String,
+    pub locked: bool,
+    pub used_by_amis: Vec<String>,
 }
+
+/// The account the fake cloud's credentials belong to.
+pub const FAKE_ACCOUNT: &str = "123456789012";
 
 /// A whole fake cloud: sources, recovery points, injected failures, call counts.
 #[derive(Debug, Default)]
@@ -32,6 +40,12 @@ pub struct MemoryCloud {
     pub fail_region: RwLock<BTreeMap<String, ErrorKind>>,
     /// State new recovery points start in.
     pub initial_state: RwLock<Option<RecoveryPointState>>,
+    /// Regions whose prune listing fails.
+    pub fail_list: RwLock<BTreeMap<String, ErrorKind>>,
+    /// Make `list` return every point at the location, not just the policy's
+    /// (a careless listing: the invariants must still hold).
+    pub list_everything: std::sync::atomic::AtomicBool,
+    pub deleted: RwLock<Vec<String>>,
     pub lookups: AtomicUsize,
     pub creates: AtomicUsize,
     pub refreshes: AtomicUsize,
@@ -193,6 +207,9 @@ impl RecoveryPoints for MemoryCloud {
             point: point.clone(),
             name: req.name.clone(),
             tags: req.tags.clone(),
+            owner: FAKE_ACCOUNT.to_owned(),
+            locked: false,
+            used_by_amis: vec![],
         });
         Ok(Created {
             recovery_point: point,
@@ -216,5 +233,58 @@ impl RecoveryPoints for MemoryCloud {
                     .map(|s| s.point.clone())
             })
             .collect())
+    }
+}
+
+impl Pruning for MemoryCloud {
+    async fn account(&self) -> Result<String, CloudError> {
+        Ok(FAKE_ACCOUNT.to_owned())
+    }
+
+    async fn list(
+        &self,
+        location: &Location,
+        policy: &str,
+    ) -> Result<Vec<ListedPoint>, CloudError> {
+        if let Some(kind) = self.fail_list.read().unwrap().get(&location.region) {
+            return Err(Self::err(*kind, "DescribeSnapshots", "-", &location.region));
+        }
+        let everything = self.list_everything.load(Ordering::SeqCst);
+        Ok(self
+            .points
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|p| p.point.location.region == location.region)
+            .filter(|p| {
+                everything
+                    || (p.tags.get(POLICY).map(String::as_str) == Some(policy)
+                        && p.tags.get(MANAGED).map(String::as_str) == Some("true"))
+            })
+            .map(|p| ListedPoint {
+                point: p.point.clone(),
+                tags: p.tags.clone(),
+                owner: p.owner.clone(),
+                locked: p.locked,
+                used_by_amis: p.used_by_amis.clone(),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {
+        let id = permit.point().id.clone();
+        let mut points = self.points.write().unwrap();
+        let before = points.len();
+        points.retain(|p| p.point.id != id);
+        if points.len() == before {
+            return Err(Self::err(
+                ErrorKind::NotFound,
+                "Delete",
+                &id,
+                &permit.point().location.region,
+            ));
+        }
+        self.deleted.write().unwrap().push(id);
+        Ok(())
     }
 }

@@ -5,6 +5,8 @@
 //! - [`tags`]: the tag contract and the run's idempotency key.
 //! - [`ports`]: what the use cases need from a cloud; [`fake`]: in memory.
 //! - [`backup`]: the backup run's use cases (discover, snapshot, status, report).
+//! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
+//! - [`prune`]: the safety invariants and the prune use case.
 //! - [`error`]: errors and their stable `Strongroom.*` names.
 
 pub mod backup;
@@ -13,6 +15,8 @@ pub mod fake;
 pub mod model;
 pub mod policy;
 pub mod ports;
+pub mod prune;
+pub mod retention;
 pub mod tags;
 
 pub use error::{CloudError, Error, ErrorKind, ErrorReport};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::model::{format_time, parse_time, ResourceType, Tags};
+use crate::retention::Retention;
 
 /// A backup policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -27,6 +28,10 @@ pub struct Policy {
     /// Copy the source's tags onto its recovery points (minus `aws:` and `strongroom:` keys).
     #[serde(default = "default_true")]
     pub copy_source_tags: bool,
+    /// How long recovery points are kept (restic's `forget` rules plus `max_age`).
+    /// Without it nothing is ever pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 fn default_true() -> bool {
@@ -83,6 +88,9 @@ pub struct RunInput {
     /// Seconds between completion checks (default 60, at most 3600). Tests use 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_seconds: Option<u32>,
+    /// Run the Prune stage as a dry run: report what retention would delete, delete nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune_dry_run: bool,
 }
 
 pub const DEFAULT_POLL_SECONDS: u32 = 60;
@@ -207,6 +215,9 @@ impl Policy {
                     format!("`{k}={v}` is also required by selector.tags, so nothing could ever be selected; remove one of them"),
                 ));
             }
+        }
+        if let Some(r) = &self.retention {
+            r.rules(&format!("{at}.retention"))?;
         }
         if self.ec2.exclude_boot_volume && self.ec2.mode == Ec2Mode::Ami {
             return Err(Error::invalid(
@@ -446,6 +457,15 @@ mod tests {
         let mut v = good();
         v["policy"]["selector"]["exclude_tags"] = json!({"backup": "daily"});
         assert_eq!(err_field(v).0, "policy.selector.exclude_tags.backup");
+        let mut v = good();
+        v["policy"]["retention"] = json!({"keep_weekly": -3});
+        assert_eq!(err_field(v).0, "policy.retention.keep_weekly");
+        let mut v = good();
+        v["policy"]["retention"] = json!({"keep_within": "2 days"});
+        assert_eq!(err_field(v).0, "policy.retention.keep_within");
+        let mut v = good();
+        v["policy"]["retention"] = json!({"keep_daily": 0});
+        assert_eq!(err_field(v).0, "policy.retention");
     }
 
     #[test]

@@ -96,6 +96,7 @@ mod tests {
             },
             ec2: Ec2Options::default(),
             copy_source_tags: copy,
+            retention: None,
         }
     }
 

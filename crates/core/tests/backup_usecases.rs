@@ -316,6 +316,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
         skipped: out.skipped.clone(),
         region_errors: vec![],
         batches: refreshed,
+        prune: None,
     });
     assert_eq!(rep.outcome, RunOutcome::Partial);
     assert_eq!(rep.failures.len(), 1);
@@ -406,6 +407,7 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
                 cause: "slow down".into(),
             },
         })],
+        prune: None,
     });
     assert_eq!(rep.outcome, RunOutcome::Failed);
     assert_eq!(rep.failures.len(), 2);

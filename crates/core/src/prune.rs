@@ -1,0 +1,392 @@
+//! Pruning: delete what a policy's retention no longer keeps, and nothing else.
+//!
+//! Every deletion goes through [`authorize`], the one place that enforces the
+//! safety invariants, and the port's `delete` only accepts the
+//! [`DeletionPermit`] it returns. The invariants (DESIGN.md §5):
+//!
+//! 1. only recovery points tagged `strongroom:managed=true`, owned by the
+//!    current account, whose `strongroom:policy` is the policy being pruned;
+//! 2. never one that is held (`strongroom:hold`), locked, referenced by any AMI,
+//!    not completed, or the newest completed recovery point of its source;
+//! 3. a listing that failed aborts the location: nothing is pruned from a partial view;
+//! 4. a dry run computes the same plan and deletes nothing.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{CloudError, Error, ErrorReport};
+use crate::model::{
+    format_time, parse_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags,
+};
+use crate::policy::{parse_with_path, Policy};
+use crate::retention::{plan, PlanPoint, Rules};
+use crate::tags;
+
+/// A recovery point as a location's listing found it, with the facts the
+/// invariants need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPoint {
+    pub point: RecoveryPoint,
+    pub tags: Tags,
+    /// The account that owns it.
+    pub owner: String,
+    /// EBS Snapshot Lock on it (or on any of its snapshots).
+    pub locked: bool,
+    /// AMIs, other than the recovery point itself, that use any of its snapshots.
+    pub used_by_amis: Vec<String>,
+}
+
+/// Lists and deletes recovery points at a location.
+pub trait Pruning: Send + Sync {
+    /// The account the credentials belong to.
+    fn account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Every recovery point tagged with `policy` at `location`, of every kind,
+    /// complete: a listing that cannot be completed is an error.
+    fn list(
+        &self,
+        location: &Location,
+        policy: &str,
+    ) -> impl Future<Output = Result<Vec<ListedPoint>, CloudError>> + Send;
+
+    /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
+    fn delete(
+        &self,
+        permit: &DeletionPermit,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Proof that a recovery point passed every invariant. Only [`authorize`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionPermit {
+    point: RecoveryPoint,
+    reasons: Vec<String>,
+}
+
+impl DeletionPermit {
+    pub fn point(&self) -> &RecoveryPoint {
+        &self.point
+    }
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+}
+
+/// Whether `tags` put a legal hold on a recovery point: any value but `false`.
+pub fn is_held(tags: &Tags) -> bool {
+    tags.get(tags::HOLD)
+        .is_some_and(|v| !v.eq_ignore_ascii_case("false"))
+}
+
+/// Why `listed` may not be deleted by `policy` in `account`, whatever the plan
+/// says: an empty list means it may. `source_points` are all listed points of
+/// the same source at the same location (for the newest-completed rule).
+pub fn refusals(
+    listed: &ListedPoint,
+    source_points: &[&ListedPoint],
+    account: &str,
+    policy: &str,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if listed.tags.get(tags::MANAGED).map(String::as_str) != Some("true") {
+        why.push("not managed by Strongroom".to_owned());
+    }
+    if listed.owner != account {
+        why.push(format!("owned by account {}, not {account}", listed.owner));
+    }
+    match listed.tags.get(tags::POLICY) {
+        Some(p) if p == policy => {}
+        Some(p) => why.push(format!("made by policy {p}")),
+        None => why.push("has no strongroom:policy tag".to_owned()),
+    }
+    if is_held(&listed.tags) {
+        why.push("hold".to_owned());
+    }
+    if listed.locked {
+        why.push("locked".to_owned());
+    }
+    for ami in &listed.used_by_amis {
+        why.push(format!("in use by {ami}"));
+    }
+    if listed.point.state != RecoveryPointState::Completed {
+        why.push("not completed".to_owned());
+    }
+    match parse_time(&listed.point.created_at) {
+        Err(_) => why.push("has no valid strongroom:created-at".to_owned()),
+        Ok(mine) if listed.point.state == RecoveryPointState::Completed => {
+            let newer_completed = source_points.iter().any(|p| {
+                p.point.id != listed.point.id
+                    && p.point.state == RecoveryPointState::Completed
+                    && parse_time(&p.point.created_at).is_ok_and(|t| t > mine)
+            });
+            if !newer_completed {
+                why.push("newest completed recovery point of the source".to_owned());
+            }
+        }
+        Ok(_) => {}
+    }
+    why
+}
+
+/// The gate of every destructive path: a permit, or the reasons for refusing.
+pub fn authorize(
+    listed: &ListedPoint,
+    source_points: &[&ListedPoint],
+    account: &str,
+    policy: &str,
+    reasons: Vec<String>,
+) -> Result<DeletionPermit, Vec<String>> {
+    let why = refusals(listed, source_points, account, policy);
+    if why.is_empty() {
+        Ok(DeletionPermit {
+            point: listed.point.clone(),
+            reasons,
+        })
+    } else {
+        Err(why)
+    }
+}
+
+/// The prune function's input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    pub policy: Policy,
+    /// Compute and report the plan, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The time retention is evaluated at (RFC 3339); default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
+}
+
+/// One decision in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointDecision {
+    pub id: String,
+    pub kind: RecoveryPointKind,
+    pub source: String,
+    pub created_at: String,
+    pub reasons: Vec<String>,
+}
+
+/// What happened at one location.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationReport {
+    pub location: Option<Location>,
+    pub listed: usize,
+    /// Deleted (or, in a dry run, to be deleted), with the retention's reasons.
+    pub deleted: Vec<PointDecision>,
+    pub kept: Vec<PointDecision>,
+    /// Planned for deletion but refused by the safety invariants.
+    pub refused: Vec<PointDecision>,
+    pub failures: Vec<PointFailure>,
+    pub deleted_by_kind: BTreeMap<RecoveryPointKind, usize>,
+    /// Set when the listing failed: nothing was pruned here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<ErrorReport>,
+}
+
+/// A delete that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointFailure {
+    pub id: String,
+    pub error: ErrorReport,
+}
+
+/// The prune report (joins the run summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    pub policy: String,
+    pub dry_run: bool,
+    pub now: String,
+    pub locations: Vec<LocationReport>,
+    pub deleted: usize,
+    pub kept: usize,
+    pub refused: usize,
+    pub failed: usize,
+    /// Plain words on anything unusual (no retention, nothing found).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn decision(p: &ListedPoint, reasons: Vec<String>) -> PointDecision {
+    PointDecision {
+        id: p.point.id.clone(),
+        kind: p.point.kind,
+        source: p.point.source.clone(),
+        created_at: p.point.created_at.clone(),
+        reasons,
+    }
+}
+
+/// Validates a prune request: policy, retention and `now`, before any call.
+pub fn parse_request(
+    value: serde_json::Value,
+) -> Result<(PruneRequest, Option<Rules>, OffsetDateTime), Error> {
+    let req: PruneRequest = parse_with_path(value, "")?;
+    req.policy.validate("policy")?;
+    let rules = req
+        .policy
+        .retention
+        .as_ref()
+        .map(|r| r.rules("policy.retention"))
+        .transpose()?;
+    let now = match &req.now {
+        Some(t) => parse_time(t)
+            .map_err(|e| Error::invalid("now", format!("`{t}` is not an RFC 3339 time ({e})")))?,
+        None => OffsetDateTime::now_utc(),
+    };
+    Ok((req, rules, now))
+}
+
+/// Plans and prunes one location.
+pub async fn prune_location<P: Pruning>(
+    cloud: &P,
+    location: &Location,
+    policy: &str,
+    account: &str,
+    rules: &Rules,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> LocationReport {
+    let mut report = LocationReport {
+        location: Some(location.clone()),
+        ..Default::default()
+    };
+    let listed = match cloud.list(location, policy).await {
+        Ok(l) => l,
+        Err(e) => {
+            report.aborted = Some(ErrorReport::from(&e));
+            return report;
+        }
+    };
+    report.listed = listed.len();
+    let mut by_source: BTreeMap<&str, Vec<&ListedPoint>> = BTreeMap::new();
+    for p in &listed {
+        by_source
+            .entry(p.point.source.as_str())
+            .or_default()
+            .push(p);
+    }
+    for (_, mut points) in by_source {
+        points.sort_by(|a, b| a.point.id.cmp(&b.point.id));
+        let plan_points: Vec<PlanPoint> = points
+            .iter()
+            .filter_map(|p| {
+                let time = parse_time(&p.point.created_at).ok()?;
+                Some(PlanPoint {
+                    id: p.point.id.clone(),
+                    time,
+                    completed: p.point.state == RecoveryPointState::Completed,
+                    protected: refusals(p, &points, account, policy)
+                        .into_iter()
+                        .filter(|r| r != "newest completed recovery point of the source")
+                        .collect(),
+                })
+            })
+            .collect();
+        let planned = plan(&plan_points, rules, now);
+        let find = |id: &str| points.iter().find(|p| p.point.id == id).copied();
+        for k in planned.keep {
+            if let Some(p) = find(&k.id) {
+                report.kept.push(decision(p, k.reasons));
+            }
+        }
+        // Points without a valid created-at never reach the planner: kept.
+        for p in points
+            .iter()
+            .filter(|p| parse_time(&p.point.created_at).is_err())
+        {
+            report.kept.push(decision(
+                p,
+                vec!["has no valid strongroom:created-at".into()],
+            ));
+        }
+        for d in planned.delete {
+            let Some(p) = find(&d.id) else { continue };
+            match authorize(p, &points, account, policy, d.reasons.clone()) {
+                Err(why) => report.refused.push(decision(p, why)),
+                Ok(permit) => {
+                    if !dry_run {
+                        if let Err(e) = cloud.delete(&permit).await {
+                            report.failures.push(PointFailure {
+                                id: d.id.clone(),
+                                error: ErrorReport::from(&e),
+                            });
+                            continue;
+                        }
+                    }
+                    *report.deleted_by_kind.entry(p.point.kind).or_insert(0) += 1;
+                    report.deleted.push(decision(p, d.reasons));
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Prunes every location the policy writes to (today: its source regions in
+/// the current account; copy destinations join with the copy stage).
+pub async fn prune<P: Pruning>(
+    req: PruneRequest,
+    rules: Option<Rules>,
+    now: OffsetDateTime,
+    cloud: &P,
+) -> Result<PruneReport, Error> {
+    let mut report = PruneReport {
+        policy: req.policy.name.clone(),
+        dry_run: req.dry_run,
+        now: format_time(now),
+        ..Default::default()
+    };
+    let Some(rules) = rules else {
+        report.notes.push(format!(
+            "policy {} has no retention: nothing is pruned",
+            req.policy.name
+        ));
+        return Ok(report);
+    };
+    let account = cloud.account().await?;
+    let locations: Vec<Location> = req
+        .policy
+        .selector
+        .regions
+        .iter()
+        .map(|r| Location {
+            account: account.clone(),
+            region: r.clone(),
+        })
+        .collect();
+    for location in &locations {
+        let l = prune_location(
+            cloud,
+            location,
+            &req.policy.name,
+            &account,
+            &rules,
+            now,
+            req.dry_run,
+        )
+        .await;
+        if l.aborted.is_none() && l.listed == 0 {
+            report.notes.push(format!(
+                "no recovery points of policy {} at {location}: nothing to prune",
+                req.policy.name
+            ));
+        }
+        report.locations.push(l);
+    }
+    report.deleted = report.locations.iter().map(|l| l.deleted.len()).sum();
+    report.kept = report.locations.iter().map(|l| l.kept.len()).sum();
+    report.refused = report.locations.iter().map(|l| l.refused.len()).sum();
+    report.failed = report
+        .locations
+        .iter()
+        .map(|l| l.failures.len() + usize::from(l.aborted.is_some()))
+        .sum();
+    Ok(report)
+}

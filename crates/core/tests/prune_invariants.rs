@@ -1,0 +1,294 @@
+//! The safety invariants of pruning, property-tested over random estates with
+//! a careless listing (one that returns every recovery point at the location,
+//! whatever its tags): whatever the retention says, prune never deletes what it
+//! must not.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use proptest::prelude::*;
+use strongroom_core::fake::{MemoryCloud, StoredPoint, FAKE_ACCOUNT};
+use strongroom_core::model::{
+    format_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
+};
+use strongroom_core::prune::{is_held, prune, PruneRequest};
+use strongroom_core::retention::Retention;
+use strongroom_core::{tags, ErrorKind};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-11-29 04:00 UTC);
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+#[derive(Debug, Clone)]
+struct Spec {
+    region: usize,
+    source: u8,
+    age_hours: i64,
+    managed: bool,
+    other_policy: bool,
+    foreign: bool,
+    hold: bool,
+    locked: bool,
+    ami: bool,
+    state: u8,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        0..2usize,
+        0..4u8,
+        0..(400 * 24i64),
+        prop::bool::weighted(0.9),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        0..20u8,
+    )
+        .prop_map(
+            |(
+                region,
+                source,
+                age_hours,
+                managed,
+                other_policy,
+                foreign,
+                hold,
+                locked,
+                ami,
+                state,
+            )| Spec {
+                region,
+                source,
+                age_hours,
+                managed,
+                other_policy,
+                foreign,
+                hold,
+                locked,
+                ami,
+                state,
+            },
+        )
+}
+
+fn retention() -> impl Strategy<Value = Retention> {
+    (
+        0..4i64,
+        0..10i64,
+        0..6i64,
+        0..4i64,
+        prop::option::of(1..20u32),
+        prop::option::of(5..200u32),
+    )
+        .prop_map(|(last, daily, weekly, monthly, within, max_age)| {
+            let mut r = Retention {
+                keep_last: Some(last),
+                keep_daily: Some(daily),
+                keep_weekly: Some(weekly),
+                keep_monthly: Some(monthly),
+                keep_within: within.map(|d| format!("{d}d")),
+                max_age: max_age.map(|d| format!("{d}d")),
+                ..Default::default()
+            };
+            if last + daily + weekly + monthly == 0 && within.is_none() && max_age.is_none() {
+                r.keep_last = Some(1);
+            }
+            r
+        })
+}
+
+fn estate(specs: &[Spec]) -> MemoryCloud {
+    let cloud = MemoryCloud::new();
+    let mut points = cloud.points.write().unwrap();
+    for (i, s) in specs.iter().enumerate() {
+        let created = format_time(NOW - Duration::hours(s.age_hours + 1));
+        let source = format!("vol-{:02}", s.source);
+        let mut t = Tags::new();
+        if s.managed {
+            t.insert(tags::MANAGED.into(), "true".into());
+        }
+        t.insert(
+            tags::POLICY.into(),
+            if s.other_policy { "weekly" } else { "daily" }.into(),
+        );
+        t.insert(tags::SOURCE.into(), source.clone());
+        t.insert(tags::CREATED_AT.into(), created.clone());
+        if s.hold {
+            t.insert(tags::HOLD.into(), "legal-2026-17".into());
+        }
+        points.push(StoredPoint {
+            point: RecoveryPoint {
+                id: format!("snap-{i:04}"),
+                kind: RecoveryPointKind::EbsSnapshot,
+                members: vec![],
+                resource_type: ResourceType::EbsVolume,
+                source,
+                location: Location {
+                    account: FAKE_ACCOUNT.into(),
+                    region: REGIONS[s.region].into(),
+                },
+                created_at: created,
+                state: match s.state {
+                    0 => RecoveryPointState::Pending,
+                    1 => RecoveryPointState::Failed,
+                    _ => RecoveryPointState::Completed,
+                },
+            },
+            name: String::new(),
+            tags: t,
+            owner: if s.foreign {
+                "210987654321".into()
+            } else {
+                FAKE_ACCOUNT.into()
+            },
+            locked: s.locked,
+            used_by_amis: if s.ami {
+                vec!["ami-0123".into()]
+            } else {
+                vec![]
+            },
+        });
+    }
+    drop(points);
+    cloud.list_everything.store(true, Ordering::SeqCst);
+    cloud
+}
+
+fn request(r: Retention, dry_run: bool) -> PruneRequest {
+    let policy: strongroom_core::policy::Policy = serde_json::from_value(serde_json::json!({
+        "name": "daily",
+        "selector": {"resource_types": ["ebs-volume"], "regions": REGIONS, "tags": {"backup": "daily"}}
+    }))
+    .unwrap();
+    PruneRequest {
+        policy: strongroom_core::policy::Policy {
+            retention: Some(r),
+            ..policy
+        },
+        dry_run,
+        now: None,
+    }
+}
+
+async fn run(
+    cloud: &MemoryCloud,
+    r: &Retention,
+    dry_run: bool,
+) -> strongroom_core::prune::PruneReport {
+    let rules = r.rules("retention").unwrap();
+    prune(request(r.clone(), dry_run), Some(rules), NOW, cloud)
+        .await
+        .unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prune_never_deletes_what_it_must_not(specs in prop::collection::vec(spec(), 0..60), r in retention()) {
+        let cloud = estate(&specs);
+        let before = cloud.stored();
+        let report = block_on(run(&cloud, &r, false));
+        let deleted = cloud.deleted.read().unwrap().clone();
+        prop_assert_eq!(deleted.len(), report.deleted);
+        let by_id: BTreeMap<&str, &StoredPoint> = before.iter().map(|p| (p.point.id.as_str(), p)).collect();
+        for id in &deleted {
+            let p = by_id[id.as_str()];
+            // Invariant 1: ours, this account's, this policy's.
+            prop_assert_eq!(p.tags.get(tags::MANAGED).map(String::as_str), Some("true"));
+            prop_assert_eq!(p.owner.as_str(), FAKE_ACCOUNT);
+            prop_assert_eq!(p.tags.get(tags::POLICY).map(String::as_str), Some("daily"));
+            // Invariant 2: not held, locked, used by an AMI, unfinished, nor the newest completed.
+            prop_assert!(!is_held(&p.tags));
+            prop_assert!(!p.locked);
+            prop_assert!(p.used_by_amis.is_empty());
+            prop_assert_eq!(p.point.state, RecoveryPointState::Completed);
+            let newest = before
+                .iter()
+                .filter(|q| q.point.location == p.point.location && q.point.source == p.point.source)
+                .filter(|q| q.point.state == RecoveryPointState::Completed)
+                .map(|q| q.point.created_at.clone())
+                .max()
+                .unwrap();
+            prop_assert!(p.point.created_at < newest, "{} is the newest completed of {}", id, p.point.source);
+        }
+        // Every source that had a completed point still has its newest one.
+        for p in &before {
+            if p.point.state != RecoveryPointState::Completed { continue; }
+            let newest = before.iter()
+                .filter(|q| q.point.location == p.point.location && q.point.source == p.point.source && q.point.state == RecoveryPointState::Completed)
+                .max_by_key(|q| q.point.created_at.clone()).unwrap();
+            prop_assert!(!deleted.contains(&newest.point.id));
+        }
+        // Idempotent: the same prune again deletes nothing more.
+        let again = block_on(run(&cloud, &r, false));
+        prop_assert_eq!(again.deleted, 0);
+    }
+
+    #[test]
+    fn dry_run_plans_the_same_and_deletes_nothing(specs in prop::collection::vec(spec(), 0..60), r in retention()) {
+        let dry = estate(&specs);
+        let real = estate(&specs);
+        let planned = block_on(run(&dry, &r, true));
+        prop_assert!(dry.deleted.read().unwrap().is_empty());
+        prop_assert_eq!(dry.stored().len(), specs.len());
+        let done = block_on(run(&real, &r, false));
+        let ids = |rep: &strongroom_core::prune::PruneReport| -> Vec<String> {
+            rep.locations.iter().flat_map(|l| l.deleted.iter().map(|d| d.id.clone())).collect()
+        };
+        prop_assert_eq!(ids(&planned), ids(&done));
+        prop_assert!(planned.dry_run);
+    }
+
+    #[test]
+    fn a_failed_listing_prunes_nothing_there(specs in prop::collection::vec(spec(), 0..60), r in retention()) {
+        let cloud = estate(&specs);
+        cloud.fail_list.write().unwrap().insert("eu-west-1".into(), ErrorKind::Throttled);
+        let report = block_on(run(&cloud, &r, false));
+        let deleted = cloud.deleted.read().unwrap().clone();
+        for id in &deleted {
+            let p = specs[id.trim_start_matches("snap-").parse::<usize>().unwrap()].clone();
+            prop_assert_eq!(REGIONS[p.region], "us-east-1");
+        }
+        let eu = report.locations.iter().find(|l| l.location.as_ref().unwrap().region == "eu-west-1").unwrap();
+        prop_assert!(eu.aborted.is_some());
+        prop_assert!(eu.deleted.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn no_retention_and_no_points_say_so() {
+    let cloud = MemoryCloud::new();
+    let mut req = request(
+        Retention {
+            keep_daily: Some(7),
+            ..Default::default()
+        },
+        false,
+    );
+    req.policy.retention = None;
+    let rep = prune(req, None, NOW, &cloud).await.unwrap();
+    assert!(rep.notes[0].contains("no retention"), "{:?}", rep.notes);
+    let r = Retention {
+        keep_daily: Some(7),
+        ..Default::default()
+    };
+    let rep = run(&cloud, &r, false).await;
+    assert_eq!(rep.deleted, 0);
+    assert_eq!(rep.notes.len(), 2, "{:?}", rep.notes);
+    assert!(
+        rep.notes[0].contains("no recovery points of policy daily"),
+        "{:?}",
+        rep.notes
+    );
+}

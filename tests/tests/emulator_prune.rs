@@ -1,0 +1,396 @@
+//! Pruning against the emulator: months of back-dated history made by the
+//! real snapshot code, plus everything prune must leave alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::Region;
+use serde_json::json;
+use strongroom_aws::{AwsCloud, Clients};
+use strongroom_core::backup::{discover, snapshot_batch, DiscoverRequest};
+use strongroom_core::model::format_time;
+use strongroom_core::prune::{prune, PruneReport, PruneRequest};
+use strongroom_core::tags;
+use strongroom_tests::{Emulator, Found};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const TYPES: [&str; 5] = [
+    "ebs-volume",
+    "ec2-instance",
+    "rds-instance",
+    "aurora-cluster",
+    "redshift-cluster",
+];
+const NEWEST: OffsetDateTime = datetime!(2026-11-29 03:00 UTC); // a Sunday
+
+fn policy(name: &str, retention: serde_json::Value) -> serde_json::Value {
+    json!({
+        "name": name,
+        "selector": {"resource_types": TYPES, "regions": ["us-east-1", "eu-west-1"], "tags": {"backup": "daily"}, "exclude_tags": {"backup-skip": "true"}},
+        "retention": retention
+    })
+}
+
+async fn backup(cloud: &AwsCloud, policy: &serde_json::Value, at: OffsetDateTime) {
+    let mut p = policy.clone();
+    p["selector"]["regions"] = json!(["us-east-1"]);
+    let d = discover(
+        DiscoverRequest {
+            input: json!({"policy": p, "scheduled_time": format_time(at)}),
+            execution: format!(
+                "{}-{}",
+                policy["name"].as_str().unwrap(),
+                at.unix_timestamp()
+            ),
+            started_at: format_time(at),
+        },
+        cloud,
+    )
+    .await
+    .unwrap();
+    for b in d.batches {
+        let r = snapshot_batch(b, cloud).await.unwrap();
+        assert!(r.results.iter().all(|r| r.error.is_none()), "{r:?}");
+    }
+}
+
+async fn run_prune(cloud: &AwsCloud, policy: &serde_json::Value, dry_run: bool) -> PruneReport {
+    let (req, rules, now) = strongroom_core::prune::parse_request(json!({
+        "policy": policy, "dry_run": dry_run, "now": "2026-11-29T04:00:00Z"
+    }))
+    .unwrap();
+    let _: &PruneRequest = &req;
+    prune(req, rules, now, cloud).await.unwrap()
+}
+
+fn day(f: &Found) -> String {
+    f.tags
+        .get(tags::CREATED_AT)
+        .map(|t| t[..10].to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let daily = policy("daily", json!({"keep_daily": 7, "keep_weekly": 2}));
+    let weekly = policy("weekly", json!({"keep_weekly": 52}));
+    // 35 days of daily runs, 5 weekly runs of a second policy on the same sources.
+    for i in 0..35 {
+        backup(&cloud, &daily, NEWEST - Duration::days(i)).await;
+    }
+    for i in 0..5 {
+        backup(
+            &cloud,
+            &weekly,
+            NEWEST - Duration::days(7 * i) - Duration::hours(1),
+        )
+        .await;
+    }
+
+    let conf = emu.harness_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&conf)
+            .region(Region::new("us-east-1"))
+            .build(),
+    );
+    let rds = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&conf)
+            .region(Region::new("us-east-1"))
+            .build(),
+    );
+    let volume = manifest
+        .resources
+        .iter()
+        .find(|r| {
+            r.region == "us-east-1"
+                && r.resource_type == "ebs-volume"
+                && r.tags.contains_key("team")
+        })
+        .unwrap();
+    let points = emu.recovery_points().await;
+    let ebs_on = |date: &str| -> String {
+        points
+            .iter()
+            .find(|f| {
+                f.kind == "ebs"
+                    && f.volume.as_deref() == Some(volume.id.as_str())
+                    && day(f) == date
+                    && f.tags[tags::POLICY] == "daily"
+            })
+            .unwrap()
+            .id
+            .clone()
+    };
+    // A hold, a lock and an AMI on three old EBS recovery points; a hold on an old RDS one.
+    let held = ebs_on("2026-11-09");
+    ec2.create_tags()
+        .resources(&held)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(tags::HOLD)
+                .value("audit-2026")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let locked = ebs_on("2026-11-08");
+    ec2.lock_snapshot()
+        .snapshot_id(&locked)
+        .lock_mode(aws_sdk_ec2::types::LockMode::Governance)
+        .lock_duration(30)
+        .send()
+        .await
+        .unwrap();
+    let in_ami = ebs_on("2026-11-07");
+    let ami = ec2
+        .register_image()
+        .name("restored-from-strongroom")
+        .root_device_name("/dev/xvda")
+        .block_device_mappings(
+            aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    aws_sdk_ec2::types::EbsBlockDevice::builder()
+                        .snapshot_id(&in_ami)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    let rds_held = points
+        .iter()
+        .find(|f| f.kind == "rds" && day(f) == "2026-11-01" && f.tags[tags::POLICY] == "daily")
+        .unwrap()
+        .id
+        .clone();
+    let rds_arn = format!(
+        "arn:aws:rds:us-east-1:{}:snapshot:{rds_held}",
+        strongroom_tests::ACCOUNT
+    );
+    rds.add_tags_to_resource()
+        .resource_name(&rds_arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(tags::HOLD)
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Not ours: tagged like a daily recovery point, but not managed.
+    let stray = ec2
+        .create_snapshot()
+        .volume_id(&volume.id)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(tags::POLICY)
+                        .value("daily")
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(tags::SOURCE)
+                        .value(&volume.id)
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(tags::CREATED_AT)
+                        .value("2026-01-01T00:00:00Z")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_owned();
+    let before = emu.recovery_points().await;
+
+    // Dry run: the plan, nothing deleted.
+    emu.reset_calls();
+    let dry = run_prune(&cloud, &daily, true).await;
+    assert!(dry.dry_run);
+    assert_eq!(
+        emu.recovery_points().await,
+        before,
+        "a dry run changes nothing"
+    );
+    let calls = emu.strongroom_calls();
+    assert!(
+        calls
+            .keys()
+            .all(|k| k.contains(":Describe") || k == "sts:GetCallerIdentity"),
+        "dry run calls: {calls:?}"
+    );
+
+    // The real prune.
+    emu.reset_calls();
+    let report = run_prune(&cloud, &daily, false).await;
+    let ids = |r: &PruneReport| -> BTreeSet<String> {
+        r.locations
+            .iter()
+            .flat_map(|l| l.deleted.iter().map(|d| d.id.clone()))
+            .collect()
+    };
+    assert_eq!(ids(&report), ids(&dry), "the dry run planned exactly this");
+    let after = emu.recovery_points().await;
+
+    // Exactly these survive of policy daily: Nov 22..29 (7 days + the previous
+    // ISO week's newest), plus the held, locked and AMI-backed points.
+    let kept_days: BTreeSet<String> = (0..8)
+        .map(|i| (NEWEST - Duration::days(i)).date().to_string())
+        .collect();
+    let mut survivors_by_kind: BTreeMap<(&str, String), BTreeSet<String>> = BTreeMap::new();
+    for f in after.iter().filter(|f| {
+        f.tags.get(tags::POLICY).map(String::as_str) == Some("daily")
+            && f.tags.contains_key(tags::MANAGED)
+    }) {
+        survivors_by_kind
+            .entry((f.kind, f.tags[tags::SOURCE].clone()))
+            .or_default()
+            .insert(day(f));
+    }
+    for ((kind, source), days) in &survivors_by_kind {
+        let mut want = kept_days.clone();
+        if source == &volume.id {
+            want.extend(["2026-11-09", "2026-11-08", "2026-11-07"].map(String::from));
+        }
+        if *kind == "rds" && rds_held.contains(source.rsplit(':').next().unwrap()) {
+            want.insert("2026-11-01".into());
+        }
+        assert_eq!(days, &want, "{kind} {source}");
+    }
+    // Instance snapshot sets keep all their volumes' snapshots.
+    let instance_snaps = after
+        .iter()
+        .filter(|f| {
+            f.kind == "ebs"
+                && f.tags[tags::SOURCE].starts_with("i-")
+                && f.tags[tags::POLICY] == "daily"
+        })
+        .count();
+    assert_eq!(instance_snaps, 8 * 3, "8 days x 3 volumes");
+    // Everything else is untouched: the other policy, the stray, the AMI.
+    let others = |v: &[Found]| -> Vec<Found> {
+        v.iter()
+            .filter(|f| {
+                f.tags.get(tags::POLICY).map(String::as_str) != Some("daily")
+                    || !f.tags.contains_key(tags::MANAGED)
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&after), others(&before));
+    assert!(after.iter().any(|f| f.id == stray));
+    assert!(after.iter().any(|f| f.id == ami));
+    // Reasons are explained.
+    let loc = report
+        .locations
+        .iter()
+        .find(|l| l.location.as_ref().unwrap().region == "us-east-1")
+        .unwrap();
+    let kept_reason = |id: &str| {
+        loc.kept
+            .iter()
+            .find(|k| k.id == id)
+            .map(|k| k.reasons.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(kept_reason(&held), ["hold"]);
+    assert_eq!(kept_reason(&locked), ["locked"]);
+    assert_eq!(kept_reason(&in_ami), [format!("in use by {ami}")]);
+    assert!(loc
+        .deleted
+        .iter()
+        .all(|d| d.reasons == ["matches no keep rule"]));
+    assert!(
+        report.notes.iter().any(|n| n.contains("eu-west-1")),
+        "{:?}",
+        report.notes
+    );
+
+    // Only listings and one delete per deleted snapshot.
+    let calls = emu.strongroom_calls();
+    use strongroom_core::model::RecoveryPointKind as K;
+    let deleted_snapshots: usize = loc
+        .deleted
+        .iter()
+        .map(|d| match d.kind {
+            K::EbsSnapshot => 1,
+            K::Ec2SnapshotSet => 3, // the test instance has three volumes
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        calls.get("ec2:DeleteSnapshot").copied().unwrap_or(0),
+        deleted_snapshots,
+        "{calls:?}"
+    );
+    for k in calls.keys() {
+        assert!(
+            k.contains(":Describe") || k.contains(":Delete") || k == "sts:GetCallerIdentity",
+            "unexpected call {k}"
+        );
+    }
+    assert!(
+        !calls.keys().any(|k| k.contains("Deregister")),
+        "no AMI of this policy to deregister"
+    );
+
+    // Again: nothing more.
+    let again = run_prune(&cloud, &daily, false).await;
+    assert_eq!(again.deleted, 0, "{again:?}");
+}
+
+#[tokio::test]
+async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut amis = policy("amis", json!({"keep_last": 1}));
+    amis["selector"]["resource_types"] = json!(["ec2-instance"]);
+    amis["ec2"] = json!({"mode": "ami"});
+    for i in 0..3 {
+        backup(&cloud, &amis, NEWEST - Duration::days(i)).await;
+    }
+    assert_eq!(
+        emu.recovery_points()
+            .await
+            .iter()
+            .filter(|f| f.kind == "ami")
+            .count(),
+        3
+    );
+    emu.reset_calls();
+    let report = run_prune(&cloud, &amis, false).await;
+    assert_eq!(report.deleted, 2, "{report:?}");
+    let left: Vec<Found> = emu.recovery_points().await;
+    let left_amis: Vec<&Found> = left.iter().filter(|f| f.kind == "ami").collect();
+    assert_eq!(left_amis.len(), 1);
+    assert_eq!(day(left_amis[0]), "2026-11-29");
+    // The deleted AMIs' snapshots are gone too; the kept AMI's snapshot stays.
+    let ami_snaps = left
+        .iter()
+        .filter(|f| f.kind == "ebs" && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis"))
+        .count();
+    assert_eq!(ami_snaps, 1);
+    let calls = emu.strongroom_calls();
+    assert_eq!(calls.get("ec2:DeregisterImage"), Some(&2));
+    assert_eq!(calls.get("ec2:DeleteSnapshot"), Some(&2));
+}
