@@ -16,17 +16,11 @@ use strongroom_core::prune::{DeletionPermit, ListedPoint, Pruning};
 use strongroom_core::{tags, CloudError};
 
 use crate::error::from_sdk;
+use crate::recovery_points::tags_from;
 use crate::AwsCloud;
 
 /// DescribeLockedSnapshots takes at most this many ids per call.
 const LOCK_CHUNK: usize = 1000;
-
-fn tag_map<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
-    pairs
-        .into_iter()
-        .filter_map(|(k, v)| Some((k?.to_owned(), v.unwrap_or_default().to_owned())))
-        .collect()
-}
 
 fn ours(t: &Tags, policy: &str) -> bool {
     t.get(tags::MANAGED).map(String::as_str) == Some("true")
@@ -104,7 +98,7 @@ impl AwsCloud {
                 {
                     continue; // part of an AMI recovery point, listed with it
                 }
-                let t = tag_map(s.tags().iter().map(|t| (t.key(), t.value())));
+                let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
                 snaps.push(EbsSnap {
                     id: s.snapshot_id().unwrap_or_default().to_owned(),
                     owner: s.owner_id().unwrap_or_default().to_owned(),
@@ -138,7 +132,7 @@ impl AwsCloud {
                 for m in &members {
                     used_by.entry(m.clone()).or_default().push(id.clone());
                 }
-                let t = tag_map(i.tags().iter().map(|t| (t.key(), t.value())));
+                let t = tags_from(i.tags().iter().map(|t| (t.key(), t.value())));
                 if ours(&t, policy) {
                     let state = RecoveryPointState::from_aws(
                         i.state().map(|s| s.as_str()).unwrap_or("pending"),
@@ -289,7 +283,7 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "DescribeDBSnapshots", "-", region))?;
             for s in page.db_snapshots() {
-                let t = tag_map(s.tag_list().iter().map(|t| (t.key(), t.value())));
+                let t = tags_from(s.tag_list().iter().map(|t| (t.key(), t.value())));
                 if !ours(&t, policy) {
                     continue;
                 }
@@ -319,7 +313,7 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", "-", region))?;
             for s in page.db_cluster_snapshots() {
-                let t = tag_map(s.tag_list().iter().map(|t| (t.key(), t.value())));
+                let t = tags_from(s.tag_list().iter().map(|t| (t.key(), t.value())));
                 if !ours(&t, policy) {
                     continue;
                 }
@@ -365,7 +359,7 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "DescribeClusterSnapshots", "-", region))?;
             for s in page.snapshots() {
-                let t = tag_map(s.tags().iter().map(|t| (t.key(), t.value())));
+                let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
                 if !ours(&t, policy) || s.snapshot_type() != Some("manual") {
                     continue;
                 }

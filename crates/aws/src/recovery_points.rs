@@ -67,11 +67,30 @@ fn rds_filter(name: &str, values: &[String]) -> aws_sdk_rds::types::Filter {
         .build()
 }
 
-fn tags_from<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
+/// Tags from any SDK tag list, as `(key, value)` pairs.
+pub(crate) fn tags_from<'a>(
+    pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Tags {
     pairs
         .into_iter()
         .filter_map(|(k, v)| Some((k?.to_owned(), v.unwrap_or_default().to_owned())))
         .collect()
+}
+
+/// Pushes each of `points` whose id has a fresh state in `states`, with that state.
+fn push_fresh<'a>(
+    points: impl Iterator<Item = &'a RecoveryPoint>,
+    states: &HashMap<String, RecoveryPointState>,
+    fresh: &mut Vec<RecoveryPoint>,
+) {
+    for p in points {
+        if let Some(s) = states.get(&p.id) {
+            fresh.push(RecoveryPoint {
+                state: *s,
+                ..p.clone()
+            });
+        }
+    }
 }
 
 /// Snapshots made by CreateImage carry this description; they belong to an AMI.
@@ -618,14 +637,7 @@ impl RecoveryPoints for AwsCloud {
             .collect();
         if !ebs_ids.is_empty() {
             let states = self.ebs_states(region, &ebs_ids).await?;
-            for p in of(RecoveryPointKind::EbsSnapshot) {
-                if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint {
-                        state: *s,
-                        ..p.clone()
-                    });
-                }
-            }
+            push_fresh(of(RecoveryPointKind::EbsSnapshot), &states, &mut fresh);
             for p in of(RecoveryPointKind::Ec2SnapshotSet) {
                 let member_states: Option<Vec<_>> =
                     p.members.iter().map(|m| states.get(m).copied()).collect();
@@ -701,14 +713,7 @@ impl RecoveryPoints for AwsCloud {
                     }
                 }
             }
-            for p in of(RecoveryPointKind::RdsSnapshot) {
-                if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint {
-                        state: *s,
-                        ..p.clone()
-                    });
-                }
-            }
+            push_fresh(of(RecoveryPointKind::RdsSnapshot), &states, &mut fresh);
         }
 
         let aurora_ids: Vec<String> = of(RecoveryPointKind::AuroraSnapshot)
@@ -737,14 +742,7 @@ impl RecoveryPoints for AwsCloud {
                     }
                 }
             }
-            for p in of(RecoveryPointKind::AuroraSnapshot) {
-                if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint {
-                        state: *s,
-                        ..p.clone()
-                    });
-                }
-            }
+            push_fresh(of(RecoveryPointKind::AuroraSnapshot), &states, &mut fresh);
         }
 
         let redshift: Vec<&RecoveryPoint> = of(RecoveryPointKind::RedshiftSnapshot).collect();
@@ -775,14 +773,7 @@ impl RecoveryPoints for AwsCloud {
                     );
                 }
             }
-            for p in redshift {
-                if let Some(s) = states.get(&p.id) {
-                    fresh.push(RecoveryPoint {
-                        state: *s,
-                        ..p.clone()
-                    });
-                }
-            }
+            push_fresh(redshift.into_iter(), &states, &mut fresh);
         }
         Ok(fresh)
     }
