@@ -120,6 +120,58 @@ pub fn code_of<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ec2::operation::create_snapshot::CreateSnapshotError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: &str, status: u16) -> SdkError<CreateSnapshotError, Response> {
+        let err = CreateSnapshotError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("from the test")
+                .build(),
+        );
+        SdkError::service_error(
+            err,
+            Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn sdk_errors_keep_code_context_and_source() {
+        let e = from_sdk(
+            service_error("RequestLimitExceeded", 503),
+            "CreateSnapshot",
+            "vol-1",
+            "eu-west-1",
+        );
+        assert_eq!(e.kind, ErrorKind::Throttled);
+        assert_eq!(e.code.as_deref(), Some("RequestLimitExceeded"));
+        assert_eq!(e.message, "from the test");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the SDK error is kept as the source"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("CreateSnapshot on vol-1 in eu-west-1")
+                && text.contains("RequestLimitExceeded"),
+            "{text}"
+        );
+
+        let e = from_sdk(
+            service_error("IncorrectState", 400),
+            "CreateSnapshot",
+            "vol-1",
+            "eu-west-1",
+        );
+        assert_eq!(e.kind.error_type(), "Strongroom.NotReady");
+        assert_eq!(
+            code_of(&service_error("X.NotFound", 400)),
+            Some("X.NotFound")
+        );
+    }
 
     #[test]
     fn codes_map_to_stable_kinds() {
