@@ -384,6 +384,21 @@ impl AwsCloud {
     }
 }
 
+impl AwsCloud {
+    /// One `DeleteSnapshot` per snapshot; the first failure stops the rest.
+    async fn delete_snapshots(&self, region: &str, ids: &[String]) -> Result<(), CloudError> {
+        let ec2 = self.clients.ec2(region);
+        for id in ids {
+            ec2.delete_snapshot()
+                .snapshot_id(id)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DeleteSnapshot", id, region))?;
+        }
+        Ok(())
+    }
+}
+
 impl Pruning for AwsCloud {
     async fn account(&self) -> Result<String, CloudError> {
         let out = self
@@ -417,38 +432,19 @@ impl Pruning for AwsCloud {
         let region = p.location.region.as_str();
         match p.kind {
             RecoveryPointKind::EbsSnapshot => {
+                self.delete_snapshots(region, std::slice::from_ref(&p.id))
+                    .await?;
+            }
+            RecoveryPointKind::Ec2SnapshotSet => self.delete_snapshots(region, &p.members).await?,
+            RecoveryPointKind::Ami => {
                 self.clients
                     .ec2(region)
-                    .delete_snapshot()
-                    .snapshot_id(&p.id)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DeleteSnapshot", &p.id, region))?;
-            }
-            RecoveryPointKind::Ec2SnapshotSet => {
-                let ec2 = self.clients.ec2(region);
-                for m in &p.members {
-                    ec2.delete_snapshot()
-                        .snapshot_id(m)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk(e, "DeleteSnapshot", m, region))?;
-                }
-            }
-            RecoveryPointKind::Ami => {
-                let ec2 = self.clients.ec2(region);
-                ec2.deregister_image()
+                    .deregister_image()
                     .image_id(&p.id)
                     .send()
                     .await
                     .map_err(|e| from_sdk(e, "DeregisterImage", &p.id, region))?;
-                for m in &p.members {
-                    ec2.delete_snapshot()
-                        .snapshot_id(m)
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk(e, "DeleteSnapshot", m, region))?;
-                }
+                self.delete_snapshots(region, &p.members).await?;
             }
             RecoveryPointKind::RdsSnapshot => {
                 self.clients

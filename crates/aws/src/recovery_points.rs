@@ -77,6 +77,32 @@ pub(crate) fn tags_from<'a>(
         .collect()
 }
 
+/// What creating (or finding) a named recovery point saw.
+struct Seen {
+    status: Option<String>,
+    /// Set when the name existed already: its tags, to check it is ours.
+    existing_tags: Option<Tags>,
+}
+
+impl Seen {
+    fn made(status: Option<&str>) -> Self {
+        Self {
+            status: status.map(str::to_owned),
+            existing_tags: None,
+        }
+    }
+
+    fn existing<'a>(
+        status: Option<&str>,
+        tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    ) -> Self {
+        Self {
+            status: status.map(str::to_owned),
+            existing_tags: Some(tags_from(tags)),
+        }
+    }
+}
+
 /// Pushes each of `points` whose id has a fresh state in `states`, with that state.
 fn push_fresh<'a>(
     points: impl Iterator<Item = &'a RecoveryPoint>,
@@ -308,6 +334,34 @@ impl AwsCloud {
         }
     }
 
+    /// The shared end of the three create-or-find paths with deterministic names:
+    /// an existing recovery point must belong to this policy, source and time.
+    fn finish_named(
+        &self,
+        req: &CreateRequest<'_>,
+        kind: RecoveryPointKind,
+        operation: &'static str,
+        seen: Option<Seen>,
+    ) -> Result<Created, CloudError> {
+        let seen = seen.ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Internal,
+                operation,
+                &req.name,
+                &req.location.region,
+                "no snapshot in the response",
+            )
+        })?;
+        if let Some(tags) = &seen.existing_tags {
+            check_same_owner(tags, req, operation)?;
+        }
+        let state = RecoveryPointState::from_aws(seen.status.as_deref().unwrap_or("creating"));
+        Ok(Created {
+            recovery_point: self.point(req, req.name.clone(), kind, vec![], state),
+            existed: seen.existing_tags.is_some(),
+        })
+    }
+
     async fn create_rds(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
         let region = &req.location.region;
         let rds = self.clients.rds(region);
@@ -318,55 +372,39 @@ impl AwsCloud {
             .set_tags(Some(rds_tags(&req.tags)))
             .send()
             .await;
-        let (snapshot, existed) = match res {
-            Ok(out) => (out.db_snapshot().cloned(), false),
-            Err(e) if code_of(&e) == Some("DBSnapshotAlreadyExists") => {
-                let out = rds
-                    .describe_db_snapshots()
-                    .db_snapshot_identifier(&req.name)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DescribeDBSnapshots", &req.name, region))?;
-                let s = out.db_snapshots().first().cloned();
-                if let Some(s) = &s {
-                    check_same_owner(
-                        &tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))),
-                        req,
-                        "CreateDBSnapshot",
-                    )?;
-                }
-                (s, true)
-            }
+        let seen = match res {
+            Ok(out) => out.db_snapshot().map(|s| Seen::made(s.status())),
+            Err(e) if code_of(&e) == Some("DBSnapshotAlreadyExists") => rds
+                .describe_db_snapshots()
+                .db_snapshot_identifier(&req.name)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeDBSnapshots", &req.name, region))?
+                .db_snapshots()
+                .first()
+                .map(|s| {
+                    Seen::existing(
+                        s.status(),
+                        s.tag_list().iter().map(|t| (t.key(), t.value())),
+                    )
+                }),
             Err(e) => {
                 let mut err = from_sdk(e, "CreateDBSnapshot", &req.target.id, region);
-                if err.code.as_deref() == Some("InvalidParameterCombination")
-                    || err.code.as_deref() == Some("InvalidDBInstanceState")
-                {
+                if matches!(
+                    err.code.as_deref(),
+                    Some("InvalidParameterCombination" | "InvalidDBInstanceState")
+                ) {
                     err.message.push_str(" (an Aurora cluster member is protected through its cluster: select the cluster as aurora-cluster instead)");
                 }
                 return Err(err);
             }
         };
-        let s = snapshot.ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Internal,
-                "CreateDBSnapshot",
-                &req.name,
-                region,
-                "no snapshot in the response",
-            )
-        })?;
-        let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
-        Ok(Created {
-            recovery_point: self.point(
-                req,
-                req.name.clone(),
-                RecoveryPointKind::RdsSnapshot,
-                vec![],
-                state,
-            ),
-            existed,
-        })
+        self.finish_named(
+            req,
+            RecoveryPointKind::RdsSnapshot,
+            "CreateDBSnapshot",
+            seen,
+        )
     }
 
     async fn create_aurora(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
@@ -379,29 +417,27 @@ impl AwsCloud {
             .set_tags(Some(rds_tags(&req.tags)))
             .send()
             .await;
-        let (snapshot, existed) = match res {
-            Ok(out) => (out.db_cluster_snapshot().cloned(), false),
+        let seen = match res {
+            Ok(out) => out.db_cluster_snapshot().map(|s| Seen::made(s.status())),
             Err(e)
                 if matches!(
                     code_of(&e),
                     Some("DBClusterSnapshotAlreadyExistsFault" | "DBClusterSnapshotAlreadyExists")
                 ) =>
             {
-                let out = rds
-                    .describe_db_cluster_snapshots()
+                rds.describe_db_cluster_snapshots()
                     .db_cluster_snapshot_identifier(&req.name)
                     .send()
                     .await
-                    .map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", &req.name, region))?;
-                let s = out.db_cluster_snapshots().first().cloned();
-                if let Some(s) = &s {
-                    check_same_owner(
-                        &tags_from(s.tag_list().iter().map(|t| (t.key(), t.value()))),
-                        req,
-                        "CreateDBClusterSnapshot",
-                    )?;
-                }
-                (s, true)
+                    .map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", &req.name, region))?
+                    .db_cluster_snapshots()
+                    .first()
+                    .map(|s| {
+                        Seen::existing(
+                            s.status(),
+                            s.tag_list().iter().map(|t| (t.key(), t.value())),
+                        )
+                    })
             }
             Err(e) => {
                 return Err(from_sdk(
@@ -412,26 +448,12 @@ impl AwsCloud {
                 ))
             }
         };
-        let s = snapshot.ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Internal,
-                "CreateDBClusterSnapshot",
-                &req.name,
-                region,
-                "no snapshot in the response",
-            )
-        })?;
-        let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
-        Ok(Created {
-            recovery_point: self.point(
-                req,
-                req.name.clone(),
-                RecoveryPointKind::AuroraSnapshot,
-                vec![],
-                state,
-            ),
-            existed,
-        })
+        self.finish_named(
+            req,
+            RecoveryPointKind::AuroraSnapshot,
+            "CreateDBClusterSnapshot",
+            seen,
+        )
     }
 
     async fn create_redshift(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
@@ -444,52 +466,33 @@ impl AwsCloud {
             .set_tags(Some(redshift_tags(&req.tags)))
             .send()
             .await;
-        let (snapshot, existed) = match res {
-            Ok(out) => (out.snapshot().cloned(), false),
+        let seen = match res {
+            Ok(out) => out.snapshot().map(|s| Seen::made(s.status())),
             Err(e)
                 if matches!(
                     code_of(&e),
                     Some("ClusterSnapshotAlreadyExists" | "ClusterSnapshotAlreadyExistsFault")
                 ) =>
             {
-                let out = rs
-                    .describe_cluster_snapshots()
+                rs.describe_cluster_snapshots()
                     .snapshot_identifier(&req.name)
                     .send()
                     .await
-                    .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &req.name, region))?;
-                let s = out.snapshots().first().cloned();
-                if let Some(s) = &s {
-                    check_same_owner(
-                        &tags_from(s.tags().iter().map(|t| (t.key(), t.value()))),
-                        req,
-                        "CreateClusterSnapshot",
-                    )?;
-                }
-                (s, true)
+                    .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &req.name, region))?
+                    .snapshots()
+                    .first()
+                    .map(|s| {
+                        Seen::existing(s.status(), s.tags().iter().map(|t| (t.key(), t.value())))
+                    })
             }
             Err(e) => return Err(from_sdk(e, "CreateClusterSnapshot", &req.target.id, region)),
         };
-        let s = snapshot.ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Internal,
-                "CreateClusterSnapshot",
-                &req.name,
-                region,
-                "no snapshot in the response",
-            )
-        })?;
-        let state = RecoveryPointState::from_aws(s.status().unwrap_or("creating"));
-        Ok(Created {
-            recovery_point: self.point(
-                req,
-                req.name.clone(),
-                RecoveryPointKind::RedshiftSnapshot,
-                vec![],
-                state,
-            ),
-            existed,
-        })
+        self.finish_named(
+            req,
+            RecoveryPointKind::RedshiftSnapshot,
+            "CreateClusterSnapshot",
+            seen,
+        )
     }
 
     /// EBS snapshots by id: id -> (state, tags). Missing ids are absent.
