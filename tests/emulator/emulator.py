@@ -354,10 +354,13 @@ class FunctionHost:
                 break
         return inv
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
+
+    def stop(self) -> None:
+        self.terminate()
         for p in self.procs:
             try:
                 p.wait(timeout=5)
@@ -518,7 +521,12 @@ def main() -> None:
         threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     stop.wait()
     for h in hosts.values():
-        h.stop()
+        h.terminate()
+    stoppers = [threading.Thread(target=h.stop) for h in hosts.values()]
+    for t in stoppers:
+        t.start()
+    for t in stoppers:
+        t.join()
     server.shutdown()
 
 
