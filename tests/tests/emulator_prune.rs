@@ -75,13 +75,17 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
     let emu = Emulator::start();
     let manifest = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let daily = policy("daily", json!({"keep_daily": 7, "keep_weekly": 2}));
+    let daily = policy(
+        "daily",
+        json!({"keep_daily": 7, "keep_weekly": 2, "keep_monthly": 2}),
+    );
     let weekly = policy("weekly", json!({"keep_weekly": 52}));
     // 35 days of daily runs, 5 weekly runs of a second policy on the same sources.
-    for i in 0..35 {
+    // Ten weeks of daily runs (back to 2026-09-21), a second policy weekly.
+    for i in 0..70 {
         backup(&cloud, &daily, NEWEST - Duration::days(i)).await;
     }
-    for i in 0..5 {
+    for i in 0..10 {
         backup(
             &cloud,
             &weekly,
@@ -251,11 +255,12 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
     assert_eq!(ids(&report), ids(&dry), "the dry run planned exactly this");
     let after = emu.recovery_points().await;
 
-    // Exactly these survive of policy daily: Nov 22..29 (7 days + the previous
-    // ISO week's newest), plus the held, locked and AMI-backed points.
-    let kept_days: BTreeSet<String> = (0..8)
+    // Exactly these survive of policy daily: Nov 22..29 (7 days + the previous ISO week's newest) and Oct 31 (the
+    // newest of the previous month), plus the protected points.
+    let mut kept_days: BTreeSet<String> = (0..8)
         .map(|i| (NEWEST - Duration::days(i)).date().to_string())
         .collect();
+    kept_days.insert("2026-10-31".into());
     let mut survivors_by_kind: BTreeMap<(&str, String), BTreeSet<String>> = BTreeMap::new();
     for f in after.iter().filter(|f| {
         f.tags.get(tags::POLICY).map(String::as_str) == Some("daily")
@@ -285,7 +290,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
                 && f.tags[tags::POLICY] == "daily"
         })
         .count();
-    assert_eq!(instance_snaps, 8 * 3, "8 days x 3 volumes");
+    assert_eq!(instance_snaps, 9 * 3, "9 days x 3 volumes");
     // Everything else is untouched: the other policy, the stray, the AMI.
     let others = |v: &[Found]| -> Vec<Found> {
         v.iter()
