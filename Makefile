@@ -77,7 +77,7 @@ test: setup lint build-functions check-infra
 	@echo "==> cargo test (unit, property, emulator and state machine tests)"
 	@mkdir -p $(CACHE)
 	@$(CARGO) test --workspace 2>&1 | tee $(CACHE)/test.log
-	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "\ncargo test: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' $(CACHE)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "\ntests: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' $(CACHE)/test.log
 
 schema:
 	@STRONGROOM_BLESS=1 $(CARGO) test -p strongroom-tests --test schema --quiet
