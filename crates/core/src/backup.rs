@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
 use crate::model::{
-    parse_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType,
-    Target,
+    format_time, parse_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState,
+    ResourceType, Target,
 };
 use crate::policy::{Ec2Mode, Policy, RunInput, DEFAULT_POLL_SECONDS};
 use crate::ports::{CreateRequest, Inventory, RecoveryPoints};
@@ -25,7 +25,7 @@ use crate::tags::{recovery_point_tags, RunKey};
 pub const BATCH_SIZE: usize = 50;
 /// Creates in flight at once inside one batch.
 pub const CREATE_CONCURRENCY: usize = 8;
-/// A recovery point still pending this long after the scheduled time is failed.
+/// A recovery point still pending this long after the first completion check is failed.
 pub const MAX_WAIT_SECONDS: i64 = 24 * 3600;
 
 /// What the state machine passes to Discover.
@@ -209,6 +209,12 @@ pub struct BatchResult {
     pub pending: usize,
     /// Completion checks done so far.
     pub polls: u32,
+    /// When the first completion check ran (RFC 3339): the start of the
+    /// [`MAX_WAIT_SECONDS`] a recovery point may stay pending. Counting from the
+    /// check rather than the scheduled time keeps a late re-run or a redrive
+    /// from failing fresh snapshots at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
 }
 
 impl BatchResult {
@@ -316,6 +322,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         results: results.into_iter().map(|(_, r)| r).collect(),
         pending: 0,
         polls: 0,
+        waiting_since: None,
     };
     out.count_pending();
     Ok(out)
@@ -341,9 +348,14 @@ pub async fn refresh_batch<P: RecoveryPoints>(
             .into_iter()
             .map(|p| ((p.kind, p.id.clone()), p))
             .collect();
-        let scheduled = parse_time(&batch.run.scheduled_time)
-            .map_err(|e| Error::invalid("run.scheduled_time", e.to_string()))?;
-        let overdue = (now - scheduled).whole_seconds() > MAX_WAIT_SECONDS;
+        let since = match &batch.waiting_since {
+            Some(t) => parse_time(t).map_err(|e| Error::invalid("waiting_since", e.to_string()))?,
+            None => {
+                batch.waiting_since = Some(format_time(now));
+                now
+            }
+        };
+        let overdue = (now - since).whole_seconds() > MAX_WAIT_SECONDS;
         for r in batch.results.iter_mut() {
             let Some(p) = r.recovery_point.as_mut() else {
                 continue;

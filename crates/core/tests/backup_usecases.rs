@@ -357,7 +357,15 @@ async fn overdue_and_vanished_points_fail() {
         .write()
         .unwrap()
         .retain(|p| p.point.resource_type != ResourceType::RdsInstance);
-    let late = time::macros::datetime!(2026-11-30 04:00 UTC);
+    // The first check starts the clock; a late re-run is not overdue at once.
+    let first = time::macros::datetime!(2026-12-05 04:00 UTC);
+    let b = refresh_batch(b, &cloud, first).await.unwrap();
+    assert_eq!(b.waiting_since.as_deref(), Some("2026-12-05T04:00:00Z"));
+    assert_eq!(
+        b.pending, 2,
+        "the vanished one failed, the others still wait"
+    );
+    let late = first + time::Duration::hours(25);
     let b = refresh_batch(b, &cloud, late).await.unwrap();
     assert_eq!(b.pending, 0);
     let errs: Vec<&str> = b
