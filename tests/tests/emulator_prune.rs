@@ -224,6 +224,32 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         .snapshot_id()
         .unwrap()
         .to_owned();
+    // An instance snapshot set with a hold on one member only (and `false` on
+    // another): the whole set is held.
+    let set_members: Vec<String> = points
+        .iter()
+        .filter(|f| {
+            f.kind == "ebs"
+                && f.tags[tags::SOURCE].starts_with("i-")
+                && day(f) == "2026-11-10"
+                && f.tags[tags::POLICY] == "daily"
+        })
+        .map(|f| f.id.clone())
+        .collect();
+    assert_eq!(set_members.len(), 3);
+    for (id, value) in [(&set_members[0], "false"), (&set_members[2], "case-17")] {
+        ec2.create_tags()
+            .resources(id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(tags::HOLD)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     let before = emu.recovery_points().await;
 
     // Dry run: the plan, nothing deleted.
@@ -276,6 +302,9 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         if source == &volume.id {
             want.extend(["2026-11-09", "2026-11-08", "2026-11-07"].map(String::from));
         }
+        if source.starts_with("i-") {
+            want.insert("2026-11-10".into());
+        }
         if *kind == "rds" && rds_held.contains(source.rsplit(':').next().unwrap()) {
             want.insert("2026-11-01".into());
         }
@@ -290,7 +319,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
                 && f.tags[tags::POLICY] == "daily"
         })
         .count();
-    assert_eq!(instance_snaps, 9 * 3, "9 days x 3 volumes");
+    assert_eq!(instance_snaps, 10 * 3, "9 days + the held set, x 3 volumes");
     // Everything else is untouched: the other policy, the stray, the AMI.
     let others = |v: &[Found]| -> Vec<Found> {
         v.iter()
@@ -382,20 +411,48 @@ async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
             .count(),
         3
     );
+    // A hold put on the snapshot of the oldest AMI holds the AMI.
+    let conf = emu.harness_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&conf)
+            .region(Region::new("us-east-1"))
+            .build(),
+    );
+    let held_snapshot = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .find(|f| {
+            f.kind == "ebs"
+                && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis")
+                && day(f) == "2026-11-27"
+        })
+        .unwrap();
+    ec2.create_tags()
+        .resources(&held_snapshot.id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(tags::HOLD)
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     emu.reset_calls();
     let report = run_prune(&cloud, &amis, false).await;
-    assert_eq!(report.deleted, 2, "{report:?}");
+    assert_eq!(report.deleted, 1, "{report:?}");
     let left: Vec<Found> = emu.recovery_points().await;
-    let left_amis: Vec<&Found> = left.iter().filter(|f| f.kind == "ami").collect();
-    assert_eq!(left_amis.len(), 1);
-    assert_eq!(day(left_amis[0]), "2026-11-29");
-    // The deleted AMIs' snapshots are gone too; the kept AMI's snapshot stays.
+    let mut left_days: Vec<String> = left.iter().filter(|f| f.kind == "ami").map(day).collect();
+    left_days.sort();
+    assert_eq!(left_days, ["2026-11-27", "2026-11-29"]);
+    // The deleted AMI's snapshot is gone too; the kept AMIs' snapshots stay.
     let ami_snaps = left
         .iter()
         .filter(|f| f.kind == "ebs" && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis"))
         .count();
-    assert_eq!(ami_snaps, 1);
+    assert_eq!(ami_snaps, 2);
     let calls = emu.strongroom_calls();
-    assert_eq!(calls.get("ec2:DeregisterImage"), Some(&2));
-    assert_eq!(calls.get("ec2:DeleteSnapshot"), Some(&2));
+    assert_eq!(calls.get("ec2:DeregisterImage"), Some(&1));
+    assert_eq!(calls.get("ec2:DeleteSnapshot"), Some(&1));
 }

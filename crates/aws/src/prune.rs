@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::Filter as Ec2Filter;
 use strongroom_core::model::{
     Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
 };
-use strongroom_core::prune::{DeletionPermit, ListedPoint, Pruning};
+use strongroom_core::prune::{is_held, DeletionPermit, ListedPoint, Pruning};
 use strongroom_core::{tags, CloudError};
 
 use crate::error::from_sdk;
@@ -72,6 +72,7 @@ impl AwsCloud {
         let ec2 = self.clients.ec2(region);
         // 1. The policy's EBS snapshots.
         let mut snaps = Vec::new();
+        let mut held_ami_snapshots: HashMap<String, String> = HashMap::new();
         let mut pages = ec2
             .describe_snapshots()
             .owner_ids("self")
@@ -96,7 +97,13 @@ impl AwsCloud {
                 if s.description()
                     .is_some_and(|d| d.starts_with("Created by CreateImage"))
                 {
-                    continue; // part of an AMI recovery point, listed with it
+                    // Part of an AMI recovery point, listed with it; a hold put
+                    // on the snapshot holds the AMI.
+                    let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
+                    if let (Some(id), true) = (s.snapshot_id(), is_held(&t)) {
+                        held_ami_snapshots.insert(id.to_owned(), t[tags::HOLD].clone());
+                    }
+                    continue;
                 }
                 let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
                 snaps.push(EbsSnap {
@@ -155,15 +162,24 @@ impl AwsCloud {
             .collect();
         let mut locked = HashSet::new();
         for chunk in all_ids.chunks(LOCK_CHUNK) {
-            let out = ec2
-                .describe_locked_snapshots()
-                .set_snapshot_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "DescribeLockedSnapshots", "-", region))?;
-            for s in out.snapshots() {
-                if let Some(id) = s.snapshot_id() {
-                    locked.insert(id.to_owned());
+            let mut token: Option<String> = None;
+            loop {
+                let out = ec2
+                    .describe_locked_snapshots()
+                    .set_snapshot_ids(Some(chunk.to_vec()))
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeLockedSnapshots", "-", region))?;
+                for s in out.snapshots() {
+                    let expired = s.lock_state().map(|l| l.as_str()) == Some("expired");
+                    if let (Some(id), false) = (s.snapshot_id(), expired) {
+                        locked.insert(id.to_owned());
+                    }
+                }
+                match out.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => break,
                 }
             }
         }
@@ -211,7 +227,11 @@ impl AwsCloud {
             // strictest facts of all members.
             let first = &members[0];
             let mut t = first.tags.clone();
-            if let Some(held) = members.iter().find_map(|m| m.tags.get(tags::HOLD)) {
+            if let Some(held) = members
+                .iter()
+                .find(|m| is_held(&m.tags))
+                .and_then(|m| m.tags.get(tags::HOLD))
+            {
                 t.insert(tags::HOLD.into(), held.clone());
             }
             let owner = members
@@ -241,7 +261,10 @@ impl AwsCloud {
                 tags: t,
             });
         }
-        for (id, members, owner, state, t) in amis {
+        for (id, members, owner, state, mut t) in amis {
+            if let Some(hold) = members.iter().find_map(|m| held_ami_snapshots.get(m)) {
+                t.insert(tags::HOLD.into(), hold.clone());
+            }
             let others: Vec<String> = members
                 .iter()
                 .flat_map(|m| used_by.get(m).cloned().unwrap_or_default())

@@ -77,6 +77,14 @@ pub(crate) fn tags_from<'a>(
         .collect()
 }
 
+/// CreateSnapshot(s) take no client token: an SDK retry after a lost response
+/// could make a second snapshot. They are not retried by the SDK; a transient
+/// failure fails the batch instead, and Step Functions retries the batch, whose
+/// idempotency lookup finds what the first attempt made.
+fn no_retries() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// What creating (or finding) a named recovery point saw.
 struct Seen {
     status: Option<String>,
@@ -203,6 +211,8 @@ impl AwsCloud {
                 req.run.policy, req.run.scheduled_time
             ))
             .tag_specifications(tag_spec(Ec2ResourceType::Snapshot, &req.tags))
+            .customize()
+            .config_override(no_retries())
             .send()
             .await
             .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, region))?;
@@ -235,6 +245,8 @@ impl AwsCloud {
                 req.run.policy, req.run.scheduled_time
             ))
             .tag_specifications(tag_spec(Ec2ResourceType::Snapshot, &req.tags))
+            .customize()
+            .config_override(no_retries())
             .send()
             .await
             .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))?;
@@ -247,6 +259,15 @@ impl AwsCloud {
             ));
         }
         members.sort();
+        if members.is_empty() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                "CreateSnapshots",
+                &req.target.id,
+                region,
+                "no volume was snapshotted (an instance with only a root volume and exclude_boot_volume set?)",
+            ));
+        }
         Ok(Created {
             recovery_point: self.point(
                 req,

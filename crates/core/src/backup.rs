@@ -228,12 +228,20 @@ impl BatchResult {
     }
 }
 
-fn needs_lookup(batch: &Batch) -> bool {
-    batch.targets.iter().any(|t| match t.resource_type {
+/// Whether the per-location lookup (not a deterministic name) makes `t` idempotent.
+fn lookup_covers(batch: &Batch, t: ResourceType) -> bool {
+    match t {
         ResourceType::EbsVolume => true,
         ResourceType::Ec2Instance => batch.policy.ec2.mode == Ec2Mode::Snapshots,
         _ => false,
-    })
+    }
+}
+
+fn needs_lookup(batch: &Batch) -> bool {
+    batch
+        .targets
+        .iter()
+        .any(|t| lookup_covers(batch, t.resource_type))
 }
 
 /// Makes this run's recovery point of every target in the batch, exactly once:
@@ -315,6 +323,25 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         .await;
     let mut results = results;
     results.sort_by_key(|(i, _)| *i);
+    // EBS and instance snapshots have no client token, so their creates are not
+    // retried in place: a transient failure fails the batch, and the retried
+    // batch's lookup finds whatever the first attempt made.
+    if let Some((_, r)) = results.iter().find(|(_, r)| {
+        lookup_covers(&batch, r.resource_type)
+            && r.error
+                .as_ref()
+                .is_some_and(|e| e.error_type == ErrorKind::Throttled.error_type())
+    }) {
+        let e = r.error.as_ref().expect("checked above");
+        return Err(CloudError::new(
+            ErrorKind::Throttled,
+            "CreateSnapshot",
+            &r.id,
+            &batch.location.region,
+            e.message.clone(),
+        )
+        .into());
+    }
     let mut out = BatchResult {
         run: batch.run.clone(),
         location: batch.location.clone(),

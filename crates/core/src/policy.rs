@@ -149,9 +149,19 @@ impl RunInput {
         } else {
             "started_at"
         };
-        parse_time(raw)
-            .map(format_time)
-            .map_err(|e| Error::invalid(field, format!("`{raw}` is not an RFC 3339 time ({e})")))
+        let t = parse_time(raw)
+            .map_err(|e| Error::invalid(field, format!("`{raw}` is not an RFC 3339 time ({e})")))?;
+        // A scheduled time in the future would become every later run's "newest"
+        // recovery point and shift retention: refuse it.
+        if let (Some(_), Ok(started)) = (&self.scheduled_time, parse_time(started_at)) {
+            if t > started + time::Duration::hours(1) {
+                return Err(Error::invalid(
+                    "scheduled_time",
+                    format!("`{raw}` is after the execution started ({started_at}); pass the schedule's time, <aws.scheduler.scheduled-time>"),
+                ));
+            }
+        }
+        Ok(format_time(t))
     }
 }
 
@@ -444,6 +454,16 @@ mod tests {
             let mut v = good();
             v["policy"]["name"] = json!(bad);
             assert_eq!(err_field(v).0, "policy.name", "{bad}");
+        }
+        let future = RunInput::parse({
+            let mut v = good();
+            v["scheduled_time"] = json!("2062-11-29T03:00:00Z");
+            v
+        })
+        .unwrap();
+        match future.scheduled_time_or("2026-11-29T03:00:01Z") {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "scheduled_time"),
+            other => panic!("{other:?}"),
         }
         let mut v = good();
         v["scheduled_time"] = json!("yesterday");

@@ -95,6 +95,17 @@ impl Span {
             let n: i32 = num
                 .parse()
                 .map_err(|_| format!("`{s}`: the number {num} is too large"))?;
+            let limit = match c {
+                'y' => 1_000,
+                'm' => 12_000,
+                'd' => 365_000,
+                _ => 8_760_000,
+            };
+            if n > limit {
+                return Err(format!(
+                    "`{s}`: {n}{c} is more than {limit}{c}; durations go up to 1000 years"
+                ));
+            }
             match c {
                 'y' => span.years = n,
                 'm' => span.months = n,
@@ -462,7 +473,17 @@ mod tests {
             }
         );
         assert_eq!(Span::parse("1y2m3d4h").unwrap().to_string(), "1y2m3d4h");
-        for bad in ["", "d", "2", "2w", "-1d", "1.5d", "2 d"] {
+        for bad in [
+            "",
+            "d",
+            "2",
+            "2w",
+            "-1d",
+            "1.5d",
+            "2 d",
+            "20000y",
+            "99999999d",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
     }

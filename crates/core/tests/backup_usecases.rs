@@ -421,3 +421,41 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
     assert_eq!(rep.failures.len(), 2);
     assert_eq!(rep.recovery_points.failed[&ResourceType::EbsVolume], 2);
 }
+
+#[tokio::test]
+async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry() {
+    // EBS snapshots have no client token: the batch is retried (its lookup finds
+    // what was made) instead of the create being retried blindly.
+    let cloud = estate();
+    cloud
+        .fail_create
+        .write()
+        .unwrap()
+        .insert("vol-1".into(), ErrorKind::Throttled);
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let us = out.batches[1].clone();
+    let err = snapshot_batch(us.clone(), &cloud).await.unwrap_err();
+    assert_eq!(err.error_type(), "Strongroom.Throttled");
+    // The retry after the throttling passed: nothing made twice.
+    cloud.fail_create.write().unwrap().clear();
+    let made = cloud.stored().len();
+    let r = snapshot_batch(us, &cloud).await.unwrap();
+    assert_eq!(cloud.stored().len(), made + 1, "only the volume is new");
+    assert!(r.results.iter().all(|r| r.outcome != Outcome::Failed));
+
+    // A database with a deterministic name just reports the failure.
+    cloud
+        .fail_create
+        .write()
+        .unwrap()
+        .insert("ledger".into(), ErrorKind::Throttled);
+    let eu = out.batches[0].clone();
+    let r = snapshot_batch(eu, &cloud).await.unwrap();
+    assert_eq!(
+        r.results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Failed)
+            .count(),
+        1
+    );
+}
