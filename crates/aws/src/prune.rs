@@ -16,7 +16,7 @@ use strongroom_core::prune::{is_held, DeletionPermit, ListedPoint, Pruning};
 use strongroom_core::{tags, CloudError};
 
 use crate::error::from_sdk;
-use crate::recovery_points::tags_from;
+use crate::recovery_points::{is_ami_snapshot, tags_from};
 use crate::AwsCloud;
 
 /// DescribeLockedSnapshots takes at most this many ids per call.
@@ -94,9 +94,7 @@ impl AwsCloud {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", region))?;
             for s in page.snapshots() {
-                if s.description()
-                    .is_some_and(|d| d.starts_with("Created by CreateImage"))
-                {
+                if is_ami_snapshot(s.description()) {
                     // Part of an AMI recovery point, listed with it; a hold put
                     // on the snapshot holds the AMI.
                     let t = tags_from(s.tags().iter().map(|t| (t.key(), t.value())));
@@ -213,16 +211,7 @@ impl AwsCloud {
         for ((source, created), members) in sets {
             let mut ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
             ids.sort();
-            let mut state = RecoveryPointState::Completed;
-            for m in &members {
-                match m.state {
-                    RecoveryPointState::Failed => state = RecoveryPointState::Failed,
-                    RecoveryPointState::Pending if state != RecoveryPointState::Failed => {
-                        state = RecoveryPointState::Pending
-                    }
-                    _ => {}
-                }
-            }
+            let state = RecoveryPointState::worst(members.iter().map(|m| m.state));
             // The set is held, foreign or unmanaged if any member is: take the
             // strictest facts of all members.
             let first = &members[0];
@@ -251,7 +240,7 @@ impl AwsCloud {
                 point: point(
                     RecoveryPointKind::Ec2SnapshotSet,
                     ResourceType::Ec2Instance,
-                    format!("{source}@{created}"),
+                    RecoveryPoint::instance_set_id(&source, &created),
                     ids,
                     &t,
                     location,

@@ -128,25 +128,8 @@ fn push_fresh<'a>(
 }
 
 /// Snapshots made by CreateImage carry this description; they belong to an AMI.
-fn is_ami_snapshot(description: Option<&str>) -> bool {
+pub(crate) fn is_ami_snapshot(description: Option<&str>) -> bool {
     description.is_some_and(|d| d.starts_with("Created by CreateImage"))
-}
-
-/// Worst state wins: failed > pending > completed.
-fn combine(states: impl IntoIterator<Item = RecoveryPointState>) -> RecoveryPointState {
-    let mut out = RecoveryPointState::Completed;
-    for s in states {
-        match s {
-            RecoveryPointState::Failed => return RecoveryPointState::Failed,
-            RecoveryPointState::Pending => out = RecoveryPointState::Pending,
-            RecoveryPointState::Completed => {}
-        }
-    }
-    out
-}
-
-fn set_id(instance: &str, created_at: &str) -> String {
-    format!("{instance}@{created_at}")
 }
 
 /// An existing recovery point found under our deterministic name must be ours.
@@ -271,10 +254,10 @@ impl AwsCloud {
         Ok(Created {
             recovery_point: self.point(
                 req,
-                set_id(&req.target.id, &req.run.scheduled_time),
+                RecoveryPoint::instance_set_id(&req.target.id, &req.run.scheduled_time),
                 RecoveryPointKind::Ec2SnapshotSet,
                 members,
-                combine(states),
+                RecoveryPointState::worst(states),
             ),
             existed: false,
         })
@@ -604,7 +587,7 @@ impl RecoveryPoints for AwsCloud {
                 let instance = source.starts_with("i-");
                 RecoveryPoint {
                     id: if instance {
-                        set_id(&source, &run.scheduled_time)
+                        RecoveryPoint::instance_set_id(&source, &run.scheduled_time)
                     } else {
                         ids[0].clone()
                     },
@@ -622,7 +605,7 @@ impl RecoveryPoints for AwsCloud {
                     source,
                     location: location.clone(),
                     created_at: run.scheduled_time.clone(),
-                    state: combine(states),
+                    state: RecoveryPointState::worst(states),
                 }
             })
             .collect())
@@ -667,7 +650,7 @@ impl RecoveryPoints for AwsCloud {
                     p.members.iter().map(|m| states.get(m).copied()).collect();
                 if let Some(ms) = member_states {
                     fresh.push(RecoveryPoint {
-                        state: combine(ms),
+                        state: RecoveryPointState::worst(ms),
                         ..p.clone()
                     });
                 }
@@ -806,15 +789,6 @@ impl RecoveryPoints for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn worst_state_wins() {
-        use RecoveryPointState::*;
-        assert_eq!(combine([Completed, Completed]), Completed);
-        assert_eq!(combine([Completed, Pending]), Pending);
-        assert_eq!(combine([Pending, Failed, Completed]), Failed);
-        assert_eq!(combine([]), Completed);
-    }
 
     #[test]
     fn ami_snapshots_are_recognised() {

@@ -171,7 +171,7 @@ impl RecoveryPoints for MemoryCloud {
             ),
             (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => (
                 RecoveryPointKind::Ec2SnapshotSet,
-                format!("{}@{}", t.id, req.run.scheduled_time),
+                RecoveryPoint::instance_set_id(&t.id, &req.run.scheduled_time),
                 vec![format!("snap-{n:08x}a"), format!("snap-{n:08x}b")],
             ),
             (ResourceType::Ec2Instance, Ec2Mode::Ami) => {

@@ -115,6 +115,20 @@ pub enum RecoveryPointState {
 }
 
 impl RecoveryPointState {
+    /// The state of a recovery point made of several snapshots: the worst
+    /// member's (failed > pending > completed).
+    pub fn worst(states: impl IntoIterator<Item = RecoveryPointState>) -> Self {
+        let mut out = Self::Completed;
+        for s in states {
+            match s {
+                Self::Failed => return Self::Failed,
+                Self::Pending => out = Self::Pending,
+                Self::Completed => {}
+            }
+        }
+        out
+    }
+
     /// Normalises the state words of EC2, AMIs, RDS and Redshift.
     pub fn from_aws(state: &str) -> Self {
         match state.to_ascii_lowercase().as_str() {
@@ -148,6 +162,13 @@ pub struct RecoveryPoint {
     /// RFC 3339, the scheduled time of the run that made it.
     pub created_at: String,
     pub state: RecoveryPointState,
+}
+
+impl RecoveryPoint {
+    /// The id of an instance's snapshot set from one run: `<instance-id>@<created-at>`.
+    pub fn instance_set_id(instance: &str, created_at: &str) -> String {
+        format!("{instance}@{created_at}")
+    }
 }
 
 /// Formats a time the way the tag contract wants it: RFC 3339, UTC, whole seconds.
@@ -194,6 +215,18 @@ mod tests {
             RecoveryPointState::from_aws("failed"),
             RecoveryPointState::Failed
         );
+    }
+
+    #[test]
+    fn worst_state_wins() {
+        use RecoveryPointState::*;
+        assert_eq!(RecoveryPointState::worst([Completed, Completed]), Completed);
+        assert_eq!(RecoveryPointState::worst([Completed, Pending]), Pending);
+        assert_eq!(
+            RecoveryPointState::worst([Pending, Failed, Completed]),
+            Failed
+        );
+        assert_eq!(RecoveryPointState::worst([]), Completed);
     }
 
     #[test]
