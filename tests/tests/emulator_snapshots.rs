@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use strongroom_aws::{AwsCloud, Clients};
-use strongroom_core::backup::{
-    discover, refresh_batch, snapshot_batch, BatchResult, DiscoverRequest, Outcome,
-};
+use strongroom_core::backup::discover::{discover, DiscoverRequest};
+use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
+use strongroom_core::backup::status::refresh_batch;
 use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
 use strongroom_core::tags;
 use strongroom_tests::{Emulator, Found, Manifest, ACCOUNT};

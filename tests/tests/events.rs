@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use strongroom_core::backup::{
-    discover, report, Batch, BatchResult, DiscoverRequest, ReportRequest,
-};
+use strongroom_core::backup::discover::{discover, Batch, DiscoverRequest};
+use strongroom_core::backup::snapshot::BatchResult;
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::policy::RunInput;
+use strongroom_core::report::{report, ReportRequest};
 use strongroom_core::Error;
 use strongroom_lambda::parse;
 use strongroom_tests::workspace;

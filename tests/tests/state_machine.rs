@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use strongroom_core::backup::{RunOutcome, RunReport};
 use strongroom_core::model::ResourceType;
+use strongroom_core::report::{RunOutcome, RunReport};
 use strongroom_tests::{backup_definition, workspace, Emulator, ACCOUNT};
 
 struct Execution {

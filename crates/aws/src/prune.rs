@@ -12,7 +12,8 @@ use aws_sdk_ec2::types::Filter as Ec2Filter;
 use strongroom_core::model::{
     Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
 };
-use strongroom_core::prune::{is_held, DeletionPermit, ListedPoint, Pruning};
+use strongroom_core::ports::{ListedPoint, Pruning};
+use strongroom_core::prune::{is_held, DeletionPermit};
 use strongroom_core::{tags, CloudError};
 
 use crate::error::from_sdk;

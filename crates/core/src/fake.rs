@@ -10,8 +10,10 @@ use crate::model::{
     Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
 };
 use crate::policy::Ec2Mode;
-use crate::ports::{CreateRequest, Created, FoundSource, Inventory, RecoveryPoints};
-use crate::prune::{DeletionPermit, ListedPoint, Pruning};
+use crate::ports::{
+    CreateRequest, Created, FoundSource, Inventory, ListedPoint, Pruning, RecoveryPoints,
+};
+use crate::prune::DeletionPermit;
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
 
 /// A recovery point as the fake cloud stores it.

@@ -3,10 +3,13 @@
 //! - [`policy`]: the policy document and its validation.
 //! - [`model`]: sources, locations, recovery points.
 //! - [`tags`]: the tag contract and the run's idempotency key.
-//! - [`ports`]: what the use cases need from a cloud; [`fake`]: in memory.
-//! - [`backup`]: the backup run's use cases (discover, snapshot, status, report).
+//! - [`ports`]: what the use cases need from a cloud (inventory, recovery
+//!   points, pruning); [`fake`]: in memory.
+//! - [`backup`]: the backup run's use cases (discover, snapshot, status).
 //! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
 //! - [`prune`]: the safety invariants and the prune use case.
+//! - [`report`]: the run report, folding backup and prune into the run's output.
+//! - [`sfn`]: Step Functions payload types shared by several states.
 //! - [`error`]: errors and their stable `Strongroom.*` names.
 
 pub mod backup;
@@ -16,7 +19,9 @@ pub mod model;
 pub mod policy;
 pub mod ports;
 pub mod prune;
+pub mod report;
 pub mod retention;
+pub mod sfn;
 pub mod tags;
 
 pub use error::{CloudError, Error, ErrorKind, ErrorReport};

@@ -6,6 +6,7 @@ use std::future::Future;
 use crate::error::CloudError;
 use crate::model::{Location, RecoveryPoint, ResourceType, Tags, Target};
 use crate::policy::Ec2Options;
+use crate::prune::DeletionPermit;
 use crate::tags::RunKey;
 
 /// A source found in a region, with the location (account) it lives in.
@@ -74,4 +75,38 @@ pub trait RecoveryPoints: Send + Sync {
         location: &Location,
         points: &[RecoveryPoint],
     ) -> impl Future<Output = Result<Vec<RecoveryPoint>, CloudError>> + Send;
+}
+
+/// A recovery point as a location's listing found it, with the facts the
+/// safety invariants of [`crate::prune`] need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPoint {
+    pub point: RecoveryPoint,
+    pub tags: Tags,
+    /// The account that owns it.
+    pub owner: String,
+    /// EBS Snapshot Lock on it (or on any of its snapshots).
+    pub locked: bool,
+    /// AMIs, other than the recovery point itself, that use any of its snapshots.
+    pub used_by_amis: Vec<String>,
+}
+
+/// Lists and deletes recovery points at a location.
+pub trait Pruning: Send + Sync {
+    /// The account the credentials belong to.
+    fn account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Every recovery point tagged with `policy` at `location`, of every kind,
+    /// complete: a listing that cannot be completed is an error.
+    fn list(
+        &self,
+        location: &Location,
+        policy: &str,
+    ) -> impl Future<Output = Result<Vec<ListedPoint>, CloudError>> + Send;
+
+    /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
+    fn delete(
+        &self,
+        permit: &DeletionPermit,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

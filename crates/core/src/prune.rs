@@ -2,7 +2,7 @@
 //!
 //! Every deletion goes through [`authorize`], the one place that enforces the
 //! safety invariants, and the port's `delete` only accepts the
-//! [`DeletionPermit`] it returns. The invariants (DESIGN.md §5):
+//! [`DeletionPermit`] it returns. The invariants:
 //!
 //! 1. only recovery points tagged `strongroom:managed=true`, owned by the
 //!    current account, whose `strongroom:policy` is the policy being pruned;
@@ -12,52 +12,18 @@
 //! 4. a dry run computes the same plan and deletes nothing.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{CloudError, Error, ErrorReport};
+use crate::error::{Error, ErrorReport};
 use crate::model::{
     format_time, parse_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags,
 };
 use crate::policy::{parse_with_path, Policy};
+use crate::ports::{ListedPoint, Pruning};
 use crate::retention::{plan, PlanPoint, Rules};
 use crate::tags;
-
-/// A recovery point as a location's listing found it, with the facts the
-/// invariants need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedPoint {
-    pub point: RecoveryPoint,
-    pub tags: Tags,
-    /// The account that owns it.
-    pub owner: String,
-    /// EBS Snapshot Lock on it (or on any of its snapshots).
-    pub locked: bool,
-    /// AMIs, other than the recovery point itself, that use any of its snapshots.
-    pub used_by_amis: Vec<String>,
-}
-
-/// Lists and deletes recovery points at a location.
-pub trait Pruning: Send + Sync {
-    /// The account the credentials belong to.
-    fn account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
-
-    /// Every recovery point tagged with `policy` at `location`, of every kind,
-    /// complete: a listing that cannot be completed is an error.
-    fn list(
-        &self,
-        location: &Location,
-        policy: &str,
-    ) -> impl Future<Output = Result<Vec<ListedPoint>, CloudError>> + Send;
-
-    /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
-    fn delete(
-        &self,
-        permit: &DeletionPermit,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
-}
 
 /// Proof that a recovery point passed every invariant. Only [`authorize`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The tag contract: every recovery point is tagged at creation with who made
-//! it, from what, where and when. Prune (a later stage) may only ever touch
-//! what carries `strongroom:managed=true` and its own policy's name.
+//! it, from what, where and when. Prune may only ever touch what carries
+//! `strongroom:managed=true` and its own policy's name.
 
 use crate::model::{Location, Tags, Target};
 use crate::policy::Policy;

@@ -3,15 +3,18 @@
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
-use strongroom_core::backup::{
-    discover, refresh_batch, report, snapshot_batch, BatchOutcome, DiscoverRequest, FailedBatch,
-    Outcome, ReportRequest, RunOutcome, StatesError, TargetRef, BATCH_SIZE,
-};
+use strongroom_core::backup::discover::{discover, DiscoverRequest, BATCH_SIZE};
+use strongroom_core::backup::snapshot::{snapshot_batch, Outcome};
+use strongroom_core::backup::status::refresh_batch;
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::model::{
     Location, RecoveryPointKind, RecoveryPointState, ResourceType, Tags, Target,
 };
 use strongroom_core::ports::FoundSource;
+use strongroom_core::report::{
+    report, BatchOutcome, FailedBatch, ReportRequest, RunOutcome, TargetRef,
+};
+use strongroom_core::sfn::StatesError;
 use strongroom_core::{tags, Error, ErrorKind};
 
 const ACCOUNT: &str = "123456789012";

@@ -1,4 +1,4 @@
-use strongroom_core::backup::{discover, DiscoverOutput, DiscoverRequest};
+use strongroom_core::backup::discover::{discover, DiscoverOutput, DiscoverRequest};
 use strongroom_core::ports::Inventory;
 use strongroom_lambda::{parse, FunctionError};
 

@@ -1,4 +1,5 @@
-use strongroom_core::prune::{parse_request, prune, PruneReport, Pruning};
+use strongroom_core::ports::Pruning;
+use strongroom_core::prune::{parse_request, prune, PruneReport};
 use strongroom_lambda::FunctionError;
 
 /// `{"policy": {...}, "dry_run": false, "now": "..."}` -> [`PruneReport`].

@@ -1,4 +1,4 @@
-use strongroom_core::backup::{report, ReportRequest, RunReport};
+use strongroom_core::report::{report, ReportRequest, RunReport};
 use strongroom_lambda::{parse, FunctionError};
 
 /// Discover's summary plus every Map item's outcome -> [`RunReport`].

@@ -1,4 +1,5 @@
-use strongroom_core::backup::{snapshot_batch, Batch, BatchResult, Outcome};
+use strongroom_core::backup::discover::Batch;
+use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
 use strongroom_core::ports::RecoveryPoints;
 use strongroom_lambda::{parse, FunctionError};
 

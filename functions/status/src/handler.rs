@@ -1,4 +1,5 @@
-use strongroom_core::backup::{refresh_batch, BatchResult};
+use strongroom_core::backup::snapshot::BatchResult;
+use strongroom_core::backup::status::refresh_batch;
 use strongroom_core::ports::RecoveryPoints;
 use strongroom_lambda::{parse, FunctionError};
 

@@ -1,0 +1,162 @@
+//! Discover: validates the run input, lists every region, and cuts the
+//! selection into self-contained [`Batch`]es, one Map item each.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorReport};
+use crate::model::{Location, ResourceType, Target};
+use crate::policy::{Policy, RunInput, DEFAULT_POLL_SECONDS};
+use crate::ports::Inventory;
+use crate::tags::RunKey;
+
+/// Targets per Map item. Small enough for one Lambda invocation to finish well
+/// inside its timeout, large enough that the per-location lookup and
+/// completion checks are shared by many targets.
+pub const BATCH_SIZE: usize = 50;
+
+/// What the state machine passes to Discover.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverRequest {
+    /// The execution's input (a [`RunInput`]); validated here.
+    pub input: serde_json::Value,
+    /// `$$.Execution.Name`.
+    pub execution: String,
+    /// `$$.Execution.StartTime`, used when the input has no `scheduled_time`.
+    pub started_at: String,
+}
+
+/// A source left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub resource_type: ResourceType,
+    pub id: String,
+    pub region: String,
+    pub reason: String,
+}
+
+/// A region whose listing failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionError {
+    pub region: String,
+    pub error: ErrorReport,
+}
+
+/// One Map item: targets at one location, self-contained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub run: RunKey,
+    pub policy: Policy,
+    pub location: Location,
+    pub poll_seconds: u32,
+    pub targets: Vec<Target>,
+}
+
+/// Discover's output: the run's identity, what was found, and the batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoverOutput {
+    pub run: RunKey,
+    /// The validated policy, for the stages after the snapshots (Prune).
+    pub policy: Policy,
+    /// Prune computes and reports its plan but deletes nothing.
+    pub prune_dry_run: bool,
+    pub poll_seconds: u32,
+    /// Selected sources per type.
+    pub found: BTreeMap<ResourceType, usize>,
+    pub skipped: Vec<Skipped>,
+    pub region_errors: Vec<RegionError>,
+    pub batches: Vec<Batch>,
+}
+
+/// Validates the input, lists every region, and cuts the selection into batches.
+/// Fails before any call on bad input; fails (to be retried) when a region is
+/// throttled; records other region failures and goes on with the rest.
+pub async fn discover<I: Inventory>(
+    req: DiscoverRequest,
+    inventory: &I,
+) -> Result<DiscoverOutput, Error> {
+    let input = RunInput::parse(req.input)?;
+    if req.execution.is_empty() {
+        return Err(Error::invalid(
+            "execution",
+            "is empty; pass $$.Execution.Name",
+        ));
+    }
+    let run = RunKey {
+        policy: input.policy.name.clone(),
+        scheduled_time: input.scheduled_time_or(&req.started_at)?,
+        execution: req.execution,
+    };
+    let policy = input.policy;
+    let sel = &policy.selector;
+    let listings = futures::future::join_all(sel.regions.iter().map(|r| async move {
+        (
+            r.clone(),
+            inventory
+                .find_sources(r, &sel.resource_types, &sel.tags)
+                .await,
+        )
+    }))
+    .await;
+
+    let mut found = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut region_errors = Vec::new();
+    let mut by_location: BTreeMap<Location, Vec<Target>> = BTreeMap::new();
+    for (region, listing) in listings {
+        let sources = match listing {
+            Ok(s) => s,
+            Err(e) if e.kind.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                region_errors.push(RegionError {
+                    region,
+                    error: ErrorReport::from(&e),
+                });
+                continue;
+            }
+        };
+        for s in sources {
+            if !policy.selects_type(s.target.resource_type) {
+                continue;
+            }
+            if let Some(reason) = sel.rejection(&s.target.tags) {
+                skipped.push(Skipped {
+                    resource_type: s.target.resource_type,
+                    id: s.target.id.clone(),
+                    region: s.location.region.clone(),
+                    reason,
+                });
+                continue;
+            }
+            *found.entry(s.target.resource_type).or_insert(0) += 1;
+            by_location.entry(s.location).or_default().push(s.target);
+        }
+    }
+    let poll_seconds = input.poll_seconds.unwrap_or(DEFAULT_POLL_SECONDS);
+    let mut batches = Vec::new();
+    for (location, mut targets) in by_location {
+        targets.sort_by(|a, b| (a.resource_type, &a.id).cmp(&(b.resource_type, &b.id)));
+        for chunk in targets.chunks(BATCH_SIZE) {
+            batches.push(Batch {
+                run: run.clone(),
+                policy: policy.clone(),
+                location: location.clone(),
+                poll_seconds,
+                targets: chunk.to_vec(),
+            });
+        }
+    }
+    Ok(DiscoverOutput {
+        run,
+        prune_dry_run: input.prune_dry_run,
+        policy: policy.clone(),
+        poll_seconds,
+        found,
+        skipped,
+        region_errors,
+        batches,
+    })
+}

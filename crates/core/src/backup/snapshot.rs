@@ -1,0 +1,200 @@
+//! Snapshot: makes this run's recovery point of every target in a [`Batch`],
+//! exactly once, and returns the [`BatchResult`] the completion checks update.
+
+use std::collections::HashMap;
+
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::backup::discover::Batch;
+use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
+use crate::model::{Location, RecoveryPoint, RecoveryPointState, ResourceType};
+use crate::policy::Ec2Mode;
+use crate::ports::{CreateRequest, RecoveryPoints};
+use crate::tags::{recovery_point_tags, RunKey};
+
+/// Creates in flight at once inside one batch.
+pub const CREATE_CONCURRENCY: usize = 8;
+
+/// What happened to one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// A new recovery point was made.
+    Created,
+    /// This run's recovery point existed already (a retry or a re-run).
+    Existing,
+    /// No recovery point; see `error`.
+    Failed,
+}
+
+/// One target's result. Tags are left out to keep the state small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetResult {
+    pub resource_type: ResourceType,
+    pub id: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<RecoveryPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// A batch after Snapshot (and after each Status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchResult {
+    pub run: RunKey,
+    pub location: Location,
+    pub poll_seconds: u32,
+    pub results: Vec<TargetResult>,
+    /// Recovery points still pending: the state machine waits while this is > 0.
+    pub pending: usize,
+    /// Completion checks done so far.
+    pub polls: u32,
+    /// When the first completion check ran (RFC 3339): the start of the
+    /// [`MAX_WAIT_SECONDS`](crate::backup::status::MAX_WAIT_SECONDS) a recovery
+    /// point may stay pending. Counting from the check rather than the
+    /// scheduled time keeps a late re-run or a redrive from failing fresh
+    /// snapshots at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
+}
+
+impl BatchResult {
+    pub(super) fn count_pending(&mut self) {
+        self.pending = self
+            .results
+            .iter()
+            .filter_map(|r| r.recovery_point.as_ref())
+            .filter(|p| p.state == RecoveryPointState::Pending)
+            .count();
+    }
+}
+
+/// Whether the per-location lookup (not a deterministic name) makes `t` idempotent.
+fn lookup_covers(batch: &Batch, t: ResourceType) -> bool {
+    match t {
+        ResourceType::EbsVolume => true,
+        ResourceType::Ec2Instance => batch.policy.ec2.mode == Ec2Mode::Snapshots,
+        _ => false,
+    }
+}
+
+fn needs_lookup(batch: &Batch) -> bool {
+    batch
+        .targets
+        .iter()
+        .any(|t| lookup_covers(batch, t.resource_type))
+}
+
+/// Makes this run's recovery point of every target in the batch, exactly once:
+/// one idempotency lookup per location for the kinds whose ids AWS picks,
+/// deterministic names for the rest. One target failing does not stop the others.
+/// Fails as a whole only when the lookup is throttled (nothing was created yet).
+pub async fn snapshot_batch<P: RecoveryPoints>(
+    batch: Batch,
+    cloud: &P,
+) -> Result<BatchResult, Error> {
+    let run = &batch.run;
+    let location = &batch.location;
+    // Without a complete lookup we cannot know what exists, so we create nothing
+    // of the kinds it covers.
+    let (existing, lookup_error): (HashMap<String, RecoveryPoint>, Option<CloudError>) =
+        if needs_lookup(&batch) {
+            match cloud.find_run_snapshots(location, run).await {
+                Ok(points) => (
+                    points.into_iter().map(|p| (p.source.clone(), p)).collect(),
+                    None,
+                ),
+                Err(e) if e.kind.is_retryable() => return Err(e.into()),
+                Err(e) => (HashMap::new(), Some(e)),
+            }
+        } else {
+            (HashMap::new(), None)
+        };
+    let lookup_error = lookup_error.map(|e| ErrorReport::from(&e));
+
+    let policy = &batch.policy;
+    let results: Vec<(usize, TargetResult)> = stream::iter(batch.targets.iter().enumerate())
+        .map(|(i, target)| {
+            let existing = &existing;
+            let lookup_error = &lookup_error;
+            async move {
+                let base = |outcome, recovery_point, error| TargetResult {
+                    resource_type: target.resource_type,
+                    id: target.id.clone(),
+                    outcome,
+                    recovery_point,
+                    error,
+                };
+                let covered = match target.resource_type {
+                    ResourceType::EbsVolume => true,
+                    ResourceType::Ec2Instance => policy.ec2.mode == Ec2Mode::Snapshots,
+                    _ => false,
+                };
+                if covered {
+                    if let Some(e) = lookup_error {
+                        return (i, base(Outcome::Failed, None, Some(e.clone())));
+                    }
+                    if let Some(p) = existing.get(target.source_ref()) {
+                        return (i, base(Outcome::Existing, Some(p.clone()), None));
+                    }
+                }
+                let request = CreateRequest {
+                    location,
+                    target,
+                    run,
+                    name: run.recovery_point_name(target),
+                    tags: recovery_point_tags(policy, run, target, location),
+                    ec2: &policy.ec2,
+                };
+                match cloud.create(&request).await {
+                    Ok(c) => {
+                        let outcome = if c.existed {
+                            Outcome::Existing
+                        } else {
+                            Outcome::Created
+                        };
+                        (i, base(outcome, Some(c.recovery_point), None))
+                    }
+                    Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
+                }
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut results = results;
+    results.sort_by_key(|(i, _)| *i);
+    // EBS and instance snapshots have no client token, so their creates are not
+    // retried in place: a transient failure fails the batch, and the retried
+    // batch's lookup finds whatever the first attempt made.
+    if let Some((_, r)) = results.iter().find(|(_, r)| {
+        lookup_covers(&batch, r.resource_type)
+            && r.error
+                .as_ref()
+                .is_some_and(|e| e.error_type == ErrorKind::Throttled.error_type())
+    }) {
+        let e = r.error.as_ref().expect("checked above");
+        return Err(CloudError::new(
+            ErrorKind::Throttled,
+            "CreateSnapshot",
+            &r.id,
+            &batch.location.region,
+            e.message.clone(),
+        )
+        .into());
+    }
+    let mut out = BatchResult {
+        run: batch.run.clone(),
+        location: batch.location.clone(),
+        poll_seconds: batch.poll_seconds,
+        results: results.into_iter().map(|(_, r)| r).collect(),
+        pending: 0,
+        polls: 0,
+        waiting_since: None,
+    };
+    out.count_pending();
+    Ok(out)
+}
