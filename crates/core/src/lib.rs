@@ -6,6 +6,8 @@
 //! - [`ports`]: what the use cases need from a cloud; [`fake`]: in memory.
 //! - [`backup`]: the backup run's use cases (discover, snapshot, status, report).
 //! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
+//! - [`period`]: the calendar periods of the retention rules.
+//! - [`reason`]: why a recovery point is kept, deleted or refused deletion.
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`error`]: errors and their stable `Strongroom.*` names.
 
@@ -13,10 +15,13 @@ pub mod backup;
 pub mod error;
 pub mod fake;
 pub mod model;
+pub mod period;
 pub mod policy;
 pub mod ports;
 pub mod prune;
+pub mod reason;
 pub mod retention;
 pub mod tags;
 
 pub use error::{CloudError, Error, ErrorKind, ErrorReport};
+pub use reason::Reason;
