@@ -16,7 +16,7 @@ use strongroom_core::model::{parse_time, Tags};
 use strongroom_core::policy::{parse_with_path, Policy};
 use strongroom_core::prune::{is_held, parse_request, prune};
 use strongroom_core::retention::{plan, Decision, PlanPoint, Retention};
-use strongroom_core::{tags, Error};
+use strongroom_core::{tags, Error, Reason};
 
 #[derive(Parser)]
 #[command(name = "strongroom", version, about = "Strongroom operator CLI")]
@@ -135,7 +135,7 @@ fn retention_plan(args: &PlanArgs) -> Result<PlanOutput, String> {
         })?;
         let mut protected = Vec::new();
         if is_held(&p.tags) {
-            protected.push("hold".to_owned());
+            protected.push(Reason::Hold);
         }
         by_source
             .entry(p.tags.get(tags::SOURCE).cloned().unwrap_or_default())

@@ -7,6 +7,8 @@
 //!   points, pruning); [`fake`]: in memory.
 //! - [`backup`]: the backup run's use cases (discover, snapshot, status).
 //! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
+//! - [`period`]: the calendar periods of the retention rules.
+//! - [`reason`]: why a recovery point is kept, deleted or refused deletion.
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`report`]: the run report, folding backup and prune into the run's output.
 //! - [`sfn`]: Step Functions payload types shared by several states.
@@ -16,12 +18,15 @@ pub mod backup;
 pub mod error;
 pub mod fake;
 pub mod model;
+pub mod period;
 pub mod policy;
 pub mod ports;
 pub mod prune;
+pub mod reason;
 pub mod report;
 pub mod retention;
 pub mod sfn;
 pub mod tags;
 
 pub use error::{CloudError, Error, ErrorKind, ErrorReport};
+pub use reason::Reason;

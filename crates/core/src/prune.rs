@@ -22,6 +22,7 @@ use crate::model::{
 };
 use crate::policy::{parse_with_path, Policy};
 use crate::ports::{ListedPoint, Pruning};
+use crate::reason::Reason;
 use crate::retention::{plan, PlanPoint, Rules};
 use crate::tags;
 
@@ -29,14 +30,14 @@ use crate::tags;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletionPermit {
     point: RecoveryPoint,
-    reasons: Vec<String>,
+    reasons: Vec<Reason>,
 }
 
 impl DeletionPermit {
     pub fn point(&self) -> &RecoveryPoint {
         &self.point
     }
-    pub fn reasons(&self) -> &[String] {
+    pub fn reasons(&self) -> &[Reason] {
         &self.reasons
     }
 }
@@ -55,33 +56,36 @@ pub fn refusals(
     source_points: &[&ListedPoint],
     account: &str,
     policy: &str,
-) -> Vec<String> {
+) -> Vec<Reason> {
     let mut why = Vec::new();
     if listed.tags.get(tags::MANAGED).map(String::as_str) != Some("true") {
-        why.push("not managed by Strongroom".to_owned());
+        why.push(Reason::NotManaged);
     }
     if listed.owner != account {
-        why.push(format!("owned by account {}, not {account}", listed.owner));
+        why.push(Reason::OwnedByOther {
+            owner: listed.owner.clone(),
+            account: account.to_owned(),
+        });
     }
     match listed.tags.get(tags::POLICY) {
         Some(p) if p == policy => {}
-        Some(p) => why.push(format!("made by policy {p}")),
-        None => why.push("has no strongroom:policy tag".to_owned()),
+        Some(p) => why.push(Reason::OtherPolicy(p.clone())),
+        None => why.push(Reason::NoPolicyTag),
     }
     if is_held(&listed.tags) {
-        why.push("hold".to_owned());
+        why.push(Reason::Hold);
     }
     if listed.locked {
-        why.push("locked".to_owned());
+        why.push(Reason::Locked);
     }
     for ami in &listed.used_by_amis {
-        why.push(format!("in use by {ami}"));
+        why.push(Reason::InUseBy(ami.clone()));
     }
     if listed.point.state != RecoveryPointState::Completed {
-        why.push("not completed".to_owned());
+        why.push(Reason::NotCompleted);
     }
     match parse_time(&listed.point.created_at) {
-        Err(_) => why.push("has no valid strongroom:created-at".to_owned()),
+        Err(_) => why.push(Reason::NoValidCreatedAt),
         Ok(mine) if listed.point.state == RecoveryPointState::Completed => {
             let newer_completed = source_points.iter().any(|p| {
                 p.point.id != listed.point.id
@@ -89,7 +93,7 @@ pub fn refusals(
                     && parse_time(&p.point.created_at).is_ok_and(|t| t > mine)
             });
             if !newer_completed {
-                why.push("newest completed recovery point of the source".to_owned());
+                why.push(Reason::NewestCompleted);
             }
         }
         Ok(_) => {}
@@ -103,8 +107,8 @@ pub fn authorize(
     source_points: &[&ListedPoint],
     account: &str,
     policy: &str,
-    reasons: Vec<String>,
-) -> Result<DeletionPermit, Vec<String>> {
+    reasons: Vec<Reason>,
+) -> Result<DeletionPermit, Vec<Reason>> {
     let why = refusals(listed, source_points, account, policy);
     if why.is_empty() {
         Ok(DeletionPermit {
@@ -136,7 +140,7 @@ pub struct PointDecision {
     pub kind: RecoveryPointKind,
     pub source: String,
     pub created_at: String,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// What happened at one location.
@@ -179,7 +183,7 @@ pub struct PruneReport {
     pub notes: Vec<String>,
 }
 
-fn decision(p: &ListedPoint, reasons: Vec<String>) -> PointDecision {
+fn decision(p: &ListedPoint, reasons: Vec<Reason>) -> PointDecision {
     PointDecision {
         id: p.point.id.clone(),
         kind: p.point.kind,
@@ -248,9 +252,10 @@ pub async fn prune_location<P: Pruning>(
                     id: p.point.id.clone(),
                     time,
                     completed: p.point.state == RecoveryPointState::Completed,
+                    // The planner decides the newest itself, from the points it is given.
                     protected: refusals(p, &points, account, policy)
                         .into_iter()
-                        .filter(|r| r != "newest completed recovery point of the source")
+                        .filter(|r| *r != Reason::NewestCompleted)
                         .collect(),
                 })
             })
@@ -267,10 +272,9 @@ pub async fn prune_location<P: Pruning>(
             .iter()
             .filter(|p| parse_time(&p.point.created_at).is_err())
         {
-            report.kept.push(decision(
-                p,
-                vec!["has no valid strongroom:created-at".into()],
-            ));
+            report
+                .kept
+                .push(decision(p, vec![Reason::NoValidCreatedAt]));
         }
         for d in planned.delete {
             let Some(p) = find(&d.id) else { continue };

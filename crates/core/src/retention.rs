@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 
 use crate::error::Error;
+pub use crate::period::{PerPeriod, Period};
+use crate::reason::Reason;
 
 /// A retention policy (the `retention` object of a policy document).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -168,15 +170,13 @@ impl fmt::Display for Span {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
     pub last: i64,
-    /// hourly, daily, weekly, monthly, yearly.
-    pub buckets: [i64; 5],
+    /// keep_hourly … keep_yearly.
+    pub buckets: PerPeriod<i64>,
     pub within: Option<Span>,
-    /// within_hourly … within_yearly.
-    pub within_buckets: [Option<Span>; 5],
+    /// keep_within_hourly … keep_within_yearly.
+    pub within_buckets: PerPeriod<Option<Span>>,
     pub max_age: Option<Span>,
 }
-
-const BUCKET_NAMES: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
 
 impl Retention {
     /// Validates counts and durations; `at` is the path for error messages.
@@ -201,21 +201,21 @@ impl Retention {
         };
         let rules = Rules {
             last: count(self.keep_last, "keep_last")?,
-            buckets: [
+            buckets: PerPeriod([
                 count(self.keep_hourly, "keep_hourly")?,
                 count(self.keep_daily, "keep_daily")?,
                 count(self.keep_weekly, "keep_weekly")?,
                 count(self.keep_monthly, "keep_monthly")?,
                 count(self.keep_yearly, "keep_yearly")?,
-            ],
+            ]),
             within: span(&self.keep_within, "keep_within")?,
-            within_buckets: [
+            within_buckets: PerPeriod([
                 span(&self.keep_within_hourly, "keep_within_hourly")?,
                 span(&self.keep_within_daily, "keep_within_daily")?,
                 span(&self.keep_within_weekly, "keep_within_weekly")?,
                 span(&self.keep_within_monthly, "keep_within_monthly")?,
                 span(&self.keep_within_yearly, "keep_within_yearly")?,
-            ],
+            ]),
             max_age: span(&self.max_age, "max_age")?,
         };
         if rules.keeps_nothing() && rules.max_age.is_none() {
@@ -233,9 +233,9 @@ impl Rules {
     /// restic's `ExpirePolicy.Empty()`: no count and no duration.
     pub fn keeps_nothing(&self) -> bool {
         self.last == 0
-            && self.buckets.iter().all(|b| *b == 0)
+            && self.buckets.values().all(|b| *b == 0)
             && self.within.is_none()
-            && self.within_buckets.iter().all(Option::is_none)
+            && self.within_buckets.values().all(Option::is_none)
     }
 }
 
@@ -251,7 +251,7 @@ pub struct PlanPoint {
     /// Reasons this point must be kept whatever the rules say
     /// (`hold`, `locked`, `in use by ami-…`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub protected: Vec<String>,
+    pub protected: Vec<Reason>,
 }
 
 fn yes() -> bool {
@@ -262,7 +262,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub id: String,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// The plan for one source: every input point is in exactly one list,
@@ -271,25 +271,6 @@ pub struct Decision {
 pub struct Plan {
     pub keep: Vec<Decision>,
     pub delete: Vec<Decision>,
-}
-
-fn bucket(kind: usize, t: OffsetDateTime) -> i64 {
-    let (y, m, d, h) = (
-        t.year() as i64,
-        t.month() as i64,
-        t.day() as i64,
-        t.hour() as i64,
-    );
-    match kind {
-        0 => y * 1_000_000 + m * 10_000 + d * 100 + h,
-        1 => y * 10_000 + m * 100 + d,
-        2 => {
-            let (iy, w, _) = t.to_iso_week_date();
-            iy as i64 * 100 + w as i64
-        }
-        3 => y * 100 + m,
-        _ => y,
-    }
 }
 
 /// restic's `latest`: the newest point that is not in the future.
@@ -313,64 +294,60 @@ pub fn apply_restic(
     points: &[(OffsetDateTime, &str)],
     rules: &Rules,
     now: OffsetDateTime,
-) -> Vec<Option<Vec<String>>> {
+) -> Vec<Option<Vec<Reason>>> {
     if rules.keeps_nothing() {
         return points
             .iter()
-            .map(|_| Some(vec!["policy is empty".to_owned()]))
+            .map(|_| Some(vec![Reason::PolicyIsEmpty]))
             .collect();
     }
     if points.is_empty() {
         return Vec::new();
     }
     let latest = latest_not_after(points, now);
-    // Bucket 0 is keep_last (every point its own bucket), then hourly..yearly.
-    let mut counts = [
-        rules.last,
-        rules.buckets[0],
-        rules.buckets[1],
-        rules.buckets[2],
-        rules.buckets[3],
-        rules.buckets[4],
-    ];
-    let mut last: [Option<i64>; 6] = [None; 6];
-    let mut within_last: [Option<i64>; 5] = [None; 5];
+    // restic's buckets: keep_last (every point its own bucket), then hourly..yearly.
+    let mut last_count = rules.last;
+    let mut counts = rules.buckets;
+    let mut last: PerPeriod<Option<i64>> = PerPeriod::default();
+    let mut within_last: PerPeriod<Option<i64>> = PerPeriod::default();
     let within_cut = rules.within.map(|w| w.before(latest));
-    let within_bucket_cut: [Option<OffsetDateTime>; 5] =
-        rules.within_buckets.map(|w| w.map(|w| w.before(latest)));
+    let within_bucket_cut = PerPeriod(rules.within_buckets.0.map(|w| w.map(|w| w.before(latest))));
     let n = points.len();
     let mut out = Vec::with_capacity(n);
     for (nr, &(t, _)) in points.iter().enumerate() {
         let mut reasons = Vec::new();
         if let (Some(cut), Some(w)) = (within_cut, rules.within) {
             if t > cut {
-                reasons.push(format!("within {w}"));
+                reasons.push(Reason::Within(w));
             }
         }
-        for k in 0..6 {
-            if counts[k] > 0 || counts[k] == -1 {
-                let val = if k == 0 { nr as i64 } else { bucket(k - 1, t) };
+        // keep_last: each point is a new bucket value.
+        if last_count > 0 || last_count == -1 {
+            if last_count > 0 {
+                last_count -= 1;
+            }
+            reasons.push(Reason::Last);
+        }
+        for p in Period::ALL {
+            if counts[p] > 0 || counts[p] == -1 {
+                let val = p.bucket(t);
                 // Also keep the oldest point while the bucket has counts left.
-                if last[k] != Some(val) || nr == n - 1 {
-                    last[k] = Some(val);
-                    if counts[k] > 0 {
-                        counts[k] -= 1;
+                if last[p] != Some(val) || nr == n - 1 {
+                    last[p] = Some(val);
+                    if counts[p] > 0 {
+                        counts[p] -= 1;
                     }
-                    reasons.push(if k == 0 {
-                        "last snapshot".to_owned()
-                    } else {
-                        format!("{} snapshot", BUCKET_NAMES[k - 1])
-                    });
+                    reasons.push(Reason::Periodic(p));
                 }
             }
         }
-        for k in 0..5 {
-            if let (Some(cut), Some(w)) = (within_bucket_cut[k], rules.within_buckets[k]) {
+        for p in Period::ALL {
+            if let (Some(cut), Some(w)) = (within_bucket_cut[p], rules.within_buckets[p]) {
                 if t > cut {
-                    let val = bucket(k, t);
-                    if within_last[k] != Some(val) {
-                        within_last[k] = Some(val);
-                        reasons.push(format!("{} within {w}", BUCKET_NAMES[k]));
+                    let val = p.bucket(t);
+                    if within_last[p] != Some(val) {
+                        within_last[p] = Some(val);
+                        reasons.push(Reason::WithinPeriod(p, w));
                     }
                 }
             }
@@ -404,7 +381,7 @@ pub fn plan(points: &[PlanPoint], rules: &Rules, now: OffsetDateTime) -> Plan {
     let mut restic = decided.into_iter();
     for p in sorted {
         let mut reasons = Vec::new();
-        let mut delete_reason = "matches no keep rule".to_owned();
+        let mut delete_reason = Reason::MatchesNoKeepRule;
         if p.completed {
             if let Some(r) = restic.next().flatten() {
                 reasons = r;
@@ -412,15 +389,14 @@ pub fn plan(points: &[PlanPoint], rules: &Rules, now: OffsetDateTime) -> Plan {
             if let (Some(cut), Some(m)) = (max_age_cut, rules.max_age) {
                 if p.time < cut {
                     reasons.clear();
-                    delete_reason = format!("older than max_age {m}");
+                    delete_reason = Reason::OlderThanMaxAge(m);
                 }
             }
         } else {
-            reasons.push("not completed".to_owned());
+            reasons.push(Reason::NotCompleted);
         }
         // Protections win over every rule.
-        let newest = (Some(p.id.as_str()) == newest_completed)
-            .then(|| "newest completed recovery point of the source".to_owned());
+        let newest = (Some(p.id.as_str()) == newest_completed).then_some(Reason::NewestCompleted);
         for r in p.protected.iter().cloned().chain(newest) {
             if !reasons.contains(&r) {
                 reasons.push(r);
@@ -445,6 +421,28 @@ pub fn plan(points: &[PlanPoint], rules: &Rules, now: OffsetDateTime) -> Plan {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn periods_are_named_and_indexed_in_order() {
+        let names = Period::ALL.map(Period::name);
+        assert_eq!(names, ["hourly", "daily", "weekly", "monthly", "yearly"]);
+        let r = Retention {
+            keep_hourly: Some(1),
+            keep_daily: Some(2),
+            keep_weekly: Some(3),
+            keep_monthly: Some(4),
+            keep_yearly: Some(5),
+            keep_within_weekly: Some("3d".into()),
+            ..Default::default()
+        }
+        .rules("r")
+        .unwrap();
+        assert_eq!(Period::ALL.map(|p| r.buckets[p]), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            Period::ALL.map(|p| r.within_buckets[p].is_some()),
+            [false, false, true, false, false]
+        );
+    }
 
     #[test]
     fn durations_parse_like_restic() {

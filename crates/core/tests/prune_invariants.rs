@@ -292,3 +292,98 @@ async fn no_retention_and_no_points_say_so() {
         rep.notes
     );
 }
+
+#[tokio::test]
+async fn the_report_shows_each_reason_in_words_and_reads_back() {
+    let plain = Spec {
+        region: 0,
+        source: 0,
+        age_hours: 0,
+        managed: true,
+        other_policy: false,
+        foreign: false,
+        hold: false,
+        locked: false,
+        ami: false,
+        state: 2,
+    };
+    let at = |days: i64| Spec {
+        age_hours: days * 24,
+        ..plain.clone()
+    };
+    let specs = vec![
+        plain.clone(),
+        Spec {
+            hold: true,
+            ..at(30)
+        },
+        Spec {
+            locked: true,
+            ..at(31)
+        },
+        Spec {
+            ami: true,
+            ..at(32)
+        },
+        Spec {
+            other_policy: true,
+            ..at(33)
+        },
+        Spec {
+            foreign: true,
+            ..at(34)
+        },
+        Spec {
+            managed: false,
+            ..at(35)
+        },
+        Spec { state: 0, ..at(36) },
+        at(37),
+    ];
+    let cloud = estate(&specs);
+    let r = Retention {
+        keep_daily: Some(1),
+        max_age: Some("20d".into()),
+        ..Default::default()
+    };
+    let report = run(&cloud, &r, true).await;
+    let json = serde_json::to_value(&report).unwrap();
+    let us = &json["locations"][0];
+    let reasons = |list: &str, id: &str| -> serde_json::Value {
+        let d = us[list].as_array().unwrap().iter().find(|d| d["id"] == id);
+        d.unwrap_or_else(|| panic!("{id} not in {list}: {us}"))["reasons"].clone()
+    };
+    let words = |w: &[&str]| serde_json::json!(w);
+    assert_eq!(
+        reasons("kept", "snap-0000"),
+        words(&[
+            "daily snapshot",
+            "newest completed recovery point of the source"
+        ])
+    );
+    assert_eq!(reasons("kept", "snap-0001"), words(&["hold"]));
+    assert_eq!(reasons("kept", "snap-0002"), words(&["locked"]));
+    assert_eq!(reasons("kept", "snap-0003"), words(&["in use by ami-0123"]));
+    assert_eq!(
+        reasons("kept", "snap-0004"),
+        words(&["made by policy weekly"])
+    );
+    assert_eq!(
+        reasons("kept", "snap-0005"),
+        words(&[&format!(
+            "owned by account 210987654321, not {FAKE_ACCOUNT}"
+        )])
+    );
+    assert_eq!(
+        reasons("kept", "snap-0006"),
+        words(&["not managed by Strongroom"])
+    );
+    assert_eq!(reasons("kept", "snap-0007"), words(&["not completed"]));
+    assert_eq!(
+        reasons("deleted", "snap-0008"),
+        words(&["older than max_age 20d"])
+    );
+    // The run report reads the prune report back, reasons and all.
+    let back: strongroom_core::backup::PruneOutcome = serde_json::from_value(json).unwrap();
+    assert_eq!(back, strongroom_core::backup::PruneOutcome::Done(report));
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use strongroom_core::retention::{plan, PlanPoint, Retention, Rules};
+use strongroom_core::Reason;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -25,7 +26,7 @@ fn kept(p: &strongroom_core::retention::Plan) -> BTreeSet<String> {
     p.keep.iter().map(|d| d.id.clone()).collect()
 }
 
-fn reasons<'a>(p: &'a strongroom_core::retention::Plan, id: &str) -> &'a [String] {
+fn reasons<'a>(p: &'a strongroom_core::retention::Plan, id: &str) -> &'a [Reason] {
     &p.keep
         .iter()
         .chain(&p.delete)
@@ -252,7 +253,7 @@ fn max_age_overrides_the_rules_but_not_the_newest_or_protections() {
             )
         })
         .collect();
-    points[15].protected.push("hold".into());
+    points[15].protected.push(Reason::Hold);
     let p = plan(
         &points,
         &rules(serde_json::json!({"keep_daily": 30, "max_age": "10d"})),
