@@ -55,7 +55,8 @@ $(C7N_STAMP): bench/requirements-c7n.txt
 
 # Debug function binaries for the emulator (tests and demo). `cargo test` below
 # reuses every dependency this builds: features are declared once in the
-# workspace, so the SDK is compiled once.
+# workspace, including those only dev-dependencies would turn on, so the SDK is
+# compiled once; `make lint` fails if that stops being true.
 build-functions:
 	@echo "==> Building the functions (debug; the first build compiles the AWS SDK: ~6 min on 2 cores)"
 	@$(CARGO) build --workspace --bins
@@ -66,6 +67,8 @@ demo: setup build-functions
 lint:
 	@echo "==> cargo fmt --check"
 	@$(CARGO) fmt --all --check
+	@echo "==> one build of the SDK for cargo build and cargo test (cargo tree, no compiling)"
+	@CARGO="$(CARGO)" tools/check-one-sdk-build.sh
 	@echo "==> cargo clippy -D warnings"
 	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
