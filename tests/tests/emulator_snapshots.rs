@@ -75,6 +75,15 @@ fn expected_tags(r: &strongroom_tests::SeededResource, exec: &str) -> BTreeMap<S
     t.insert(tags::SOURCE_ACCOUNT.into(), ACCOUNT.into());
     t.insert(tags::CREATED_AT.into(), "2026-11-29T03:00:00Z".into());
     t.insert(tags::RUN.into(), exec.into());
+    let kind = match r.resource_type.as_str() {
+        "ebs-volume" => "ebs-snapshot",
+        "ec2-instance" => "ec2-snapshot-set",
+        "rds-instance" => "rds-snapshot",
+        "aurora-cluster" => "aurora-snapshot",
+        "redshift-cluster" => "redshift-snapshot",
+        other => panic!("unknown resource type {other}"),
+    };
+    t.insert(tags::KIND.into(), kind.into());
     t
 }
 
@@ -255,6 +264,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     for a in &amis {
         assert_eq!(a.tags[tags::POLICY], "weekly");
         assert_eq!(a.tags[tags::RUN], "exec-ami");
+        assert_eq!(a.tags[tags::KIND], "ami");
     }
     ami.execution = "exec-ami-2".into();
     let again = run_all(&cloud, ami).await;

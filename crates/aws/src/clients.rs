@@ -1,21 +1,53 @@
-//! One place that builds SDK clients. Every client comes from the same
-//! [`SdkConfig`] (so `AWS_ENDPOINT_URL`, credentials, retries and the HTTP
-//! client are shared) with the region of the location it talks to.
+//! One place that builds SDK clients, per location (account + region).
 //!
-//! Cross-account locations (the vault account of a later stage) will add an
-//! STS assume-role credentials provider per role here; nothing else changes.
+//! Every client comes from the same [`SdkConfig`] (so `AWS_ENDPOINT_URL`,
+//! retries and the HTTP client are shared) with the region of its location
+//! and the credentials of its account: the function's own in its own account,
+//! an STS `AssumeRole` provider for every other account that has a role
+//! configured. Each provider is built once per role and kept for the life of
+//! the process; it refreshes its credentials itself.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::SharedCredentialsProvider;
+use strongroom_core::model::Location;
+use strongroom_core::{CloudError, ErrorKind};
+use tokio::sync::OnceCell;
 
-/// Builds clients per region from one shared configuration.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    base: SdkConfig,
-}
+use crate::error::from_sdk;
 
 /// Attempts per call, including the first (standard retry mode, jittered backoff).
 pub const MAX_ATTEMPTS: u32 = 5;
+/// The session name on every assumed role: CloudTrail shows who acted.
+pub const SESSION_NAME: &str = "strongroom";
+
+/// The role to assume to act in another account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+/// Builds clients per location from one shared configuration.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    base: SdkConfig,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Account -> the role to assume there.
+    roles: Mutex<BTreeMap<String, Role>>,
+    /// Role -> the configuration with its credentials provider, built once.
+    assumed: Mutex<BTreeMap<Role, SdkConfig>>,
+    /// The account of the function's own credentials (STS, asked once).
+    home: OnceCell<String>,
+}
 
 impl Clients {
     /// Loads the configuration once (environment, profile, container or Lambda
@@ -25,54 +57,155 @@ impl Clients {
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .load()
             .await;
-        Self { base }
+        Self::from_config(base)
     }
 
     pub fn from_config(base: SdkConfig) -> Self {
-        Self { base }
+        Self {
+            base,
+            inner: Arc::default(),
+        }
     }
 
     pub fn config(&self) -> &SdkConfig {
         &self.base
     }
 
-    fn region(region: &str) -> Region {
-        Region::new(region.to_owned())
+    /// Acts in `account` through `role` from now on.
+    pub fn set_role(&self, account: impl Into<String>, role: Role) {
+        self.inner
+            .roles
+            .lock()
+            .expect("roles lock")
+            .insert(account.into(), role);
     }
 
-    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+    /// The account the function's own credentials belong to (one STS call per process).
+    pub async fn home_account(&self) -> Result<String, CloudError> {
+        self.inner
+            .home
+            .get_or_try_init(|| async {
+                let out = aws_sdk_sts::Client::new(&self.base)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "GetCallerIdentity", "-", "global"))?;
+                Ok(out.account().unwrap_or_default().to_owned())
+            })
+            .await
+            .cloned()
+    }
+
+    /// The clients of one location: its region, and its account's credentials.
+    /// An account other than the function's own needs a role ([`Clients::set_role`]).
+    pub async fn for_location(&self, location: &Location) -> Result<LocationClients, CloudError> {
+        let role = self
+            .inner
+            .roles
+            .lock()
+            .expect("roles lock")
+            .get(&location.account)
+            .cloned();
+        let config = match role {
+            // Boxed: the SDK's futures are deep types, and every caller's would nest them.
+            Some(role) => Box::pin(self.assumed(role)).await,
+            None => {
+                // Without any role the function can only ever reach its own
+                // account; with roles, a location must be the home account or have one.
+                let any_roles = !self.inner.roles.lock().expect("roles lock").is_empty();
+                if any_roles && Box::pin(self.home_account()).await? != location.account {
+                    return Err(CloudError::new(
+                        ErrorKind::AccessDenied,
+                        "AssumeRole",
+                        &location.account,
+                        &location.region,
+                        format!(
+                            "no role is configured for account {}; name the role to assume there",
+                            location.account
+                        ),
+                    ));
+                }
+                self.base.clone()
+            }
+        };
+        Ok(LocationClients {
+            location: location.clone(),
+            config,
+        })
+    }
+
+    async fn assumed(&self, role: Role) -> SdkConfig {
+        if let Some(c) = self.inner.assumed.lock().expect("assumed lock").get(&role) {
+            return c.clone();
+        }
+        let mut builder = AssumeRoleProvider::builder(&role.arn)
+            .session_name(SESSION_NAME)
+            .configure(&self.base);
+        if let Some(id) = &role.external_id {
+            builder = builder.external_id(id);
+        }
+        let provider = builder.build().await;
+        let config = self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        self.inner
+            .assumed
+            .lock()
+            .expect("assumed lock")
+            .entry(role)
+            .or_insert(config)
+            .clone()
+    }
+}
+
+/// The clients of one location.
+#[derive(Debug, Clone)]
+pub struct LocationClients {
+    pub location: Location,
+    config: SdkConfig,
+}
+
+impl LocationClients {
+    fn region(&self) -> Region {
+        Region::new(self.location.region.clone())
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&self.base)
-                .region(Self::region(region))
+            aws_sdk_ec2::config::Builder::from(&self.config)
+                .region(self.region())
                 .build(),
         )
     }
 
-    pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+    pub fn rds(&self) -> aws_sdk_rds::Client {
         aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&self.base)
-                .region(Self::region(region))
+            aws_sdk_rds::config::Builder::from(&self.config)
+                .region(self.region())
                 .build(),
         )
     }
 
-    pub fn redshift(&self, region: &str) -> aws_sdk_redshift::Client {
+    pub fn redshift(&self) -> aws_sdk_redshift::Client {
         aws_sdk_redshift::Client::from_conf(
-            aws_sdk_redshift::config::Builder::from(&self.base)
-                .region(Self::region(region))
+            aws_sdk_redshift::config::Builder::from(&self.config)
+                .region(self.region())
                 .build(),
         )
     }
 
-    pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.base)
-    }
-
-    pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+    pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
         aws_sdk_resourcegroupstagging::Client::from_conf(
-            aws_sdk_resourcegroupstagging::config::Builder::from(&self.base)
-                .region(Self::region(region))
+            aws_sdk_resourcegroupstagging::config::Builder::from(&self.config)
+                .region(self.region())
                 .build(),
         )
+    }
+
+    /// The region, for error context.
+    pub fn region_name(&self) -> &str {
+        &self.location.region
     }
 }

@@ -1,31 +1,38 @@
-//! Discovery through the Resource Groups Tagging API: one paged call per region
-//! finds every source type at once, filtered by tags on the server.
+//! Discovery through the Resource Groups Tagging API: one paged call per
+//! location finds every source type at once, filtered by tags on the server.
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
-use strongroom_core::model::{ResourceType, Tags, Target};
-use strongroom_core::ports::{FoundSource, Inventory};
+use strongroom_core::kind::parse_source_arn;
+use strongroom_core::model::{Location, ResourceType, Tags, Target};
+use strongroom_core::ports::{FoundSource, Identity, Inventory};
 use strongroom_core::CloudError;
 
-use crate::arn::{parse_source_arn, tagging_type};
 use crate::error::from_sdk;
 use crate::AwsCloud;
 
 /// The largest page GetResources serves.
 pub const RESOURCES_PER_PAGE: i32 = 100;
 
+impl Identity for AwsCloud {
+    async fn home_account(&self) -> Result<String, CloudError> {
+        self.clients.home_account().await
+    }
+}
+
 impl Inventory for AwsCloud {
     async fn find_sources(
         &self,
-        region: &str,
+        location: &Location,
         types: &[ResourceType],
         tags: &Tags,
     ) -> Result<Vec<FoundSource>, CloudError> {
-        let client = self.clients.tagging(region);
-        let mut req = client
+        let cx = self.clients.for_location(location).await?;
+        let mut req = cx
+            .tagging()
             .get_resources()
             .resources_per_page(RESOURCES_PER_PAGE);
         for t in types {
-            req = req.resource_type_filters(tagging_type(*t));
+            req = req.resource_type_filters(t.facts().tagging_type);
         }
         for (k, v) in tags {
             req = req.tag_filters(TagFilter::builder().key(k).values(v).build());
@@ -33,7 +40,7 @@ impl Inventory for AwsCloud {
         let mut pages = req.into_paginator().send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| from_sdk(e, "GetResources", "-", region))?;
+            let page = page.map_err(|e| from_sdk(e, "GetResources", "-", &location.region))?;
             for mapping in page.resource_tag_mapping_list() {
                 let Some(arn) = mapping.resource_arn() else {
                     continue;
@@ -52,7 +59,10 @@ impl Inventory for AwsCloud {
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect();
                 found.push(FoundSource {
-                    location: parsed.location,
+                    location: Location {
+                        account: parsed.account,
+                        region: parsed.region,
+                    },
                     target: Target {
                         resource_type: parsed.resource_type,
                         id: parsed.id,

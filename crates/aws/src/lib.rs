@@ -1,20 +1,22 @@
 //! Strongroom's AWS adapters: the core's ports over the AWS SDK.
 //!
-//! - [`clients`]: one shared configuration, a client per region.
+//! - [`clients`]: one shared configuration, clients per location (account +
+//!   region), an assume-role provider per configured role.
 //! - [`inventory`]: sources via the Resource Groups Tagging API.
-//! - [`recovery_points`]: create / look up / refresh recovery points.
-//! - [`prune`]: list a policy's recovery points with the facts the safety
-//!   invariants need, and delete them.
+//! - `kinds`: one module per kind of recovery point (create, states, listing,
+//!   delete), behind one trait; `sdk`: the plumbing they share.
+//! - [`recovery_points`], [`prune`]: the ports, dispatching to the kinds.
 //! - [`error`]: SDK errors -> classified [`strongroom_core::CloudError`].
 
-pub mod arn;
 pub mod clients;
 pub mod error;
 pub mod inventory;
+mod kinds;
 pub mod prune;
 pub mod recovery_points;
+mod sdk;
 
-pub use clients::Clients;
+pub use clients::{Clients, LocationClients, Role};
 
 /// The AWS implementation of every port.
 #[derive(Debug, Clone)]

@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use crate::error::{CloudError, ErrorKind};
-use crate::model::{
-    Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
-};
-use crate::policy::Ec2Mode;
+use crate::kind::{Idempotency, Snapshots};
+use crate::model::{Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
 use crate::ports::{
-    CreateRequest, Created, FoundSource, Inventory, ListedPoint, Pruning, RecoveryPoints,
+    CreateRequest, Created, FoundSource, Identity, Inventory, ListedPoint, Pruning, RecoveryPoints,
 };
 use crate::prune::DeletionPermit;
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
@@ -81,13 +79,20 @@ impl MemoryCloud {
     }
 }
 
+impl Identity for MemoryCloud {
+    async fn home_account(&self) -> Result<String, CloudError> {
+        Ok(FAKE_ACCOUNT.to_owned())
+    }
+}
+
 impl Inventory for MemoryCloud {
     async fn find_sources(
         &self,
-        region: &str,
+        location: &Location,
         types: &[ResourceType],
         tags: &Tags,
     ) -> Result<Vec<FoundSource>, CloudError> {
+        let region = location.region.as_str();
         if let Some(kind) = self.fail_region.read().unwrap().get(region) {
             return Err(Self::err(*kind, "GetResources", "-", region));
         }
@@ -96,7 +101,7 @@ impl Inventory for MemoryCloud {
             .read()
             .unwrap()
             .iter()
-            .filter(|s| s.location.region == region)
+            .filter(|s| s.location == *location)
             .filter(|s| types.contains(&s.target.resource_type))
             .filter(|s| tags.iter().all(|(k, v)| s.target.tags.get(k) == Some(v)))
             .cloned()
@@ -117,12 +122,7 @@ impl RecoveryPoints for MemoryCloud {
             .unwrap()
             .iter()
             .filter(|p| &p.point.location == location)
-            .filter(|p| {
-                matches!(
-                    p.point.kind,
-                    RecoveryPointKind::EbsSnapshot | RecoveryPointKind::Ec2SnapshotSet
-                )
-            })
+            .filter(|p| p.point.kind.facts().idempotency == Idempotency::RunLookup)
             .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
             .filter(|p| p.tags.get(CREATED_AT) == Some(&run.scheduled_time))
             .filter(|p| p.tags.get(MANAGED).map(String::as_str) == Some("true"))
@@ -136,11 +136,8 @@ impl RecoveryPoints for MemoryCloud {
         if let Some(kind) = self.fail_create.read().unwrap().get(&t.id) {
             return Err(Self::err(*kind, "Create", &t.id, &req.location.region));
         }
-        let deterministic = matches!(
-            t.resource_type,
-            ResourceType::RdsInstance | ResourceType::AuroraCluster | ResourceType::RedshiftCluster
-        ) || (t.resource_type == ResourceType::Ec2Instance
-            && req.ec2.mode == Ec2Mode::Ami);
+        let facts = req.kind.facts();
+        let deterministic = facts.idempotency == Idempotency::DeterministicName;
         let mut points = self.points.write().unwrap();
         if deterministic {
             if let Some(p) = points
@@ -165,46 +162,24 @@ impl RecoveryPoints for MemoryCloud {
             }
         }
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let (kind, id, members) = match (t.resource_type, req.ec2.mode) {
-            (ResourceType::EbsVolume, _) => (
-                RecoveryPointKind::EbsSnapshot,
-                format!("snap-{n:08x}"),
-                vec![],
-            ),
-            (ResourceType::Ec2Instance, Ec2Mode::Snapshots) => (
-                RecoveryPointKind::Ec2SnapshotSet,
+        // Ids the way AWS picks them: snapshot ids, AMI ids, or our names.
+        let (id, members) = match (facts.idempotency, facts.snapshots) {
+            (Idempotency::RunLookup, Snapshots::Members) => (
                 RecoveryPoint::instance_set_id(&t.id, &req.run.scheduled_time),
                 vec![format!("snap-{n:08x}a"), format!("snap-{n:08x}b")],
             ),
-            (ResourceType::Ec2Instance, Ec2Mode::Ami) => {
-                (RecoveryPointKind::Ami, format!("ami-{n:08x}"), vec![])
+            (Idempotency::RunLookup, _) => (format!("snap-{n:08x}"), vec![]),
+            (Idempotency::DeterministicName, Snapshots::Members) => {
+                (format!("ami-{n:08x}"), vec![])
             }
-            (ResourceType::RdsInstance, _) => {
-                (RecoveryPointKind::RdsSnapshot, req.name.clone(), vec![])
-            }
-            (ResourceType::AuroraCluster, _) => {
-                (RecoveryPointKind::AuroraSnapshot, req.name.clone(), vec![])
-            }
-            (ResourceType::RedshiftCluster, _) => (
-                RecoveryPointKind::RedshiftSnapshot,
-                req.name.clone(),
-                vec![],
-            ),
+            (Idempotency::DeterministicName, _) => (req.name.clone(), vec![]),
         };
-        let point = RecoveryPoint {
-            id,
-            kind,
-            members,
-            resource_type: t.resource_type,
-            source: t.source_ref().to_owned(),
-            location: req.location.clone(),
-            created_at: req.run.scheduled_time.clone(),
-            state: self
-                .initial_state
-                .read()
-                .unwrap()
-                .unwrap_or(RecoveryPointState::Pending),
-        };
+        let state = self
+            .initial_state
+            .read()
+            .unwrap()
+            .unwrap_or(RecoveryPointState::Pending);
+        let point = req.point(id, members, state);
         points.push(StoredPoint {
             point: point.clone(),
             name: req.name.clone(),
@@ -239,10 +214,6 @@ impl RecoveryPoints for MemoryCloud {
 }
 
 impl Pruning for MemoryCloud {
-    async fn account(&self) -> Result<String, CloudError> {
-        Ok(FAKE_ACCOUNT.to_owned())
-    }
-
     async fn list(
         &self,
         location: &Location,

@@ -2,6 +2,7 @@
 //!
 //! - [`policy`]: the policy document and its validation.
 //! - [`model`]: sources, locations, recovery points.
+//! - [`kind`]: the table of facts per source type and recovery-point kind.
 //! - [`tags`]: the tag contract and the run's idempotency key.
 //! - [`ports`]: what the use cases need from a cloud (inventory, recovery
 //!   points, pruning); [`fake`]: in memory.
@@ -9,6 +10,7 @@
 //! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
 //! - [`period`]: the calendar periods of the retention rules.
 //! - [`reason`]: why a recovery point is kept, deleted or refused deletion.
+//! - [`listing`]: a location's listings -> the recovery points prune decides on (pure).
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`report`]: the run report, folding backup and prune into the run's output.
 //! - [`sfn`]: Step Functions payload types shared by several states.
@@ -17,6 +19,8 @@
 pub mod backup;
 pub mod error;
 pub mod fake;
+pub mod kind;
+pub mod listing;
 pub mod model;
 pub mod period;
 pub mod policy;

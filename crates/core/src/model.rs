@@ -83,14 +83,15 @@ pub struct Target {
 impl Target {
     /// The value of `strongroom:source`: the ARN for RDS, Aurora and Redshift, the id for EC2.
     pub fn source_ref(&self) -> &str {
-        match self.resource_type {
-            ResourceType::EbsVolume | ResourceType::Ec2Instance => &self.id,
-            _ => &self.arn,
+        match self.resource_type.facts().source_ref {
+            crate::kind::SourceRef::Id => &self.id,
+            crate::kind::SourceRef::Arn => &self.arn,
         }
     }
 }
 
-/// What kind of recovery point a snapshot call produced.
+/// What kind of recovery point a snapshot call produced. Its facts (tag value,
+/// idempotency, identifier rules) are in [`crate::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RecoveryPointKind {

@@ -4,7 +4,9 @@
 use std::future::Future;
 
 use crate::error::CloudError;
-use crate::model::{Location, RecoveryPoint, ResourceType, Tags, Target};
+use crate::model::{
+    Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags, Target,
+};
 use crate::policy::Ec2Options;
 use crate::prune::DeletionPermit;
 use crate::tags::RunKey;
@@ -16,13 +18,20 @@ pub struct FoundSource {
     pub target: Target,
 }
 
+/// Whose credentials the functions run with.
+pub trait Identity: Send + Sync {
+    /// The account of the function's own credentials: the policy's home
+    /// account, whose regions it protects (other accounts are reached by role).
+    fn home_account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
+}
+
 /// Finds sources by type and tags.
-pub trait Inventory: Send + Sync {
-    /// Every resource of one of `types` in `region` that carries all of `tags`
+pub trait Inventory: Identity {
+    /// Every resource of one of `types` at `location` that carries all of `tags`
     /// (server-side filtered), with all of its tags. A listing cut short is an error.
     fn find_sources(
         &self,
-        region: &str,
+        location: &Location,
         types: &[ResourceType],
         tags: &Tags,
     ) -> impl Future<Output = Result<Vec<FoundSource>, CloudError>> + Send;
@@ -31,6 +40,8 @@ pub trait Inventory: Send + Sync {
 /// What one snapshot call should make.
 #[derive(Debug, Clone)]
 pub struct CreateRequest<'a> {
+    /// The kind of recovery point to make ([`RecoveryPointKind::for_source`]).
+    pub kind: RecoveryPointKind,
     pub location: &'a Location,
     pub target: &'a Target,
     pub run: &'a RunKey,
@@ -39,6 +50,27 @@ pub struct CreateRequest<'a> {
     /// The full tag set, applied at creation.
     pub tags: Tags,
     pub ec2: &'a Ec2Options,
+}
+
+impl CreateRequest<'_> {
+    /// The recovery point this request makes, once it has an id and a state.
+    pub fn point(
+        &self,
+        id: String,
+        members: Vec<String>,
+        state: RecoveryPointState,
+    ) -> RecoveryPoint {
+        RecoveryPoint {
+            id,
+            kind: self.kind,
+            members,
+            resource_type: self.target.resource_type,
+            source: self.target.source_ref().to_owned(),
+            location: self.location.clone(),
+            created_at: self.run.scheduled_time.clone(),
+            state,
+        }
+    }
 }
 
 /// The result of a create: the recovery point, and whether it was there already.
@@ -92,10 +124,7 @@ pub struct ListedPoint {
 }
 
 /// Lists and deletes recovery points at a location.
-pub trait Pruning: Send + Sync {
-    /// The account the credentials belong to.
-    fn account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
-
+pub trait Pruning: Identity {
     /// Every recovery point tagged with `policy` at `location`, of every kind,
     /// complete: a listing that cannot be completed is an error.
     fn list(

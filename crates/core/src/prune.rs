@@ -5,7 +5,8 @@
 //! [`DeletionPermit`] it returns. The invariants:
 //!
 //! 1. only recovery points tagged `strongroom:managed=true`, owned by the
-//!    current account, whose `strongroom:policy` is the policy being pruned;
+//!    account of the location being pruned, whose `strongroom:policy` is the
+//!    policy being pruned;
 //! 2. never one that is held (`strongroom:hold`), locked, referenced by any AMI,
 //!    not completed, or the newest completed recovery point of its source;
 //! 3. a listing that failed aborts the location: nothing is pruned from a partial view;
@@ -218,11 +219,12 @@ pub async fn prune_location<P: Pruning>(
     cloud: &P,
     location: &Location,
     policy: &str,
-    account: &str,
     rules: &Rules,
     now: OffsetDateTime,
     dry_run: bool,
 ) -> LocationReport {
+    // Ownership is checked against the location's own account.
+    let account = location.account.as_str();
     let mut report = LocationReport {
         location: Some(location.clone()),
         ..Default::default()
@@ -300,7 +302,7 @@ pub async fn prune_location<P: Pruning>(
 }
 
 /// Prunes every location the policy writes to (today: its source regions in
-/// the current account; copy destinations join with the copy stage).
+/// the home account; copy destinations join with the copy stage).
 pub async fn prune<P: Pruning>(
     req: PruneRequest,
     rules: Option<Rules>,
@@ -320,7 +322,7 @@ pub async fn prune<P: Pruning>(
         ));
         return Ok(report);
     };
-    let account = cloud.account().await?;
+    let account = cloud.home_account().await?;
     let locations: Vec<Location> = req
         .policy
         .selector
@@ -332,16 +334,7 @@ pub async fn prune<P: Pruning>(
         })
         .collect();
     for location in &locations {
-        let l = prune_location(
-            cloud,
-            location,
-            &req.policy.name,
-            &account,
-            &rules,
-            now,
-            req.dry_run,
-        )
-        .await;
+        let l = prune_location(cloud, location, &req.policy.name, &rules, now, req.dry_run).await;
         if l.aborted.is_none() && l.listed == 0 {
             report.notes.push(format!(
                 "no recovery points of policy {} at {location}: nothing to prune",

@@ -1,8 +1,9 @@
 //! The tag contract: every recovery point is tagged at creation with who made
-//! it, from what, where and when. Prune may only ever touch what carries
-//! `strongroom:managed=true` and its own policy's name.
+//! it, from what, where and when, and what kind of recovery point it is.
+//! Prune may only ever touch what carries `strongroom:managed=true` and its
+//! own policy's name.
 
-use crate::model::{Location, Tags, Target};
+use crate::model::{Location, RecoveryPointKind, Tags, Target};
 use crate::policy::Policy;
 
 pub const MANAGED: &str = "strongroom:managed";
@@ -12,6 +13,9 @@ pub const SOURCE_REGION: &str = "strongroom:source-region";
 pub const SOURCE_ACCOUNT: &str = "strongroom:source-account";
 pub const CREATED_AT: &str = "strongroom:created-at";
 pub const RUN: &str = "strongroom:run";
+/// The recovery point's kind ([`crate::kind::KindFacts::tag`]), so that no
+/// listing has to guess what it holds.
+pub const KIND: &str = "strongroom:kind";
 pub const COPY_OF: &str = "strongroom:copy-of";
 pub const HOLD: &str = "strongroom:hold";
 
@@ -64,6 +68,8 @@ pub fn recovery_point_tags(
     tags.insert(SOURCE_ACCOUNT.into(), location.account.clone());
     tags.insert(CREATED_AT.into(), run.scheduled_time.clone());
     tags.insert(RUN.into(), run.execution.clone());
+    let kind = RecoveryPointKind::for_source(target.resource_type, policy.ec2.mode);
+    tags.insert(KIND.into(), kind.facts().tag.into());
     if policy.copy_source_tags {
         for (k, v) in &target.tags {
             if tags.len() >= MAX_TAGS {
@@ -146,6 +152,7 @@ mod tests {
         assert_eq!(tags[SOURCE_ACCOUNT], "123456789012");
         assert_eq!(tags[CREATED_AT], "2026-11-29T03:00:00Z");
         assert_eq!(tags[RUN], "daily-20261129T0300");
+        assert_eq!(tags[KIND], "rds-snapshot");
         assert_eq!(tags["team"], "payments");
         assert_eq!(tags["backup"], "daily");
         assert!(!tags.contains_key("aws:cloudformation:stack-name"));
@@ -153,14 +160,14 @@ mod tests {
             !tags.contains_key(HOLD),
             "a source's hold must not be inherited"
         );
-        assert_eq!(tags.len(), 9);
+        assert_eq!(tags.len(), 10);
     }
 
     #[test]
     fn source_tags_are_optional_and_capped() {
         let t = target(&[("team", "payments")]);
         let tags = recovery_point_tags(&policy(false), &run(), &t, &loc());
-        assert_eq!(tags.len(), 7);
+        assert_eq!(tags.len(), 8);
         let many: Vec<(String, String)> =
             (0..80).map(|i| (format!("k{i:02}"), "v".into())).collect();
         let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -384,6 +384,6 @@ async fn the_report_shows_each_reason_in_words_and_reads_back() {
         words(&["older than max_age 20d"])
     );
     // The run report reads the prune report back, reasons and all.
-    let back: strongroom_core::backup::PruneOutcome = serde_json::from_value(json).unwrap();
-    assert_eq!(back, strongroom_core::backup::PruneOutcome::Done(report));
+    let back: strongroom_core::report::PruneOutcome = serde_json::from_value(json).unwrap();
+    assert_eq!(back, strongroom_core::report::PruneOutcome::Done(report));
 }

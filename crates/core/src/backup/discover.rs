@@ -92,13 +92,18 @@ pub async fn discover<I: Inventory>(
     };
     let policy = input.policy;
     let sel = &policy.selector;
-    let listings = futures::future::join_all(sel.regions.iter().map(|r| async move {
-        (
-            r.clone(),
-            inventory
-                .find_sources(r, &sel.resource_types, &sel.tags)
-                .await,
-        )
+    let account = inventory.home_account().await?;
+    let listings = futures::future::join_all(sel.regions.iter().map(|r| {
+        let location = Location {
+            account: account.clone(),
+            region: r.clone(),
+        };
+        async move {
+            let found = inventory
+                .find_sources(&location, &sel.resource_types, &sel.tags)
+                .await;
+            (location.region, found)
+        }
     }))
     .await;
 

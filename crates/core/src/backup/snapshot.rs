@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup::discover::Batch;
 use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
-use crate::model::{Location, RecoveryPoint, RecoveryPointState, ResourceType};
-use crate::policy::Ec2Mode;
+use crate::kind::Idempotency;
+use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType};
 use crate::ports::{CreateRequest, RecoveryPoints};
 use crate::tags::{recovery_point_tags, RunKey};
 
@@ -72,13 +72,14 @@ impl BatchResult {
     }
 }
 
+/// The kind of recovery point `t` gets in this batch.
+fn kind_of(batch: &Batch, t: ResourceType) -> RecoveryPointKind {
+    RecoveryPointKind::for_source(t, batch.policy.ec2.mode)
+}
+
 /// Whether the per-location lookup (not a deterministic name) makes `t` idempotent.
 fn lookup_covers(batch: &Batch, t: ResourceType) -> bool {
-    match t {
-        ResourceType::EbsVolume => true,
-        ResourceType::Ec2Instance => batch.policy.ec2.mode == Ec2Mode::Snapshots,
-        _ => false,
-    }
+    kind_of(batch, t).facts().idempotency == Idempotency::RunLookup
 }
 
 fn needs_lookup(batch: &Batch) -> bool {
@@ -116,6 +117,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
     let lookup_error = lookup_error.map(|e| ErrorReport::from(&e));
 
     let policy = &batch.policy;
+    let batch_ref = &batch;
     let results: Vec<(usize, TargetResult)> = stream::iter(batch.targets.iter().enumerate())
         .map(|(i, target)| {
             let existing = &existing;
@@ -128,12 +130,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     recovery_point,
                     error,
                 };
-                let covered = match target.resource_type {
-                    ResourceType::EbsVolume => true,
-                    ResourceType::Ec2Instance => policy.ec2.mode == Ec2Mode::Snapshots,
-                    _ => false,
-                };
-                if covered {
+                if lookup_covers(batch_ref, target.resource_type) {
                     if let Some(e) = lookup_error {
                         return (i, base(Outcome::Failed, None, Some(e.clone())));
                     }
@@ -142,6 +139,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     }
                 }
                 let request = CreateRequest {
+                    kind: kind_of(batch_ref, target.resource_type),
                     location,
                     target,
                     run,

@@ -1,0 +1,180 @@
+//! AMIs of EC2 instances (`CreateImage`, no reboot), named deterministically.
+//! The listing returns every AMI of the account, ours or not, because any AMI
+//! that uses a snapshot protects it.
+
+use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
+use futures::future::BoxFuture;
+use strongroom_core::listing::{ListedImage, Listing};
+use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
+use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::{CloudError, ErrorKind};
+
+use super::ebs::{delete_snapshots, description};
+use super::KindAdapter;
+use crate::clients::LocationClients;
+use crate::error::{code_of, from_sdk};
+use crate::sdk::{
+    check_same_owner, ec2_filter, image_snapshots, states_by_id, PointState, TagsExt, ToSdkTags,
+};
+
+/// Values per EC2 describe filter.
+const FILTER_CHUNK: usize = 200;
+/// The largest DescribeImages page.
+const PAGE: i32 = 1000;
+
+pub(crate) struct Ami;
+
+impl KindAdapter for Ami {
+    fn create<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        req: &'a CreateRequest<'a>,
+    ) -> BoxFuture<'a, Result<Created, CloudError>> {
+        Box::pin(async move {
+            let region = cx.region_name();
+            let ec2 = cx.ec2();
+            let res = ec2
+                .create_image()
+                .instance_id(&req.target.id)
+                .name(&req.name)
+                .no_reboot(true)
+                .description(description(req))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Image))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .send()
+                .await;
+            match res {
+                Ok(out) => {
+                    let id = out.image_id().unwrap_or_default().to_owned();
+                    return Ok(Created {
+                        recovery_point: req.point(id, vec![], RecoveryPointState::Pending),
+                        existed: false,
+                    });
+                }
+                Err(e) if code_of(&e) == Some("InvalidAMIName.Duplicate") => {}
+                Err(e) => return Err(from_sdk(e, "CreateImage", &req.target.id, region)),
+            }
+            // The name is taken: by this run's earlier attempt, or it is an error.
+            let out = ec2
+                .describe_images()
+                .owners("self")
+                .filters(ec2_filter("name", [req.name.clone()]))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
+            let image = out.images().first().ok_or_else(|| {
+                CloudError::new(
+                    ErrorKind::Internal,
+                    "DescribeImages",
+                    &req.name,
+                    region,
+                    "AMI name is taken but no AMI of this account has it",
+                )
+            })?;
+            check_same_owner(&image.tags().to_tags(), req, "CreateImage")?;
+            Ok(Created {
+                recovery_point: req.point(
+                    image.image_id().unwrap_or_default().to_owned(),
+                    image_snapshots(image),
+                    image.point_state(),
+                ),
+                existed: true,
+            })
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        points: &'a [&'a RecoveryPoint],
+    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
+        Box::pin(async move {
+            let ec2 = cx.ec2();
+            let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
+            let images = states_by_id(&ids, FILTER_CHUNK, |chunk| {
+                let ec2 = &ec2;
+                async move {
+                    let out = ec2
+                        .describe_images()
+                        .owners("self")
+                        .filters(ec2_filter("image-id", chunk))
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk(e, "DescribeImages", "-", cx.region_name()))?;
+                    Ok(out
+                        .images()
+                        .iter()
+                        .map(|i| {
+                            let id = i.image_id().unwrap_or_default().to_owned();
+                            (id, (i.point_state(), image_snapshots(i)))
+                        })
+                        .collect())
+                }
+            })
+            .await?;
+            Ok(points
+                .iter()
+                .filter_map(|p| {
+                    images.get(&p.id).map(|(state, members)| RecoveryPoint {
+                        state: *state,
+                        members: members.clone(),
+                        ..(*p).clone()
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        _policy: &'a str,
+    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
+        Box::pin(async move {
+            let mut pages = cx
+                .ec2()
+                .describe_images()
+                .owners("self")
+                .include_deprecated(true)
+                .include_disabled(true)
+                .max_results(PAGE)
+                .into_paginator()
+                .send();
+            let mut images = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| from_sdk(e, "DescribeImages", "-", cx.region_name()))?;
+                for i in page.images() {
+                    images.push(ListedImage {
+                        id: i.image_id().unwrap_or_default().to_owned(),
+                        owner: i.owner_id().unwrap_or_default().to_owned(),
+                        state: i.point_state(),
+                        tags: i.tags().to_tags(),
+                        snapshots: image_snapshots(i),
+                    });
+                }
+            }
+            Ok(Listing {
+                images,
+                ..Default::default()
+            })
+        })
+    }
+
+    /// Deregisters the AMI, then deletes its snapshots.
+    fn delete<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        point: &'a RecoveryPoint,
+    ) -> BoxFuture<'a, Result<(), CloudError>> {
+        Box::pin(async move {
+            cx.ec2()
+                .deregister_image()
+                .image_id(&point.id)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DeregisterImage", &point.id, cx.region_name()))?;
+            delete_snapshots(cx, &point.members).await
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! EBS snapshots of volumes (`CreateSnapshot`), plus the EBS snapshot
+//! operations the instance sets and AMIs share: states by id, deletion,
+//! locks, and the run lookup that keeps snapshot creation idempotent.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
+use futures::future::BoxFuture;
+use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
+use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
+use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::tags::{self, RunKey};
+use strongroom_core::CloudError;
+
+use super::KindAdapter;
+use crate::clients::LocationClients;
+use crate::error::from_sdk;
+use crate::sdk::{
+    ec2_filter, is_image_snapshot, states_by_id, tag_filter, with_states, PointState, TagsExt,
+    ToSdkTags,
+};
+
+/// Values per EC2 describe filter (EC2 accepts 200).
+const FILTER_CHUNK: usize = 200;
+/// The largest DescribeSnapshots page.
+const PAGE: i32 = 1000;
+/// DescribeLockedSnapshots takes at most this many ids per call.
+const LOCK_CHUNK: usize = 1000;
+
+pub(crate) struct Ebs;
+
+/// CreateSnapshot(s) take no client token: an SDK retry after a lost response
+/// could make a second snapshot. They are not retried by the SDK; a transient
+/// failure fails the batch instead, and Step Functions retries the batch, whose
+/// idempotency lookup finds what the first attempt made.
+pub(super) fn no_retries() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// The description on every snapshot and AMI Strongroom makes.
+pub(super) fn description(req: &CreateRequest<'_>) -> String {
+    format!("strongroom {} {}", req.run.policy, req.run.scheduled_time)
+}
+
+impl KindAdapter for Ebs {
+    fn create<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        req: &'a CreateRequest<'a>,
+    ) -> BoxFuture<'a, Result<Created, CloudError>> {
+        Box::pin(async move {
+            let out = cx
+                .ec2()
+                .create_snapshot()
+                .volume_id(&req.target.id)
+                .description(description(req))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .customize()
+                .config_override(no_retries())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, cx.region_name()))?;
+            let id = out.snapshot_id().unwrap_or_default().to_owned();
+            Ok(Created {
+                recovery_point: req.point(id, vec![], out.point_state()),
+                existed: false,
+            })
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        points: &'a [&'a RecoveryPoint],
+    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
+            Ok(with_states(points, &snapshot_states(cx, &ids).await?))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        policy: &'a str,
+    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
+        Box::pin(async move {
+            Ok(Listing {
+                snapshots: snapshots(cx, [tag_filter(tags::POLICY, policy)]).await?,
+                ..Default::default()
+            })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        point: &'a RecoveryPoint,
+    ) -> BoxFuture<'a, Result<(), CloudError>> {
+        Box::pin(delete_snapshots(cx, std::slice::from_ref(&point.id)))
+    }
+}
+
+/// Our managed EBS snapshots matching `filters`, every page (instance set
+/// members and AMI snapshots included: the core tells them apart).
+async fn snapshots(
+    cx: &LocationClients,
+    filters: impl IntoIterator<Item = aws_sdk_ec2::types::Filter>,
+) -> Result<Vec<ListedSnapshot>, CloudError> {
+    let mut req = cx
+        .ec2()
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(tag_filter(tags::MANAGED, "true"))
+        .max_results(PAGE);
+    for f in filters {
+        req = req.filters(f);
+    }
+    let mut pages = req.into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", cx.region_name()))?;
+        for s in page.snapshots() {
+            out.push(ListedSnapshot {
+                id: s.snapshot_id().unwrap_or_default().to_owned(),
+                owner: s.owner_id().unwrap_or_default().to_owned(),
+                state: s.point_state(),
+                tags: s.tags().to_tags(),
+                volume_id: s.volume_id().map(str::to_owned),
+                of_image: is_image_snapshot(s.description()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The EBS snapshots and instance snapshot sets that `run`'s policy already
+/// made for `run.scheduled_time` at this location: one tag-filtered listing.
+pub(crate) async fn run_lookup(
+    cx: &LocationClients,
+    run: &RunKey,
+) -> Result<Vec<RecoveryPoint>, CloudError> {
+    let listing = Listing {
+        snapshots: snapshots(
+            cx,
+            [
+                tag_filter(tags::POLICY, run.policy.clone()),
+                tag_filter(tags::CREATED_AT, run.scheduled_time.clone()),
+            ],
+        )
+        .await?,
+        ..Default::default()
+    };
+    Ok(assemble(&cx.location, &run.policy, listing)
+        .into_iter()
+        .map(|l| l.point)
+        .collect())
+}
+
+/// EBS snapshot id -> state; ids AWS does not know are absent.
+pub(super) async fn snapshot_states(
+    cx: &LocationClients,
+    ids: &[String],
+) -> Result<HashMap<String, RecoveryPointState>, CloudError> {
+    let ec2 = cx.ec2();
+    states_by_id(ids, FILTER_CHUNK, |chunk| {
+        let ec2 = &ec2;
+        async move {
+            let mut pages = ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(ec2_filter("snapshot-id", chunk))
+                .max_results(PAGE)
+                .into_paginator()
+                .send();
+            let mut out = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", cx.region_name()))?;
+                for s in page.snapshots() {
+                    if let Some(id) = s.snapshot_id() {
+                        out.push((id.to_owned(), s.point_state()));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    })
+    .await
+}
+
+/// One `DeleteSnapshot` per snapshot; the first failure stops the rest.
+pub(super) async fn delete_snapshots(
+    cx: &LocationClients,
+    ids: &[String],
+) -> Result<(), CloudError> {
+    let ec2 = cx.ec2();
+    for id in ids {
+        ec2.delete_snapshot()
+            .snapshot_id(id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DeleteSnapshot", id, cx.region_name()))?;
+    }
+    Ok(())
+}
+
+/// Which of `ids` are under an EBS Snapshot Lock that has not expired.
+pub(crate) async fn locked_snapshots(
+    cx: &LocationClients,
+    ids: &[String],
+) -> Result<BTreeSet<String>, CloudError> {
+    let ec2 = cx.ec2();
+    let mut locked = BTreeSet::new();
+    for chunk in ids.chunks(LOCK_CHUNK) {
+        let mut token: Option<String> = None;
+        loop {
+            let out = ec2
+                .describe_locked_snapshots()
+                .set_snapshot_ids(Some(chunk.to_vec()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeLockedSnapshots", "-", cx.region_name()))?;
+            for s in out.snapshots() {
+                let expired = s.lock_state().map(|l| l.as_str()) == Some("expired");
+                if let (Some(id), false) = (s.snapshot_id(), expired) {
+                    locked.insert(id.to_owned());
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+    }
+    Ok(locked)
+}

@@ -1,0 +1,111 @@
+//! Crash-consistent snapshot sets of EC2 instances (`CreateSnapshots`): one
+//! EBS snapshot per volume, taken at the same moment, kept and pruned as one
+//! recovery point. The members are listed by the EBS listing and grouped
+//! into sets by the core (`strongroom_core::listing`).
+
+use aws_sdk_ec2::types::{InstanceSpecification, ResourceType as Ec2ResourceType};
+use futures::future::BoxFuture;
+use strongroom_core::listing::Listing;
+use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
+use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::{CloudError, ErrorKind};
+
+use super::ebs::{delete_snapshots, description, no_retries, snapshot_states};
+use super::KindAdapter;
+use crate::clients::LocationClients;
+use crate::error::from_sdk;
+use crate::sdk::{PointState, ToSdkTags};
+
+pub(crate) struct InstanceSet;
+
+impl KindAdapter for InstanceSet {
+    fn create<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        req: &'a CreateRequest<'a>,
+    ) -> BoxFuture<'a, Result<Created, CloudError>> {
+        Box::pin(async move {
+            let region = cx.region_name();
+            let out = cx
+                .ec2()
+                .create_snapshots()
+                .instance_specification(
+                    InstanceSpecification::builder()
+                        .instance_id(&req.target.id)
+                        .exclude_boot_volume(req.ec2.exclude_boot_volume)
+                        .build(),
+                )
+                .description(description(req))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .customize()
+                .config_override(no_retries())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))?;
+            let mut members: Vec<String> = out
+                .snapshots()
+                .iter()
+                .map(|s| s.snapshot_id().unwrap_or_default().to_owned())
+                .collect();
+            members.sort();
+            if members.is_empty() {
+                return Err(CloudError::new(
+                    ErrorKind::InvalidInput,
+                    "CreateSnapshots",
+                    &req.target.id,
+                    region,
+                    "no volume was snapshotted (an instance with only a root volume and exclude_boot_volume set?)",
+                ));
+            }
+            let state = RecoveryPointState::worst(out.snapshots().iter().map(|s| s.point_state()));
+            Ok(Created {
+                recovery_point: req.point(
+                    RecoveryPoint::instance_set_id(&req.target.id, &req.run.scheduled_time),
+                    members,
+                    state,
+                ),
+                existed: false,
+            })
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        points: &'a [&'a RecoveryPoint],
+    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = points.iter().flat_map(|p| p.members.clone()).collect();
+            let states = snapshot_states(cx, &ids).await?;
+            // A set whose members are not all known yet is left out (pending or gone).
+            Ok(points
+                .iter()
+                .filter_map(|p| {
+                    let members: Option<Vec<_>> =
+                        p.members.iter().map(|m| states.get(m).copied()).collect();
+                    members.map(|ms| RecoveryPoint {
+                        state: RecoveryPointState::worst(ms),
+                        ..(*p).clone()
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _cx: &'a LocationClients,
+        _policy: &'a str,
+    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
+        // The members come with the EBS snapshot listing.
+        Box::pin(async { Ok(Listing::default()) })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        cx: &'a LocationClients,
+        point: &'a RecoveryPoint,
+    ) -> BoxFuture<'a, Result<(), CloudError>> {
+        Box::pin(delete_snapshots(cx, &point.members))
+    }
+}

@@ -1,0 +1,372 @@
+//! The SDK plumbing every kind shares: tags and filters to the SDK's types,
+//! SDK objects to the domain's (extension traits, tested below), the paged
+//! "ids -> states" helper, and the create-or-find of named recovery points.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_ec2::types::{ImageState, ResourceType as Ec2ResourceType, SnapshotState};
+use strongroom_core::model::{RecoveryPoint, RecoveryPointState, Tags};
+use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::{tags, CloudError, ErrorKind};
+
+/// Tags in each service's SDK shape.
+pub(crate) trait ToSdkTags {
+    fn ec2_tags(&self) -> Vec<aws_sdk_ec2::types::Tag>;
+    fn ec2_spec(&self, resource: Ec2ResourceType) -> aws_sdk_ec2::types::TagSpecification;
+    fn rds_tags(&self) -> Vec<aws_sdk_rds::types::Tag>;
+    fn redshift_tags(&self) -> Vec<aws_sdk_redshift::types::Tag>;
+}
+
+impl ToSdkTags for Tags {
+    fn ec2_tags(&self) -> Vec<aws_sdk_ec2::types::Tag> {
+        self.iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    fn ec2_spec(&self, resource: Ec2ResourceType) -> aws_sdk_ec2::types::TagSpecification {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(self.ec2_tags()))
+            .build()
+    }
+
+    fn rds_tags(&self) -> Vec<aws_sdk_rds::types::Tag> {
+        self.iter()
+            .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    fn redshift_tags(&self) -> Vec<aws_sdk_redshift::types::Tag> {
+        self.iter()
+            .map(|(k, v)| {
+                aws_sdk_redshift::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect()
+    }
+}
+
+/// An SDK tag list as the domain's [`Tags`]. Tags without a key are dropped.
+pub(crate) trait TagsExt {
+    fn to_tags(&self) -> Tags;
+}
+
+macro_rules! tags_ext {
+    ($($t:ty),*) => {$(
+        impl TagsExt for [$t] {
+            fn to_tags(&self) -> Tags {
+                self.iter()
+                    .filter_map(|t| {
+                        Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))
+                    })
+                    .collect()
+            }
+        }
+    )*};
+}
+tags_ext!(
+    aws_sdk_ec2::types::Tag,
+    aws_sdk_rds::types::Tag,
+    aws_sdk_redshift::types::Tag
+);
+
+pub(crate) fn ec2_filter(
+    name: impl Into<String>,
+    values: impl IntoIterator<Item = String>,
+) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().collect()))
+        .build()
+}
+
+pub(crate) fn rds_filter(name: &str, values: &[String]) -> aws_sdk_rds::types::Filter {
+    aws_sdk_rds::types::Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
+/// The EC2 filter on one of our tags.
+pub(crate) fn tag_filter(key: &str, value: impl Into<String>) -> aws_sdk_ec2::types::Filter {
+    ec2_filter(format!("tag:{key}"), [value.into()])
+}
+
+/// The domain state of an SDK object. An absent state is a point AWS has not
+/// finished describing: pending.
+pub(crate) trait PointState {
+    fn point_state(&self) -> RecoveryPointState;
+}
+
+fn ebs_state(s: Option<&SnapshotState>) -> RecoveryPointState {
+    match s {
+        Some(SnapshotState::Completed) => RecoveryPointState::Completed,
+        Some(SnapshotState::Error | SnapshotState::Recoverable) => RecoveryPointState::Failed,
+        _ => RecoveryPointState::Pending,
+    }
+}
+
+fn image_state(s: Option<&ImageState>) -> RecoveryPointState {
+    match s {
+        Some(ImageState::Available) => RecoveryPointState::Completed,
+        Some(
+            ImageState::Deregistered | ImageState::Error | ImageState::Failed | ImageState::Invalid,
+        ) => RecoveryPointState::Failed,
+        _ => RecoveryPointState::Pending,
+    }
+}
+
+/// RDS and Redshift report their status as free words.
+pub(crate) fn status_state(s: Option<&str>) -> RecoveryPointState {
+    match s.map(str::to_ascii_lowercase).as_deref() {
+        Some("available" | "completed") => RecoveryPointState::Completed,
+        Some("failed" | "error" | "deleted" | "incompatible-restore") => RecoveryPointState::Failed,
+        _ => RecoveryPointState::Pending,
+    }
+}
+
+macro_rules! point_state {
+    ($f:ident, $field:ident: $($t:ty),*) => {$(
+        impl PointState for $t {
+            fn point_state(&self) -> RecoveryPointState {
+                $f(self.$field())
+            }
+        }
+    )*};
+}
+point_state!(ebs_state, state: aws_sdk_ec2::types::Snapshot, aws_sdk_ec2::types::SnapshotInfo,
+    aws_sdk_ec2::operation::create_snapshot::CreateSnapshotOutput);
+point_state!(image_state, state: aws_sdk_ec2::types::Image);
+point_state!(status_state, status: aws_sdk_rds::types::DbSnapshot,
+    aws_sdk_rds::types::DbClusterSnapshot, aws_sdk_redshift::types::Snapshot);
+
+/// The EBS snapshots behind an AMI's block device mappings.
+pub(crate) fn image_snapshots(image: &aws_sdk_ec2::types::Image) -> Vec<String> {
+    image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
+        .collect()
+}
+
+/// The account in an ARN (`arn:aws:rds:region:ACCOUNT:...`).
+pub(crate) fn arn_account(arn: Option<&str>) -> String {
+    arn.and_then(|a| a.split(':').nth(4))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Snapshots made by CreateImage carry this description; they belong to an AMI.
+pub(crate) fn is_image_snapshot(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.starts_with("Created by CreateImage"))
+}
+
+/// `states` for `ids`, fetched `chunk` ids per describe (each fetch pages itself).
+pub(crate) async fn states_by_id<T, F, Fut>(
+    ids: &[String],
+    chunk: usize,
+    fetch: F,
+) -> Result<HashMap<String, T>, CloudError>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<Vec<(String, T)>, CloudError>>,
+{
+    let mut out = HashMap::new();
+    for c in ids.chunks(chunk) {
+        out.extend(fetch(c.to_vec()).await?);
+    }
+    Ok(out)
+}
+
+/// Each of `points` that has a fresh state, with it; the others are left out.
+pub(crate) fn with_states(
+    points: &[&RecoveryPoint],
+    states: &HashMap<String, RecoveryPointState>,
+) -> Vec<RecoveryPoint> {
+    points
+        .iter()
+        .filter_map(|p| {
+            states.get(&p.id).map(|s| RecoveryPoint {
+                state: *s,
+                ..(*p).clone()
+            })
+        })
+        .collect()
+}
+
+/// What creating (or finding) a named recovery point saw.
+pub(crate) struct Seen {
+    pub state: RecoveryPointState,
+    /// Set when the name existed already: its tags, to check it is ours.
+    pub existing_tags: Option<Tags>,
+}
+
+impl Seen {
+    pub fn made(p: &impl PointState) -> Self {
+        Self {
+            state: p.point_state(),
+            existing_tags: None,
+        }
+    }
+
+    pub fn existing(p: &impl PointState, tags: Tags) -> Self {
+        Self {
+            state: p.point_state(),
+            existing_tags: Some(tags),
+        }
+    }
+}
+
+/// The create-or-find of every kind with deterministic names: `create` makes
+/// it; when AWS answers with one of `exists_codes`, `find` describes it by
+/// name, and it must belong to this policy, source and time.
+pub(crate) async fn create_or_find<C, F, Fut>(
+    req: &CreateRequest<'_>,
+    operation: &'static str,
+    exists_codes: &[&str],
+    create: C,
+    find: F,
+) -> Result<Created, CloudError>
+where
+    C: Future<Output = Result<Option<Seen>, CloudError>>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<Seen>, CloudError>>,
+{
+    let seen = match create.await {
+        Ok(seen) => seen,
+        Err(e) if e.code.as_deref().is_some_and(|c| exists_codes.contains(&c)) => find().await?,
+        Err(e) => return Err(e),
+    };
+    let seen = seen.ok_or_else(|| {
+        CloudError::new(
+            ErrorKind::Internal,
+            operation,
+            &req.name,
+            &req.location.region,
+            "no recovery point in the response",
+        )
+    })?;
+    if let Some(tags) = &seen.existing_tags {
+        check_same_owner(tags, req, operation)?;
+    }
+    Ok(Created {
+        recovery_point: req.point(req.name.clone(), vec![], seen.state),
+        existed: seen.existing_tags.is_some(),
+    })
+}
+
+/// An existing recovery point found under our deterministic name must be ours.
+pub(crate) fn check_same_owner(
+    existing: &Tags,
+    req: &CreateRequest<'_>,
+    operation: &'static str,
+) -> Result<(), CloudError> {
+    let same = existing.get(tags::MANAGED).map(String::as_str) == Some("true")
+        && [tags::POLICY, tags::SOURCE, tags::CREATED_AT]
+            .iter()
+            .all(|k| existing.get(*k) == req.tags.get(*k));
+    if same {
+        return Ok(());
+    }
+    Err(CloudError::new(
+        ErrorKind::Internal,
+        operation,
+        &req.name,
+        &req.location.region,
+        format!(
+            "a recovery point named {} exists but was not made by policy {} for {} at {}; rename or remove it",
+            req.name,
+            req.run.policy,
+            req.target.source_ref(),
+            req.run.scheduled_time
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ebs_and_image_states_map_explicitly() {
+        use RecoveryPointState::*;
+        let snap = |s: SnapshotState| aws_sdk_ec2::types::Snapshot::builder().state(s).build();
+        assert_eq!(snap(SnapshotState::Completed).point_state(), Completed);
+        assert_eq!(snap(SnapshotState::Pending).point_state(), Pending);
+        assert_eq!(snap(SnapshotState::Error).point_state(), Failed);
+        assert_eq!(snap(SnapshotState::Recoverable).point_state(), Failed);
+        assert_eq!(snap(SnapshotState::Recovering).point_state(), Pending);
+        assert_eq!(
+            aws_sdk_ec2::types::Snapshot::builder()
+                .build()
+                .point_state(),
+            Pending
+        );
+        let image = |s: ImageState| aws_sdk_ec2::types::Image::builder().state(s).build();
+        assert_eq!(image(ImageState::Available).point_state(), Completed);
+        assert_eq!(image(ImageState::Pending).point_state(), Pending);
+        assert_eq!(image(ImageState::Failed).point_state(), Failed);
+        assert_eq!(image(ImageState::Deregistered).point_state(), Failed);
+        assert_eq!(image(ImageState::Invalid).point_state(), Failed);
+    }
+
+    #[test]
+    fn database_statuses_map() {
+        use RecoveryPointState::*;
+        let db = |s: &str| aws_sdk_rds::types::DbSnapshot::builder().status(s).build();
+        assert_eq!(db("available").point_state(), Completed);
+        assert_eq!(db("creating").point_state(), Pending);
+        assert_eq!(db("failed").point_state(), Failed);
+        let rs = |s: &str| {
+            aws_sdk_redshift::types::Snapshot::builder()
+                .status(s)
+                .build()
+        };
+        assert_eq!(rs("available").point_state(), Completed);
+        assert_eq!(rs("creating").point_state(), Pending);
+        assert_eq!(rs("failed").point_state(), Failed);
+        assert_eq!(status_state(None), Pending);
+    }
+
+    #[test]
+    fn sdk_tags_round_trip_and_keyless_tags_drop() {
+        let t: Tags = [
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), String::new()),
+        ]
+        .into();
+        assert_eq!(t.ec2_tags().to_tags(), t);
+        assert_eq!(t.rds_tags().to_tags(), t);
+        assert_eq!(t.redshift_tags().to_tags(), t);
+        let keyless = [aws_sdk_ec2::types::Tag::builder().value("x").build()];
+        assert!(keyless.to_tags().is_empty());
+        let spec = t.ec2_spec(Ec2ResourceType::Snapshot);
+        assert_eq!(spec.resource_type(), Some(&Ec2ResourceType::Snapshot));
+        assert_eq!(spec.tags().len(), 2);
+    }
+
+    #[test]
+    fn arn_accounts() {
+        assert_eq!(
+            arn_account(Some("arn:aws:rds:eu-west-1:210987654321:snapshot:x")),
+            "210987654321"
+        );
+        assert_eq!(arn_account(Some("nonsense")), "");
+        assert_eq!(arn_account(None), "");
+    }
+
+    #[test]
+    fn image_snapshots_are_recognised() {
+        assert!(is_image_snapshot(Some(
+            "Created by CreateImage(i-1) for ami-1"
+        )));
+        assert!(!is_image_snapshot(Some(
+            "strongroom daily 2026-11-29T03:00:00Z"
+        )));
+        assert!(!is_image_snapshot(None));
+    }
+}

@@ -1,0 +1,529 @@
+//! From what a location's listings returned to the recovery points prune
+//! decides on: the safety-critical assembly, pure and tested here, apart from
+//! the I/O that gathers it.
+//!
+//! The adapters fill a [`Listing`] with raw facts: the policy's EBS snapshots,
+//! every AMI of the account (whoever made it: any AMI that uses a snapshot
+//! protects it), the snapshot locks, and the one-resource recovery points
+//! (RDS, Aurora, Redshift). [`assemble`] groups an instance's snapshots into
+//! one set per run, recognises AMI snapshots, and carries every protecting
+//! fact to the point it protects: a hold, a lock, an AMI's use or a foreign
+//! owner on any member holds, locks, uses or disowns the whole point.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags};
+use crate::ports::ListedPoint;
+use crate::prune::is_held;
+use crate::tags;
+
+/// An EBS snapshot as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSnapshot {
+    pub id: String,
+    pub owner: String,
+    pub state: RecoveryPointState,
+    pub tags: Tags,
+    /// The volume it was taken of (AWS's `VolumeId`).
+    pub volume_id: Option<String>,
+    /// Made by `CreateImage`: part of an AMI, listed with it.
+    pub of_image: bool,
+}
+
+/// An AMI as listed (every AMI of the account, ours or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedImage {
+    pub id: String,
+    pub owner: String,
+    pub state: RecoveryPointState,
+    pub tags: Tags,
+    /// The EBS snapshots behind its block device mappings.
+    pub snapshots: Vec<String>,
+}
+
+/// A recovery point that is one AWS resource (RDS, Aurora, Redshift snapshots).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRecord {
+    pub kind: RecoveryPointKind,
+    pub id: String,
+    pub owner: String,
+    pub state: RecoveryPointState,
+    pub tags: Tags,
+}
+
+/// Everything a location's listings returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub snapshots: Vec<ListedSnapshot>,
+    pub images: Vec<ListedImage>,
+    pub records: Vec<ListedRecord>,
+    /// EBS snapshots under an EBS Snapshot Lock that has not expired.
+    pub locked: BTreeSet<String>,
+}
+
+impl Listing {
+    pub fn merge(&mut self, other: Listing) {
+        self.snapshots.extend(other.snapshots);
+        self.images.extend(other.images);
+        self.records.extend(other.records);
+        self.locked.extend(other.locked);
+    }
+
+    /// Every EBS snapshot a lock could protect: the listed ones and those of our AMIs.
+    pub fn snapshot_ids(&self, policy: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.snapshots.iter().map(|s| s.id.clone()).collect();
+        for i in self.images.iter().filter(|i| ours(&i.tags, policy)) {
+            ids.extend(i.snapshots.iter().cloned());
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Managed by Strongroom and made by `policy`.
+pub fn ours(t: &Tags, policy: &str) -> bool {
+    t.get(tags::MANAGED).map(String::as_str) == Some("true")
+        && t.get(tags::POLICY).map(String::as_str) == Some(policy)
+}
+
+/// The kind a listed EBS snapshot belongs to: its `strongroom:kind` tag, or
+/// for snapshots made before that tag, what AWS says of it.
+fn snapshot_kind(s: &ListedSnapshot) -> RecoveryPointKind {
+    if s.of_image {
+        return RecoveryPointKind::Ami;
+    }
+    s.tags
+        .get(tags::KIND)
+        .and_then(|k| RecoveryPointKind::from_tag(k))
+        .unwrap_or_else(|| {
+            let source = s.tags.get(tags::SOURCE).map(String::as_str).unwrap_or("");
+            RecoveryPointKind::of_untagged_snapshot(source, s.volume_id.as_deref())
+        })
+}
+
+fn point(
+    kind: RecoveryPointKind,
+    id: String,
+    members: Vec<String>,
+    t: &Tags,
+    location: &Location,
+    state: RecoveryPointState,
+) -> RecoveryPoint {
+    RecoveryPoint {
+        id,
+        kind,
+        members,
+        resource_type: kind.facts().resource_type,
+        source: t.get(tags::SOURCE).cloned().unwrap_or_default(),
+        location: location.clone(),
+        created_at: t.get(tags::CREATED_AT).cloned().unwrap_or_default(),
+        state,
+    }
+}
+
+/// The recovery points of `policy` at `location`, each with the facts the
+/// safety invariants need. Images and records of other policies or not
+/// managed by Strongroom are not recovery points of the policy and are left out
+/// (images still count as users of snapshots).
+pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<ListedPoint> {
+    let Listing {
+        snapshots,
+        images,
+        records,
+        locked,
+    } = listing;
+    // Which AMIs use each snapshot, whoever made them.
+    let mut used_by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for i in &images {
+        for s in &i.snapshots {
+            used_by.entry(s.as_str()).or_default().push(i.id.clone());
+        }
+    }
+    let users = |ids: &[String], except: Option<&str>| -> Vec<String> {
+        let mut out: Vec<String> = ids
+            .iter()
+            .flat_map(|s| used_by.get(s.as_str()).cloned().unwrap_or_default())
+            .filter(|a| Some(a.as_str()) != except)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let any_locked = |ids: &[String]| ids.iter().any(|i| locked.contains(i));
+
+    let mut listed = Vec::new();
+    // A hold put on any snapshot an AMI uses holds the AMI (deleting the AMI
+    // deletes its snapshots).
+    let held_snapshots: BTreeMap<&str, &str> = snapshots
+        .iter()
+        .filter(|s| is_held(&s.tags))
+        .map(|s| (s.id.as_str(), s.tags[tags::HOLD].as_str()))
+        .collect();
+    let mut sets: BTreeMap<(String, String), Vec<&ListedSnapshot>> = BTreeMap::new();
+    for s in &snapshots {
+        match snapshot_kind(s) {
+            // Part of an AMI: listed with it.
+            RecoveryPointKind::Ami => {}
+            RecoveryPointKind::Ec2SnapshotSet => {
+                let key = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
+                sets.entry((key(tags::SOURCE), key(tags::CREATED_AT)))
+                    .or_default()
+                    .push(s);
+            }
+            kind => {
+                let ids = std::slice::from_ref(&s.id);
+                listed.push(ListedPoint {
+                    locked: any_locked(ids),
+                    used_by_amis: users(ids, None),
+                    point: point(kind, s.id.clone(), vec![], &s.tags, location, s.state),
+                    owner: s.owner.clone(),
+                    tags: s.tags.clone(),
+                });
+            }
+        }
+    }
+    for ((source, created), members) in sets {
+        let mut ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+        ids.sort();
+        let first = members[0];
+        // The strictest facts of all members: held, foreign or unmanaged if any member is.
+        let mut t = first.tags.clone();
+        if let Some(m) = members.iter().find(|m| is_held(&m.tags)) {
+            t.insert(tags::HOLD.into(), m.tags[tags::HOLD].clone());
+        }
+        if let Some(m) = members.iter().find(|m| !ours(&m.tags, policy)) {
+            for k in [tags::MANAGED, tags::POLICY] {
+                match m.tags.get(k) {
+                    Some(v) => t.insert(k.into(), v.clone()),
+                    None => t.remove(k),
+                };
+            }
+        }
+        let owner = members
+            .iter()
+            .find(|m| m.owner != first.owner)
+            .unwrap_or(&first)
+            .owner
+            .clone();
+        let state = RecoveryPointState::worst(members.iter().map(|m| m.state));
+        listed.push(ListedPoint {
+            locked: any_locked(&ids),
+            used_by_amis: users(&ids, None),
+            point: point(
+                RecoveryPointKind::Ec2SnapshotSet,
+                RecoveryPoint::instance_set_id(&source, &created),
+                ids,
+                &t,
+                location,
+                state,
+            ),
+            owner,
+            tags: t,
+        });
+    }
+    for i in images.iter().filter(|i| ours(&i.tags, policy)) {
+        let mut t = i.tags.clone();
+        if let Some(hold) = i
+            .snapshots
+            .iter()
+            .find_map(|m| held_snapshots.get(m.as_str()))
+        {
+            t.insert(tags::HOLD.into(), (*hold).to_owned());
+        }
+        listed.push(ListedPoint {
+            locked: any_locked(&i.snapshots),
+            used_by_amis: users(&i.snapshots, Some(&i.id)),
+            point: point(
+                RecoveryPointKind::Ami,
+                i.id.clone(),
+                i.snapshots.clone(),
+                &t,
+                location,
+                i.state,
+            ),
+            owner: i.owner.clone(),
+            tags: t,
+        });
+    }
+    for r in records.into_iter().filter(|r| ours(&r.tags, policy)) {
+        listed.push(ListedPoint {
+            point: point(r.kind, r.id, vec![], &r.tags, location, r.state),
+            owner: r.owner,
+            locked: false,
+            used_by_amis: vec![],
+            tags: r.tags,
+        });
+    }
+    listed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ME: &str = "111111111111";
+
+    fn loc() -> Location {
+        Location {
+            account: ME.into(),
+            region: "eu-west-1".into(),
+        }
+    }
+
+    fn contract(source: &str, created: &str, kind: Option<&str>) -> Tags {
+        let mut t: Tags = [
+            (tags::MANAGED, "true"),
+            (tags::POLICY, "daily"),
+            (tags::SOURCE, source),
+            (tags::CREATED_AT, created),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        if let Some(k) = kind {
+            t.insert(tags::KIND.into(), k.into());
+        }
+        t
+    }
+
+    fn snap(id: &str, volume: &str, t: Tags) -> ListedSnapshot {
+        ListedSnapshot {
+            id: id.into(),
+            owner: ME.into(),
+            state: RecoveryPointState::Completed,
+            tags: t,
+            volume_id: Some(volume.into()),
+            of_image: false,
+        }
+    }
+
+    const T1: &str = "2026-11-28T03:00:00Z";
+
+    #[test]
+    fn volumes_sets_and_amis_are_told_apart() {
+        let mut held = contract("i-1", T1, Some("ec2-snapshot-set"));
+        held.insert(tags::HOLD.into(), "legal".into());
+        let mut image_snap = snap("snap-img", "vol-9", contract("i-2", T1, Some("ami")));
+        image_snap.tags.insert(tags::HOLD.into(), "case-7".into());
+        let listing = Listing {
+            snapshots: vec![
+                // Tagged with its kind.
+                snap(
+                    "snap-a",
+                    "vol-1",
+                    contract("vol-1", T1, Some("ebs-snapshot")),
+                ),
+                // Made before the kind tag: classified by its volume.
+                snap("snap-b", "vol-2", contract("vol-2", T1, None)),
+                snap("snap-c", "vol-3", contract("i-1", T1, None)),
+                snap("snap-d", "vol-4", held),
+                image_snap,
+            ],
+            images: vec![
+                ListedImage {
+                    id: "ami-ours".into(),
+                    owner: ME.into(),
+                    state: RecoveryPointState::Completed,
+                    tags: contract("i-2", T1, Some("ami")),
+                    snapshots: vec!["snap-img".into()],
+                },
+                ListedImage {
+                    id: "ami-theirs".into(),
+                    owner: ME.into(),
+                    state: RecoveryPointState::Completed,
+                    tags: Tags::new(),
+                    snapshots: vec!["snap-a".into(), "snap-img".into()],
+                },
+            ],
+            records: vec![
+                ListedRecord {
+                    kind: RecoveryPointKind::RdsSnapshot,
+                    id: "strongroom-daily-x-db".into(),
+                    owner: ME.into(),
+                    state: RecoveryPointState::Pending,
+                    tags: contract("arn:aws:rds:eu-west-1:1:db:db", T1, None),
+                },
+                ListedRecord {
+                    kind: RecoveryPointKind::RdsSnapshot,
+                    id: "someone-elses".into(),
+                    owner: ME.into(),
+                    state: RecoveryPointState::Completed,
+                    tags: Tags::new(),
+                },
+            ],
+            locked: ["snap-c".to_owned()].into(),
+        };
+        let points = assemble(&loc(), "daily", listing);
+        let by_id: BTreeMap<&str, &ListedPoint> =
+            points.iter().map(|p| (p.point.id.as_str(), p)).collect();
+        assert_eq!(
+            by_id.keys().copied().collect::<Vec<_>>(),
+            [
+                "ami-ours",
+                "i-1@2026-11-28T03:00:00Z",
+                "snap-a",
+                "snap-b",
+                "strongroom-daily-x-db"
+            ]
+        );
+        assert_eq!(by_id["snap-a"].used_by_amis, ["ami-theirs"]);
+        assert_eq!(by_id["snap-b"].point.kind, RecoveryPointKind::EbsSnapshot);
+        let set = by_id["i-1@2026-11-28T03:00:00Z"];
+        assert_eq!(set.point.kind, RecoveryPointKind::Ec2SnapshotSet);
+        assert_eq!(set.point.members, ["snap-c", "snap-d"]);
+        assert!(set.locked, "a lock on one member locks the set");
+        assert!(is_held(&set.tags), "a hold on one member holds the set");
+        let ami = by_id["ami-ours"];
+        assert_eq!(ami.used_by_amis, ["ami-theirs"]);
+        assert_eq!(ami.tags[tags::HOLD], "case-7");
+        assert_eq!(
+            by_id["strongroom-daily-x-db"].point.state,
+            RecoveryPointState::Pending
+        );
+    }
+
+    #[test]
+    fn a_foreign_or_unmanaged_member_disowns_the_set() {
+        let mut odd = snap("snap-2", "vol-2", contract("i-1", T1, None));
+        odd.owner = "222222222222".into();
+        let mut stray = snap("snap-3", "vol-3", contract("i-1", T1, None));
+        stray.tags.insert(tags::POLICY.into(), "weekly".into());
+        let listing = Listing {
+            snapshots: vec![
+                snap("snap-1", "vol-1", contract("i-1", T1, None)),
+                odd,
+                stray,
+            ],
+            ..Default::default()
+        };
+        let points = assemble(&loc(), "daily", listing);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].owner, "222222222222");
+        assert_eq!(points[0].tags[tags::POLICY], "weekly");
+    }
+
+    fn arb_snapshot() -> impl Strategy<Value = ListedSnapshot> {
+        (
+            0..12u8,
+            prop::sample::select(vec!["vol-1", "vol-2", "i-1", "i-2"]),
+            0..2u8,
+            any::<(bool, bool, bool, bool)>(),
+        )
+            .prop_map(|(n, source, day, (held, foreign, image, tagged))| {
+                let created = format!("2026-11-2{day}T03:00:00Z");
+                let kind = match (image, source.starts_with("vol")) {
+                    (true, _) => "ami",
+                    (false, true) => "ebs-snapshot",
+                    (false, false) => "ec2-snapshot-set",
+                };
+                let mut t = contract(source, &created, tagged.then_some(kind));
+                if held {
+                    t.insert(tags::HOLD.into(), "yes".into());
+                }
+                let volume = if source.starts_with("vol") {
+                    source.to_owned()
+                } else {
+                    format!("vol-{n}")
+                };
+                ListedSnapshot {
+                    id: format!("snap-{n}"),
+                    owner: if foreign { "9".into() } else { ME.into() },
+                    state: RecoveryPointState::Completed,
+                    tags: t,
+                    volume_id: Some(volume),
+                    of_image: image,
+                }
+            })
+    }
+
+    fn arb_listing() -> impl Strategy<Value = Listing> {
+        (
+            prop::collection::vec(arb_snapshot(), 0..12),
+            prop::collection::vec((0..3u8, prop::collection::vec(0..12u8, 0..3)), 0..3),
+            prop::collection::btree_set(0..12u8, 0..3),
+        )
+            .prop_map(|(snaps, images, locked)| {
+                let mut seen = BTreeSet::new();
+                let snapshots: Vec<_> = snaps
+                    .into_iter()
+                    .filter(|s| seen.insert(s.id.clone()))
+                    .collect();
+                let images = images
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (who, members))| ListedImage {
+                        id: format!("ami-{i}"),
+                        owner: ME.into(),
+                        state: RecoveryPointState::Completed,
+                        tags: if who == 0 {
+                            Tags::new()
+                        } else {
+                            contract("i-1", T1, Some("ami"))
+                        },
+                        snapshots: members.iter().map(|m| format!("snap-{m}")).collect(),
+                    })
+                    .collect();
+                Listing {
+                    snapshots,
+                    images,
+                    records: vec![],
+                    locked: locked.iter().map(|m| format!("snap-{m}")).collect(),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the listing, a protecting fact on any snapshot of a point
+        /// protects the point, and no snapshot is lost or listed twice.
+        #[test]
+        fn protections_reach_the_point(listing in arb_listing()) {
+            let points = assemble(&loc(), "daily", listing.clone());
+            let mut covered = BTreeSet::new();
+            for p in &points {
+                let own: Vec<String> = match p.point.kind.facts().snapshots {
+                    crate::kind::Snapshots::Itself => vec![p.point.id.clone()],
+                    crate::kind::Snapshots::Members => p.point.members.clone(),
+                    crate::kind::Snapshots::None => vec![],
+                };
+                for id in &own {
+                    if p.point.kind != RecoveryPointKind::Ami {
+                        prop_assert!(covered.insert(id.clone()), "{id} in two points");
+                    }
+                    if listing.locked.contains(id) {
+                        prop_assert!(p.locked, "{} not locked by {id}", p.point.id);
+                    }
+                    for i in &listing.images {
+                        if i.id != p.point.id && i.snapshots.contains(id) {
+                            prop_assert!(p.used_by_amis.contains(&i.id));
+                        }
+                    }
+                    if let Some(s) = listing.snapshots.iter().find(|s| &s.id == id) {
+                        if is_held(&s.tags) {
+                            prop_assert!(is_held(&p.tags), "hold on {id} lost");
+                        }
+                        if s.owner != ME && p.point.kind != RecoveryPointKind::Ami {
+                            prop_assert_ne!(&p.owner, ME, "foreign member {} hidden", id);
+                        }
+                    }
+                }
+                if p.point.kind == RecoveryPointKind::Ami {
+                    prop_assert!(!p.used_by_amis.contains(&p.point.id));
+                }
+            }
+            // Every listed non-AMI snapshot belongs to exactly one point.
+            for s in listing.snapshots.iter().filter(|s| snapshot_kind(s) != RecoveryPointKind::Ami) {
+                prop_assert!(covered.contains(&s.id), "{} dropped", s.id);
+            }
+            // Only our AMIs become points.
+            let ours_count = listing.images.iter().filter(|i| ours(&i.tags, "daily")).count();
+            prop_assert_eq!(
+                points.iter().filter(|p| p.point.kind == RecoveryPointKind::Ami).count(),
+                ours_count
+            );
+        }
+    }
+}
