@@ -200,9 +200,10 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<List
                 };
             }
         }
+        // Foreign if any member is: any member not of this location's account.
         let owner = members
             .iter()
-            .find(|m| m.owner != first.owner)
+            .find(|m| m.owner != location.account)
             .unwrap_or(&first)
             .owner
             .clone();
@@ -398,10 +399,15 @@ mod tests {
             ],
             ..Default::default()
         };
-        let points = assemble(&loc(), "daily", listing);
-        assert_eq!(points.len(), 1);
-        assert_eq!(points[0].owner, "222222222222");
-        assert_eq!(points[0].tags[tags::POLICY], "weekly");
+        let mut reversed = listing.clone();
+        reversed.snapshots.reverse();
+        // Whichever member comes first in the listing.
+        for l in [listing, reversed] {
+            let points = assemble(&loc(), "daily", l);
+            assert_eq!(points.len(), 1);
+            assert_eq!(points[0].owner, "222222222222");
+            assert_eq!(points[0].tags[tags::POLICY], "weekly");
+        }
     }
 
     fn arb_snapshot() -> impl Strategy<Value = ListedSnapshot> {
