@@ -1,7 +1,8 @@
 # Strongroom — the two commands are `make demo` and `make test`.
 #
 # Everything installed lives under $(CACHE) (outside the clone, reused by later
-# runs): the Python venv with the pinned emulator, and cargo's target dir.
+# runs): the Python venv with the pinned emulator, cargo-machete, and cargo's
+# target dir.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -10,6 +11,7 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/strongroom
 VENV := $(CACHE)/venv
 C7N_VENV := $(CACHE)/venv-c7n
+TOOLS := $(CACHE)/tools
 PYTHON := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export STRONGROOM_PYTHON := $(PYTHON)
@@ -21,18 +23,20 @@ REQS := tests/emulator/requirements.txt
 VENV_STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 C7N_STAMP := $(C7N_VENV)/.stamp-$(shell cat bench/requirements-c7n.txt | cksum | cut -d' ' -f1)
 NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cksum | cut -d' ' -f1)
+MACHETE_VERSION := 0.9.2
+MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
 .PHONY: help setup demo test unit lint check-infra build-functions build bench schema clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
 	@echo "make test    formatting, lints, unit, emulator and state machine tests, ASL checks"
-	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator)"
+	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator; cargo-machete)"
 	@echo "make build   release Lambda binaries with cargo-lambda (target/lambda/<fn>/bootstrap)"
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
 
-setup: $(VENV_STAMP) $(NPM_STAMP)
+setup: $(VENV_STAMP) $(NPM_STAMP) $(MACHETE_STAMP)
 
 $(VENV_STAMP): $(REQS)
 	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -46,6 +50,15 @@ $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@echo "==> Node tools (asl-validator) in tools/node_modules"
 	@cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@rm -f tools/node_modules/.stamp-* && touch $@
+
+# cargo-machete finds dependencies a Cargo.toml declares and no source uses.
+# Built from crates.io with its own lock file, in a throwaway target dir (not
+# the shared one, which a running build may hold locked).
+$(MACHETE_STAMP):
+	@echo "==> cargo-machete $(MACHETE_VERSION) in $(TOOLS)"
+	@env -u CARGO_TARGET_DIR $(CARGO) install cargo-machete --locked --version $(MACHETE_VERSION) \
+		--root $(TOOLS) --quiet
+	@rm -f $(TOOLS)/.stamp-cargo-machete-* && touch $@
 
 $(C7N_STAMP): bench/requirements-c7n.txt
 	@echo "==> Cloud Custodian venv in $(C7N_VENV)"
@@ -64,7 +77,9 @@ build-functions:
 demo: setup build-functions
 	@$(PYTHON) tests/emulator/demo.py --functions-dir $(CARGO_TARGET_DIR)/debug
 
-lint:
+lint: $(MACHETE_STAMP)
+	@echo "==> cargo machete (no unused dependencies)"
+	@$(TOOLS)/bin/cargo-machete
 	@echo "==> cargo fmt --check"
 	@$(CARGO) fmt --all --check
 	@echo "==> one build of the SDK for cargo build and cargo test (cargo tree, no compiling)"

@@ -1,36 +1,69 @@
-//! What every Strongroom Lambda shares: logging setup, typed input parsing
-//! that names the failing field, and the mapping of errors to a
-//! [`Diagnostic`] whose `error_type` is a stable `Strongroom.*` name.
+//! What every Strongroom Lambda shares: the runtime loop with logging set up
+//! ([`run`], [`run_with`]), typed input parsing that names the failing field,
+//! and the mapping of errors to a [`Diagnostic`] whose `error_type` is a
+//! stable `Strongroom.*` name.
+//!
+//! A function's `main` is one line of wiring:
+//!
+//! ```text
+//! #[tokio::main]
+//! async fn main() -> Result<(), strongroom_lambda::Error> {
+//!     strongroom_lambda::run_with(strongroom_aws::AwsCloud::from_env(), handler::handle).await
+//! }
+//! ```
 
 use std::fmt;
+use std::future::Future;
+use std::sync::Once;
 
-use lambda_runtime::Diagnostic;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use strongroom_core::policy::parse_with_path;
 
-/// Sets up logging once per process: JSON lines when Lambda's
-/// `AWS_LAMBDA_LOG_FORMAT` is `JSON` (or `STRONGROOM_LOG_FORMAT=json`), plain text
-/// otherwise; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let json = ["AWS_LAMBDA_LOG_FORMAT", "STRONGROOM_LOG_FORMAT"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|f| f.eq_ignore_ascii_case("json")));
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned())
-        .to_ascii_lowercase();
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false);
-    if json {
-        builder.json().with_current_span(false).init();
-    } else {
-        builder.init();
-    }
+/// The runtime's error: what [`run`] returns when the Lambda Runtime API fails.
+pub use lambda_runtime::Error;
+
+/// Installs the runtime's own subscriber once per process: JSON lines when
+/// Lambda's `AWS_LAMBDA_LOG_FORMAT` is `JSON`, plain text otherwise; the level
+/// from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `INFO`.
+fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(lambda_runtime::tracing::init_default_subscriber);
+}
+
+/// Serves `handler` on the Lambda Runtime API until the runtime fails, and
+/// returns that failure. Logging is set up first. The handler gets each
+/// event's payload; its error goes back to Lambda as a [`Diagnostic`].
+pub async fn run<F, Fut, O>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = Result<O, FunctionError>>,
+    O: Serialize,
+{
+    init_tracing();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handler(event.payload)
+    }))
+    .await
+}
+
+/// [`run`] for a handler that needs state (clients, config): sets up logging,
+/// then awaits `state` (so whatever it logs is kept), then serves
+/// `handler(payload, &state)`. The state lives as long as the process, so it
+/// is leaked to `'static` rather than borrowed.
+pub async fn run_with<S, StateFut, F, Fut, O>(state: StateFut, handler: F) -> Result<(), Error>
+where
+    StateFut: Future<Output = S>,
+    S: 'static,
+    F: Fn(Value, &'static S) -> Fut,
+    Fut: Future<Output = Result<O, FunctionError>>,
+    O: Serialize,
+{
+    init_tracing();
+    let state: &'static S = Box::leak(Box::new(state.await));
+    run(move |payload| handler(payload, state)).await
 }
 
 /// A handler's error: a core error that leaves the process as a [`Diagnostic`].
@@ -95,5 +128,112 @@ mod tests {
         let d: Diagnostic = FunctionError(e.into()).into();
         assert_eq!(d.error_type, "Strongroom.Throttled");
         assert!(!d.error_message.contains("strongroom_core"));
+    }
+
+    /// A Lambda Runtime API on loopback that hands out `events` in order, records
+    /// what the function posts back, then drops the connection of the next poll.
+    struct FakeRuntimeApi {
+        addr: String,
+        posts: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    }
+
+    impl FakeRuntimeApi {
+        fn start(events: Vec<serde_json::Value>) -> Self {
+            use std::io::{BufRead, BufReader, Read, Write};
+            use std::sync::{Arc, Mutex};
+
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let posts = Arc::new(Mutex::new(Vec::new()));
+            let events = Arc::new(Mutex::new(events.into_iter().enumerate()));
+            let recorded = Arc::clone(&posts);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let (events, posts) = (Arc::clone(&events), Arc::clone(&recorded));
+                    std::thread::spawn(move || {
+                        let mut stream = stream.unwrap();
+                        let mut reader = BufReader::new(stream.try_clone().unwrap());
+                        loop {
+                            let mut request_line = String::new();
+                            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let mut length = 0;
+                            loop {
+                                let mut header = String::new();
+                                reader.read_line(&mut header).unwrap();
+                                if header.trim().is_empty() {
+                                    break;
+                                }
+                                if let Some((name, value)) = header.split_once(':') {
+                                    if name.eq_ignore_ascii_case("content-length") {
+                                        length = value.trim().parse().unwrap();
+                                    }
+                                }
+                            }
+                            let mut body = vec![0; length];
+                            reader.read_exact(&mut body).unwrap();
+                            let path = request_line.split(' ').nth(1).unwrap().to_owned();
+                            let response = if path.ends_with("/invocation/next") {
+                                let Some((i, event)) = events.lock().unwrap().next() else {
+                                    return; // no more events: the poll fails
+                                };
+                                let body = event.to_string();
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\n\
+                                     Lambda-Runtime-Deadline-Ms: 9999999999999\r\n\
+                                     Content-Length: {}\r\n\r\n{body}",
+                                    body.len()
+                                )
+                            } else {
+                                let body = serde_json::from_slice(&body).unwrap();
+                                posts.lock().unwrap().push((path, body));
+                                "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_owned()
+                            };
+                            stream.write_all(response.as_bytes()).unwrap();
+                        }
+                    });
+                }
+            });
+            Self { addr, posts }
+        }
+    }
+
+    #[tokio::test]
+    async fn run_with_answers_every_event_then_returns_the_runtime_error() {
+        let api = FakeRuntimeApi::start(vec![
+            serde_json::json!({"a": 1}),
+            serde_json::json!({"a": "x"}),
+        ]);
+        for (name, value) in [
+            ("AWS_LAMBDA_RUNTIME_API", api.addr.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "test"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_LOG_LEVEL", "off"),
+        ] {
+            std::env::set_var(name, value);
+        }
+
+        // Shaped like the functions' handlers: generic over the state, by reference.
+        async fn add<N: Copy + Into<u32>>(
+            payload: serde_json::Value,
+            n: &N,
+        ) -> Result<serde_json::Value, FunctionError> {
+            let input: In = parse(payload)?;
+            Ok(serde_json::json!({"sum": input.a + (*n).into()}))
+        }
+        let result = run_with(async { 10u32 }, add).await;
+
+        assert!(
+            result.is_err(),
+            "the failed poll must come back as an error"
+        );
+        let posts = api.posts.lock().unwrap().clone();
+        assert_eq!(posts.len(), 2, "{posts:?}");
+        assert_eq!(posts[0].0, "/2018-06-01/runtime/invocation/req-0/response");
+        assert_eq!(posts[0].1, serde_json::json!({"sum": 11}));
+        assert_eq!(posts[1].0, "/2018-06-01/runtime/invocation/req-1/error");
+        assert_eq!(posts[1].1["errorType"], "Strongroom.InvalidInput");
     }
 }
