@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,9 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/emulator"))
-from demo import Emulator, definition  # noqa: E402
+from client import ACCOUNT, Emulator  # noqa: E402
 
-ACCOUNT = "123456789012"
 POLICY = {
     "name": "daily",
     "selector": {
@@ -70,61 +68,32 @@ C7N_POLICY = """policies:
 """
 
 
-def calls(emu: Emulator) -> list[dict[str, str]]:
-    return json.loads(urllib.request.urlopen(f"{emu.endpoint}/_strongroom/calls").read())
-
-
-def reset_calls(emu: Emulator) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{emu.endpoint}/_strongroom/calls", method="DELETE")).read()
-
-
-def seed(emu: Emulator) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "tests/emulator/seed.py"), "--endpoint", emu.endpoint, "--estate", "bench"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout)["resources"]
-
-
 def by_action(cs: list[dict[str, str]]) -> Counter[str]:
     return Counter(f"{c['service']}:{c['action']}" for c in cs)
 
 
 def count_recovery_points(emu: Emulator) -> int:
-    n = 0
-    for region in POLICY["selector"]["regions"]:
-        n += len(emu.client("ec2", region).describe_snapshots(OwnerIds=["self"])["Snapshots"])
-        rds = emu.client("rds", region)
-        n += len([s for s in rds.describe_db_snapshots()["DBSnapshots"] if s["SnapshotType"] == "manual"])
-        n += len([s for s in rds.describe_db_cluster_snapshots()["DBClusterSnapshots"] if s["SnapshotType"] == "manual"])
-        n += len([s for s in emu.client("redshift", region).describe_cluster_snapshots()["Snapshots"] if s["SnapshotType"] == "manual"])
-    return n
+    """Every manual snapshot in the policy's regions, Strongroom's or Custodian's."""
+    return len(emu.recovery_points(POLICY["selector"]["regions"]))
 
 
 def strongroom_run(functions_dir: str) -> dict[str, Any]:
-    emu = Emulator(functions_dir)
-    try:
-        resources = seed(emu)
-        sfn = emu.client("stepfunctions")
-        machine = sfn.create_state_machine(
-            name="strongroom-backup", definition=definition(), roleArn=f"arn:aws:iam::{ACCOUNT}:role/x"
-        )["stateMachineArn"]
-        reset_calls(emu)
-        arn = sfn.start_execution(
-            stateMachineArn=machine,
-            name="bench-1",
-            input=json.dumps({"policy": POLICY, "scheduled_time": "2026-11-29T03:00:00Z", "poll_seconds": 0}),
-        )["executionArn"]
-        started = time.time()
-        while (d := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-            time.sleep(0.2)
-        wall = time.time() - started
-        ours = [c for c in calls(emu) if c["client"] == "strongroom"]
+    with Emulator(functions_dir) as emu:
+        resources = emu.seed("bench")
+        machine = emu.create_backup_machine()
+        emu.reset_calls()
+        execution = emu.run_execution(
+            machine,
+            "bench-1",
+            {"policy": POLICY, "scheduled_time": "2026-11-29T03:00:00Z", "poll_seconds": 0},
+            poll_s=0.2,
+            timeout_s=None,
+        )
+        ours = [c for c in emu.calls() if c["client"] == "strongroom"]
+        d = execution.description
         if d["status"] != "SUCCEEDED":
             raise SystemExit(f"strongroom run {d['status']}: {d.get('cause')}")
-        report = json.loads(d["output"])
+        report = execution.report()
         return {
             "resources": len(resources),
             "selected": sum(report["resources_found"].values()),
@@ -132,17 +101,14 @@ def strongroom_run(functions_dir: str) -> dict[str, Any]:
             "failures": len(report["failures"]),
             "recovery_points": count_recovery_points(emu),
             "calls": by_action(ours),
-            "wall_s": wall,
+            "wall_s": execution.wall_s,
         }
-    finally:
-        emu.stop()
 
 
 def custodian_run(functions_dir: str, custodian: str) -> dict[str, Any]:
-    emu = Emulator(functions_dir)
-    try:
-        resources = seed(emu)
-        reset_calls(emu)
+    with Emulator(functions_dir) as emu:
+        resources = emu.seed("bench")
+        emu.reset_calls()
         with tempfile.TemporaryDirectory() as tmp:
             policy = Path(tmp, "policy.yml")
             policy.write_text(C7N_POLICY)
@@ -163,15 +129,13 @@ def custodian_run(functions_dir: str, custodian: str) -> dict[str, Any]:
             if out.returncode != 0:
                 raise SystemExit(f"custodian failed:\n{out.stderr[-3000:]}")
         # Every call since the reset is custodian's (it names itself CloudCustodian in the user agent).
-        theirs = [c for c in calls(emu) if c["client"] != "strongroom"]
+        theirs = [c for c in emu.calls() if c["client"] != "strongroom"]
         return {
             "resources": len(resources),
             "recovery_points": count_recovery_points(emu),
             "calls": by_action(theirs),
             "wall_s": wall,
         }
-    finally:
-        emu.stop()
 
 
 class OneShotRuntime:
@@ -298,8 +262,7 @@ def planner_throughput(target_dir: str) -> dict[str, Any]:
 
 def prune_calls(functions_dir: str) -> dict[str, Any]:
     """1,000 recovery points of one policy at one location: 10 volumes x 100 days."""
-    emu = Emulator(functions_dir)
-    try:
+    with Emulator(functions_dir) as emu:
         ec2 = emu.client("ec2", "us-east-1")
         newest = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.timezone.utc)
         for v in range(10):
@@ -322,7 +285,7 @@ def prune_calls(functions_dir: str) -> dict[str, Any]:
                 "selector": {"resource_types": ["ebs-volume"], "regions": ["us-east-1"], "tags": {"backup": "daily"}},
                 "retention": {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 3},
             }))
-            reset_calls(emu)
+            emu.reset_calls()
             env = dict(os.environ, AWS_ENDPOINT_URL=emu.endpoint, AWS_ACCESS_KEY_ID="testing",
                        AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
             out = subprocess.run(
@@ -330,10 +293,8 @@ def prune_calls(functions_dir: str) -> dict[str, Any]:
                 env=env, capture_output=True, text=True, check=True,
             )
         report = json.loads(out.stdout)
-        ours = [c for c in calls(emu) if c["client"] == "strongroom"]
+        ours = [c for c in emu.calls() if c["client"] == "strongroom"]
         return {"points": 1000, "deleted": report["deleted"], "kept": report["kept"], "calls": by_action(ours)}
-    finally:
-        emu.stop()
 
 
 def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], cmd: str) -> None:

@@ -15,96 +15,17 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from client import FUNCTIONS, ROOT, Emulator
 
-ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT = "123456789012"
-FUNCTIONS = {
-    "DiscoverFunctionArn": "discover",
-    "SnapshotFunctionArn": "snapshot",
-    "StatusFunctionArn": "status",
-    "ReportFunctionArn": "report",
-    "PruneFunctionArn": "prune",
-}
 TYPES = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"]
 
 
 def say(msg: str = "") -> None:
     print(msg, flush=True)
-
-
-class Emulator:
-    def __init__(self, functions_dir: str, extra_env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ, **(extra_env or {}))
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/emulator/emulator.py"), "--functions-dir", functions_dir],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            start_new_session=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        parts = line.split()
-        if len(parts) < 3 or parts[0] != "READY":
-            self.stop()
-            raise SystemExit(f"the emulator did not start (got {line!r})")
-        self.port = int(parts[1])
-        self.log_dir = parts[2]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-
-    def client(self, service: str, region: str = "us-east-1") -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 2}),
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-def definition() -> str:
-    text = (ROOT / "infra/statemachines/backup.asl.json").read_text()
-    for var, name in FUNCTIONS.items():
-        text = text.replace("${%s}" % var, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}")
-    return text
-
-
-def run_execution(sfn: Any, machine: str, name: str, run_input: dict[str, Any], follow: bool) -> dict[str, Any]:
-    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(run_input))["executionArn"]
-    seen = 0
-    started = time.time()
-    while True:
-        desc = sfn.describe_execution(executionArn=arn)
-        if follow:
-            events = sfn.get_execution_history(executionArn=arn, maxResults=1000).get("events", [])
-            for ev in events[seen:]:
-                details = ev.get("stateEnteredEventDetails")
-                if details:
-                    say(f"    {time.time() - started:6.1f}s  {details['name']}")
-            seen = len(events)
-        if desc["status"] != "RUNNING":
-            return desc
-        if time.time() - started > 300:
-            raise SystemExit("the execution did not finish within 300 s")
-        time.sleep(0.3)
 
 
 def table(rows: list[list[str]]) -> None:
@@ -129,13 +50,7 @@ def main() -> None:
     try:
         say(f"    listening on {emu.endpoint}; function logs in {emu.log_dir}")
         say("==> Seeding a small estate in us-east-1 and eu-west-1")
-        seeded = subprocess.run(
-            [sys.executable, str(ROOT / "tests/emulator/seed.py"), "--endpoint", emu.endpoint, "--estate", "demo"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        resources = json.loads(seeded.stdout)["resources"]
+        resources = emu.seed("demo")
         rows = [["region", "type", "id", "tags"]]
         for r in resources:
             tags = ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items()) if k != "Name")
@@ -152,12 +67,7 @@ def main() -> None:
             f"excluding {policy['selector'].get('exclude_tags', {})}, regions {policy['selector']['regions']}, "
             f"retention {policy['retention']}")
 
-        sfn = emu.client("stepfunctions")
-        machine = sfn.create_state_machine(
-            name="strongroom-backup",
-            definition=definition(),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/strongroom-backup",
-        )["stateMachineArn"]
+        machine = emu.create_backup_machine()
 
         def summary(report: dict[str, Any]) -> None:
             say(f"    run {report['run']['execution']} (scheduled {report['run']['scheduled_time']}): {report['outcome']}")
@@ -177,53 +87,47 @@ def main() -> None:
 
         run_input["scheduled_time"] = "2026-11-28T03:00:00Z"
         say("==> Day 1: running the backup state machine (states as they happen)")
-        desc = run_execution(sfn, machine, "demo-daily-2026-11-28", run_input, follow=True)
+        execution = emu.run_execution(
+            machine, "demo-daily-2026-11-28", run_input, on_state=lambda s, state: say(f"    {s:6.1f}s  {state}")
+        )
+        desc = execution.description
         if desc["status"] != "SUCCEEDED":
             raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
-        summary(json.loads(desc["output"]))
+        summary(execution.report())
 
         run_input["scheduled_time"] = "2026-11-29T03:00:00Z"
         say()
         say("==> Day 2: the next scheduled run (its Prune stage removes day 1's recovery points)")
-        desc = run_execution(sfn, machine, "demo-daily-2026-11-29", run_input, follow=False)
+        execution = emu.run_execution(machine, "demo-daily-2026-11-29", run_input)
+        desc = execution.description
         if desc["status"] != "SUCCEEDED":
             raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
-        report = json.loads(desc["output"])
+        report = execution.report()
         rp = report["recovery_points"]
         summary(report)
         say()
         say("==> Recovery points, read back from the emulator")
+        points = emu.recovery_points(policy["selector"]["regions"])
         per_source: dict[str, list[str]] = defaultdict(list)
-        for region in policy["selector"]["regions"]:
-            for s in emu.client("ec2", region).describe_snapshots(OwnerIds=["self"])["Snapshots"]:
-                tags = {t["Key"]: t["Value"] for t in s.get("Tags", [])}
-                if tags.get("strongroom:managed") == "true":
-                    per_source[tags["strongroom:source"]].append(s["SnapshotId"])
-            rds = emu.client("rds", region)
-            for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
-                per_source[s["DBInstanceIdentifier"]].append(s["DBSnapshotIdentifier"])
-            for s in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]:
-                per_source[s["DBClusterIdentifier"]].append(s["DBClusterSnapshotIdentifier"])
-            for s in emu.client("redshift", region).describe_cluster_snapshots()["Snapshots"]:
-                if s.get("SnapshotType") == "manual":
-                    per_source[s["ClusterIdentifier"]].append(s["SnapshotIdentifier"])
+        for p in points:
+            if p.kind != "ec2":
+                per_source[p.source].append(p.id)
+            elif p.tags.get("strongroom:managed") == "true":
+                # An EBS snapshot's volume, or for an AMI's snapshot the instance.
+                per_source[p.tags["strongroom:source"]].append(p.id)
         rows = [["source", "recovery point(s)"]]
         for source, ids in sorted(per_source.items()):
             rows.append([source, ", ".join(sorted(ids))])
         table(rows)
-        example = next(
-            (s for r in policy["selector"]["regions"] for s in emu.client("ec2", r).describe_snapshots(OwnerIds=["self"])["Snapshots"]),
-            None,
-        )
+        example = next((p for p in points if p.kind == "ec2"), None)
         if example:
-            say(f"    tags on {example['SnapshotId']}:")
-            for t in sorted(example.get("Tags", []), key=lambda t: t["Key"]):
-                say(f"      {t['Key']} = {t['Value']}")
+            say(f"    tags on {example.id}:")
+            for k, v in sorted(example.tags.items()):
+                say(f"      {k} = {v}")
 
         say()
         say("==> Running day 2 again (a re-run must create and delete nothing)")
-        desc2 = run_execution(sfn, machine, "demo-daily-2026-11-29-rerun", run_input, follow=False)
-        report2 = json.loads(desc2["output"])
+        report2 = emu.run_execution(machine, "demo-daily-2026-11-29-rerun", run_input).report()
         created = sum(report2["recovery_points"]["created"].values())
         existing = sum(report2["recovery_points"]["existing"].values())
         deleted = (report2.get("prune") or {}).get("deleted", 0)

@@ -21,27 +21,16 @@ import os
 import sys
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-ACCOUNT = "123456789012"
+from client import ACCOUNT, aws_client
 
 
 class Estate:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         self.resources: list[dict[str, Any]] = []
-        self.cfg = Config(retries={"max_attempts": 2})
 
     def client(self, service: str, region: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=self.cfg,
-        )
+        return aws_client(self.endpoint, service, region)
 
     def _add(self, rtype: str, rid: str, arn: str, region: str, tags: dict[str, str], **extra: Any) -> None:
         self.resources.append(
