@@ -53,10 +53,13 @@ impl Clients {
     /// Loads the configuration once (environment, profile, container or Lambda
     /// credentials; `AWS_ENDPOINT_URL` when set).
     pub async fn from_env() -> Self {
-        let base = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .load()
-            .await;
+        // Boxed, like every deep SDK future here, so callers' futures stay shallow.
+        let base = Box::pin(
+            aws_config::defaults(BehaviorVersion::latest())
+                .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+                .load(),
+        )
+        .await;
         Self::from_config(base)
     }
 
@@ -82,18 +85,17 @@ impl Clients {
 
     /// The account the function's own credentials belong to (one STS call per process).
     pub async fn home_account(&self) -> Result<String, CloudError> {
-        self.inner
-            .home
-            .get_or_try_init(|| async {
-                let out = aws_sdk_sts::Client::new(&self.base)
+        let get = self.inner.home.get_or_try_init(|| async {
+            let out = Box::pin(
+                aws_sdk_sts::Client::new(&self.base)
                     .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "GetCallerIdentity", "-", "global"))?;
-                Ok(out.account().unwrap_or_default().to_owned())
-            })
+                    .send(),
+            )
             .await
-            .cloned()
+            .map_err(|e| from_sdk(e, "GetCallerIdentity", "-", "global"))?;
+            Ok(out.account().unwrap_or_default().to_owned())
+        });
+        Box::pin(get).await.cloned()
     }
 
     /// The clients of one location: its region, and its account's credentials.
@@ -113,7 +115,7 @@ impl Clients {
                 // Without any role the function can only ever reach its own
                 // account; with roles, a location must be the home account or have one.
                 let any_roles = !self.inner.roles.lock().expect("roles lock").is_empty();
-                if any_roles && Box::pin(self.home_account()).await? != location.account {
+                if any_roles && self.home_account().await? != location.account {
                     return Err(CloudError::new(
                         ErrorKind::AccessDenied,
                         "AssumeRole",

@@ -4,13 +4,14 @@
 //! Listings are paged at the largest page each API serves; any page that
 //! fails fails the whole location: nothing is pruned from a partial view.
 
+use futures::FutureExt;
 use strongroom_core::listing::{assemble, Listing};
 use strongroom_core::model::{Location, RecoveryPointKind};
 use strongroom_core::ports::{ListedPoint, Pruning};
 use strongroom_core::prune::DeletionPermit;
 use strongroom_core::CloudError;
 
-use crate::kinds::{adapter, locked_snapshots};
+use crate::kinds::{locked_snapshots, with_adapter};
 use crate::AwsCloud;
 
 impl Pruning for AwsCloud {
@@ -20,16 +21,17 @@ impl Pruning for AwsCloud {
         policy: &str,
     ) -> Result<Vec<ListedPoint>, CloudError> {
         let cx = self.clients.for_location(location).await?;
-        let listings =
-            futures::future::join_all(RecoveryPointKind::ALL.map(|k| adapter(k).list(&cx, policy)))
-                .await;
+        let listings = futures::future::join_all(
+            RecoveryPointKind::ALL.map(|k| with_adapter!(k, |a| a.list(&cx, policy).boxed())),
+        )
+        .await;
         let mut listing = Listing::default();
         for l in listings {
             listing.merge(l?);
         }
         let ids = listing.snapshot_ids(policy);
         if !ids.is_empty() {
-            listing.locked = locked_snapshots(&cx, &ids).await?;
+            listing.locked = Box::pin(locked_snapshots(&cx, &ids)).await?;
         }
         Ok(assemble(location, policy, listing))
     }
@@ -37,6 +39,6 @@ impl Pruning for AwsCloud {
     async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {
         let p = permit.point();
         let cx = self.clients.for_location(&p.location).await?;
-        adapter(p.kind).delete(&cx, p).await
+        with_adapter!(p.kind, |a| a.delete(&cx, p).boxed()).await
     }
 }

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use futures::FutureExt;
 use strongroom_core::model::{Location, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created, RecoveryPoints};
 use strongroom_core::tags::RunKey;
 use strongroom_core::CloudError;
 
-use crate::kinds::{adapter, run_lookup};
+use crate::kinds::{run_lookup, snapshot_states, with_adapter};
 use crate::AwsCloud;
 
 impl RecoveryPoints for AwsCloud {
@@ -17,12 +18,12 @@ impl RecoveryPoints for AwsCloud {
         location: &Location,
         run: &RunKey,
     ) -> Result<Vec<RecoveryPoint>, CloudError> {
-        run_lookup(&self.clients.for_location(location).await?, run).await
+        Box::pin(run_lookup(&self.clients.for_location(location).await?, run)).await
     }
 
     async fn create(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
         let cx = self.clients.for_location(req.location).await?;
-        adapter(req.kind).create(&cx, req).await
+        with_adapter!(req.kind, |a| a.create(&cx, req).boxed()).await
     }
 
     async fn refresh(
@@ -35,9 +36,25 @@ impl RecoveryPoints for AwsCloud {
         for p in points {
             by_kind.entry(p.kind).or_default().push(p);
         }
+        // One describe of the EBS snapshots every kind needs, not one per kind.
+        let ids: Vec<String> = by_kind
+            .iter()
+            .flat_map(|(kind, points)| {
+                points
+                    .iter()
+                    .flat_map(move |p| with_adapter!(*kind, |a| a.snapshot_ids(p)))
+            })
+            .collect();
+        let snapshots = if ids.is_empty() {
+            Default::default()
+        } else {
+            Box::pin(snapshot_states(&cx, &ids)).await?
+        };
         let mut fresh = Vec::new();
         for (kind, points) in by_kind {
-            fresh.extend(adapter(kind).refresh(&cx, &points).await?);
+            fresh.extend(
+                with_adapter!(kind, |a| a.refresh(&cx, &points, &snapshots).boxed()).await?,
+            );
         }
         Ok(fresh)
     }

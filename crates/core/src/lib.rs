@@ -5,7 +5,7 @@
 //! - [`kind`]: the table of facts per source type and recovery-point kind.
 //! - [`tags`]: the tag contract and the run's idempotency key.
 //! - [`ports`]: what the use cases need from a cloud (inventory, recovery
-//!   points, pruning); [`fake`]: in memory.
+//!   points, pruning); `fake`: in memory, for tests (feature `test-support`).
 //! - [`backup`]: the backup run's use cases (discover, snapshot, status).
 //! - [`retention`]: restic's `forget` rules plus `max_age`, pure, with reasons.
 //! - [`period`]: the calendar periods of the retention rules.
@@ -18,6 +18,7 @@
 
 pub mod backup;
 pub mod error;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod kind;
 pub mod listing;

@@ -1,5 +1,6 @@
 //! Ports: what the use cases need from a cloud, shaped like the domain.
-//! `strongroom-aws` implements them over the AWS SDK; [`crate::fake`] in memory.
+//! `strongroom-aws` implements them over the AWS SDK; `crate::fake` in memory
+//! (feature `test-support`).
 
 use std::future::Future;
 

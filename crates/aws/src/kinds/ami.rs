@@ -3,14 +3,13 @@
 //! that uses a snapshot protects it.
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
-use futures::future::BoxFuture;
 use strongroom_core::listing::{ListedImage, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
 
 use super::ebs::{delete_snapshots, description};
-use super::KindAdapter;
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
 use crate::sdk::{
@@ -25,12 +24,12 @@ const PAGE: i32 = 1000;
 pub(crate) struct Ami;
 
 impl KindAdapter for Ami {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let region = cx.region_name();
             let ec2 = cx.ec2();
             let res = ec2
@@ -80,15 +79,16 @@ impl KindAdapter for Ami {
                 ),
                 existed: true,
             })
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
+    async fn refresh(
+        &self,
+        cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        _snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        {
             let ec2 = cx.ec2();
             let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
             let images = states_by_id(&ids, FILTER_CHUNK, |chunk| {
@@ -122,15 +122,11 @@ impl KindAdapter for Ami {
                     })
                 })
                 .collect())
-        })
+        }
     }
 
-    fn list<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        _policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
-        Box::pin(async move {
+    async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+        {
             let mut pages = cx
                 .ec2()
                 .describe_images()
@@ -158,16 +154,12 @@ impl KindAdapter for Ami {
                 images,
                 ..Default::default()
             })
-        })
+        }
     }
 
     /// Deregisters the AMI, then deletes its snapshots.
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(async move {
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        {
             cx.ec2()
                 .deregister_image()
                 .image_id(&point.id)
@@ -175,6 +167,6 @@ impl KindAdapter for Ami {
                 .await
                 .map_err(|e| from_sdk(e, "DeregisterImage", &point.id, cx.region_name()))?;
             delete_snapshots(cx, &point.members).await
-        })
+        }
     }
 }

@@ -1,13 +1,12 @@
 //! Manual DB cluster snapshots of Aurora clusters (`CreateDBClusterSnapshot`), named deterministically.
 
-use futures::future::BoxFuture;
 use strongroom_core::listing::{ListedRecord, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::CloudError;
 
 use super::rds::{FILTER_CHUNK, PAGE};
-use super::KindAdapter;
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{
@@ -18,12 +17,12 @@ use crate::sdk::{
 pub(crate) struct Aurora;
 
 impl KindAdapter for Aurora {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let region = cx.region_name();
             let rds = cx.rds();
             let create = async {
@@ -60,15 +59,16 @@ impl KindAdapter for Aurora {
                 find,
             )
             .await
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
+    async fn refresh(
+        &self,
+        cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        _snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        {
             let rds = cx.rds();
             let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
             let states = states_by_id(&ids, FILTER_CHUNK, |chunk| {
@@ -95,15 +95,11 @@ impl KindAdapter for Aurora {
             })
             .await?;
             Ok(with_states(points, &states))
-        })
+        }
     }
 
-    fn list<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        _policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
-        Box::pin(async move {
+    async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+        {
             let mut pages = cx
                 .rds()
                 .describe_db_cluster_snapshots()
@@ -133,15 +129,11 @@ impl KindAdapter for Aurora {
                 records,
                 ..Default::default()
             })
-        })
+        }
     }
 
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(async move {
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        {
             cx.rds()
                 .delete_db_cluster_snapshot()
                 .db_cluster_snapshot_identifier(&point.id)
@@ -149,6 +141,6 @@ impl KindAdapter for Aurora {
                 .await
                 .map_err(|e| from_sdk(e, "DeleteDBClusterSnapshot", &point.id, cx.region_name()))?;
             Ok(())
-        })
+        }
     }
 }

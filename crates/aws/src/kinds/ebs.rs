@@ -5,14 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
-use futures::future::BoxFuture;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::tags::{self, RunKey};
 use strongroom_core::CloudError;
 
-use super::KindAdapter;
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{
@@ -43,12 +42,12 @@ pub(super) fn description(req: &CreateRequest<'_>) -> String {
 }
 
 impl KindAdapter for Ebs {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let out = cx
                 .ec2()
                 .create_snapshot()
@@ -65,39 +64,33 @@ impl KindAdapter for Ebs {
                 recovery_point: req.point(id, vec![], out.point_state()),
                 existed: false,
             })
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
-            let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
-            Ok(with_states(points, &snapshot_states(cx, &ids).await?))
-        })
+    fn snapshot_ids(&self, point: &RecoveryPoint) -> Vec<String> {
+        vec![point.id.clone()]
     }
 
-    fn list<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
-        Box::pin(async move {
+    async fn refresh(
+        &self,
+        _cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        Ok(with_states(points, snapshots))
+    }
+
+    async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
+        {
             Ok(Listing {
                 snapshots: snapshots(cx, [tag_filter(tags::POLICY, policy)]).await?,
                 ..Default::default()
             })
-        })
+        }
     }
 
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(delete_snapshots(cx, std::slice::from_ref(&point.id)))
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        delete_snapshots(cx, std::slice::from_ref(&point.id)).await
     }
 }
 
@@ -158,7 +151,7 @@ pub(crate) async fn run_lookup(
 }
 
 /// EBS snapshot id -> state; ids AWS does not know are absent.
-pub(super) async fn snapshot_states(
+pub(crate) async fn snapshot_states(
     cx: &LocationClients,
     ids: &[String],
 ) -> Result<HashMap<String, RecoveryPointState>, CloudError> {

@@ -4,14 +4,13 @@
 //! into sets by the core (`strongroom_core::listing`).
 
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType as Ec2ResourceType};
-use futures::future::BoxFuture;
 use strongroom_core::listing::Listing;
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
 
-use super::ebs::{delete_snapshots, description, no_retries, snapshot_states};
-use super::KindAdapter;
+use super::ebs::{delete_snapshots, description, no_retries};
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{PointState, ToSdkTags};
@@ -19,12 +18,12 @@ use crate::sdk::{PointState, ToSdkTags};
 pub(crate) struct InstanceSet;
 
 impl KindAdapter for InstanceSet {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let region = cx.region_name();
             let out = cx
                 .ec2()
@@ -66,46 +65,42 @@ impl KindAdapter for InstanceSet {
                 ),
                 existed: false,
             })
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
-            let ids: Vec<String> = points.iter().flat_map(|p| p.members.clone()).collect();
-            let states = snapshot_states(cx, &ids).await?;
-            // A set whose members are not all known yet is left out (pending or gone).
-            Ok(points
-                .iter()
-                .filter_map(|p| {
-                    let members: Option<Vec<_>> =
-                        p.members.iter().map(|m| states.get(m).copied()).collect();
-                    members.map(|ms| RecoveryPoint {
-                        state: RecoveryPointState::worst(ms),
-                        ..(*p).clone()
-                    })
+    fn snapshot_ids(&self, point: &RecoveryPoint) -> Vec<String> {
+        point.members.clone()
+    }
+
+    async fn refresh(
+        &self,
+        _cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        // A set whose members are not all known yet is left out (pending or gone).
+        Ok(points
+            .iter()
+            .filter_map(|p| {
+                let members: Option<Vec<_>> = p
+                    .members
+                    .iter()
+                    .map(|m| snapshots.get(m).copied())
+                    .collect();
+                members.map(|ms| RecoveryPoint {
+                    state: RecoveryPointState::worst(ms),
+                    ..(*p).clone()
                 })
-                .collect())
-        })
+            })
+            .collect())
     }
 
-    fn list<'a>(
-        &'a self,
-        _cx: &'a LocationClients,
-        _policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
+    async fn list(&self, _cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
         // The members come with the EBS snapshot listing.
-        Box::pin(async { Ok(Listing::default()) })
+        Ok(Listing::default())
     }
 
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(delete_snapshots(cx, &point.members))
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        delete_snapshots(cx, &point.members).await
     }
 }

@@ -1,12 +1,11 @@
 //! Manual DB snapshots of RDS instances (`CreateDBSnapshot`), named deterministically.
 
-use futures::future::BoxFuture;
 use strongroom_core::listing::{ListedRecord, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::CloudError;
 
-use super::KindAdapter;
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{
@@ -22,12 +21,12 @@ pub(super) const PAGE: i32 = 100;
 pub(crate) struct Rds;
 
 impl KindAdapter for Rds {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let region = cx.region_name();
             let rds = cx.rds();
             let create = async {
@@ -70,15 +69,16 @@ impl KindAdapter for Rds {
                 find,
             )
             .await
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
+    async fn refresh(
+        &self,
+        cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        _snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        {
             let rds = cx.rds();
             let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
             let states = states_by_id(&ids, FILTER_CHUNK, |chunk| {
@@ -105,15 +105,11 @@ impl KindAdapter for Rds {
             })
             .await?;
             Ok(with_states(points, &states))
-        })
+        }
     }
 
-    fn list<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        _policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
-        Box::pin(async move {
+    async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+        {
             let mut pages = cx
                 .rds()
                 .describe_db_snapshots()
@@ -139,15 +135,11 @@ impl KindAdapter for Rds {
                 records,
                 ..Default::default()
             })
-        })
+        }
     }
 
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(async move {
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        {
             cx.rds()
                 .delete_db_snapshot()
                 .db_snapshot_identifier(&point.id)
@@ -155,6 +147,6 @@ impl KindAdapter for Rds {
                 .await
                 .map_err(|e| from_sdk(e, "DeleteDBSnapshot", &point.id, cx.region_name()))?;
             Ok(())
-        })
+        }
     }
 }

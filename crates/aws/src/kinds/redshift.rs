@@ -2,13 +2,12 @@
 //! named deterministically. Redshift has no snapshot-id filter: describes
 //! narrow by our tags, then match by identifier.
 
-use futures::future::BoxFuture;
 use strongroom_core::listing::{ListedRecord, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{tags, CloudError};
 
-use super::KindAdapter;
+use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{create_or_find, with_states, PointState, Seen, TagsExt, ToSdkTags};
@@ -49,12 +48,12 @@ async fn manual_snapshots(
 }
 
 impl KindAdapter for Redshift {
-    fn create<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        req: &'a CreateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Created, CloudError>> {
-        Box::pin(async move {
+    async fn create(
+        &self,
+        cx: &LocationClients,
+        req: &CreateRequest<'_>,
+    ) -> Result<Created, CloudError> {
+        {
             let region = cx.region_name();
             let rs = cx.redshift();
             let create = async {
@@ -91,15 +90,16 @@ impl KindAdapter for Redshift {
                 find,
             )
             .await
-        })
+        }
     }
 
-    fn refresh<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        points: &'a [&'a RecoveryPoint],
-    ) -> BoxFuture<'a, Result<Vec<RecoveryPoint>, CloudError>> {
-        Box::pin(async move {
+    async fn refresh(
+        &self,
+        cx: &LocationClients,
+        points: &[&RecoveryPoint],
+        _snapshots: &SnapshotStates,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        {
             // Narrowed to the runs' scheduled times, then matched by identifier.
             let mut times: Vec<String> = points.iter().map(|p| p.created_at.clone()).collect();
             times.sort();
@@ -113,15 +113,11 @@ impl KindAdapter for Redshift {
                 })
                 .collect();
             Ok(with_states(points, &states))
-        })
+        }
     }
 
-    fn list<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        policy: &'a str,
-    ) -> BoxFuture<'a, Result<Listing, CloudError>> {
-        Box::pin(async move {
+    async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
+        {
             let records = manual_snapshots(cx, tags::POLICY, vec![policy.to_owned()])
                 .await?
                 .iter()
@@ -137,15 +133,11 @@ impl KindAdapter for Redshift {
                 records,
                 ..Default::default()
             })
-        })
+        }
     }
 
-    fn delete<'a>(
-        &'a self,
-        cx: &'a LocationClients,
-        point: &'a RecoveryPoint,
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(async move {
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        {
             cx.redshift()
                 .delete_cluster_snapshot()
                 .snapshot_identifier(&point.id)
@@ -153,6 +145,6 @@ impl KindAdapter for Redshift {
                 .await
                 .map_err(|e| from_sdk(e, "DeleteClusterSnapshot", &point.id, cx.region_name()))?;
             Ok(())
-        })
+        }
     }
 }
