@@ -124,7 +124,9 @@ fn image_state(s: Option<&ImageState>) -> RecoveryPointState {
 pub(crate) fn status_state(s: Option<&str>) -> RecoveryPointState {
     match s.map(str::to_ascii_lowercase).as_deref() {
         Some("available" | "completed") => RecoveryPointState::Completed,
-        Some("failed" | "error" | "deleted" | "incompatible-restore") => RecoveryPointState::Failed,
+        Some(
+            "failed" | "error" | "invalid" | "deleted" | "incompatible-restore" | "recoverable",
+        ) => RecoveryPointState::Failed,
         _ => RecoveryPointState::Pending,
     }
 }

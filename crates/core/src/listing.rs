@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kind::{Idempotency, Snapshots};
 use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags};
 use crate::ports::ListedPoint;
 use crate::prune::is_held;
@@ -96,6 +97,14 @@ fn snapshot_kind(s: &ListedSnapshot) -> RecoveryPointKind {
     s.tags
         .get(tags::KIND)
         .and_then(|k| RecoveryPointKind::from_tag(k))
+        // Only a kind made of EBS snapshots alone can describe a snapshot: a
+        // tag naming any other kind (by mistake or not) must never send the
+        // snapshot's deletion to another service.
+        .filter(|k| {
+            let f = k.facts();
+            f.snapshots == Snapshots::Itself
+                || (f.snapshots == Snapshots::Members && f.idempotency == Idempotency::RunLookup)
+        })
         .unwrap_or_else(|| {
             let source = s.tags.get(tags::SOURCE).map(String::as_str).unwrap_or("");
             RecoveryPointKind::of_untagged_snapshot(source, s.volume_id.as_deref())
@@ -308,6 +317,7 @@ mod tests {
         held.insert(tags::HOLD.into(), "legal".into());
         let mut image_snap = snap("snap-img", "vol-9", contract("i-2", T1, Some("ami")));
         image_snap.tags.insert(tags::HOLD.into(), "case-7".into());
+        image_snap.of_image = true;
         let listing = Listing {
             snapshots: vec![
                 // Tagged with its kind.
@@ -383,6 +393,28 @@ mod tests {
             by_id["strongroom-daily-x-db"].point.state,
             RecoveryPointState::Pending
         );
+    }
+
+    #[test]
+    fn a_snapshot_tagged_with_another_services_kind_stays_a_snapshot() {
+        for wrong in [
+            "rds-snapshot",
+            "aurora-snapshot",
+            "redshift-snapshot",
+            "ami",
+        ] {
+            let listing = Listing {
+                snapshots: vec![snap("snap-1", "vol-1", contract("vol-1", T1, Some(wrong)))],
+                ..Default::default()
+            };
+            let points = assemble(&loc(), "daily", listing);
+            assert_eq!(points.len(), 1, "{wrong}");
+            assert_eq!(
+                points[0].point.kind,
+                RecoveryPointKind::EbsSnapshot,
+                "{wrong}"
+            );
+        }
     }
 
     #[test]
