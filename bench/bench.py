@@ -332,8 +332,10 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         "",
         "What Strongroom's count includes that Custodian's does not: the idempotency lookup (one tag-filtered "
         "`DescribeSnapshots` per location before creating EBS/instance snapshots; RDS, Aurora, Redshift and AMIs "
-        "are idempotent through deterministic names at no extra call) and the completion check (`Status`: one "
-        "describe per kind and location, only for recovery points that their create call returned as pending). "
+        "are idempotent through deterministic names at no extra call), the completion check (`Status`: one "
+        "describe per kind and location, EBS snapshots and instance sets sharing one `DescribeSnapshots`, only for "
+        "recovery points that their create call returned as pending) and one `sts:GetCallerIdentity` by Discover, "
+        "which names the home account of the locations it lists. "
         f"In this run the emulator returned some EC2 snapshots as pending and everything else as completed, so "
         f"the completion check cost {sr['calls'].get('ec2:DescribeSnapshots', 0) - 2} `DescribeSnapshots` (the other "
         "2 are the lookups). **On AWS every create starts pending**: the first poll then costs one describe per "

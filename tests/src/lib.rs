@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::Deserialize;
+use strongroom_core::model::ResourceType;
 
 /// The account moto uses.
 pub const ACCOUNT: &str = "123456789012";
@@ -76,7 +77,7 @@ pub struct Emulator {
 /// One resource of a seeded estate.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SeededResource {
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     pub id: String,
     pub arn: String,
     pub region: String,
@@ -237,10 +238,25 @@ impl Drop for Emulator {
     }
 }
 
+/// What AWS holds a recovery point as: read straight from the emulator, not
+/// through Strongroom's own kind table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FoundKind {
+    /// An EBS snapshot (of a volume, an instance's set, or an AMI).
+    Ebs,
+    Ami,
+    /// A manual RDS DB snapshot.
+    Rds,
+    /// A manual DB cluster snapshot.
+    Aurora,
+    /// A manual Redshift cluster snapshot.
+    Redshift,
+}
+
 /// Everything in the emulator that looks like a recovery point: (kind, id, volume, tags).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Found {
-    pub kind: &'static str,
+    pub kind: FoundKind,
     pub id: String,
     pub volume: Option<String>,
     pub tags: BTreeMap<String, String>,
@@ -266,7 +282,7 @@ impl Emulator {
                 .snapshots()
             {
                 out.push(Found {
-                    kind: "ebs",
+                    kind: FoundKind::Ebs,
                     id: s.snapshot_id().unwrap().into(),
                     volume: s.volume_id().map(Into::into),
                     tags: s
@@ -285,7 +301,7 @@ impl Emulator {
                 .images()
             {
                 out.push(Found {
-                    kind: "ami",
+                    kind: FoundKind::Ami,
                     id: i.image_id().unwrap().into(),
                     volume: None,
                     tags: i
@@ -309,7 +325,7 @@ impl Emulator {
                 .db_snapshots()
             {
                 out.push(Found {
-                    kind: "rds",
+                    kind: FoundKind::Rds,
                     id: s.db_snapshot_identifier().unwrap().into(),
                     volume: None,
                     tags: s
@@ -328,7 +344,7 @@ impl Emulator {
                 .db_cluster_snapshots()
             {
                 out.push(Found {
-                    kind: "aurora",
+                    kind: FoundKind::Aurora,
                     id: s.db_cluster_snapshot_identifier().unwrap().into(),
                     volume: None,
                     tags: s
@@ -355,7 +371,7 @@ impl Emulator {
                 .filter(|s| s.snapshot_type() == Some("manual"))
             {
                 out.push(Found {
-                    kind: "redshift",
+                    kind: FoundKind::Redshift,
                     id: s.snapshot_identifier().unwrap().into(),
                     volume: None,
                     tags: s

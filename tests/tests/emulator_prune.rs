@@ -8,28 +8,20 @@ use serde_json::json;
 use strongroom_aws::{AwsCloud, Clients};
 use strongroom_core::backup::discover::{discover, DiscoverRequest};
 use strongroom_core::backup::snapshot::snapshot_batch;
-use strongroom_core::model::format_time;
+use strongroom_core::fake::fixtures;
+use strongroom_core::model::{format_time, ResourceType};
 use strongroom_core::prune::{prune, PruneReport, PruneRequest};
 use strongroom_core::tags;
-use strongroom_tests::{Emulator, Found};
+use strongroom_tests::{Emulator, Found, FoundKind};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-const TYPES: [&str; 5] = [
-    "ebs-volume",
-    "ec2-instance",
-    "rds-instance",
-    "aurora-cluster",
-    "redshift-cluster",
-];
 const NEWEST: OffsetDateTime = datetime!(2026-11-29 03:00 UTC); // a Sunday
 
 fn policy(name: &str, retention: serde_json::Value) -> serde_json::Value {
-    json!({
-        "name": name,
-        "selector": {"resource_types": TYPES, "regions": ["us-east-1", "eu-west-1"], "tags": {"backup": "daily"}, "exclude_tags": {"backup-skip": "true"}},
-        "retention": retention
-    })
+    let mut p = fixtures::policy(name);
+    p["retention"] = retention;
+    p
 }
 
 async fn backup(cloud: &AwsCloud, policy: &serde_json::Value, at: OffsetDateTime) {
@@ -111,7 +103,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         .iter()
         .find(|r| {
             r.region == "us-east-1"
-                && r.resource_type == "ebs-volume"
+                && r.resource_type == ResourceType::EbsVolume
                 && r.tags.contains_key("team")
         })
         .unwrap();
@@ -120,7 +112,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         points
             .iter()
             .find(|f| {
-                f.kind == "ebs"
+                f.kind == FoundKind::Ebs
                     && f.volume.as_deref() == Some(volume.id.as_str())
                     && day(f) == date
                     && f.tags[tags::POLICY] == "daily"
@@ -173,7 +165,9 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         .to_owned();
     let rds_held = points
         .iter()
-        .find(|f| f.kind == "rds" && day(f) == "2026-11-01" && f.tags[tags::POLICY] == "daily")
+        .find(|f| {
+            f.kind == FoundKind::Rds && day(f) == "2026-11-01" && f.tags[tags::POLICY] == "daily"
+        })
         .unwrap()
         .id
         .clone();
@@ -230,7 +224,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
     let set_members: Vec<String> = points
         .iter()
         .filter(|f| {
-            f.kind == "ebs"
+            f.kind == FoundKind::Ebs
                 && f.tags[tags::SOURCE].starts_with("i-")
                 && day(f) == "2026-11-10"
                 && f.tags[tags::POLICY] == "daily"
@@ -288,7 +282,7 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         .map(|i| (NEWEST - Duration::days(i)).date().to_string())
         .collect();
     kept_days.insert("2026-10-31".into());
-    let mut survivors_by_kind: BTreeMap<(&str, String), BTreeSet<String>> = BTreeMap::new();
+    let mut survivors_by_kind: BTreeMap<(FoundKind, String), BTreeSet<String>> = BTreeMap::new();
     for f in after.iter().filter(|f| {
         f.tags.get(tags::POLICY).map(String::as_str) == Some("daily")
             && f.tags.contains_key(tags::MANAGED)
@@ -306,16 +300,16 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         if source.starts_with("i-") {
             want.insert("2026-11-10".into());
         }
-        if *kind == "rds" && rds_held.contains(source.rsplit(':').next().unwrap()) {
+        if *kind == FoundKind::Rds && rds_held.contains(source.rsplit(':').next().unwrap()) {
             want.insert("2026-11-01".into());
         }
-        assert_eq!(days, &want, "{kind} {source}");
+        assert_eq!(days, &want, "{kind:?} {source}");
     }
     // Instance snapshot sets keep all their volumes' snapshots.
     let instance_snaps = after
         .iter()
         .filter(|f| {
-            f.kind == "ebs"
+            f.kind == FoundKind::Ebs
                 && f.tags[tags::SOURCE].starts_with("i-")
                 && f.tags[tags::POLICY] == "daily"
         })
@@ -408,7 +402,7 @@ async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
         emu.recovery_points()
             .await
             .iter()
-            .filter(|f| f.kind == "ami")
+            .filter(|f| f.kind == FoundKind::Ami)
             .count(),
         3
     );
@@ -424,7 +418,7 @@ async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
         .await
         .into_iter()
         .find(|f| {
-            f.kind == "ebs"
+            f.kind == FoundKind::Ebs
                 && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis")
                 && day(f) == "2026-11-27"
         })
@@ -444,13 +438,19 @@ async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
     let report = run_prune(&cloud, &amis, false).await;
     assert_eq!(report.deleted, 1, "{report:?}");
     let left: Vec<Found> = emu.recovery_points().await;
-    let mut left_days: Vec<String> = left.iter().filter(|f| f.kind == "ami").map(day).collect();
+    let mut left_days: Vec<String> = left
+        .iter()
+        .filter(|f| f.kind == FoundKind::Ami)
+        .map(day)
+        .collect();
     left_days.sort();
     assert_eq!(left_days, ["2026-11-27", "2026-11-29"]);
     // The deleted AMI's snapshot is gone too; the kept AMIs' snapshots stay.
     let ami_snaps = left
         .iter()
-        .filter(|f| f.kind == "ebs" && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis"))
+        .filter(|f| {
+            f.kind == FoundKind::Ebs && f.tags.get(tags::POLICY).map(String::as_str) == Some("amis")
+        })
         .count();
     assert_eq!(ami_snaps, 2);
     let calls = emu.strongroom_calls();

@@ -8,11 +8,11 @@ use strongroom_aws::{AwsCloud, Clients};
 use strongroom_core::backup::discover::{discover, DiscoverRequest};
 use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
 use strongroom_core::backup::status::refresh_batch;
+use strongroom_core::fake::fixtures::{self, REGIONS};
 use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
 use strongroom_core::tags;
-use strongroom_tests::{Emulator, Found, Manifest, ACCOUNT};
+use strongroom_tests::{Emulator, Found, FoundKind, Manifest, ACCOUNT};
 
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const ALL_TYPES: [&str; 5] = [
     "ebs-volume",
     "ec2-instance",
@@ -22,18 +22,12 @@ const ALL_TYPES: [&str; 5] = [
 ];
 
 fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
+    let mut policy = fixtures::policy("daily");
+    policy["selector"]["resource_types"] = json!(types);
+    policy["ec2"] = ec2;
     DiscoverRequest {
         input: json!({
-            "policy": {
-                "name": "daily",
-                "selector": {
-                    "resource_types": types,
-                    "regions": REGIONS,
-                    "tags": {"backup": "daily"},
-                    "exclude_tags": {"backup-skip": "true"}
-                },
-                "ec2": ec2
-            },
+            "policy": policy,
             "scheduled_time": "2026-11-29T03:00:00Z",
             "poll_seconds": 0
         }),
@@ -43,7 +37,7 @@ fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverR
 }
 
 /// The test's own oracle: what the policy must select, from the seeded tags.
-fn expected(manifest: &Manifest, types: &[&str]) -> BTreeSet<(String, String)> {
+fn expected(manifest: &Manifest, types: &[&str]) -> BTreeSet<(ResourceType, String)> {
     manifest
         .resources
         .iter()
@@ -51,7 +45,7 @@ fn expected(manifest: &Manifest, types: &[&str]) -> BTreeSet<(String, String)> {
         .filter(|r| REGIONS.contains(&r.region.as_str()))
         .filter(|r| r.tags.get("backup").map(String::as_str) == Some("daily"))
         .filter(|r| r.tags.get("backup-skip").map(String::as_str) != Some("true"))
-        .map(|r| (r.resource_type.clone(), r.id.clone()))
+        .map(|r| (r.resource_type, r.id.clone()))
         .collect()
 }
 
@@ -63,7 +57,9 @@ fn expected_tags(r: &strongroom_tests::SeededResource, exec: &str) -> BTreeMap<S
         .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("strongroom:"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let source = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" {
+    let source = if r.resource_type == ResourceType::EbsVolume
+        || r.resource_type == ResourceType::Ec2Instance
+    {
         r.id.clone()
     } else {
         r.arn.clone()
@@ -112,14 +108,10 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     let d = discover(request("exec-1", &ALL_TYPES, json!({})), &cloud)
         .await
         .unwrap();
-    let got: BTreeSet<(String, String)> = d
+    let got: BTreeSet<(ResourceType, String)> = d
         .batches
         .iter()
-        .flat_map(|b| {
-            b.targets
-                .iter()
-                .map(|t| (t.resource_type.as_str().to_owned(), t.id.clone()))
-        })
+        .flat_map(|b| b.targets.iter().map(|t| (t.resource_type, t.id.clone())))
         .collect();
     assert_eq!(got, want);
     assert_eq!(
@@ -154,8 +146,10 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
             .push(f);
     }
     for r in manifest.resources.iter() {
-        let selected = want.contains(&(r.resource_type.clone(), r.id.clone()));
-        let key = if r.resource_type == "ebs-volume" || r.resource_type == "ec2-instance" {
+        let selected = want.contains(&(r.resource_type, r.id.clone()));
+        let key = if r.resource_type == ResourceType::EbsVolume
+            || r.resource_type == ResourceType::Ec2Instance
+        {
             &r.id
         } else {
             &r.arn
@@ -170,7 +164,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
             );
             continue;
         }
-        let n = if r.resource_type == "ec2-instance" {
+        let n = if r.resource_type == ResourceType::Ec2Instance {
             r.volumes.len()
         } else {
             1
@@ -178,14 +172,14 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
         assert_eq!(points.len(), n, "{} {}: {points:?}", r.resource_type, r.id);
         for p in points {
             assert_eq!(p.tags, expected_tags(r, "exec-1"), "tags of {}", p.id);
-            if r.resource_type == "ec2-instance" {
+            if r.resource_type == ResourceType::Ec2Instance {
                 assert!(
                     r.volumes.contains(p.volume.as_ref().unwrap()),
                     "snapshot of a volume of {}",
                     r.id
                 );
             }
-            if r.resource_type == "ebs-volume" {
+            if r.resource_type == ResourceType::EbsVolume {
                 assert_eq!(p.volume.as_deref(), Some(r.id.as_str()));
             }
         }
@@ -221,7 +215,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
         .resources
         .iter()
         .filter(|r| {
-            r.resource_type == "ec2-instance"
+            r.resource_type == ResourceType::Ec2Instance
                 && r.tags.get("backup").map(String::as_str) == Some("daily")
         })
         .collect();
@@ -258,7 +252,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
         .recovery_points()
         .await
         .into_iter()
-        .filter(|f| f.kind == "ami")
+        .filter(|f| f.kind == FoundKind::Ami)
         .collect();
     assert_eq!(amis.len(), instances.len());
     for a in &amis {
@@ -276,7 +270,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
         emu.recovery_points()
             .await
             .into_iter()
-            .filter(|f| f.kind == "ami")
+            .filter(|f| f.kind == FoundKind::Ami)
             .count(),
         instances.len()
     );

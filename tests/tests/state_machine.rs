@@ -112,7 +112,10 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     let r = report(&first, &emu);
     assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
     assert_eq!(r.run.execution, "daily-1");
-    assert_eq!(r.run.scheduled_time, "2026-11-29T03:00:00Z");
+    assert_eq!(
+        strongroom_core::model::format_time(r.run.scheduled_time),
+        "2026-11-29T03:00:00Z"
+    );
     let per_type = |n| {
         ResourceType::ALL
             .iter()

@@ -7,7 +7,7 @@
 use futures::FutureExt;
 use strongroom_core::listing::{assemble, Listing};
 use strongroom_core::model::{Location, RecoveryPointKind};
-use strongroom_core::ports::{ListedPoint, Pruning};
+use strongroom_core::ports::{Listed, Pruning};
 use strongroom_core::prune::DeletionPermit;
 use strongroom_core::CloudError;
 
@@ -15,11 +15,7 @@ use crate::kinds::{locked_snapshots, with_adapter};
 use crate::AwsCloud;
 
 impl Pruning for AwsCloud {
-    async fn list(
-        &self,
-        location: &Location,
-        policy: &str,
-    ) -> Result<Vec<ListedPoint>, CloudError> {
+    async fn list(&self, location: &Location, policy: &str) -> Result<Listed, CloudError> {
         let cx = self.clients.for_location(location).await?;
         let listings = futures::future::join_all(
             RecoveryPointKind::ALL.map(|k| with_adapter!(k, |a| a.list(&cx, policy).boxed())),

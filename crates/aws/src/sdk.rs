@@ -6,9 +6,14 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_ec2::types::{ImageState, ResourceType as Ec2ResourceType, SnapshotState};
-use strongroom_core::model::{RecoveryPoint, RecoveryPointState, Tags};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointState, Tags};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{tags, CloudError, ErrorKind};
+
+use crate::error::from_sdk;
 
 /// Tags in each service's SDK shape.
 pub(crate) trait ToSdkTags {
@@ -167,6 +172,27 @@ pub(crate) fn is_image_snapshot(description: Option<&str>) -> bool {
     description.is_some_and(|d| d.starts_with("Created by CreateImage"))
 }
 
+/// Every page of a listing, each turned into items by `items`. A page that
+/// fails fails the whole listing: nothing is decided from a partial view.
+pub(crate) async fn all_pages<O, E, R, T, I>(
+    mut pages: PaginationStream<Result<O, SdkError<E, R>>>,
+    operation: &'static str,
+    region: &str,
+    mut items: impl FnMut(&O) -> I,
+) -> Result<Vec<T>, CloudError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+    I: IntoIterator<Item = T>,
+{
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| from_sdk(e, operation, "-", region))?;
+        out.extend(items(&page));
+    }
+    Ok(out)
+}
+
 /// `states` for `ids`, fetched `chunk` ids per describe (each fetch pages itself).
 pub(crate) async fn states_by_id<T, F, Fut>(
     ids: &[String],
@@ -284,7 +310,7 @@ pub(crate) fn check_same_owner(
             req.name,
             req.run.policy,
             req.target.source_ref(),
-            req.run.scheduled_time
+            format_time(req.run.scheduled_time)
         ),
     ))
 }

@@ -8,22 +8,30 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What went wrong, as the state machines see it.
+/// What went wrong, as the state machines see it. In JSON it is its stable
+/// name, e.g. `"Strongroom.Throttled"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// Rate-limited or a transient network fault: retry with backoff.
+    #[serde(rename = "Strongroom.Throttled")]
     Throttled,
     /// The resource is not in a state that allows the operation yet.
+    #[serde(rename = "Strongroom.NotReady")]
     NotReady,
     /// The request is wrong; the message names the field and the fix.
+    #[serde(rename = "Strongroom.InvalidInput")]
     InvalidInput,
     /// The resource does not exist (any more).
+    #[serde(rename = "Strongroom.NotFound")]
     NotFound,
     /// An account or service quota is exhausted.
+    #[serde(rename = "Strongroom.QuotaExceeded")]
     QuotaExceeded,
     /// The credentials in use are not allowed to do this.
+    #[serde(rename = "Strongroom.AccessDenied")]
     AccessDenied,
     /// Anything else: a bug or an AWS error we do not classify.
+    #[serde(rename = "Strongroom.Internal")]
     Internal,
 }
 
@@ -55,6 +63,13 @@ impl ErrorKind {
         Self::AccessDenied,
         Self::Internal,
     ];
+}
+
+/// Compares with a stable name, as reports and tests write them.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.error_type() == *other
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -149,25 +164,28 @@ impl Error {
 /// An error as reported in a run's output: stable type plus a readable message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
-    pub error_type: String,
+    pub error_type: ErrorKind,
     pub message: String,
+}
+
+impl ErrorReport {
+    pub fn new(error_type: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            error_type,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<&CloudError> for ErrorReport {
     fn from(e: &CloudError) -> Self {
-        Self {
-            error_type: e.kind.error_type().to_owned(),
-            message: e.to_string(),
-        }
+        Self::new(e.kind, e.to_string())
     }
 }
 
 impl From<&Error> for ErrorReport {
     fn from(e: &Error) -> Self {
-        Self {
-            error_type: e.error_type().to_owned(),
-            message: e.to_string(),
-        }
+        Self::new(e.kind(), e.to_string())
     }
 }
 
@@ -191,6 +209,12 @@ mod tests {
             ]
         );
         assert!(ErrorKind::Throttled.is_retryable());
+        // In JSON an error kind is its stable name.
+        for k in ErrorKind::ALL {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, serde_json::json!(k.error_type()));
+            assert_eq!(serde_json::from_value::<ErrorKind>(json).unwrap(), k);
+        }
         assert!(!ErrorKind::InvalidInput.is_retryable());
     }
 
@@ -207,6 +231,6 @@ mod tests {
         let s = e.to_string();
         assert!(s.contains("CreateDBSnapshot on db-1 in us-east-1"), "{s}");
         assert!(s.contains("AWS code InvalidDBInstanceState"), "{s}");
-        assert_eq!(ErrorReport::from(&e).error_type, "Strongroom.NotReady");
+        assert_eq!(ErrorReport::from(&e).error_type, ErrorKind::NotReady);
     }
 }

@@ -7,9 +7,10 @@ use std::sync::RwLock;
 
 use crate::error::{CloudError, ErrorKind};
 use crate::kind::{Idempotency, Snapshots};
-use crate::model::{Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
+use crate::model::{format_time, Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
 use crate::ports::{
-    CreateRequest, Created, FoundSource, Identity, Inventory, ListedPoint, Pruning, RecoveryPoints,
+    CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, Pruning,
+    RecoveryPoints,
 };
 use crate::prune::DeletionPermit;
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
@@ -124,7 +125,7 @@ impl RecoveryPoints for MemoryCloud {
             .filter(|p| &p.point.location == location)
             .filter(|p| p.point.kind.facts().idempotency == Idempotency::RunLookup)
             .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
-            .filter(|p| p.tags.get(CREATED_AT) == Some(&run.scheduled_time))
+            .filter(|p| p.tags.get(CREATED_AT) == Some(&format_time(run.scheduled_time)))
             .filter(|p| p.tags.get(MANAGED).map(String::as_str) == Some("true"))
             .map(|p| p.point.clone())
             .collect())
@@ -165,7 +166,7 @@ impl RecoveryPoints for MemoryCloud {
         // Ids the way AWS picks them: snapshot ids, AMI ids, or our names.
         let (id, members) = match (facts.idempotency, facts.snapshots) {
             (Idempotency::RunLookup, Snapshots::Members) => (
-                RecoveryPoint::instance_set_id(&t.id, &req.run.scheduled_time),
+                RecoveryPoint::instance_set_id(&t.id, req.run.scheduled_time),
                 vec![format!("snap-{n:08x}a"), format!("snap-{n:08x}b")],
             ),
             (Idempotency::RunLookup, _) => (format!("snap-{n:08x}"), vec![]),
@@ -214,16 +215,12 @@ impl RecoveryPoints for MemoryCloud {
 }
 
 impl Pruning for MemoryCloud {
-    async fn list(
-        &self,
-        location: &Location,
-        policy: &str,
-    ) -> Result<Vec<ListedPoint>, CloudError> {
+    async fn list(&self, location: &Location, policy: &str) -> Result<Listed, CloudError> {
         if let Some(kind) = self.fail_list.read().unwrap().get(&location.region) {
             return Err(Self::err(*kind, "DescribeSnapshots", "-", &location.region));
         }
         let everything = self.list_everything.load(Ordering::SeqCst);
-        Ok(self
+        let points = self
             .points
             .read()
             .unwrap()
@@ -241,7 +238,11 @@ impl Pruning for MemoryCloud {
                 locked: p.locked,
                 used_by_amis: p.used_by_amis.clone(),
             })
-            .collect())
+            .collect();
+        Ok(Listed {
+            points,
+            unreadable: vec![],
+        })
     }
 
     async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {
@@ -259,5 +260,37 @@ impl Pruning for MemoryCloud {
         }
         self.deleted.write().unwrap().push(id);
         Ok(())
+    }
+}
+
+/// What the tests share: the regions and selector of their estates, and the
+/// policy document they start from.
+pub mod fixtures {
+    use crate::model::{ResourceType, Tags};
+
+    /// The regions every test estate spans.
+    pub const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+    /// `name`, every resource type, both [`REGIONS`], sources tagged
+    /// `backup=daily` except those tagged `backup-skip=true`.
+    pub fn policy(name: &str) -> serde_json::Value {
+        let types: Vec<&str> = ResourceType::ALL.iter().map(|t| t.as_str()).collect();
+        serde_json::json!({
+            "name": name,
+            "selector": {
+                "resource_types": types,
+                "regions": REGIONS,
+                "tags": {"backup": "daily"},
+                "exclude_tags": {"backup-skip": "true"}
+            }
+        })
+    }
+
+    /// Tags from pairs.
+    pub fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }

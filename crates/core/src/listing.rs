@@ -13,8 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kind::{Idempotency, Snapshots};
-use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags};
-use crate::ports::ListedPoint;
+use crate::model::{
+    parse_time, utc, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags,
+};
+use crate::ports::{Listed, ListedPoint, UnreadablePoint};
 use crate::prune::is_held;
 use crate::tags;
 
@@ -111,23 +113,48 @@ fn snapshot_kind(s: &ListedSnapshot) -> RecoveryPointKind {
         })
 }
 
-fn point(
+/// A point as the listings describe it, before its time is read.
+struct Draft {
     kind: RecoveryPointKind,
     id: String,
     members: Vec<String>,
-    t: &Tags,
-    location: &Location,
+    tags: Tags,
     state: RecoveryPointState,
-) -> RecoveryPoint {
-    RecoveryPoint {
-        id,
-        kind,
-        members,
-        resource_type: kind.facts().resource_type,
-        source: t.get(tags::SOURCE).cloned().unwrap_or_default(),
-        location: location.clone(),
-        created_at: t.get(tags::CREATED_AT).cloned().unwrap_or_default(),
-        state,
+    owner: String,
+    locked: bool,
+    used_by_amis: Vec<String>,
+}
+
+impl Listed {
+    /// Adds the point, or, when its `strongroom:created-at` is not a time, an
+    /// unreadable point that prune keeps and reports.
+    fn add(&mut self, d: Draft, location: &Location) {
+        let source = d.tags.get(tags::SOURCE).cloned().unwrap_or_default();
+        let created = d.tags.get(tags::CREATED_AT).map(|t| parse_time(t));
+        let Some(Ok(created_at)) = created else {
+            self.unreadable.push(UnreadablePoint {
+                id: d.id,
+                kind: d.kind,
+                source,
+            });
+            return;
+        };
+        self.points.push(ListedPoint {
+            point: RecoveryPoint {
+                id: d.id,
+                kind: d.kind,
+                members: d.members,
+                resource_type: d.kind.facts().resource_type,
+                source,
+                location: location.clone(),
+                created_at: utc(created_at),
+                state: d.state,
+            },
+            tags: d.tags,
+            owner: d.owner,
+            locked: d.locked,
+            used_by_amis: d.used_by_amis,
+        });
     }
 }
 
@@ -135,7 +162,7 @@ fn point(
 /// safety invariants need. Images and records of other policies or not
 /// managed by Strongroom are not recovery points of the policy and are left out
 /// (images still count as users of snapshots).
-pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<ListedPoint> {
+pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
     let Listing {
         snapshots,
         images,
@@ -161,7 +188,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<List
     };
     let any_locked = |ids: &[String]| ids.iter().any(|i| locked.contains(i));
 
-    let mut listed = Vec::new();
+    let mut listed = Listed::default();
     // A hold put on any snapshot an AMI uses holds the AMI (deleting the AMI
     // deletes its snapshots).
     let held_snapshots: BTreeMap<&str, &str> = snapshots
@@ -182,13 +209,17 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<List
             }
             kind => {
                 let ids = std::slice::from_ref(&s.id);
-                listed.push(ListedPoint {
+                let d = Draft {
+                    kind,
+                    id: s.id.clone(),
+                    members: vec![],
+                    tags: s.tags.clone(),
+                    state: s.state,
+                    owner: s.owner.clone(),
                     locked: any_locked(ids),
                     used_by_amis: users(ids, None),
-                    point: point(kind, s.id.clone(), vec![], &s.tags, location, s.state),
-                    owner: s.owner.clone(),
-                    tags: s.tags.clone(),
-                });
+                };
+                listed.add(d, location);
             }
         }
     }
@@ -216,21 +247,21 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<List
             .unwrap_or(&first)
             .owner
             .clone();
-        let state = RecoveryPointState::worst(members.iter().map(|m| m.state));
-        listed.push(ListedPoint {
+        let id = match parse_time(&created) {
+            Ok(at) => RecoveryPoint::instance_set_id(&source, at),
+            Err(_) => format!("{source}@{created}"),
+        };
+        let d = Draft {
+            kind: RecoveryPointKind::Ec2SnapshotSet,
+            id,
             locked: any_locked(&ids),
             used_by_amis: users(&ids, None),
-            point: point(
-                RecoveryPointKind::Ec2SnapshotSet,
-                RecoveryPoint::instance_set_id(&source, &created),
-                ids,
-                &t,
-                location,
-                state,
-            ),
-            owner,
+            members: ids,
             tags: t,
-        });
+            state: RecoveryPointState::worst(members.iter().map(|m| m.state)),
+            owner,
+        };
+        listed.add(d, location);
     }
     for i in images.iter().filter(|i| ours(&i.tags, policy)) {
         let mut t = i.tags.clone();
@@ -241,29 +272,30 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Vec<List
         {
             t.insert(tags::HOLD.into(), (*hold).to_owned());
         }
-        listed.push(ListedPoint {
+        let d = Draft {
+            kind: RecoveryPointKind::Ami,
+            id: i.id.clone(),
+            members: i.snapshots.clone(),
+            tags: t,
+            state: i.state,
+            owner: i.owner.clone(),
             locked: any_locked(&i.snapshots),
             used_by_amis: users(&i.snapshots, Some(&i.id)),
-            point: point(
-                RecoveryPointKind::Ami,
-                i.id.clone(),
-                i.snapshots.clone(),
-                &t,
-                location,
-                i.state,
-            ),
-            owner: i.owner.clone(),
-            tags: t,
-        });
+        };
+        listed.add(d, location);
     }
     for r in records.into_iter().filter(|r| ours(&r.tags, policy)) {
-        listed.push(ListedPoint {
-            point: point(r.kind, r.id, vec![], &r.tags, location, r.state),
+        let d = Draft {
+            kind: r.kind,
+            id: r.id,
+            members: vec![],
+            tags: r.tags,
+            state: r.state,
             owner: r.owner,
             locked: false,
             used_by_amis: vec![],
-            tags: r.tags,
-        });
+        };
+        listed.add(d, location);
     }
     listed
 }
@@ -366,7 +398,7 @@ mod tests {
             ],
             locked: ["snap-c".to_owned()].into(),
         };
-        let points = assemble(&loc(), "daily", listing);
+        let points = assemble(&loc(), "daily", listing).points;
         let by_id: BTreeMap<&str, &ListedPoint> =
             points.iter().map(|p| (p.point.id.as_str(), p)).collect();
         assert_eq!(
@@ -396,6 +428,28 @@ mod tests {
     }
 
     #[test]
+    fn a_point_whose_time_cannot_be_read_is_set_apart() {
+        let listing = Listing {
+            snapshots: vec![
+                snap("snap-1", "vol-1", contract("vol-1", "yesterday", None)),
+                snap("snap-2", "vol-2", contract("vol-2", T1, None)),
+            ],
+            ..Default::default()
+        };
+        let listed = assemble(&loc(), "daily", listing);
+        assert_eq!(listed.points.len(), 1);
+        assert_eq!(listed.points[0].point.id, "snap-2");
+        assert_eq!(
+            listed.unreadable,
+            [UnreadablePoint {
+                id: "snap-1".into(),
+                kind: RecoveryPointKind::EbsSnapshot,
+                source: "vol-1".into()
+            }]
+        );
+    }
+
+    #[test]
     fn a_snapshot_tagged_with_another_services_kind_stays_a_snapshot() {
         for wrong in [
             "rds-snapshot",
@@ -407,7 +461,7 @@ mod tests {
                 snapshots: vec![snap("snap-1", "vol-1", contract("vol-1", T1, Some(wrong)))],
                 ..Default::default()
             };
-            let points = assemble(&loc(), "daily", listing);
+            let points = assemble(&loc(), "daily", listing).points;
             assert_eq!(points.len(), 1, "{wrong}");
             assert_eq!(
                 points[0].point.kind,
@@ -435,7 +489,7 @@ mod tests {
         reversed.snapshots.reverse();
         // Whichever member comes first in the listing.
         for l in [listing, reversed] {
-            let points = assemble(&loc(), "daily", l);
+            let points = assemble(&loc(), "daily", l).points;
             assert_eq!(points.len(), 1);
             assert_eq!(points[0].owner, "222222222222");
             assert_eq!(points[0].tags[tags::POLICY], "weekly");
@@ -519,7 +573,7 @@ mod tests {
         /// protects the point, and no snapshot is lost or listed twice.
         #[test]
         fn protections_reach_the_point(listing in arb_listing()) {
-            let points = assemble(&loc(), "daily", listing.clone());
+            let points = assemble(&loc(), "daily", listing.clone()).points;
             let mut covered = BTreeSet::new();
             for p in &points {
                 let own: Vec<String> = match p.point.kind.facts().snapshots {

@@ -160,30 +160,78 @@ pub struct RecoveryPoint {
     /// Same value as the `strongroom:source` tag.
     pub source: String,
     pub location: Location,
-    /// RFC 3339, the scheduled time of the run that made it.
-    pub created_at: String,
+    /// The scheduled time of the run that made it (`strongroom:created-at`).
+    #[serde(with = "utc_time")]
+    pub created_at: OffsetDateTime,
     pub state: RecoveryPointState,
 }
 
 impl RecoveryPoint {
     /// The id of an instance's snapshot set from one run: `<instance-id>@<created-at>`.
-    pub fn instance_set_id(instance: &str, created_at: &str) -> String {
-        format!("{instance}@{created_at}")
+    pub fn instance_set_id(instance: &str, created_at: OffsetDateTime) -> String {
+        format!("{instance}@{}", format_time(created_at))
     }
 }
 
 /// Formats a time the way the tag contract wants it: RFC 3339, UTC, whole seconds.
 pub fn format_time(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .expect("0 is a valid nanosecond");
-    t.format(&Rfc3339).expect("RFC 3339 formats every UTC time")
+    utc(t)
+        .format(&Rfc3339)
+        .expect("RFC 3339 formats every UTC time")
 }
 
 /// Parses an RFC 3339 time.
 pub fn parse_time(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &Rfc3339)
+}
+
+/// A time as the tag contract holds it: UTC, whole seconds.
+pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+}
+
+/// Serde for times in the JSON between states: RFC 3339 as the tag contract
+/// writes it (UTC, whole seconds), read back into UTC.
+pub mod utc_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let raw = String::deserialize(d)?;
+        super::parse_time(&raw)
+            .map(super::utc)
+            .map_err(|e| serde::de::Error::custom(format!("`{raw}` is not an RFC 3339 time ({e})")))
+    }
+
+    /// The same for an optional time.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] OffsetDateTime);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +282,32 @@ mod tests {
     fn times_are_whole_seconds_utc() {
         let t = parse_time("2026-11-29T04:00:00.123+01:00").unwrap();
         assert_eq!(format_time(t), "2026-11-29T03:00:00Z");
+        assert_eq!(utc(t), time::macros::datetime!(2026-11-29 03:00 UTC));
+    }
+
+    #[test]
+    fn times_travel_as_contract_strings() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct T {
+            #[serde(with = "utc_time")]
+            at: OffsetDateTime,
+            #[serde(with = "utc_time::option", default)]
+            since: Option<OffsetDateTime>,
+        }
+        let v: T = serde_json::from_value(serde_json::json!({
+            "at": "2026-11-29T04:00:00+01:00", "since": null
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!({"at": "2026-11-29T03:00:00Z", "since": null})
+        );
+        let e = serde_json::from_value::<T>(serde_json::json!({"at": "yesterday"})).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`yesterday` is not an RFC 3339 time"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::model::{format_time, parse_time, ResourceType, Tags};
+use crate::model::{parse_time, utc, ResourceType, Tags};
 use crate::retention::Retention;
+use time::OffsetDateTime;
 
 /// A backup policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -141,8 +142,9 @@ impl RunInput {
         Ok(())
     }
 
-    /// The scheduled time in contract form, falling back to the execution's start.
-    pub fn scheduled_time_or(&self, started_at: &str) -> Result<String, Error> {
+    /// The scheduled time in contract form (UTC, whole seconds), falling back
+    /// to the execution's start.
+    pub fn scheduled_time_or(&self, started_at: &str) -> Result<OffsetDateTime, Error> {
         let raw = self.scheduled_time.as_deref().unwrap_or(started_at);
         let field = if self.scheduled_time.is_some() {
             "scheduled_time"
@@ -161,7 +163,7 @@ impl RunInput {
                 ));
             }
         }
-        Ok(format_time(t))
+        Ok(utc(t))
     }
 }
 
@@ -368,7 +370,10 @@ mod tests {
         let r = RunInput::parse(good()).unwrap();
         assert_eq!(r.policy.ec2.mode, Ec2Mode::Snapshots);
         assert!(r.policy.copy_source_tags);
-        assert_eq!(r.scheduled_time_or("x").unwrap(), "2026-11-29T03:00:00Z");
+        assert_eq!(
+            r.scheduled_time_or("x").unwrap(),
+            time::macros::datetime!(2026-11-29 03:00 UTC)
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl CreateRequest<'_> {
             resource_type: self.target.resource_type,
             source: self.target.source_ref().to_owned(),
             location: self.location.clone(),
-            created_at: self.run.scheduled_time.clone(),
+            created_at: self.run.scheduled_time,
             state,
         }
     }
@@ -124,6 +124,22 @@ pub struct ListedPoint {
     pub used_by_amis: Vec<String>,
 }
 
+/// A recovery point of the policy whose `strongroom:created-at` is missing or
+/// not a time: it is never planned nor deleted, and prune reports it as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadablePoint {
+    pub id: String,
+    pub kind: RecoveryPointKind,
+    pub source: String,
+}
+
+/// What a location's listing returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub points: Vec<ListedPoint>,
+    pub unreadable: Vec<UnreadablePoint>,
+}
+
 /// Lists and deletes recovery points at a location.
 pub trait Pruning: Identity {
     /// Every recovery point tagged with `policy` at `location`, of every kind,
@@ -132,7 +148,7 @@ pub trait Pruning: Identity {
         &self,
         location: &Location,
         policy: &str,
-    ) -> impl Future<Output = Result<Vec<ListedPoint>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Listed, CloudError>> + Send;
 
     /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
     fn delete(

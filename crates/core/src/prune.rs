@@ -85,19 +85,15 @@ pub fn refusals(
     if listed.point.state != RecoveryPointState::Completed {
         why.push(Reason::NotCompleted);
     }
-    match parse_time(&listed.point.created_at) {
-        Err(_) => why.push(Reason::NoValidCreatedAt),
-        Ok(mine) if listed.point.state == RecoveryPointState::Completed => {
-            let newer_completed = source_points.iter().any(|p| {
-                p.point.id != listed.point.id
-                    && p.point.state == RecoveryPointState::Completed
-                    && parse_time(&p.point.created_at).is_ok_and(|t| t > mine)
-            });
-            if !newer_completed {
-                why.push(Reason::NewestCompleted);
-            }
+    if listed.point.state == RecoveryPointState::Completed {
+        let newer_completed = source_points.iter().any(|p| {
+            p.point.id != listed.point.id
+                && p.point.state == RecoveryPointState::Completed
+                && p.point.created_at > listed.point.created_at
+        });
+        if !newer_completed {
+            why.push(Reason::NewestCompleted);
         }
-        Ok(_) => {}
     }
     why
 }
@@ -140,7 +136,13 @@ pub struct PointDecision {
     pub id: String,
     pub kind: RecoveryPointKind,
     pub source: String,
-    pub created_at: String,
+    /// Absent for a point whose `strongroom:created-at` could not be read.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::model::utc_time::option"
+    )]
+    pub created_at: Option<OffsetDateTime>,
     pub reasons: Vec<Reason>,
 }
 
@@ -189,7 +191,7 @@ fn decision(p: &ListedPoint, reasons: Vec<Reason>) -> PointDecision {
         id: p.point.id.clone(),
         kind: p.point.kind,
         source: p.point.source.clone(),
-        created_at: p.point.created_at.clone(),
+        created_at: Some(p.point.created_at),
         reasons,
     }
 }
@@ -236,9 +238,19 @@ pub async fn prune_location<P: Pruning>(
             return report;
         }
     };
-    report.listed = listed.len();
+    report.listed = listed.points.len() + listed.unreadable.len();
+    // Points whose time cannot be read never reach the planner: kept.
+    for u in &listed.unreadable {
+        report.kept.push(PointDecision {
+            id: u.id.clone(),
+            kind: u.kind,
+            source: u.source.clone(),
+            created_at: None,
+            reasons: vec![Reason::NoValidCreatedAt],
+        });
+    }
     let mut by_source: BTreeMap<&str, Vec<&ListedPoint>> = BTreeMap::new();
-    for p in &listed {
+    for p in &listed.points {
         by_source
             .entry(p.point.source.as_str())
             .or_default()
@@ -248,18 +260,15 @@ pub async fn prune_location<P: Pruning>(
         points.sort_by(|a, b| a.point.id.cmp(&b.point.id));
         let plan_points: Vec<PlanPoint> = points
             .iter()
-            .filter_map(|p| {
-                let time = parse_time(&p.point.created_at).ok()?;
-                Some(PlanPoint {
-                    id: p.point.id.clone(),
-                    time,
-                    completed: p.point.state == RecoveryPointState::Completed,
-                    // The planner decides the newest itself, from the points it is given.
-                    protected: refusals(p, &points, account, policy)
-                        .into_iter()
-                        .filter(|r| *r != Reason::NewestCompleted)
-                        .collect(),
-                })
+            .map(|p| PlanPoint {
+                id: p.point.id.clone(),
+                time: p.point.created_at,
+                completed: p.point.state == RecoveryPointState::Completed,
+                // The planner decides the newest itself, from the points it is given.
+                protected: refusals(p, &points, account, policy)
+                    .into_iter()
+                    .filter(|r| *r != Reason::NewestCompleted)
+                    .collect(),
             })
             .collect();
         let planned = plan(&plan_points, rules, now);
@@ -268,15 +277,6 @@ pub async fn prune_location<P: Pruning>(
             if let Some(p) = find(&k.id) {
                 report.kept.push(decision(p, k.reasons));
             }
-        }
-        // Points without a valid created-at never reach the planner: kept.
-        for p in points
-            .iter()
-            .filter(|p| parse_time(&p.point.created_at).is_err())
-        {
-            report
-                .kept
-                .push(decision(p, vec![Reason::NoValidCreatedAt]));
         }
         for d in planned.delete {
             let Some(p) = find(&d.id) else { continue };

@@ -90,6 +90,8 @@ pub enum RunOutcome {
 
 /// A failure in the run report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `error_type` is a `Strongroom.*` name, or the Step Functions error
+/// (`States.*`, `Lambda.*`) of a batch that failed as a whole.
 pub struct Failure {
     pub resource_type: Option<ResourceType>,
     pub id: Option<String>,
@@ -133,7 +135,7 @@ pub fn report(req: ReportRequest) -> RunReport {
             resource_type: None,
             id: None,
             region: e.region.clone(),
-            error_type: e.error.error_type.clone(),
+            error_type: e.error.error_type.error_type().into(),
             message: e.error.message.clone(),
         })
         .collect();
@@ -159,15 +161,15 @@ pub fn report(req: ReportRequest) -> RunReport {
                         Some(RecoveryPointState::Pending) => {}
                         _ => {
                             bump(&mut counts.failed, t.resource_type);
-                            let e = t.error.clone().unwrap_or(ErrorReport {
-                                error_type: ErrorKind::Internal.error_type().into(),
-                                message: "failed without an error report".into(),
-                            });
+                            let e = t.error.clone().unwrap_or(ErrorReport::new(
+                                ErrorKind::Internal,
+                                "failed without an error report",
+                            ));
                             failures.push(Failure {
                                 resource_type: Some(t.resource_type),
                                 id: Some(t.id.clone()),
                                 region: r.location.region.clone(),
-                                error_type: e.error_type,
+                                error_type: e.error_type.error_type().into(),
                                 message: e.message,
                             });
                         }
@@ -201,7 +203,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                         resource_type: None,
                         id: None,
                         region: region.clone(),
-                        error_type: e.error_type.clone(),
+                        error_type: e.error_type.error_type().into(),
                         message: format!("prune aborted: {}", e.message),
                     });
                 }
@@ -210,7 +212,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                         resource_type: None,
                         id: Some(f.id.clone()),
                         region: region.clone(),
-                        error_type: f.error.error_type.clone(),
+                        error_type: f.error.error_type.error_type().into(),
                         message: format!("delete failed: {}", f.error.message),
                     });
                 }

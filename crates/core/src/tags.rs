@@ -3,7 +3,9 @@
 //! Prune may only ever touch what carries `strongroom:managed=true` and its
 //! own policy's name.
 
-use crate::model::{Location, RecoveryPointKind, Tags, Target};
+use time::OffsetDateTime;
+
+use crate::model::{format_time, Location, RecoveryPointKind, Tags, Target};
 use crate::policy::Policy;
 
 pub const MANAGED: &str = "strongroom:managed";
@@ -29,8 +31,9 @@ pub const MAX_TAGS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunKey {
     pub policy: String,
-    /// RFC 3339 UTC, whole seconds (the `strongroom:created-at` value).
-    pub scheduled_time: String,
+    /// The run's scheduled time, UTC, whole seconds (`strongroom:created-at`).
+    #[serde(with = "crate::model::utc_time")]
+    pub scheduled_time: OffsetDateTime,
     /// The Step Functions execution name (`strongroom:run`).
     pub execution: String,
 }
@@ -40,8 +43,7 @@ impl RunKey {
     /// (RDS / Aurora / Redshift snapshot identifier, AMI name). Valid for all of
     /// them: lowercase letters, digits and single hyphens, starting with a letter.
     pub fn recovery_point_name(&self, target: &Target) -> String {
-        let stamp: String = self
-            .scheduled_time
+        let stamp: String = format_time(self.scheduled_time)
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
@@ -66,7 +68,7 @@ pub fn recovery_point_tags(
     tags.insert(SOURCE.into(), target.source_ref().to_owned());
     tags.insert(SOURCE_REGION.into(), location.region.clone());
     tags.insert(SOURCE_ACCOUNT.into(), location.account.clone());
-    tags.insert(CREATED_AT.into(), run.scheduled_time.clone());
+    tags.insert(CREATED_AT.into(), format_time(run.scheduled_time));
     tags.insert(RUN.into(), run.execution.clone());
     let kind = RecoveryPointKind::for_source(target.resource_type, policy.ec2.mode);
     tags.insert(KIND.into(), kind.facts().tag.into());
@@ -109,7 +111,7 @@ mod tests {
     fn run() -> RunKey {
         RunKey {
             policy: "daily".into(),
-            scheduled_time: "2026-11-29T03:00:00Z".into(),
+            scheduled_time: time::macros::datetime!(2026-11-29 03:00 UTC),
             execution: "daily-20261129T0300".into(),
         }
     }

@@ -8,7 +8,7 @@ use strongroom_core::backup::snapshot::{snapshot_batch, Outcome};
 use strongroom_core::backup::status::refresh_batch;
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::model::{
-    Location, RecoveryPointKind, RecoveryPointState, ResourceType, Tags, Target,
+    Location, RecoveryPointKind, RecoveryPointState, ResourceType, Target,
 };
 use strongroom_core::ports::FoundSource;
 use strongroom_core::report::{
@@ -17,14 +17,8 @@ use strongroom_core::report::{
 use strongroom_core::sfn::StatesError;
 use strongroom_core::{tags, Error, ErrorKind};
 
-const ACCOUNT: &str = "123456789012";
-
-fn tagset(pairs: &[(&str, &str)]) -> Tags {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use strongroom_core::fake::fixtures::{self, tags as tagset};
+use strongroom_core::fake::FAKE_ACCOUNT as ACCOUNT;
 
 fn source(cloud: &MemoryCloud, region: &str, t: ResourceType, id: &str, pairs: &[(&str, &str)]) {
     let arn = match t {
@@ -97,22 +91,17 @@ fn request(policy: serde_json::Value) -> DiscoverRequest {
 }
 
 fn daily_policy() -> serde_json::Value {
-    json!({
-        "name": "daily",
-        "selector": {
-            "resource_types": ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"],
-            "regions": ["us-east-1", "eu-west-1"],
-            "tags": {"backup": "daily"},
-            "exclude_tags": {"backup-skip": "true"}
-        }
-    })
+    fixtures::policy("daily")
 }
 
 #[tokio::test]
 async fn discover_selects_by_type_region_and_tags() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    assert_eq!(out.run.scheduled_time, "2026-11-29T03:00:00Z");
+    assert_eq!(
+        out.run.scheduled_time,
+        time::macros::datetime!(2026-11-29 03:00 UTC)
+    );
     assert_eq!(out.run.execution, "exec-1");
     let found: Vec<(ResourceType, usize)> = out.found.clone().into_iter().collect();
     assert_eq!(
@@ -363,7 +352,7 @@ async fn overdue_and_vanished_points_fail() {
     // The first check starts the clock; a late re-run is not overdue at once.
     let first = time::macros::datetime!(2026-12-05 04:00 UTC);
     let b = refresh_batch(b, &cloud, first).await.unwrap();
-    assert_eq!(b.waiting_since.as_deref(), Some("2026-12-05T04:00:00Z"));
+    assert_eq!(b.waiting_since, Some(first));
     assert_eq!(
         b.pending, 2,
         "the vanished one failed, the others still wait"
@@ -374,7 +363,7 @@ async fn overdue_and_vanished_points_fail() {
     let errs: Vec<&str> = b
         .results
         .iter()
-        .map(|r| r.error.as_ref().unwrap().error_type.as_str())
+        .map(|r| r.error.as_ref().unwrap().error_type.error_type())
         .collect();
     assert_eq!(
         errs,
@@ -390,7 +379,7 @@ async fn overdue_and_vanished_points_fail() {
 fn failed_batches_and_region_errors_make_a_failed_run() {
     let run = strongroom_core::tags::RunKey {
         policy: "daily".into(),
-        scheduled_time: "2026-11-29T03:00:00Z".into(),
+        scheduled_time: time::macros::datetime!(2026-11-29 03:00 UTC),
         execution: "e".into(),
     };
     let rep = report(ReportRequest {

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
+use strongroom_core::fake::fixtures::REGIONS;
 use strongroom_core::fake::{MemoryCloud, StoredPoint, FAKE_ACCOUNT};
 use strongroom_core::model::{
-    format_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
+    format_time, utc, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType,
+    Tags,
 };
 use strongroom_core::prune::{is_held, prune, PruneRequest};
 use strongroom_core::retention::Retention;
@@ -18,7 +20,6 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-11-29 04:00 UTC);
-const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -104,7 +105,7 @@ fn estate(specs: &[Spec]) -> MemoryCloud {
     let cloud = MemoryCloud::new();
     let mut points = cloud.points.write().unwrap();
     for (i, s) in specs.iter().enumerate() {
-        let created = format_time(NOW - Duration::hours(s.age_hours + 1));
+        let created = utc(NOW - Duration::hours(s.age_hours + 1));
         let source = format!("vol-{:02}", s.source);
         let mut t = Tags::new();
         if s.managed {
@@ -115,7 +116,7 @@ fn estate(specs: &[Spec]) -> MemoryCloud {
             if s.other_policy { "weekly" } else { "daily" }.into(),
         );
         t.insert(tags::SOURCE.into(), source.clone());
-        t.insert(tags::CREATED_AT.into(), created.clone());
+        t.insert(tags::CREATED_AT.into(), format_time(created));
         if s.hold {
             t.insert(tags::HOLD.into(), "legal-2026-17".into());
         }
@@ -217,7 +218,7 @@ proptest! {
                 .iter()
                 .filter(|q| q.point.location == p.point.location && q.point.source == p.point.source)
                 .filter(|q| q.point.state == RecoveryPointState::Completed)
-                .map(|q| q.point.created_at.clone())
+                .map(|q| q.point.created_at)
                 .max()
                 .unwrap();
             prop_assert!(p.point.created_at < newest, "{} is the newest completed of {}", id, p.point.source);
@@ -227,7 +228,7 @@ proptest! {
             if p.point.state != RecoveryPointState::Completed { continue; }
             let newest = before.iter()
                 .filter(|q| q.point.location == p.point.location && q.point.source == p.point.source && q.point.state == RecoveryPointState::Completed)
-                .max_by_key(|q| q.point.created_at.clone()).unwrap();
+                .max_by_key(|q| q.point.created_at).unwrap();
             prop_assert!(!deleted.contains(&newest.point.id));
         }
         // Idempotent: the same prune again deletes nothing more.

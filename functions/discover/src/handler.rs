@@ -11,7 +11,7 @@ pub async fn handle<I: Inventory>(
     let out = discover(request, inventory).await?;
     tracing::info!(
         policy = %out.run.policy,
-        scheduled_time = %out.run.scheduled_time,
+        scheduled_time = %strongroom_core::model::format_time(out.run.scheduled_time),
         selected = out.found.values().sum::<usize>(),
         skipped = out.skipped.len(),
         batches = out.batches.len(),

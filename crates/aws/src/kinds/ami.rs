@@ -13,7 +13,8 @@ use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
 use crate::sdk::{
-    check_same_owner, ec2_filter, image_snapshots, states_by_id, PointState, TagsExt, ToSdkTags,
+    all_pages, check_same_owner, ec2_filter, image_snapshots, states_by_id, PointState, TagsExt,
+    ToSdkTags,
 };
 
 /// Values per EC2 describe filter.
@@ -29,57 +30,55 @@ impl KindAdapter for Ami {
         cx: &LocationClients,
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
-        {
-            let region = cx.region_name();
-            let ec2 = cx.ec2();
-            let res = ec2
-                .create_image()
-                .instance_id(&req.target.id)
-                .name(&req.name)
-                .no_reboot(true)
-                .description(description(req))
-                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Image))
-                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
-                .send()
-                .await;
-            match res {
-                Ok(out) => {
-                    let id = out.image_id().unwrap_or_default().to_owned();
-                    return Ok(Created {
-                        recovery_point: req.point(id, vec![], RecoveryPointState::Pending),
-                        existed: false,
-                    });
-                }
-                Err(e) if code_of(&e) == Some("InvalidAMIName.Duplicate") => {}
-                Err(e) => return Err(from_sdk(e, "CreateImage", &req.target.id, region)),
+        let region = cx.region_name();
+        let ec2 = cx.ec2();
+        let res = ec2
+            .create_image()
+            .instance_id(&req.target.id)
+            .name(&req.name)
+            .no_reboot(true)
+            .description(description(req))
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Image))
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let id = out.image_id().unwrap_or_default().to_owned();
+                return Ok(Created {
+                    recovery_point: req.point(id, vec![], RecoveryPointState::Pending),
+                    existed: false,
+                });
             }
-            // The name is taken: by this run's earlier attempt, or it is an error.
-            let out = ec2
-                .describe_images()
-                .owners("self")
-                .filters(ec2_filter("name", [req.name.clone()]))
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
-            let image = out.images().first().ok_or_else(|| {
-                CloudError::new(
-                    ErrorKind::Internal,
-                    "DescribeImages",
-                    &req.name,
-                    region,
-                    "AMI name is taken but no AMI of this account has it",
-                )
-            })?;
-            check_same_owner(&image.tags().to_tags(), req, "CreateImage")?;
-            Ok(Created {
-                recovery_point: req.point(
-                    image.image_id().unwrap_or_default().to_owned(),
-                    image_snapshots(image),
-                    image.point_state(),
-                ),
-                existed: true,
-            })
+            Err(e) if code_of(&e) == Some("InvalidAMIName.Duplicate") => {}
+            Err(e) => return Err(from_sdk(e, "CreateImage", &req.target.id, region)),
         }
+        // The name is taken: by this run's earlier attempt, or it is an error.
+        let out = ec2
+            .describe_images()
+            .owners("self")
+            .filters(ec2_filter("name", [req.name.clone()]))
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
+        let image = out.images().first().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Internal,
+                "DescribeImages",
+                &req.name,
+                region,
+                "AMI name is taken but no AMI of this account has it",
+            )
+        })?;
+        check_same_owner(&image.tags().to_tags(), req, "CreateImage")?;
+        Ok(Created {
+            recovery_point: req.point(
+                image.image_id().unwrap_or_default().to_owned(),
+                image_snapshots(image),
+                image.point_state(),
+            ),
+            existed: true,
+        })
     }
 
     async fn refresh(
@@ -88,85 +87,78 @@ impl KindAdapter for Ami {
         points: &[&RecoveryPoint],
         _snapshots: &SnapshotStates,
     ) -> Result<Vec<RecoveryPoint>, CloudError> {
-        {
-            let ec2 = cx.ec2();
-            let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
-            let images = states_by_id(&ids, FILTER_CHUNK, |chunk| {
-                let ec2 = &ec2;
-                async move {
-                    let out = ec2
-                        .describe_images()
-                        .owners("self")
-                        .filters(ec2_filter("image-id", chunk))
-                        .send()
-                        .await
-                        .map_err(|e| from_sdk(e, "DescribeImages", "-", cx.region_name()))?;
-                    Ok(out
-                        .images()
-                        .iter()
-                        .map(|i| {
-                            let id = i.image_id().unwrap_or_default().to_owned();
-                            (id, (i.point_state(), image_snapshots(i)))
-                        })
-                        .collect())
-                }
-            })
-            .await?;
-            Ok(points
-                .iter()
-                .filter_map(|p| {
-                    images.get(&p.id).map(|(state, members)| RecoveryPoint {
-                        state: *state,
-                        members: members.clone(),
-                        ..(*p).clone()
+        let ec2 = cx.ec2();
+        let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
+        let images = states_by_id(&ids, FILTER_CHUNK, |chunk| {
+            let ec2 = &ec2;
+            async move {
+                let out = ec2
+                    .describe_images()
+                    .owners("self")
+                    .filters(ec2_filter("image-id", chunk))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeImages", "-", cx.region_name()))?;
+                Ok(out
+                    .images()
+                    .iter()
+                    .map(|i| {
+                        let id = i.image_id().unwrap_or_default().to_owned();
+                        (id, (i.point_state(), image_snapshots(i)))
                     })
+                    .collect())
+            }
+        })
+        .await?;
+        Ok(points
+            .iter()
+            .filter_map(|p| {
+                images.get(&p.id).map(|(state, members)| RecoveryPoint {
+                    state: *state,
+                    members: members.clone(),
+                    ..(*p).clone()
                 })
-                .collect())
-        }
+            })
+            .collect())
     }
 
     async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
-        {
-            let mut pages = cx
-                .ec2()
-                .describe_images()
-                .owners("self")
-                .include_deprecated(true)
-                .include_disabled(true)
-                .max_results(PAGE)
-                .into_paginator()
-                .send();
-            let mut images = Vec::new();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| from_sdk(e, "DescribeImages", "-", cx.region_name()))?;
-                for i in page.images() {
-                    images.push(ListedImage {
-                        id: i.image_id().unwrap_or_default().to_owned(),
-                        owner: i.owner_id().unwrap_or_default().to_owned(),
-                        state: i.point_state(),
-                        tags: i.tags().to_tags(),
-                        snapshots: image_snapshots(i),
-                    });
-                }
-            }
-            Ok(Listing {
-                images,
-                ..Default::default()
-            })
-        }
+        let pages = cx
+            .ec2()
+            .describe_images()
+            .owners("self")
+            .include_deprecated(true)
+            .include_disabled(true)
+            .max_results(PAGE)
+            .into_paginator()
+            .send();
+        let images = all_pages(pages, "DescribeImages", cx.region_name(), |p| {
+            p.images()
+                .iter()
+                .map(|i| ListedImage {
+                    id: i.image_id().unwrap_or_default().to_owned(),
+                    owner: i.owner_id().unwrap_or_default().to_owned(),
+                    state: i.point_state(),
+                    tags: i.tags().to_tags(),
+                    snapshots: image_snapshots(i),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        Ok(Listing {
+            images,
+            ..Default::default()
+        })
     }
 
     /// Deregisters the AMI, then deletes its snapshots.
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
-        {
-            cx.ec2()
-                .deregister_image()
-                .image_id(&point.id)
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "DeregisterImage", &point.id, cx.region_name()))?;
-            delete_snapshots(cx, &point.members).await
-        }
+        cx.ec2()
+            .deregister_image()
+            .image_id(&point.id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DeregisterImage", &point.id, cx.region_name()))?;
+        delete_snapshots(cx, &point.members).await
     }
 }

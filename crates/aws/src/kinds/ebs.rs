@@ -2,11 +2,11 @@
 //! operations the instance sets and AMIs share: states by id, deletion,
 //! locks, and the run lookup that keeps snapshot creation idempotent.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
-use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
+use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::tags::{self, RunKey};
 use strongroom_core::CloudError;
@@ -15,8 +15,8 @@ use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{
-    ec2_filter, is_image_snapshot, states_by_id, tag_filter, with_states, PointState, TagsExt,
-    ToSdkTags,
+    all_pages, ec2_filter, is_image_snapshot, states_by_id, tag_filter, with_states, PointState,
+    TagsExt, ToSdkTags,
 };
 
 /// Values per EC2 describe filter (EC2 accepts 200).
@@ -38,7 +38,11 @@ pub(super) fn no_retries() -> aws_sdk_ec2::config::Builder {
 
 /// The description on every snapshot and AMI Strongroom makes.
 pub(super) fn description(req: &CreateRequest<'_>) -> String {
-    format!("strongroom {} {}", req.run.policy, req.run.scheduled_time)
+    format!(
+        "strongroom {} {}",
+        req.run.policy,
+        format_time(req.run.scheduled_time)
+    )
 }
 
 impl KindAdapter for Ebs {
@@ -47,24 +51,22 @@ impl KindAdapter for Ebs {
         cx: &LocationClients,
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
-        {
-            let out = cx
-                .ec2()
-                .create_snapshot()
-                .volume_id(&req.target.id)
-                .description(description(req))
-                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
-                .customize()
-                .config_override(no_retries())
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, cx.region_name()))?;
-            let id = out.snapshot_id().unwrap_or_default().to_owned();
-            Ok(Created {
-                recovery_point: req.point(id, vec![], out.point_state()),
-                existed: false,
-            })
-        }
+        let out = cx
+            .ec2()
+            .create_snapshot()
+            .volume_id(&req.target.id)
+            .description(description(req))
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, cx.region_name()))?;
+        let id = out.snapshot_id().unwrap_or_default().to_owned();
+        Ok(Created {
+            recovery_point: req.point(id, vec![], out.point_state()),
+            existed: false,
+        })
     }
 
     fn snapshot_ids(&self, point: &RecoveryPoint) -> Vec<String> {
@@ -81,12 +83,10 @@ impl KindAdapter for Ebs {
     }
 
     async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
-        {
-            Ok(Listing {
-                snapshots: snapshots(cx, [tag_filter(tags::POLICY, policy)]).await?,
-                ..Default::default()
-            })
-        }
+        Ok(Listing {
+            snapshots: snapshots(cx, [tag_filter(tags::POLICY, policy)]).await?,
+            ..Default::default()
+        })
     }
 
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
@@ -109,22 +109,21 @@ async fn snapshots(
     for f in filters {
         req = req.filters(f);
     }
-    let mut pages = req.into_paginator().send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", cx.region_name()))?;
-        for s in page.snapshots() {
-            out.push(ListedSnapshot {
+    let pages = req.into_paginator().send();
+    all_pages(pages, "DescribeSnapshots", cx.region_name(), |p| {
+        p.snapshots()
+            .iter()
+            .map(|s| ListedSnapshot {
                 id: s.snapshot_id().unwrap_or_default().to_owned(),
                 owner: s.owner_id().unwrap_or_default().to_owned(),
                 state: s.point_state(),
                 tags: s.tags().to_tags(),
                 volume_id: s.volume_id().map(str::to_owned),
                 of_image: is_image_snapshot(s.description()),
-            });
-        }
-    }
-    Ok(out)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
 }
 
 /// The EBS snapshots and instance snapshot sets that `run`'s policy already
@@ -138,16 +137,30 @@ pub(crate) async fn run_lookup(
             cx,
             [
                 tag_filter(tags::POLICY, run.policy.clone()),
-                tag_filter(tags::CREATED_AT, run.scheduled_time.clone()),
+                tag_filter(tags::CREATED_AT, format_time(run.scheduled_time)),
             ],
         )
         .await?,
         ..Default::default()
     };
-    Ok(assemble(&cx.location, &run.policy, listing)
-        .into_iter()
-        .map(|l| l.point)
-        .collect())
+    // A lost response can leave two snapshots of one volume for one run: one
+    // recovery point per source, the first id, with the worst state.
+    let mut by_source: BTreeMap<String, RecoveryPoint> = BTreeMap::new();
+    for p in assemble(&cx.location, &run.policy, listing).points {
+        let p = p.point;
+        match by_source.get_mut(&p.source) {
+            None => {
+                by_source.insert(p.source.clone(), p);
+            }
+            Some(q) => {
+                q.state = RecoveryPointState::worst([q.state, p.state]);
+                if p.id < q.id {
+                    q.id = p.id;
+                }
+            }
+        }
+    }
+    Ok(by_source.into_values().collect())
 }
 
 /// EBS snapshot id -> state; ids AWS does not know are absent.
@@ -157,27 +170,19 @@ pub(crate) async fn snapshot_states(
 ) -> Result<HashMap<String, RecoveryPointState>, CloudError> {
     let ec2 = cx.ec2();
     states_by_id(ids, FILTER_CHUNK, |chunk| {
-        let ec2 = &ec2;
-        async move {
-            let mut pages = ec2
-                .describe_snapshots()
-                .owner_ids("self")
-                .filters(ec2_filter("snapshot-id", chunk))
-                .max_results(PAGE)
-                .into_paginator()
-                .send();
-            let mut out = Vec::new();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| from_sdk(e, "DescribeSnapshots", "-", cx.region_name()))?;
-                for s in page.snapshots() {
-                    if let Some(id) = s.snapshot_id() {
-                        out.push((id.to_owned(), s.point_state()));
-                    }
-                }
-            }
-            Ok(out)
-        }
+        let pages = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(ec2_filter("snapshot-id", chunk))
+            .max_results(PAGE)
+            .into_paginator()
+            .send();
+        all_pages(pages, "DescribeSnapshots", cx.region_name(), |p| {
+            p.snapshots()
+                .iter()
+                .filter_map(|s| Some((s.snapshot_id()?.to_owned(), s.point_state())))
+                .collect::<Vec<_>>()
+        })
     })
     .await
 }

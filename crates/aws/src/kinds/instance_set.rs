@@ -23,49 +23,47 @@ impl KindAdapter for InstanceSet {
         cx: &LocationClients,
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
-        {
-            let region = cx.region_name();
-            let out = cx
-                .ec2()
-                .create_snapshots()
-                .instance_specification(
-                    InstanceSpecification::builder()
-                        .instance_id(&req.target.id)
-                        .exclude_boot_volume(req.ec2.exclude_boot_volume)
-                        .build(),
-                )
-                .description(description(req))
-                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
-                .customize()
-                .config_override(no_retries())
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))?;
-            let mut members: Vec<String> = out
-                .snapshots()
-                .iter()
-                .map(|s| s.snapshot_id().unwrap_or_default().to_owned())
-                .collect();
-            members.sort();
-            if members.is_empty() {
-                return Err(CloudError::new(
-                    ErrorKind::InvalidInput,
-                    "CreateSnapshots",
-                    &req.target.id,
-                    region,
-                    "no volume was snapshotted (an instance with only a root volume and exclude_boot_volume set?)",
-                ));
-            }
-            let state = RecoveryPointState::worst(out.snapshots().iter().map(|s| s.point_state()));
-            Ok(Created {
-                recovery_point: req.point(
-                    RecoveryPoint::instance_set_id(&req.target.id, &req.run.scheduled_time),
-                    members,
-                    state,
-                ),
-                existed: false,
-            })
+        let region = cx.region_name();
+        let out = cx
+            .ec2()
+            .create_snapshots()
+            .instance_specification(
+                InstanceSpecification::builder()
+                    .instance_id(&req.target.id)
+                    .exclude_boot_volume(req.ec2.exclude_boot_volume)
+                    .build(),
+            )
+            .description(description(req))
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))?;
+        let mut members: Vec<String> = out
+            .snapshots()
+            .iter()
+            .map(|s| s.snapshot_id().unwrap_or_default().to_owned())
+            .collect();
+        members.sort();
+        if members.is_empty() {
+            return Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                "CreateSnapshots",
+                &req.target.id,
+                region,
+                "no volume was snapshotted (an instance with only a root volume and exclude_boot_volume set?)",
+            ));
         }
+        let state = RecoveryPointState::worst(out.snapshots().iter().map(|s| s.point_state()));
+        Ok(Created {
+            recovery_point: req.point(
+                RecoveryPoint::instance_set_id(&req.target.id, req.run.scheduled_time),
+                members,
+                state,
+            ),
+            existed: false,
+        })
     }
 
     fn snapshot_ids(&self, point: &RecoveryPoint) -> Vec<String> {

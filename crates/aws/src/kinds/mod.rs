@@ -7,6 +7,7 @@
 
 pub(crate) mod ami;
 pub(crate) mod aurora;
+mod db;
 pub(crate) mod ebs;
 pub(crate) mod instance_set;
 pub(crate) mod rds;

@@ -3,14 +3,14 @@
 //! narrow by our tags, then match by identifier.
 
 use strongroom_core::listing::{ListedRecord, Listing};
-use strongroom_core::model::{RecoveryPoint, RecoveryPointKind};
+use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{tags, CloudError};
 
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
-use crate::sdk::{create_or_find, with_states, PointState, Seen, TagsExt, ToSdkTags};
+use crate::sdk::{all_pages, create_or_find, with_states, PointState, Seen, TagsExt, ToSdkTags};
 
 /// The largest DescribeClusterSnapshots page.
 const PAGE: i32 = 100;
@@ -23,7 +23,7 @@ async fn manual_snapshots(
     key: &str,
     values: Vec<String>,
 ) -> Result<Vec<aws_sdk_redshift::types::Snapshot>, CloudError> {
-    let mut pages = cx
+    let pages = cx
         .redshift()
         .describe_cluster_snapshots()
         .snapshot_type("manual")
@@ -32,19 +32,15 @@ async fn manual_snapshots(
         .max_records(PAGE)
         .into_paginator()
         .send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| from_sdk(e, "DescribeClusterSnapshots", "-", cx.region_name()))?;
-        // The filter is applied again here: not every endpoint honours it.
-        out.extend(
-            page.snapshots()
-                .iter()
-                .filter(|s| s.snapshot_type() == Some("manual"))
-                .cloned(),
-        );
-    }
-    Ok(out)
+    all_pages(pages, "DescribeClusterSnapshots", cx.region_name(), |p| {
+        // The type filter is applied again here: not every endpoint honours it.
+        p.snapshots()
+            .iter()
+            .filter(|s| s.snapshot_type() == Some("manual"))
+            .cloned()
+            .collect::<Vec<_>>()
+    })
+    .await
 }
 
 impl KindAdapter for Redshift {
@@ -53,44 +49,42 @@ impl KindAdapter for Redshift {
         cx: &LocationClients,
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
-        {
-            let region = cx.region_name();
-            let rs = cx.redshift();
-            let create = async {
-                let out = rs
-                    .create_cluster_snapshot()
-                    .snapshot_identifier(&req.name)
-                    .cluster_identifier(&req.target.id)
-                    .set_tags(Some(req.tags.redshift_tags()))
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "CreateClusterSnapshot", &req.target.id, region))?;
-                Ok(out.snapshot().map(Seen::made))
-            };
-            let find = || async {
-                let out = rs
-                    .describe_cluster_snapshots()
-                    .snapshot_identifier(&req.name)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &req.name, region))?;
-                Ok(out
-                    .snapshots()
-                    .first()
-                    .map(|s| Seen::existing(s, s.tags().to_tags())))
-            };
-            create_or_find(
-                req,
-                "CreateClusterSnapshot",
-                &[
-                    "ClusterSnapshotAlreadyExists",
-                    "ClusterSnapshotAlreadyExistsFault",
-                ],
-                create,
-                find,
-            )
-            .await
-        }
+        let region = cx.region_name();
+        let rs = cx.redshift();
+        let create = async {
+            let out = rs
+                .create_cluster_snapshot()
+                .snapshot_identifier(&req.name)
+                .cluster_identifier(&req.target.id)
+                .set_tags(Some(req.tags.redshift_tags()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateClusterSnapshot", &req.target.id, region))?;
+            Ok(out.snapshot().map(Seen::made))
+        };
+        let find = || async {
+            let out = rs
+                .describe_cluster_snapshots()
+                .snapshot_identifier(&req.name)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &req.name, region))?;
+            Ok(out
+                .snapshots()
+                .first()
+                .map(|s| Seen::existing(s, s.tags().to_tags())))
+        };
+        create_or_find(
+            req,
+            "CreateClusterSnapshot",
+            &[
+                "ClusterSnapshotAlreadyExists",
+                "ClusterSnapshotAlreadyExistsFault",
+            ],
+            create,
+            find,
+        )
+        .await
     }
 
     async fn refresh(
@@ -99,52 +93,46 @@ impl KindAdapter for Redshift {
         points: &[&RecoveryPoint],
         _snapshots: &SnapshotStates,
     ) -> Result<Vec<RecoveryPoint>, CloudError> {
-        {
-            // Narrowed to the runs' scheduled times, then matched by identifier.
-            let mut times: Vec<String> = points.iter().map(|p| p.created_at.clone()).collect();
-            times.sort();
-            times.dedup();
-            let states = manual_snapshots(cx, tags::CREATED_AT, times)
-                .await?
-                .iter()
-                .map(|s| {
-                    let id = s.snapshot_identifier().unwrap_or_default().to_owned();
-                    (id, s.point_state())
-                })
-                .collect();
-            Ok(with_states(points, &states))
-        }
+        // Narrowed to the runs' scheduled times, then matched by identifier.
+        let mut times: Vec<String> = points.iter().map(|p| format_time(p.created_at)).collect();
+        times.sort();
+        times.dedup();
+        let states = manual_snapshots(cx, tags::CREATED_AT, times)
+            .await?
+            .iter()
+            .map(|s| {
+                let id = s.snapshot_identifier().unwrap_or_default().to_owned();
+                (id, s.point_state())
+            })
+            .collect();
+        Ok(with_states(points, &states))
     }
 
     async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
-        {
-            let records = manual_snapshots(cx, tags::POLICY, vec![policy.to_owned()])
-                .await?
-                .iter()
-                .map(|s| ListedRecord {
-                    kind: RecoveryPointKind::RedshiftSnapshot,
-                    id: s.snapshot_identifier().unwrap_or_default().to_owned(),
-                    owner: s.owner_account().unwrap_or_default().to_owned(),
-                    state: s.point_state(),
-                    tags: s.tags().to_tags(),
-                })
-                .collect();
-            Ok(Listing {
-                records,
-                ..Default::default()
+        let records = manual_snapshots(cx, tags::POLICY, vec![policy.to_owned()])
+            .await?
+            .iter()
+            .map(|s| ListedRecord {
+                kind: RecoveryPointKind::RedshiftSnapshot,
+                id: s.snapshot_identifier().unwrap_or_default().to_owned(),
+                owner: s.owner_account().unwrap_or_default().to_owned(),
+                state: s.point_state(),
+                tags: s.tags().to_tags(),
             })
-        }
+            .collect();
+        Ok(Listing {
+            records,
+            ..Default::default()
+        })
     }
 
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
-        {
-            cx.redshift()
-                .delete_cluster_snapshot()
-                .snapshot_identifier(&point.id)
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "DeleteClusterSnapshot", &point.id, cx.region_name()))?;
-            Ok(())
-        }
+        cx.redshift()
+            .delete_cluster_snapshot()
+            .snapshot_identifier(&point.id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DeleteClusterSnapshot", &point.id, cx.region_name()))?;
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::backup::discover::Batch;
 use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
@@ -52,13 +53,17 @@ pub struct BatchResult {
     pub pending: usize,
     /// Completion checks done so far.
     pub polls: u32,
-    /// When the first completion check ran (RFC 3339): the start of the
+    /// When the first completion check ran: the start of the
     /// [`MAX_WAIT_SECONDS`](crate::backup::status::MAX_WAIT_SECONDS) a recovery
     /// point may stay pending. Counting from the check rather than the
     /// scheduled time keeps a late re-run or a redrive from failing fresh
     /// snapshots at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_since: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::model::utc_time::option"
+    )]
+    pub waiting_since: Option<OffsetDateTime>,
 }
 
 impl BatchResult {
@@ -172,7 +177,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         lookup_covers(&batch, r.resource_type)
             && r.error
                 .as_ref()
-                .is_some_and(|e| e.error_type == ErrorKind::Throttled.error_type())
+                .is_some_and(|e| e.error_type == ErrorKind::Throttled)
     }) {
         let e = r.error.as_ref().expect("checked above");
         return Err(CloudError::new(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::backup::snapshot::BatchResult;
 use crate::error::{Error, ErrorKind, ErrorReport};
-use crate::model::{format_time, parse_time, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
+use crate::model::{utc, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
 use crate::ports::RecoveryPoints;
 
 /// A recovery point still pending this long after the first completion check is failed.
@@ -32,13 +32,7 @@ pub async fn refresh_batch<P: RecoveryPoints>(
             .into_iter()
             .map(|p| ((p.kind, p.id.clone()), p))
             .collect();
-        let since = match &batch.waiting_since {
-            Some(t) => parse_time(t).map_err(|e| Error::invalid("waiting_since", e.to_string()))?,
-            None => {
-                batch.waiting_since = Some(format_time(now));
-                now
-            }
-        };
+        let since = *batch.waiting_since.get_or_insert(utc(now));
         let overdue = (now - since).whole_seconds() > MAX_WAIT_SECONDS;
         for r in batch.results.iter_mut() {
             let Some(p) = r.recovery_point.as_mut() else {
@@ -51,28 +45,28 @@ pub async fn refresh_batch<P: RecoveryPoints>(
                 Some(f) => p.state = f.state,
                 None => {
                     p.state = RecoveryPointState::Failed;
-                    r.error = Some(ErrorReport {
-                        error_type: ErrorKind::NotFound.error_type().into(),
-                        message: format!("recovery point {} disappeared before it completed", p.id),
-                    });
+                    r.error = Some(ErrorReport::new(
+                        ErrorKind::NotFound,
+                        format!("recovery point {} disappeared before it completed", p.id),
+                    ));
                 }
             }
             if p.state == RecoveryPointState::Pending && overdue {
                 p.state = RecoveryPointState::Failed;
-                r.error = Some(ErrorReport {
-                    error_type: ErrorKind::NotReady.error_type().into(),
-                    message: format!(
-                        "recovery point {} still pending {} hours after the scheduled time",
+                r.error = Some(ErrorReport::new(
+                    ErrorKind::NotReady,
+                    format!(
+                        "recovery point {} still pending {} hours after the first completion check",
                         p.id,
                         MAX_WAIT_SECONDS / 3600
                     ),
-                });
+                ));
             }
             if p.state == RecoveryPointState::Failed && r.error.is_none() {
-                r.error = Some(ErrorReport {
-                    error_type: ErrorKind::Internal.error_type().into(),
-                    message: format!("recovery point {} ended in an error state", p.id),
-                });
+                r.error = Some(ErrorReport::new(
+                    ErrorKind::Internal,
+                    format!("recovery point {} ended in an error state", p.id),
+                ));
             }
         }
     }
