@@ -131,6 +131,9 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.skipped, 2);
     assert_eq!(r.recovery_point_ids.len(), 12);
+    // Discover and Prune learn their account from the invoked function's ARN, not from STS.
+    let calls = emu.strongroom_calls();
+    assert!(!calls.contains_key("sts:GetCallerIdentity"), "{calls:?}");
     // The Prune stage ran after the snapshots: one recovery point per source, all kept.
     let prune = r.prune.as_ref().expect("a prune summary");
     assert!(!prune.dry_run);

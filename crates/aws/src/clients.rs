@@ -83,7 +83,14 @@ impl Clients {
             .insert(account.into(), role);
     }
 
-    /// The account the function's own credentials belong to (one STS call per process).
+    /// Records the account of the function's own credentials when the
+    /// platform names it (the first one told wins), sparing the STS call.
+    pub fn set_home_account(&self, account: &str) {
+        let _ = self.inner.home.set(account.to_owned());
+    }
+
+    /// The account the function's own credentials belong to: as told by
+    /// [`Clients::set_home_account`], else one STS call per process.
     pub async fn home_account(&self) -> Result<String, CloudError> {
         let get = self.inner.home.get_or_try_init(|| async {
             let out = Box::pin(

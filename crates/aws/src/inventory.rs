@@ -17,6 +17,10 @@ impl Identity for AwsCloud {
     async fn home_account(&self) -> Result<String, CloudError> {
         self.clients.home_account().await
     }
+
+    fn learn_home_account(&self, account: &str) {
+        self.clients.set_home_account(account);
+    }
 }
 
 impl Inventory for AwsCloud {

@@ -130,12 +130,13 @@ impl Listed {
     /// unreadable point that prune keeps and reports.
     fn add(&mut self, d: Draft, location: &Location) {
         let source = d.tags.get(tags::SOURCE).cloned().unwrap_or_default();
-        let created = d.tags.get(tags::CREATED_AT).map(|t| parse_time(t));
-        let Some(Ok(created_at)) = created else {
+        let raw = d.tags.get(tags::CREATED_AT).cloned().unwrap_or_default();
+        let Ok(created_at) = parse_time(&raw) else {
             self.unreadable.push(UnreadablePoint {
                 id: d.id,
                 kind: d.kind,
                 source,
+                created_at: raw,
             });
             return;
         };
@@ -444,7 +445,8 @@ mod tests {
             [UnreadablePoint {
                 id: "snap-1".into(),
                 kind: RecoveryPointKind::EbsSnapshot,
-                source: "vol-1".into()
+                source: "vol-1".into(),
+                created_at: "yesterday".into(),
             }]
         );
     }

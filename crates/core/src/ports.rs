@@ -24,6 +24,12 @@ pub trait Identity: Send + Sync {
     /// The account of the function's own credentials: the policy's home
     /// account, whose regions it protects (other accounts are reached by role).
     fn home_account(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// The platform knows the home account without a call (on Lambda, the
+    /// invoked function's ARN names it: an execution role lives in its
+    /// function's account) and tells it here, so that `home_account` need not
+    /// ask. Ignored by default.
+    fn learn_home_account(&self, _account: &str) {}
 }
 
 /// Finds sources by type and tags.
@@ -131,6 +137,8 @@ pub struct UnreadablePoint {
     pub id: String,
     pub kind: RecoveryPointKind,
     pub source: String,
+    /// The `strongroom:created-at` value as found (empty when missing).
+    pub created_at: String,
 }
 
 /// What a location's listing returned.

@@ -136,13 +136,9 @@ pub struct PointDecision {
     pub id: String,
     pub kind: RecoveryPointKind,
     pub source: String,
-    /// Absent for a point whose `strongroom:created-at` could not be read.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::model::utc_time::option"
-    )]
-    pub created_at: Option<OffsetDateTime>,
+    /// RFC 3339; for a point whose `strongroom:created-at` is not a time,
+    /// the tag's value as it is (empty when missing).
+    pub created_at: String,
     pub reasons: Vec<Reason>,
 }
 
@@ -191,7 +187,7 @@ fn decision(p: &ListedPoint, reasons: Vec<Reason>) -> PointDecision {
         id: p.point.id.clone(),
         kind: p.point.kind,
         source: p.point.source.clone(),
-        created_at: Some(p.point.created_at),
+        created_at: format_time(p.point.created_at),
         reasons,
     }
 }
@@ -245,7 +241,7 @@ pub async fn prune_location<P: Pruning>(
             id: u.id.clone(),
             kind: u.kind,
             source: u.source.clone(),
-            created_at: None,
+            created_at: u.created_at.clone(),
             reasons: vec![Reason::NoValidCreatedAt],
         });
     }

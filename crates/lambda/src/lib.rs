@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use strongroom_core::policy::parse_with_path;
+use strongroom_core::ports::Identity;
 
 /// The runtime's error: what [`run`] returns when the Lambda Runtime API fails.
 pub use lambda_runtime::Error;
@@ -49,21 +50,35 @@ where
     .await
 }
 
-/// [`run`] for a handler that needs state (clients, config): sets up logging,
-/// then awaits `state` (so whatever it logs is kept), then serves
-/// `handler(payload, &state)`. The state lives as long as the process, so it
-/// is leaked to `'static` rather than borrowed.
+/// [`run`] for a handler that needs the cloud: sets up logging, then awaits
+/// `state` (so whatever it logs is kept), then serves `handler(payload,
+/// &state)`. Each event's invoked function ARN tells the state its home
+/// account ([`Identity::learn_home_account`]), sparing an STS call. The state
+/// lives as long as the process, so it is leaked to `'static` rather than borrowed.
 pub async fn run_with<S, StateFut, F, Fut, O>(state: StateFut, handler: F) -> Result<(), Error>
 where
     StateFut: Future<Output = S>,
-    S: 'static,
+    S: Identity + 'static,
     F: Fn(Value, &'static S) -> Fut,
     Fut: Future<Output = Result<O, FunctionError>>,
     O: Serialize,
 {
     init_tracing();
     let state: &'static S = Box::leak(Box::new(state.await));
-    run(move |payload| handler(payload, state)).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        if let Some(account) = arn_account(&event.context.invoked_function_arn) {
+            state.learn_home_account(account);
+        }
+        handler(event.payload, state)
+    }))
+    .await
+}
+
+/// The account of an ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`):
+/// twelve digits, or nothing.
+fn arn_account(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// A handler's error: a core error that leaves the process as a [`Diagnostic`].
@@ -114,6 +129,22 @@ mod tests {
         let d: Diagnostic = e.into();
         assert_eq!(d.error_type, "Strongroom.InvalidInput");
         assert!(d.error_message.contains("`a`"), "{}", d.error_message);
+    }
+
+    #[test]
+    fn accounts_come_from_function_arns_only_when_well_formed() {
+        assert_eq!(
+            arn_account("arn:aws:lambda:eu-west-1:210987654321:function:discover"),
+            Some("210987654321")
+        );
+        for bad in [
+            "",
+            "arn:aws:lambda:eu-west-1::function:x",
+            "arn:aws:lambda:r:12345:function:x",
+            "nope",
+        ] {
+            assert_eq!(arn_account(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -181,6 +212,8 @@ mod tests {
                                 let body = event.to_string();
                                 format!(
                                     "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: req-{i}\r\n\
+                                     Lambda-Runtime-Invoked-Function-Arn: \
+                                     arn:aws:lambda:eu-west-1:210987654321:function:test\r\n\
                                      Lambda-Runtime-Deadline-Ms: 9999999999999\r\n\
                                      Content-Length: {}\r\n\r\n{body}",
                                     body.len()
@@ -215,15 +248,29 @@ mod tests {
             std::env::set_var(name, value);
         }
 
+        /// A state that records the account it is told.
+        struct State(std::sync::Mutex<Option<String>>);
+        impl Identity for State {
+            async fn home_account(&self) -> Result<String, strongroom_core::CloudError> {
+                Ok(self.0.lock().unwrap().clone().unwrap_or_default())
+            }
+            fn learn_home_account(&self, account: &str) {
+                *self.0.lock().unwrap() = Some(account.to_owned());
+            }
+        }
         // Shaped like the functions' handlers: generic over the state, by reference.
-        async fn add<N: Copy + Into<u32>>(
+        async fn add<I: Identity>(
             payload: serde_json::Value,
-            n: &N,
+            s: &I,
         ) -> Result<serde_json::Value, FunctionError> {
             let input: In = parse(payload)?;
-            Ok(serde_json::json!({"sum": input.a + (*n).into()}))
+            let account = s
+                .home_account()
+                .await
+                .map_err(|e| FunctionError(e.into()))?;
+            Ok(serde_json::json!({"sum": input.a + 10, "account": account}))
         }
-        let result = run_with(async { 10u32 }, add).await;
+        let result = run_with(async { State(Default::default()) }, add).await;
 
         assert!(
             result.is_err(),
@@ -232,7 +279,11 @@ mod tests {
         let posts = api.posts.lock().unwrap().clone();
         assert_eq!(posts.len(), 2, "{posts:?}");
         assert_eq!(posts[0].0, "/2018-06-01/runtime/invocation/req-0/response");
-        assert_eq!(posts[0].1, serde_json::json!({"sum": 11}));
+        // The handler saw the account of the invoked function's ARN.
+        assert_eq!(
+            posts[0].1,
+            serde_json::json!({"sum": 11, "account": "210987654321"})
+        );
         assert_eq!(posts[1].0, "/2018-06-01/runtime/invocation/req-1/error");
         assert_eq!(posts[1].1["errorType"], "Strongroom.InvalidInput");
     }
