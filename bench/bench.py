@@ -332,7 +332,7 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         "",
         "What Strongroom's count includes that Custodian's does not: the idempotency lookup (one tag-filtered "
         "`DescribeSnapshots` per location before creating EBS/instance snapshots; RDS, Aurora, Redshift and AMIs "
-        "are idempotent through deterministic names at no extra call), the completion check (`Status`: one "
+        "are idempotent through deterministic names at no extra call) and the completion check (`Status`: one "
         "describe per kind and location, EBS snapshots and instance sets sharing one `DescribeSnapshots`, only for "
         "recovery points that their create call returned as pending). "
         f"In this run the emulator returned some EC2 snapshots as pending and everything else as completed, so "
