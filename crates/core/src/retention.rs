@@ -69,12 +69,15 @@ pub struct Retention {
 }
 
 /// A restic duration: years, months, days and hours, e.g. `1y2m3d4h`, `3m1y`.
+/// Any count restic accepts (a 64-bit integer) is accepted, e.g. restic's own
+/// "forever", `9999y`; a span reaching before the earliest representable time
+/// reaches that time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
-    pub years: i32,
-    pub months: i32,
-    pub days: i32,
-    pub hours: i32,
+    pub years: i64,
+    pub months: i64,
+    pub days: i64,
+    pub hours: i64,
 }
 
 impl Span {
@@ -94,20 +97,13 @@ impl Span {
             if num.is_empty() {
                 return Err(format!("`{s}`: expected a number before `{c}`; write a duration such as 2d, 12h or 1y6m"));
             }
-            let n: i32 = num
-                .parse()
-                .map_err(|_| format!("`{s}`: the number {num} is too large"))?;
-            let limit = match c {
-                'y' => 1_000,
-                'm' => 12_000,
-                'd' => 365_000,
-                _ => 8_760_000,
-            };
-            if n > limit {
-                return Err(format!(
-                    "`{s}`: {n}{c} is more than {limit}{c}; durations go up to 1000 years"
-                ));
-            }
+            // restic reads each number as a Go int (64 bits).
+            let n: i64 = num.parse().map_err(|_| {
+                format!(
+                    "`{s}`: the number {num} is too large; the largest is {}",
+                    i64::MAX
+                )
+            })?;
             match c {
                 'y' => span.years = n,
                 'm' => span.months = n,
@@ -133,18 +129,37 @@ impl Span {
         *self == Span::default()
     }
 
-    /// `t` minus this span, with Go's `AddDate` normalisation (Mar 31 - 1m = Mar 3).
+    /// `t` minus this span, with Go's `AddDate` normalisation (Mar 31 - 1m = Mar 3),
+    /// saturating at the earliest representable time.
     pub fn before(&self, t: OffsetDateTime) -> OffsetDateTime {
+        let earliest = time::PrimitiveDateTime::MIN.assume_utc();
+        // Beyond these, the answer is before any representable date anyway
+        // (and `Duration::days`/`hours` would overflow).
+        const MAX_DAYS: i64 = 10_000_000;
+        const MAX_HOURS: i64 = MAX_DAYS * 24;
+        if self.days > MAX_DAYS || self.hours > MAX_HOURS {
+            return earliest;
+        }
         let t = t.to_offset(UtcOffset::UTC);
-        let months = t.year() as i64 * 12 + (t.month() as i64 - 1)
-            - self.years as i64 * 12
-            - self.months as i64;
+        let months = (t.year() as i64 * 12 + (t.month() as i64 - 1))
+            .checked_sub(self.years.saturating_mul(12))
+            .and_then(|m| m.checked_sub(self.months));
+        let Some(months) = months else {
+            return earliest;
+        };
         let (year, month0) = (months.div_euclid(12), months.rem_euclid(12));
         let month = Month::try_from(month0 as u8 + 1).expect("0..12 + 1 is a month");
-        let first =
-            Date::from_calendar_date(year as i32, month, 1).expect("a valid first of month");
-        let date = first + time::Duration::days(t.day() as i64 - 1 - self.days as i64);
-        date.with_time(t.time()).assume_utc() - time::Duration::hours(self.hours as i64)
+        let Some(first) = i32::try_from(year)
+            .ok()
+            .and_then(|y| Date::from_calendar_date(y, month, 1).ok())
+        else {
+            return earliest;
+        };
+        first
+            .checked_add(time::Duration::days(t.day() as i64 - 1 - self.days))
+            .map(|d| d.with_time(t.time()).assume_utc())
+            .and_then(|d| d.checked_sub(time::Duration::hours(self.hours)))
+            .unwrap_or(earliest)
     }
 }
 
@@ -479,10 +494,13 @@ mod tests {
             "-1d",
             "1.5d",
             "2 d",
-            "20000y",
-            "99999999d",
+            "99999999999999999999d",
         ] {
             assert!(Span::parse(bad).is_err(), "{bad}");
+        }
+        // Whatever restic accepts: its own "forever" and more.
+        for good in ["9999y", "20000y", "99999999d", "9223372036854775807h"] {
+            assert!(Span::parse(good).is_ok(), "{good}");
         }
     }
 
@@ -523,6 +541,26 @@ mod tests {
             .before(datetime!(2026-01-15 00:00 UTC)),
             datetime!(2024-12-15 00:00 UTC)
         );
+    }
+
+    #[test]
+    fn spans_beyond_the_calendar_saturate_at_its_start() {
+        let t = datetime!(2026-11-29 03:00 UTC);
+        let earliest = time::PrimitiveDateTime::MIN.assume_utc();
+        for s in [
+            "20000y",
+            "99999999d",
+            "9223372036854775807h",
+            "9223372036854775807m",
+        ] {
+            assert_eq!(Span::parse(s).unwrap().before(t), earliest, "{s}");
+        }
+        // Within the calendar (back to year -9999), nothing changes.
+        assert_eq!(
+            Span::parse("2000y").unwrap().before(t),
+            datetime!(0026-11-29 03:00 UTC)
+        );
+        assert_eq!(Span::parse("9999y").unwrap().before(t).year(), -7973);
     }
 
     #[test]

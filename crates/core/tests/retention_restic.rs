@@ -314,3 +314,23 @@ fn future_points_do_not_move_the_window() {
         ["future", "now"].into_iter().map(String::from).collect()
     );
 }
+
+#[test]
+fn restic_forever_keep_within_yearly_9999y_carries_over() {
+    // restic's own test vectors keep "forever" with 9999y: the newest point of
+    // every year, however far back.
+    let latest = datetime!(2026-06-10 18:00 UTC);
+    let points: Vec<PlanPoint> = (0..60)
+        .map(|i| point(format!("p{i:02}"), latest - Duration::days(30 * i)))
+        .collect();
+    let p = plan(
+        &points,
+        &rules(serde_json::json!({"keep_within_yearly": "9999y"})),
+        latest + Duration::hours(1),
+    );
+    let want = newest_per_period(&points, usize::MAX, |t| t.year() as i64);
+    assert_eq!(want.len(), 6, "2021 to 2026");
+    assert_eq!(kept(&p), want);
+    assert_eq!(reasons(&p, "p06"), ["yearly within 9999y"]);
+    assert_eq!(reasons(&p, "p07"), ["matches no keep rule"]);
+}
