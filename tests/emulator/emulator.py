@@ -35,6 +35,12 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
    the mappings and invents a snapshot of its own.
 6. Redshift ``DescribeClusterSnapshots`` returns ``OwnerAccount`` (AWS: "the
    account used to create or copy the snapshot"); moto leaves it out.
+7. Snapshot identifiers follow AWS's rules: ``DBSnapshotIdentifier`` (RDS
+   ``CreateDBSnapshot``) and ``SnapshotIdentifier`` (Redshift
+   ``CreateClusterSnapshot``) 1-255 characters, ``DBClusterSnapshotIdentifier``
+   (``CreateDBClusterSnapshot``) 1-63; letters, digits and hyphens, starting
+   with a letter, no two consecutive hyphens, not ending with one. AWS refuses
+   anything else with ``InvalidParameterValue``; moto accepts any string.
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -89,6 +95,7 @@ def patch_moto() -> None:
     _patch_snapshot_lock()
     _patch_register_image()
     _patch_redshift_owner()
+    _patch_snapshot_identifiers()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -220,6 +227,48 @@ def _patch_redshift_owner() -> None:
 
     if not hasattr(Snapshot, "owner_account"):
         Snapshot.owner_account = property(lambda self: self.account_id)  # type: ignore[attr-defined]
+
+
+IDENTIFIER = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|-(?!-))*")
+
+
+def _identifier_problem(value: str, max_len: int) -> str | None:
+    if not 1 <= len(value) <= max_len:
+        return f"must be 1 to {max_len} characters, got {len(value)}"
+    if not IDENTIFIER.fullmatch(value) or value.endswith("-"):
+        return "must start with a letter and contain only letters, digits and single hyphens, not ending with one"
+    return None
+
+
+def _patch_snapshot_identifiers() -> None:
+    """Patch 7: snapshot identifiers are checked as AWS checks them."""
+    from moto.rds.exceptions import InvalidParameterValue
+    from moto.rds.models import RDSBackend
+    from moto.redshift.exceptions import InvalidParameterValueError
+    from moto.redshift.models import RedshiftBackend
+
+    def checked(original, position, name, type_position, max_len, error):  # type: ignore[no-untyped-def]
+        def create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            value = kwargs.get(name, args[position] if len(args) > position else "")
+            kind = kwargs.get("snapshot_type", args[type_position] if len(args) > type_position else "manual")
+            # Automated snapshots get names of AWS's own making ("rds:..."): only
+            # what callers name is checked.
+            problem = _identifier_problem(value, max_len) if kind == "manual" else None
+            if problem:
+                raise error(f"The parameter {name} is not a valid identifier: {problem}.")
+            return original(self, *args, **kwargs)
+
+        create.strongroom_checked = True  # type: ignore[attr-defined]
+        return create
+
+    for cls, method, position, name, type_position, max_len, error in [
+        (RDSBackend, "create_db_snapshot", 1, "db_snapshot_identifier", 2, 255, InvalidParameterValue),
+        (RDSBackend, "create_db_cluster_snapshot", 1, "db_cluster_snapshot_identifier", 2, 63, InvalidParameterValue),
+        (RedshiftBackend, "create_cluster_snapshot", 1, "snapshot_identifier", 4, 255, InvalidParameterValueError),
+    ]:
+        original = getattr(cls, method)
+        if not getattr(original, "strongroom_checked", False):
+            setattr(cls, method, checked(original, position, name, type_position, max_len, error))
 
 
 # --------------------------------------------------------------------------

@@ -377,3 +377,72 @@ async fn completion_check_uses_one_describe_per_kind() {
     .collect();
     assert_eq!(calls, expected);
 }
+
+#[tokio::test]
+async fn a_cluster_whose_plain_name_is_too_long_is_still_protected_once() {
+    // AWS limits a DB cluster snapshot identifier to 63 characters (the
+    // emulator too); policy `prod-daily` + this cluster make 70.
+    let emu = Emulator::start();
+    let cluster = "payments-aurora-postgresql-prod";
+    let rds = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&emu.harness_config().await)
+            .region(aws_config::Region::new("us-east-1"))
+            .build(),
+    );
+    rds.create_db_cluster()
+        .db_cluster_identifier(cluster)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("password123")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("backup")
+                .value("daily")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plain = format!("strongroom-prod-daily-20261129t030000z-{cluster}");
+    assert_eq!(plain.len(), 70);
+    let refused = rds
+        .create_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier(&plain)
+        .db_cluster_identifier(cluster)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_rds::error::ProvideErrorMetadata::code(&refused),
+        Some("InvalidParameterValue"),
+        "the emulator must refuse what AWS refuses: {refused:?}"
+    );
+
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut req = request("exec-long", &["aurora-cluster"], json!({}));
+    req.input["policy"]["name"] = json!("prod-daily");
+    req.input["policy"]["selector"]["regions"] = json!(["us-east-1"]);
+    let first = run_all(&cloud, req.clone()).await;
+    let results: Vec<_> = first.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].outcome, Outcome::Created, "{results:?}");
+    let id = &results[0].recovery_point.as_ref().unwrap().id;
+    assert!(
+        id.len() <= 63 && id.starts_with("strongroom-prod-daily-"),
+        "{id}"
+    );
+
+    // A re-run finds it by the same deterministic name.
+    req.execution = "exec-long-2".into();
+    let again = run_all(&cloud, req).await;
+    let results: Vec<_> = again.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results[0].outcome, Outcome::Existing, "{results:?}");
+    assert_eq!(&results[0].recovery_point.as_ref().unwrap().id, id);
+    let snapshots: Vec<_> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| f.kind == FoundKind::Aurora)
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+}

@@ -39,18 +39,41 @@ pub struct RunKey {
 }
 
 impl RunKey {
-    /// The deterministic name of the recovery point this run makes of `target`
-    /// (RDS / Aurora / Redshift snapshot identifier, AMI name). Valid for all of
-    /// them: lowercase letters, digits and single hyphens, starting with a letter.
-    pub fn recovery_point_name(&self, target: &Target) -> String {
+    /// The deterministic name of the `kind` recovery point this run makes of
+    /// `target` (RDS / Aurora / Redshift snapshot identifier, AMI name):
+    /// `strongroom-<policy>-<yyyymmddthhmmssz>-<source id>`, lowercase letters,
+    /// digits and single hyphens, starting with a letter. When that is longer
+    /// than the kind's identifier may be (an Aurora cluster snapshot: 63), it
+    /// is cut and ends with a stable hash of the whole name instead, so it
+    /// stays deterministic and differs per policy, time and source.
+    pub fn recovery_point_name(&self, target: &Target, kind: RecoveryPointKind) -> String {
         let stamp: String = format_time(self.scheduled_time)
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
             .to_ascii_lowercase();
         let id = target.id.to_ascii_lowercase();
-        format!("strongroom-{}-{}-{}", self.policy, stamp, id)
+        let plain = format!("strongroom-{}-{}-{}", self.policy, stamp, id);
+        let max = kind.facts().name_rules.map_or(usize::MAX, |r| r.max_len);
+        if plain.chars().count() <= max {
+            return plain;
+        }
+        let hash = format!("{:016x}", fnv1a(plain.as_bytes()));
+        let hash = &hash[..NAME_HASH_LEN];
+        let head: String = plain.chars().take(max - NAME_HASH_LEN - 1).collect();
+        format!("{}-{hash}", head.trim_end_matches('-'))
     }
+}
+
+/// Hex digits of the hash that ends a shortened name: 40 bits, enough that
+/// two sources whose names share the kept prefix never meet in practice.
+const NAME_HASH_LEN: usize = 10;
+
+/// FNV-1a, 64 bits: stable across versions and platforms, as names must be.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The full tag set for a new recovery point of `target`: the contract's tags
@@ -180,12 +203,100 @@ mod tests {
 
     #[test]
     fn deterministic_names_are_valid_identifiers() {
-        let name = run().recovery_point_name(&target(&[]));
+        let name = run().recovery_point_name(&target(&[]), RecoveryPointKind::RdsSnapshot);
         assert_eq!(name, "strongroom-daily-20261129t030000z-orders-db");
         assert!(name.len() <= 255);
         assert!(!name.contains("--"));
         assert!(name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    fn valid_identifier(name: &str, max: usize) -> bool {
+        name.len() <= max
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !name.contains("--")
+            && !name.ends_with('-')
+    }
+
+    fn named(id: &str) -> Target {
+        Target {
+            resource_type: ResourceType::AuroraCluster,
+            id: id.into(),
+            arn: format!("arn:aws:rds:us-east-1:123456789012:cluster:{id}"),
+            tags: Tags::new(),
+        }
+    }
+
+    #[test]
+    fn names_too_long_for_their_kind_are_cut_with_a_stable_hash() {
+        // The example: 70 characters, over the 63 of a cluster snapshot.
+        let mut r = run();
+        r.policy = "prod-daily".into();
+        let t = named("payments-aurora-postgresql-prod");
+        let name = r.recovery_point_name(&t, RecoveryPointKind::AuroraSnapshot);
+        assert!(valid_identifier(&name, 63), "{name}");
+        assert!(
+            name.starts_with("strongroom-prod-daily-20261129t030000z-payments-"),
+            "{name}"
+        );
+        assert_eq!(
+            name,
+            r.recovery_point_name(&t, RecoveryPointKind::AuroraSnapshot)
+        );
+        // The same source fits in a DB snapshot identifier (255): the plain name.
+        assert_eq!(
+            r.recovery_point_name(&t, RecoveryPointKind::RdsSnapshot),
+            "strongroom-prod-daily-20261129t030000z-payments-aurora-postgresql-prod"
+        );
+        // The longest policy and source: every kind's limit, and two sources
+        // alike in their first 60 characters still get different names.
+        r.policy = format!("p{}abc", "ab-".repeat(12));
+        assert!(crate::policy::validate_policy_name(&r.policy).is_ok());
+        assert_eq!(r.policy.len(), crate::policy::MAX_POLICY_NAME);
+        let long = |end: &str| format!("c{}{end}", "x".repeat(61));
+        for kind in RecoveryPointKind::ALL {
+            let Some(rules) = kind.facts().name_rules else {
+                continue;
+            };
+            let a = r.recovery_point_name(&named(&long("a")), kind);
+            let b = r.recovery_point_name(&named(&long("b")), kind);
+            assert!(valid_identifier(&a, rules.max_len), "{kind:?}: {a}");
+            assert!(valid_identifier(&b, rules.max_len), "{kind:?}: {b}");
+            assert_ne!(a, b, "{kind:?}");
+        }
+        // A cut that lands on a hyphen never leaves two in a row.
+        for n in 40..63 {
+            let id = format!("a{}", "-b".repeat(n / 2));
+            let name = r.recovery_point_name(&named(&id), RecoveryPointKind::AuroraSnapshot);
+            assert!(valid_identifier(&name, 63), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        /// For every valid policy name and source id, every kind's name fits
+        /// its rules, is deterministic, and is the plain name when that fits.
+        #[test]
+        fn every_name_fits_its_kind(
+            policy in "[a-z]([a-z0-9]|-[a-z0-9]){0,19}",
+            id in "[a-z]([a-z0-9]|-[a-z0-9]){0,31}",
+        ) {
+            let mut r = run();
+            r.policy = policy;
+            let t = named(&id);
+            let plain = format!("strongroom-{}-20261129t030000z-{id}", r.policy);
+            for kind in RecoveryPointKind::ALL {
+                let Some(rules) = kind.facts().name_rules else { continue };
+                let name = r.recovery_point_name(&t, kind);
+                proptest::prop_assert!(valid_identifier(&name, rules.max_len), "{:?}: {}", kind, name);
+                proptest::prop_assert_eq!(&name, &r.recovery_point_name(&t, kind));
+                if plain.len() <= rules.max_len {
+                    proptest::prop_assert_eq!(&name, &plain);
+                }
+            }
+        }
     }
 }

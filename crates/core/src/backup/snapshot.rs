@@ -148,7 +148,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     location,
                     target,
                     run,
-                    name: run.recovery_point_name(target),
+                    name: run.recovery_point_name(target, kind_of(batch_ref, target.resource_type)),
                     tags: recovery_point_tags(policy, run, target, location),
                     ec2: &policy.ec2,
                 };
