@@ -41,6 +41,16 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
    (``CreateDBClusterSnapshot``) 1-63; letters, digits and hyphens, starting
    with a letter, no two consecutive hyphens, not ending with one. AWS refuses
    anything else with ``InvalidParameterValue``; moto accepts any string.
+8. Redshift manual snapshot retention: ``CreateCluster`` takes
+   ``ManualSnapshotRetentionPeriod`` (the cluster's default, -1 when absent),
+   ``CreateClusterSnapshot`` takes one too and otherwise inherits the
+   cluster's, ``DescribeClusterSnapshots`` reports it, and a manual snapshot
+   whose period has run out is deleted (AWS: "The number of days that a
+   manual snapshot is retained. If the value is -1, the manual snapshot is
+   retained indefinitely"; a cluster's default applies to snapshots created
+   without a period). moto has no retention at all. How long a "day" lasts
+   is ``STRONGROOM_EMULATOR_DAY_SECONDS`` (default 86400), so a test can let
+   days pass in seconds.
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -96,6 +106,7 @@ def patch_moto() -> None:
     _patch_register_image()
     _patch_redshift_owner()
     _patch_snapshot_identifiers()
+    _patch_redshift_manual_retention()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -269,6 +280,54 @@ def _patch_snapshot_identifiers() -> None:
         original = getattr(cls, method)
         if not getattr(original, "strongroom_checked", False):
             setattr(cls, method, checked(original, position, name, type_position, max_len, error))
+
+
+def _patch_redshift_manual_retention() -> None:
+    """Patch 8: Redshift manual snapshots keep the period they were given."""
+    from moto.core.utils import utcnow
+    from moto.redshift.models import RedshiftBackend
+    from moto.redshift.responses import RedshiftResponse
+
+    if getattr(RedshiftResponse.create_cluster, "strongroom_retention", False):
+        return
+    day_s = float(os.environ.get("STRONGROOM_EMULATOR_DAY_SECONDS", "86400"))
+    create_cluster = RedshiftResponse.create_cluster
+    create_snapshot = RedshiftResponse.create_cluster_snapshot
+    describe = RedshiftBackend.describe_cluster_snapshots
+
+    def period(response: Any) -> int | None:
+        raw = response._get_param("ManualSnapshotRetentionPeriod")
+        return None if raw is None else int(raw)
+
+    def create_cluster_with_default(self):  # type: ignore[no-untyped-def]
+        days = period(self)
+        result = create_cluster(self)
+        cluster = self.redshift_backend.clusters[self._get_param("ClusterIdentifier")]
+        cluster.manual_snapshot_retention_period = -1 if days is None else days
+        return result
+
+    def create_snapshot_with_period(self):  # type: ignore[no-untyped-def]
+        days = period(self)
+        result = create_snapshot(self)
+        snapshot = self.redshift_backend.snapshots[self._get_param("SnapshotIdentifier")]
+        cluster = self.redshift_backend.clusters[snapshot.cluster_identifier]
+        default = getattr(cluster, "manual_snapshot_retention_period", -1)
+        snapshot.manual_snapshot_retention_period = default if days is None else days
+        return result
+
+    def describe_unexpired(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        now = utcnow()
+        for name, snap in list(self.snapshots.items()):
+            days = getattr(snap, "manual_snapshot_retention_period", -1)
+            if snap.snapshot_type == "manual" and days >= 0:
+                if (now - snap.create_time).total_seconds() > days * day_s:
+                    del self.snapshots[name]
+        return describe(self, *args, **kwargs)
+
+    create_cluster_with_default.strongroom_retention = True  # type: ignore[attr-defined]
+    RedshiftResponse.create_cluster = create_cluster_with_default
+    RedshiftResponse.create_cluster_snapshot = create_snapshot_with_period
+    RedshiftBackend.describe_cluster_snapshots = describe_unexpired
 
 
 # --------------------------------------------------------------------------

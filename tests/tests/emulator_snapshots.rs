@@ -446,3 +446,70 @@ async fn a_cluster_whose_plain_name_is_too_long_is_still_protected_once() {
         .collect();
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
 }
+
+#[tokio::test]
+async fn redshift_recovery_points_outlive_the_clusters_default_retention() {
+    // Days last 0.2 s in this emulator; the cluster's default keeps manual
+    // snapshots 7 days, which AWS applies to snapshots made without a period.
+    let emu = Emulator::start_with_env(&[("STRONGROOM_EMULATOR_DAY_SECONDS", "0.2")]);
+    let rs = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&emu.harness_config().await)
+            .region(aws_config::Region::new("us-east-1"))
+            .build(),
+    );
+    rs.create_cluster()
+        .cluster_identifier("dwh-7d")
+        .node_type("dc2.large")
+        .cluster_type("single-node")
+        .master_username("admin")
+        .master_user_password("Password123")
+        .manual_snapshot_retention_period(7)
+        .tags(
+            aws_sdk_redshift::types::Tag::builder()
+                .key("backup")
+                .value("daily")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A snapshot made the way the cluster's default applies to.
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("made-without-a-period")
+        .cluster_identifier("dwh-7d")
+        .send()
+        .await
+        .unwrap();
+
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut req = request("exec-rs", &["redshift-cluster"], json!({}));
+    req.input["policy"]["selector"]["regions"] = json!(["us-east-1"]);
+    let res = run_all(&cloud, req).await;
+    let made = res[0].results[0].recovery_point.clone().unwrap();
+    assert_eq!(res[0].results[0].outcome, Outcome::Created);
+
+    // Eight "days" later the default has taken the other snapshot; ours stays.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let left = rs
+        .describe_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let manual: BTreeMap<&str, Option<i32>> = left
+        .snapshots()
+        .iter()
+        .filter(|s| s.snapshot_type() == Some("manual"))
+        .map(|s| {
+            (
+                s.snapshot_identifier().unwrap(),
+                s.manual_snapshot_retention_period(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        manual,
+        BTreeMap::from([(made.id.as_str(), Some(-1))]),
+        "only the recovery point is left, kept until pruned"
+    );
+}

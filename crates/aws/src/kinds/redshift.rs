@@ -14,6 +14,8 @@ use crate::sdk::{all_pages, create_or_find, with_states, PointState, Seen, TagsE
 
 /// The largest DescribeClusterSnapshots page.
 const PAGE: i32 = 100;
+/// `ManualSnapshotRetentionPeriod` -1: "retained indefinitely".
+const KEEP_UNTIL_PRUNED: i32 = -1;
 
 pub(crate) struct Redshift;
 
@@ -56,6 +58,10 @@ impl KindAdapter for Redshift {
                 .create_cluster_snapshot()
                 .snapshot_identifier(&req.name)
                 .cluster_identifier(&req.target.id)
+                // Kept until Strongroom prunes it: without a period the
+                // cluster's default applies, and a default of N days would
+                // delete what the retention promised to keep.
+                .manual_snapshot_retention_period(KEEP_UNTIL_PRUNED)
                 .set_tags(Some(req.tags.redshift_tags()))
                 .send()
                 .await
