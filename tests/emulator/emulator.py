@@ -51,6 +51,11 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
    without a period). moto has no retention at all. How long a "day" lasts
    is ``STRONGROOM_EMULATOR_DAY_SECONDS`` (default 86400), so a test can let
    days pass in seconds.
+9. RDS and Redshift tag rules on snapshot creation: keys 1-128 and values
+   0-256 characters of Unicode letters, digits, white space and
+   ``_ . : / = + - @`` (RDS: "Java regex ``^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$``"),
+   refused otherwise (RDS ``InvalidParameterValue``, Redshift
+   ``InvalidTagFault``); moto accepts any tag.
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -107,6 +112,7 @@ def patch_moto() -> None:
     _patch_redshift_owner()
     _patch_snapshot_identifiers()
     _patch_redshift_manual_retention()
+    _patch_database_tag_rules()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -328,6 +334,50 @@ def _patch_redshift_manual_retention() -> None:
     RedshiftResponse.create_cluster = create_cluster_with_default
     RedshiftResponse.create_cluster_snapshot = create_snapshot_with_period
     RedshiftBackend.describe_cluster_snapshots = describe_unexpired
+
+
+TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
+
+
+def _tag_problem(tags: list[dict[str, str]] | None) -> str | None:
+    for tag in tags or []:
+        key, value = tag.get("Key", ""), tag.get("Value", "")
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            return f"tag {key!r}: keys are 1-128 characters, values up to 256"
+        if not (TAG_TEXT.fullmatch(key) and TAG_TEXT.fullmatch(value)):
+            return f"tag {key!r}={value!r} has characters other than letters, digits, spaces and _.:/=+-@"
+    return None
+
+
+def _patch_database_tag_rules() -> None:
+    """Patch 9: RDS and Redshift refuse tags with characters they do not allow."""
+    from moto.rds.exceptions import InvalidParameterValue
+    from moto.rds.models import RDSBackend
+    from moto.redshift.exceptions import RedshiftClientError
+    from moto.redshift.models import RedshiftBackend
+
+    def invalid_tag(message: str) -> Exception:
+        return RedshiftClientError("InvalidTagFault", message)
+
+    def checked(original, position, error):  # type: ignore[no-untyped-def]
+        def create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            tags = kwargs.get("tags", args[position] if len(args) > position else None)
+            problem = _tag_problem(tags)
+            if problem:
+                raise error(problem)
+            return original(self, *args, **kwargs)
+
+        create.strongroom_tags = True  # type: ignore[attr-defined]
+        return create
+
+    for cls, method, position, error in [
+        (RDSBackend, "create_db_snapshot", 3, InvalidParameterValue),
+        (RDSBackend, "create_db_cluster_snapshot", 3, InvalidParameterValue),
+        (RedshiftBackend, "create_cluster_snapshot", 3, invalid_tag),
+    ]:
+        original = getattr(cls, method)
+        if not getattr(original, "strongroom_tags", False):
+            setattr(cls, method, checked(original, position, error))
 
 
 # --------------------------------------------------------------------------

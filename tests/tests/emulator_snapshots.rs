@@ -513,3 +513,35 @@ async fn redshift_recovery_points_outlive_the_clusters_default_retention() {
         "only the recovery point is left, kept until pruned"
     );
 }
+
+#[tokio::test]
+async fn a_hand_started_execution_name_still_tags_database_recovery_points() {
+    // Step Functions execution names may hold characters that RDS and
+    // Redshift refuse in tag values (the emulator refuses them too).
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let types = ["rds-instance", "aurora-cluster", "redshift-cluster"];
+    let res = run_all(
+        &cloud,
+        request("hand-run (retry 2)! it's", &types, json!({})),
+    )
+    .await;
+    let results: Vec<_> = res.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results.len(), expected(&manifest, &types).len());
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Created),
+        "{results:?}"
+    );
+    let runs: BTreeSet<String> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| f.kind != FoundKind::Ebs && f.kind != FoundKind::Ami)
+        .filter_map(|f| f.tags.get(tags::RUN).cloned())
+        .collect();
+    assert_eq!(
+        runs,
+        BTreeSet::from(["hand-run _retry 2__ it_s".to_owned()])
+    );
+}

@@ -98,6 +98,25 @@ pub struct NameRules {
     pub max_len: usize,
 }
 
+/// Which characters a service accepts in tag keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagCharset {
+    /// EC2: any Unicode characters.
+    Any,
+    /// RDS and Redshift: Unicode letters, digits, white space and
+    /// `_ . : / = + - @` (RDS: `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`).
+    Restricted,
+}
+
+impl TagCharset {
+    pub fn allows(self, c: char) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Restricted => c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c),
+        }
+    }
+}
+
 /// How a kind's recovery point relates to EBS snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshots {
@@ -123,6 +142,8 @@ pub struct KindFacts {
     pub snapshots: Snapshots,
     /// The AWS resource that carries the tags (`snapshot`, `image`, `db-snapshot`, …).
     pub tagged_resource: &'static str,
+    /// The characters its service accepts in tags.
+    pub tag_charset: TagCharset,
 }
 
 impl RecoveryPointKind {
@@ -150,6 +171,7 @@ impl RecoveryPointKind {
             name_rules: None,
             snapshots: Snapshots::Itself,
             tagged_resource: "snapshot",
+            tag_charset: TagCharset::Any,
         };
         const SET: KindFacts = KindFacts {
             kind: Ec2SnapshotSet,
@@ -159,6 +181,7 @@ impl RecoveryPointKind {
             name_rules: None,
             snapshots: Snapshots::Members,
             tagged_resource: "snapshot",
+            tag_charset: TagCharset::Any,
         };
         const AMI: KindFacts = KindFacts {
             kind: Ami,
@@ -169,6 +192,7 @@ impl RecoveryPointKind {
             name_rules: named("Name", 128),
             snapshots: Snapshots::Members,
             tagged_resource: "image",
+            tag_charset: TagCharset::Any,
         };
         const RDS: KindFacts = KindFacts {
             kind: RdsSnapshot,
@@ -179,6 +203,7 @@ impl RecoveryPointKind {
             name_rules: named("DBSnapshotIdentifier", 255),
             snapshots: Snapshots::None,
             tagged_resource: "db-snapshot",
+            tag_charset: TagCharset::Restricted,
         };
         const AURORA: KindFacts = KindFacts {
             kind: AuroraSnapshot,
@@ -189,6 +214,7 @@ impl RecoveryPointKind {
             name_rules: named("DBClusterSnapshotIdentifier", 63),
             snapshots: Snapshots::None,
             tagged_resource: "cluster-snapshot",
+            tag_charset: TagCharset::Restricted,
         };
         const REDSHIFT: KindFacts = KindFacts {
             kind: RedshiftSnapshot,
@@ -199,6 +225,7 @@ impl RecoveryPointKind {
             name_rules: named("SnapshotIdentifier", 255),
             snapshots: Snapshots::None,
             tagged_resource: "snapshot",
+            tag_charset: TagCharset::Restricted,
         };
         match self {
             EbsSnapshot => &EBS,

@@ -5,6 +5,7 @@
 
 use time::OffsetDateTime;
 
+use crate::kind::TagCharset;
 use crate::model::{format_time, Location, RecoveryPointKind, Tags, Target};
 use crate::policy::Policy;
 
@@ -76,6 +77,19 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The most characters a tag value may have (EC2, RDS and Redshift alike).
+pub const MAX_TAG_VALUE: usize = 256;
+
+/// `value` as a tag value `charset` accepts: each other character becomes
+/// `_`, and it is cut to [`MAX_TAG_VALUE`] characters.
+pub fn fit_tag_value(value: &str, charset: TagCharset) -> String {
+    value
+        .chars()
+        .map(|c| if charset.allows(c) { c } else { '_' })
+        .take(MAX_TAG_VALUE)
+        .collect()
+}
+
 /// The full tag set for a new recovery point of `target`: the contract's tags
 /// plus (when the policy says so) the source's own tags, minus `aws:` and
 /// `strongroom:` keys, capped at AWS's 50-tag limit (contract tags win).
@@ -95,6 +109,12 @@ pub fn recovery_point_tags(
     tags.insert(RUN.into(), run.execution.clone());
     let kind = RecoveryPointKind::for_source(target.resource_type, policy.ec2.mode);
     tags.insert(KIND.into(), kind.facts().tag.into());
+    // A hand-started execution's name may hold characters RDS and Redshift
+    // refuse in tags ("retry (2)!"); it is informational, so it is made fit.
+    let charset = kind.facts().tag_charset;
+    if let Some(run) = tags.get_mut(RUN) {
+        *run = fit_tag_value(run, charset);
+    }
     if policy.copy_source_tags {
         for (k, v) in &target.tags {
             if tags.len() >= MAX_TAGS {
@@ -298,5 +318,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_contract_tag_fits_every_service() {
+        // Step Functions execution names may hold ! ' ( ) and more.
+        let mut r = run();
+        r.execution = "hand-run (retry 2)! it's #3".into();
+        for t in ResourceType::ALL {
+            for mode in [
+                crate::policy::Ec2Mode::Snapshots,
+                crate::policy::Ec2Mode::Ami,
+            ] {
+                let mut p = policy(false);
+                p.ec2.mode = mode;
+                let mut target = target(&[]);
+                target.resource_type = t;
+                let kind = RecoveryPointKind::for_source(t, mode);
+                let charset = kind.facts().tag_charset;
+                let tags = recovery_point_tags(&p, &r, &target, &loc());
+                for (k, v) in &tags {
+                    assert!(k.chars().count() <= 128 && !k.is_empty(), "{kind:?} {k}");
+                    assert!(v.chars().count() <= MAX_TAG_VALUE, "{kind:?} {k}={v}");
+                    assert!(
+                        k.chars().chain(v.chars()).all(|c| charset.allows(c)),
+                        "{kind:?} {k}={v}"
+                    );
+                    assert!(
+                        !v.starts_with("aws:") && !v.starts_with("rds:"),
+                        "{kind:?} {k}={v}"
+                    );
+                }
+                let want = match charset {
+                    TagCharset::Any => "hand-run (retry 2)! it's #3",
+                    TagCharset::Restricted => "hand-run _retry 2__ it_s _3",
+                };
+                assert_eq!(tags[RUN], want, "{kind:?}");
+            }
+        }
+        assert_eq!(
+            fit_tag_value(&"x".repeat(300), TagCharset::Any).len(),
+            MAX_TAG_VALUE
+        );
     }
 }
