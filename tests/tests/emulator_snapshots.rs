@@ -277,7 +277,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
 }
 
 #[tokio::test]
-async fn a_failing_target_is_reported_and_the_others_are_protected() {
+async fn a_source_gone_since_discovery_is_skipped_and_the_others_are_protected() {
     let emu = Emulator::start();
     let _ = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
@@ -304,13 +304,15 @@ async fn a_failing_target_is_reported_and_the_others_are_protected() {
     });
     let n = batch.targets.len();
     let out = snapshot_batch(batch, &cloud).await.unwrap();
-    let failed: Vec<_> = out
+    // Gone is not failed: skipped, with the AWS answer that says so.
+    let skipped: Vec<_> = out
         .results
         .iter()
-        .filter(|r| r.outcome == Outcome::Failed)
+        .filter(|r| r.outcome == Outcome::Skipped)
         .collect();
-    assert_eq!(failed.len(), 2, "{failed:?}");
-    for f in &failed {
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(out.results.iter().all(|r| r.outcome != Outcome::Failed));
+    for f in &skipped {
         let e = f.error.as_ref().unwrap();
         assert_eq!(e.error_type, "Strongroom.NotFound", "{e:?}");
         assert!(

@@ -306,3 +306,49 @@ async fn the_prune_stage_applies_the_retention_after_each_run() {
             != Some("2026-11-28T03:00:00Z")));
     assert_eq!(left.len(), 16);
 }
+
+/// Every task that retries Lambda's transient errors retries all of them,
+/// including a client-side execution timeout (AWS Step Functions' list of
+/// Lambda errors to retry).
+#[test]
+fn lambda_tasks_retry_every_transient_lambda_error() {
+    fn walk(v: &Value, found: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(retries)) = m.get("Retry") {
+                    for r in retries {
+                        let names = r["ErrorEquals"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|e| e.as_str().unwrap().to_owned())
+                            .collect();
+                        found.push(names);
+                    }
+                }
+                m.values().for_each(|v| walk(v, found));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let asl: Value = serde_json::from_str(&backup_definition()).unwrap();
+    let mut retries = Vec::new();
+    walk(&asl, &mut retries);
+    let lambda: Vec<_> = retries
+        .iter()
+        .filter(|r| r.iter().any(|e| e.starts_with("Lambda.")))
+        .collect();
+    assert_eq!(lambda.len(), 5, "{retries:?}");
+    for r in lambda {
+        for e in [
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+            "Lambda.ClientExecutionTimeoutException",
+        ] {
+            assert!(r.iter().any(|x| x == e), "{e} missing from {r:?}");
+        }
+    }
+}

@@ -115,6 +115,8 @@ pub struct RunReport {
     pub run: RunKey,
     pub outcome: RunOutcome,
     pub resources_found: BTreeMap<ResourceType, usize>,
+    /// Sources left out: by `exclude_tags`, or gone by the time of their
+    /// snapshot (the Tagging API lists deleted resources for a while).
     pub skipped: usize,
     pub recovery_points: Counts,
     pub failures: Vec<Failure>,
@@ -140,6 +142,7 @@ pub fn report(req: ReportRequest) -> RunReport {
         })
         .collect();
     let mut ids = BTreeMap::new();
+    let mut skipped = req.skipped.len();
     let bump = |m: &mut BTreeMap<ResourceType, usize>, t| *m.entry(t).or_insert(0) += 1;
     for b in &req.batches {
         match b {
@@ -149,6 +152,10 @@ pub fn report(req: ReportRequest) -> RunReport {
                         Outcome::Created => bump(&mut counts.created, t.resource_type),
                         Outcome::Existing => bump(&mut counts.existing, t.resource_type),
                         Outcome::Failed => {}
+                        Outcome::Skipped => {
+                            skipped += 1;
+                            continue;
+                        }
                     }
                     let state = t.recovery_point.as_ref().map(|p| p.state);
                     if let Some(p) = &t.recovery_point {
@@ -261,7 +268,7 @@ pub fn report(req: ReportRequest) -> RunReport {
         run: req.run,
         outcome,
         resources_found: req.found,
-        skipped: req.skipped.len(),
+        skipped,
         recovery_points: counts,
         failures,
         recovery_point_ids: ids,

@@ -317,6 +317,51 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
 }
 
 #[tokio::test]
+async fn a_source_gone_since_discovery_is_skipped_not_failed() {
+    let cloud = estate();
+    cloud
+        .fail_create
+        .write()
+        .unwrap()
+        .insert("orders".into(), ErrorKind::NotFound);
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let mut done = Vec::new();
+    for b in out.batches.clone() {
+        let mut b = snapshot_batch(b, &cloud).await.unwrap();
+        cloud.settle(RecoveryPointState::Completed);
+        b = refresh_batch(b, &cloud, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        done.push(BatchOutcome::Done(b));
+    }
+    let skipped: Vec<_> = done
+        .iter()
+        .flat_map(|b| match b {
+            BatchOutcome::Done(r) => r.results.iter(),
+            BatchOutcome::Failed(_) => [].iter(),
+        })
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].id, "orders");
+    assert_eq!(
+        skipped[0].error.as_ref().unwrap().error_type,
+        ErrorKind::NotFound
+    );
+    let rep = report(ReportRequest {
+        run: out.run.clone(),
+        found: out.found.clone(),
+        skipped: out.skipped.clone(),
+        region_errors: vec![],
+        batches: done,
+        prune: None,
+    });
+    assert_eq!(rep.outcome, RunOutcome::Succeeded, "{rep:?}");
+    assert!(rep.failures.is_empty(), "{:?}", rep.failures);
+    assert_eq!(rep.skipped, out.skipped.len() + 1);
+}
+
+#[tokio::test]
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();

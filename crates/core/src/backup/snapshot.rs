@@ -27,6 +27,9 @@ pub enum Outcome {
     Existing,
     /// No recovery point; see `error`.
     Failed,
+    /// The source no longer exists (the Tagging API lists deleted resources
+    /// for a while): nothing to protect, not a failure; `error` says why.
+    Skipped,
 }
 
 /// One target's result. Tags are left out to keep the state small.
@@ -160,6 +163,9 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                             Outcome::Created
                         };
                         (i, base(outcome, Some(c.recovery_point), None))
+                    }
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        (i, base(Outcome::Skipped, None, Some(ErrorReport::from(&e))))
                     }
                     Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
                 }
