@@ -37,6 +37,9 @@ pub struct MemoryCloud {
     pub points: RwLock<Vec<StoredPoint>>,
     /// Target id -> error kind that `create` fails with.
     pub fail_create: RwLock<BTreeMap<String, ErrorKind>>,
+    /// Target id -> error kind and the resource the error is about, for
+    /// failures of a call about something other than the source.
+    pub fail_create_as: RwLock<BTreeMap<String, (ErrorKind, String)>>,
     /// Region -> error kind that `find_sources` fails with.
     pub fail_region: RwLock<BTreeMap<String, ErrorKind>>,
     /// State new recovery points start in.
@@ -136,6 +139,9 @@ impl RecoveryPoints for MemoryCloud {
         let t = req.target;
         if let Some(kind) = self.fail_create.read().unwrap().get(&t.id) {
             return Err(Self::err(*kind, "Create", &t.id, &req.location.region));
+        }
+        if let Some((kind, resource)) = self.fail_create_as.read().unwrap().get(&t.id) {
+            return Err(Self::err(*kind, "Create", resource, &req.location.region));
         }
         let facts = req.kind.facts();
         let deterministic = facts.idempotency == Idempotency::DeterministicName;

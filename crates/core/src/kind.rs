@@ -104,7 +104,9 @@ pub enum TagCharset {
     /// EC2: any Unicode characters.
     Any,
     /// RDS and Redshift: Unicode letters, digits, white space and
-    /// `_ . : / = + - @` (RDS: `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`).
+    /// `_ . : / = + - @` (RDS: `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`). Strongroom
+    /// keeps to the ASCII part of that (letters, digits, space and those
+    /// symbols), which no Unicode subtlety can make AWS refuse.
     Restricted,
 }
 
@@ -112,7 +114,7 @@ impl TagCharset {
     pub fn allows(self, c: char) -> bool {
         match self {
             Self::Any => true,
-            Self::Restricted => c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c),
+            Self::Restricted => c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c),
         }
     }
 }

@@ -143,6 +143,8 @@ pub fn report(req: ReportRequest) -> RunReport {
         .collect();
     let mut ids = BTreeMap::new();
     let mut skipped = req.skipped.len();
+    // Selected sources found gone when their snapshot was due.
+    let mut gone = 0;
     let bump = |m: &mut BTreeMap<ResourceType, usize>, t| *m.entry(t).or_insert(0) += 1;
     for b in &req.batches {
         match b {
@@ -154,6 +156,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                         Outcome::Failed => {}
                         Outcome::Skipped => {
                             skipped += 1;
+                            gone += 1;
                             continue;
                         }
                     }
@@ -253,7 +256,7 @@ pub fn report(req: ReportRequest) -> RunReport {
             }
         }
     });
-    let selected: usize = req.found.values().sum();
+    let selected: usize = req.found.values().sum::<usize>() - gone;
     let completed: usize = counts.completed.values().sum();
     let outcome = if failures.is_empty() && selected == 0 {
         RunOutcome::NothingSelected

@@ -360,5 +360,7 @@ mod tests {
             fit_tag_value(&"x".repeat(300), TagCharset::Any).len(),
             MAX_TAG_VALUE
         );
+        // Only the ASCII part of RDS's rule: nothing AWS could still refuse.
+        assert_eq!(fit_tag_value("café\tx", TagCharset::Restricted), "caf__x");
     }
 }

@@ -362,6 +362,32 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
 }
 
 #[tokio::test]
+async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
+    // NotFound about something other than the source (here: the injected
+    // error names the recovery point, as a name lookup's would) is a failure.
+    let cloud = estate();
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let batch = out.batches[0].clone();
+    let target = batch.targets[0].id.clone();
+    let run = batch.run.clone();
+    let name = run.recovery_point_name(
+        &batch.targets[0],
+        strongroom_core::model::RecoveryPointKind::for_source(
+            batch.targets[0].resource_type,
+            batch.policy.ec2.mode,
+        ),
+    );
+    cloud
+        .fail_create_as
+        .write()
+        .unwrap()
+        .insert(target.clone(), (ErrorKind::NotFound, name));
+    let done = snapshot_batch(batch, &cloud).await.unwrap();
+    let r = done.results.iter().find(|r| r.id == target).unwrap();
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+}
+
+#[tokio::test]
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();

@@ -164,7 +164,9 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                         };
                         (i, base(outcome, Some(c.recovery_point), None))
                     }
-                    Err(e) if e.kind == ErrorKind::NotFound => {
+                    // Only the create's own "no such source" means the source is
+                    // gone: a recovery point vanishing under a name lookup is a failure.
+                    Err(e) if e.kind == ErrorKind::NotFound && *e.resource == *target.id => {
                         (i, base(Outcome::Skipped, None, Some(ErrorReport::from(&e))))
                     }
                     Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
