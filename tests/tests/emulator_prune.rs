@@ -42,15 +42,20 @@ async fn backup(cloud: &AwsCloud, policy: &serde_json::Value, at: OffsetDateTime
     .await
     .unwrap();
     for b in d.batches {
-        let r = snapshot_batch(b, cloud).await.unwrap();
+        let r = snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
         assert!(r.results.iter().all(|r| r.error.is_none()), "{r:?}");
     }
 }
 
 async fn run_prune(cloud: &AwsCloud, policy: &serde_json::Value, dry_run: bool) -> PruneReport {
-    let (req, rules, now) = strongroom_core::prune::parse_request(json!({
-        "policy": policy, "dry_run": dry_run, "now": "2026-11-29T04:00:00Z"
-    }))
+    let (req, rules, now) = strongroom_core::prune::parse_request(
+        json!({
+            "policy": policy, "dry_run": dry_run, "now": "2026-11-29T04:00:00Z"
+        }),
+        time::OffsetDateTime::now_utc(),
+    )
     .unwrap();
     let _: &PruneRequest = &req;
     prune(req, rules, now, cloud).await.unwrap()

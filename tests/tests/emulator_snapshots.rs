@@ -87,7 +87,11 @@ async fn run_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
     let out = discover(req, cloud).await.expect("discover");
     let mut results = Vec::new();
     for b in out.batches {
-        results.push(snapshot_batch(b, cloud).await.expect("snapshot batch"));
+        results.push(
+            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+                .await
+                .expect("snapshot batch"),
+        );
     }
     results
 }
@@ -303,7 +307,9 @@ async fn a_source_gone_since_discovery_is_skipped_and_the_others_are_protected()
         tags: Default::default(),
     });
     let n = batch.targets.len();
-    let out = snapshot_batch(batch, &cloud).await.unwrap();
+    let out = snapshot_batch(batch, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     // Gone is not failed: skipped, with the AWS answer that says so.
     let skipped: Vec<_> = out
         .results

@@ -165,7 +165,8 @@ async fn run_prune(args: &PruneArgs) -> Result<serde_json::Value, String> {
     if let Some(now) = &args.now {
         request["now"] = serde_json::json!(now);
     }
-    let (req, rules, now) = parse_request(request).map_err(at(&args.policy))?;
+    let (req, rules, now) =
+        parse_request(request, time::OffsetDateTime::now_utc()).map_err(at(&args.policy))?;
     let cloud = strongroom_aws::AwsCloud::from_env().await;
     let report = prune(req, rules, now, &cloud)
         .await

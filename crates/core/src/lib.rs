@@ -14,6 +14,7 @@
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`report`]: the run report, folding backup and prune into the run's output.
 //! - [`sfn`]: Step Functions payload types shared by several states.
+//! - [`validate`]: what every function checks of its input before any call.
 //! - [`error`]: errors and their stable `Strongroom.*` names.
 
 pub mod backup;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod retention;
 pub mod sfn;
 pub mod tags;
+pub mod validate;
 
 pub use error::{CloudError, Error, ErrorKind, ErrorReport};
 pub use reason::Reason;

@@ -95,6 +95,8 @@ pub struct RunInput {
 }
 
 pub const DEFAULT_POLL_SECONDS: u32 = 60;
+/// The longest wait between completion checks.
+pub const MAX_POLL_SECONDS: u32 = 3600;
 pub const MAX_POLICY_NAME: usize = 40;
 
 /// Parses JSON into `T`, naming the failing field as a dotted path.
@@ -132,7 +134,7 @@ impl RunInput {
             })?;
         }
         if let Some(p) = self.poll_seconds {
-            if p > 3600 {
+            if p > MAX_POLL_SECONDS {
                 return Err(Error::invalid(
                     "poll_seconds",
                     format!("{p} is more than 3600; use a value from 0 to 3600"),

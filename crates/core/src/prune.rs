@@ -193,8 +193,11 @@ fn decision(p: &ListedPoint, reasons: Vec<Reason>) -> PointDecision {
 }
 
 /// Validates a prune request: policy, retention and `now`, before any call.
+/// `clock` is the current time: a `now` ahead of it would make `max_age`
+/// delete what the retention keeps, so it is refused.
 pub fn parse_request(
     value: serde_json::Value,
+    clock: OffsetDateTime,
 ) -> Result<(PruneRequest, Option<Rules>, OffsetDateTime), Error> {
     let req: PruneRequest = parse_with_path(value, "")?;
     req.policy.validate("policy")?;
@@ -207,8 +210,9 @@ pub fn parse_request(
     let now = match &req.now {
         Some(t) => parse_time(t)
             .map_err(|e| Error::invalid("now", format!("`{t}` is not an RFC 3339 time ({e})")))?,
-        None => OffsetDateTime::now_utc(),
+        None => clock,
     };
+    crate::validate::not_in_future(now, clock, "now")?;
     Ok((req, rules, now))
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use strongroom_core::backup::discover::{discover, DiscoverRequest, BATCH_SIZE};
-use strongroom_core::backup::snapshot::{snapshot_batch, Outcome};
+use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
 use strongroom_core::backup::status::refresh_batch;
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::model::{
@@ -209,7 +209,11 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut first = Vec::new();
     for b in out.batches.clone() {
-        first.push(snapshot_batch(b, &cloud).await.unwrap());
+        first.push(
+            snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
+                .await
+                .unwrap(),
+        );
     }
     let created: usize = first
         .iter()
@@ -231,7 +235,9 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
         b.run.execution = "exec-1-redrive".into();
     }
     for b in again {
-        let r = snapshot_batch(b, &cloud).await.unwrap();
+        let r = snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
         assert!(
             r.results.iter().all(|r| r.outcome == Outcome::Existing),
             "{r:?}"
@@ -249,9 +255,13 @@ async fn ami_mode_makes_amis() {
     p["selector"]["resource_types"] = json!(["ec2-instance"]);
     p["ec2"] = json!({"mode": "ami"});
     let out = discover(request(p), &cloud).await.unwrap();
-    let r = snapshot_batch(out.batches[0].clone(), &cloud)
-        .await
-        .unwrap();
+    let r = snapshot_batch(
+        out.batches[0].clone(),
+        &cloud,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         r.results[0].recovery_point.as_ref().unwrap().kind,
         RecoveryPointKind::Ami
@@ -278,7 +288,11 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        done.push(snapshot_batch(b, &cloud).await.unwrap());
+        done.push(
+            snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
+                .await
+                .unwrap(),
+        );
     }
     let failed: Vec<_> = done
         .iter()
@@ -327,7 +341,9 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        let mut b = snapshot_batch(b, &cloud).await.unwrap();
+        let mut b = snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
         cloud.settle(RecoveryPointState::Completed);
         b = refresh_batch(b, &cloud, time::OffsetDateTime::now_utc())
             .await
@@ -382,7 +398,9 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
         .write()
         .unwrap()
         .insert(target.clone(), (ErrorKind::NotFound, name));
-    let done = snapshot_batch(batch, &cloud).await.unwrap();
+    let done = snapshot_batch(batch, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     let r = done.results.iter().find(|r| r.id == target).unwrap();
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
 }
@@ -391,9 +409,13 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud)
-        .await
-        .unwrap();
+    let b = snapshot_batch(
+        out.batches[1].clone(),
+        &cloud,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     assert_eq!(b.pending, 3);
     let now = time::macros::datetime!(2026-11-29 03:05 UTC);
     let b = refresh_batch(b, &cloud, now).await.unwrap();
@@ -412,9 +434,13 @@ async fn completion_check_waits_then_completes() {
 async fn overdue_and_vanished_points_fail() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud)
-        .await
-        .unwrap();
+    let b = snapshot_batch(
+        out.batches[1].clone(),
+        &cloud,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     cloud
         .points
         .write()
@@ -497,12 +523,16 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
         .insert("vol-1".into(), ErrorKind::Throttled);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let us = out.batches[1].clone();
-    let err = snapshot_batch(us.clone(), &cloud).await.unwrap_err();
+    let err = snapshot_batch(us.clone(), &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "Strongroom.Throttled");
     // The retry after the throttling passed: nothing made twice.
     cloud.fail_create.write().unwrap().clear();
     let made = cloud.stored().len();
-    let r = snapshot_batch(us, &cloud).await.unwrap();
+    let r = snapshot_batch(us, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(cloud.stored().len(), made + 1, "only the volume is new");
     assert!(r.results.iter().all(|r| r.outcome != Outcome::Failed));
 
@@ -513,7 +543,9 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
         .unwrap()
         .insert("ledger".into(), ErrorKind::Throttled);
     let eu = out.batches[0].clone();
-    let r = snapshot_batch(eu, &cloud).await.unwrap();
+    let r = snapshot_batch(eu, &cloud, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(
         r.results
             .iter()
@@ -521,4 +553,132 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
             .count(),
         1
     );
+}
+
+/// An edit that breaks an input, and the field the error must name.
+type Edit<T> = (&'static str, Box<dyn Fn(&mut T)>);
+
+/// The field an input error names.
+fn invalid_field(e: Error) -> String {
+    match e {
+        Error::InvalidInput { field, .. } => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn snapshot_and_status_check_their_whole_input_and_call_nothing_on_bad_input() {
+    let cloud = estate();
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let good = out.batches[0].clone();
+    let now = time::macros::datetime!(2026-11-29 04:00 UTC);
+    let edits: Vec<Edit<strongroom_core::backup::discover::Batch>> = vec![
+        ("run.policy", Box::new(|b| b.run.policy = "weekly".into())),
+        (
+            "policy.name",
+            Box::new(|b| {
+                b.policy.name = "Not A Name".into();
+                b.run.policy = "Not A Name".into();
+            }),
+        ),
+        (
+            "run.scheduled_time",
+            Box::new(|b| b.run.scheduled_time += time::Duration::days(2)),
+        ),
+        ("run.execution", Box::new(|b| b.run.execution.clear())),
+        ("poll_seconds", Box::new(|b| b.poll_seconds = 86_400)),
+        (
+            "location.account",
+            Box::new(|b| b.location.account = "abc".into()),
+        ),
+        (
+            "targets[0].arn",
+            Box::new(|b| {
+                b.targets[0].arn = b.targets[0].arn.replace(&b.location.region, "ap-south-1")
+            }),
+        ),
+        (
+            "targets[0].resource_type",
+            Box::new(|b| {
+                b.policy
+                    .selector
+                    .resource_types
+                    .retain(|t| *t != b.targets[0].resource_type)
+            }),
+        ),
+    ];
+    for (field, edit) in &edits {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        let e = snapshot_batch(bad, &cloud, now).await.unwrap_err();
+        assert_eq!(invalid_field(e), *field);
+    }
+    assert_eq!(
+        (
+            cloud.lookups.load(Ordering::SeqCst),
+            cloud.creates.load(Ordering::SeqCst)
+        ),
+        (0, 0),
+        "bad input must call nothing"
+    );
+    assert!(cloud.stored().is_empty());
+
+    // The completion check likewise.
+    let made = snapshot_batch(good, &cloud, now).await.unwrap();
+    let status_edits: Vec<Edit<BatchResult>> = vec![
+        (
+            "run.scheduled_time",
+            Box::new(|b| b.run.scheduled_time += time::Duration::days(2)),
+        ),
+        (
+            "waiting_since",
+            Box::new(move |b| b.waiting_since = Some(now + time::Duration::days(3))),
+        ),
+        (
+            "results[0].recovery_point.location",
+            Box::new(|b| {
+                b.results[0]
+                    .recovery_point
+                    .as_mut()
+                    .unwrap()
+                    .location
+                    .region = "eu-central-1".into()
+            }),
+        ),
+        (
+            "results[0].recovery_point.created_at",
+            Box::new(|b| {
+                b.results[0].recovery_point.as_mut().unwrap().created_at -= time::Duration::days(1)
+            }),
+        ),
+    ];
+    let before = cloud.refreshes.load(Ordering::SeqCst);
+    for (field, edit) in &status_edits {
+        let mut bad = made.clone();
+        edit(&mut bad);
+        let e = refresh_batch(bad, &cloud, now).await.unwrap_err();
+        assert_eq!(invalid_field(e), *field);
+    }
+    assert_eq!(
+        cloud.refreshes.load(Ordering::SeqCst),
+        before,
+        "bad input must call nothing"
+    );
+}
+
+#[test]
+fn prune_refuses_a_now_ahead_of_the_clock() {
+    // With max_age, a `now` far ahead would delete almost everything.
+    let clock = time::macros::datetime!(2026-11-29 04:00 UTC);
+    let mut policy = daily_policy();
+    policy["retention"] = json!({"keep_daily": 7, "max_age": "30d"});
+    let e = strongroom_core::prune::parse_request(
+        json!({"policy": policy, "now": "2027-06-01T00:00:00Z"}),
+        clock,
+    )
+    .unwrap_err();
+    assert_eq!(invalid_field(e), "now");
+    let (_, _, now) =
+        strongroom_core::prune::parse_request(json!({"policy": policy}), clock).unwrap();
+    assert_eq!(now, clock);
 }

@@ -8,7 +8,7 @@ pub async fn handle<P: Pruning>(
     payload: serde_json::Value,
     cloud: &P,
 ) -> Result<PruneReport, FunctionError> {
-    let (request, rules, now) = parse_request(payload)?;
+    let (request, rules, now) = parse_request(payload, time::OffsetDateTime::now_utc())?;
     let out = prune(request, rules, now, cloud).await?;
     tracing::info!(
         policy = %out.policy,

@@ -9,7 +9,7 @@ pub async fn handle<P: RecoveryPoints>(
     cloud: &P,
 ) -> Result<BatchResult, FunctionError> {
     let batch: Batch = parse(payload)?;
-    let out = snapshot_batch(batch, cloud).await?;
+    let out = snapshot_batch(batch, cloud, time::OffsetDateTime::now_utc()).await?;
     let count = |o| out.results.iter().filter(|r| r.outcome == o).count();
     tracing::info!(
         location = %out.location,

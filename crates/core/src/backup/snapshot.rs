@@ -104,7 +104,9 @@ fn needs_lookup(batch: &Batch) -> bool {
 pub async fn snapshot_batch<P: RecoveryPoints>(
     batch: Batch,
     cloud: &P,
+    now: OffsetDateTime,
 ) -> Result<BatchResult, Error> {
+    batch.validate(now)?;
     let run = &batch.run;
     let location = &batch.location;
     // Without a complete lookup we cannot know what exists, so we create nothing

@@ -20,6 +20,7 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     cloud: &P,
     now: time::OffsetDateTime,
 ) -> Result<BatchResult, Error> {
+    batch.validate(now)?;
     let pending: Vec<RecoveryPoint> = batch
         .results
         .iter()
