@@ -20,6 +20,9 @@ use strongroom_core::{tags, Error, ErrorKind};
 use strongroom_core::fake::fixtures::{self, tags as tagset};
 use strongroom_core::fake::FAKE_ACCOUNT as ACCOUNT;
 
+/// The clock of every use case here: an hour after the runs' scheduled time.
+const NOW: time::OffsetDateTime = time::macros::datetime!(2026-11-29 04:00 UTC);
+
 fn source(cloud: &MemoryCloud, region: &str, t: ResourceType, id: &str, pairs: &[(&str, &str)]) {
     let arn = match t {
         ResourceType::EbsVolume => format!("arn:aws:ec2:{region}:{ACCOUNT}:volume/{id}"),
@@ -209,11 +212,7 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut first = Vec::new();
     for b in out.batches.clone() {
-        first.push(
-            snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
-                .await
-                .unwrap(),
-        );
+        first.push(snapshot_batch(b, &cloud, NOW).await.unwrap());
     }
     let created: usize = first
         .iter()
@@ -235,9 +234,7 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
         b.run.execution = "exec-1-redrive".into();
     }
     for b in again {
-        let r = snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
-            .await
-            .unwrap();
+        let r = snapshot_batch(b, &cloud, NOW).await.unwrap();
         assert!(
             r.results.iter().all(|r| r.outcome == Outcome::Existing),
             "{r:?}"
@@ -255,13 +252,9 @@ async fn ami_mode_makes_amis() {
     p["selector"]["resource_types"] = json!(["ec2-instance"]);
     p["ec2"] = json!({"mode": "ami"});
     let out = discover(request(p), &cloud).await.unwrap();
-    let r = snapshot_batch(
-        out.batches[0].clone(),
-        &cloud,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let r = snapshot_batch(out.batches[0].clone(), &cloud, NOW)
+        .await
+        .unwrap();
     assert_eq!(
         r.results[0].recovery_point.as_ref().unwrap().kind,
         RecoveryPointKind::Ami
@@ -288,11 +281,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        done.push(
-            snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
-                .await
-                .unwrap(),
-        );
+        done.push(snapshot_batch(b, &cloud, NOW).await.unwrap());
     }
     let failed: Vec<_> = done
         .iter()
@@ -311,9 +300,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
     let mut refreshed = Vec::new();
     for b in done {
         refreshed.push(BatchOutcome::Done(
-            refresh_batch(b, &cloud, time::OffsetDateTime::now_utc())
-                .await
-                .unwrap(),
+            refresh_batch(b, &cloud, NOW).await.unwrap(),
         ));
     }
     let rep = report(ReportRequest {
@@ -341,13 +328,9 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        let mut b = snapshot_batch(b, &cloud, time::OffsetDateTime::now_utc())
-            .await
-            .unwrap();
+        let mut b = snapshot_batch(b, &cloud, NOW).await.unwrap();
         cloud.settle(RecoveryPointState::Completed);
-        b = refresh_batch(b, &cloud, time::OffsetDateTime::now_utc())
-            .await
-            .unwrap();
+        b = refresh_batch(b, &cloud, NOW).await.unwrap();
         done.push(BatchOutcome::Done(b));
     }
     let skipped: Vec<_> = done
@@ -398,9 +381,7 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
         .write()
         .unwrap()
         .insert(target.clone(), (ErrorKind::NotFound, name));
-    let done = snapshot_batch(batch, &cloud, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    let done = snapshot_batch(batch, &cloud, NOW).await.unwrap();
     let r = done.results.iter().find(|r| r.id == target).unwrap();
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
 }
@@ -409,13 +390,9 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(
-        out.batches[1].clone(),
-        &cloud,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
     assert_eq!(b.pending, 3);
     let now = time::macros::datetime!(2026-11-29 03:05 UTC);
     let b = refresh_batch(b, &cloud, now).await.unwrap();
@@ -434,13 +411,9 @@ async fn completion_check_waits_then_completes() {
 async fn overdue_and_vanished_points_fail() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(
-        out.batches[1].clone(),
-        &cloud,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
     cloud
         .points
         .write()
@@ -523,16 +496,12 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
         .insert("vol-1".into(), ErrorKind::Throttled);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let us = out.batches[1].clone();
-    let err = snapshot_batch(us.clone(), &cloud, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap_err();
+    let err = snapshot_batch(us.clone(), &cloud, NOW).await.unwrap_err();
     assert_eq!(err.error_type(), "Strongroom.Throttled");
     // The retry after the throttling passed: nothing made twice.
     cloud.fail_create.write().unwrap().clear();
     let made = cloud.stored().len();
-    let r = snapshot_batch(us, &cloud, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    let r = snapshot_batch(us, &cloud, NOW).await.unwrap();
     assert_eq!(cloud.stored().len(), made + 1, "only the volume is new");
     assert!(r.results.iter().all(|r| r.outcome != Outcome::Failed));
 
@@ -543,9 +512,7 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
         .unwrap()
         .insert("ledger".into(), ErrorKind::Throttled);
     let eu = out.batches[0].clone();
-    let r = snapshot_batch(eu, &cloud, time::OffsetDateTime::now_utc())
-        .await
-        .unwrap();
+    let r = snapshot_batch(eu, &cloud, NOW).await.unwrap();
     assert_eq!(
         r.results
             .iter()
@@ -571,7 +538,7 @@ async fn snapshot_and_status_check_their_whole_input_and_call_nothing_on_bad_inp
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let good = out.batches[0].clone();
-    let now = time::macros::datetime!(2026-11-29 04:00 UTC);
+    let now = NOW;
     let edits: Vec<Edit<strongroom_core::backup::discover::Batch>> = vec![
         ("run.policy", Box::new(|b| b.run.policy = "weekly".into())),
         (
@@ -669,7 +636,7 @@ async fn snapshot_and_status_check_their_whole_input_and_call_nothing_on_bad_inp
 #[test]
 fn prune_refuses_a_now_ahead_of_the_clock() {
     // With max_age, a `now` far ahead would delete almost everything.
-    let clock = time::macros::datetime!(2026-11-29 04:00 UTC);
+    let clock = NOW;
     let mut policy = daily_policy();
     policy["retention"] = json!({"keep_daily": 7, "max_age": "30d"});
     let e = strongroom_core::prune::parse_request(
