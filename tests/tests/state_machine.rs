@@ -315,16 +315,14 @@ fn lambda_tasks_retry_every_transient_lambda_error() {
     fn walk(v: &Value, found: &mut Vec<Vec<String>>) {
         match v {
             Value::Object(m) => {
+                // One list per task: the errors all of its retriers cover.
                 if let Some(Value::Array(retries)) = m.get("Retry") {
-                    for r in retries {
-                        let names = r["ErrorEquals"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|e| e.as_str().unwrap().to_owned())
-                            .collect();
-                        found.push(names);
-                    }
+                    let names = retries
+                        .iter()
+                        .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter())
+                        .map(|e| e.as_str().unwrap().to_owned())
+                        .collect();
+                    found.push(names);
                 }
                 m.values().for_each(|v| walk(v, found));
             }
@@ -351,4 +349,23 @@ fn lambda_tasks_retry_every_transient_lambda_error() {
             assert!(r.iter().any(|x| x == e), "{e} missing from {r:?}");
         }
     }
+    // Snapshot's retry after a Lambda error waits for EC2 describes to show
+    // what the failed attempt may have created (its lookup must see it).
+    let snapshot = &asl["States"]["SnapshotBatches"]["ItemProcessor"]["States"]["Snapshot"];
+    let after_lambda_error = snapshot["Retry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["ErrorEquals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "Lambda.ServiceException")
+        })
+        .expect("a retrier for Lambda.ServiceException");
+    assert!(
+        after_lambda_error["IntervalSeconds"].as_u64().unwrap() >= 60,
+        "{after_lambda_error}"
+    );
 }

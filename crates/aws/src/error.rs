@@ -6,18 +6,32 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use strongroom_core::{CloudError, ErrorKind};
 
+/// Codes with which AWS refuses a request because of a rate limit: the
+/// request was not processed, so it is safe to send again, even a create
+/// that has no idempotency token.
+const RATE_LIMITED: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SnapshotCreationPerVolumeRateExceeded",
+    "EC2ThrottledException",
+];
+
+/// Whether AWS refused the request for its rate, without processing it.
+pub fn is_rate_limited(err: &CloudError) -> bool {
+    err.code
+        .as_deref()
+        .is_some_and(|c| RATE_LIMITED.contains(&c))
+}
+
 /// Classifies an AWS error code. Codes differ per service; the lists cover
 /// EC2, RDS, Redshift, STS and the Resource Groups Tagging API.
 pub fn classify(code: &str) -> ErrorKind {
-    const THROTTLED: &[&str] = &[
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "SnapshotCreationPerVolumeRateExceeded",
+    const TRANSIENT: &[&str] = &[
         "PriorRequestNotComplete",
         "ServiceUnavailable",
         "ServiceUnavailableException",
@@ -25,7 +39,6 @@ pub fn classify(code: &str) -> ErrorKind {
         "InternalError",
         "InternalFailure",
         "InternalServiceException",
-        "EC2ThrottledException",
     ];
     const ACCESS: &[&str] = &[
         "AccessDenied",
@@ -40,7 +53,7 @@ pub fn classify(code: &str) -> ErrorKind {
         "SignatureDoesNotMatch",
         "KMSKeyNotAccessibleFault",
     ];
-    if THROTTLED.contains(&code) {
+    if RATE_LIMITED.contains(&code) || TRANSIENT.contains(&code) {
         ErrorKind::Throttled
     } else if ACCESS.contains(&code) {
         ErrorKind::AccessDenied
@@ -81,6 +94,7 @@ where
             let kind = code.as_deref().map(classify).unwrap_or(ErrorKind::Internal);
             (kind, code, e.message().unwrap_or("no message").to_owned())
         }
+        // No answer, or none that can be read: the call may have been processed.
         SdkError::TimeoutError(_) => (
             ErrorKind::Throttled,
             None,
@@ -98,6 +112,10 @@ where
         ),
         other => (ErrorKind::Internal, None, format!("{other}")),
     };
+    // A transient failure that is not a rate limit (a timeout, a lost
+    // connection, a server error) leaves the outcome unknown.
+    let unconfirmed =
+        kind == ErrorKind::Throttled && !code.as_deref().is_some_and(|c| RATE_LIMITED.contains(&c));
     CloudError {
         kind,
         operation,
@@ -105,6 +123,7 @@ where
         region: region.into(),
         code,
         message,
+        unconfirmed,
         source: Some(Box::new(err)),
     }
 }
@@ -148,6 +167,21 @@ mod tests {
         );
         assert_eq!(e.kind, ErrorKind::Throttled);
         assert_eq!(e.code.as_deref(), Some("RequestLimitExceeded"));
+        assert!(
+            is_rate_limited(&e) && !e.unconfirmed,
+            "a rate limit: not processed"
+        );
+        let lost = from_sdk(
+            service_error("InternalError", 500),
+            "CreateSnapshot",
+            "vol-1",
+            "eu-west-1",
+        );
+        assert_eq!(lost.kind, ErrorKind::Throttled);
+        assert!(
+            lost.unconfirmed && !is_rate_limited(&lost),
+            "a server error: outcome unknown"
+        );
         assert_eq!(e.message, "from the test");
         assert!(
             std::error::Error::source(&e).is_some(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use strongroom_core::model::{Location, RecoveryPoint, RecoveryPointKind};
-use strongroom_core::ports::{CreateRequest, Created, RecoveryPoints};
+use strongroom_core::ports::{CreateRequest, Created, RecoveryPoints, RunPoint};
 use strongroom_core::tags::RunKey;
 use strongroom_core::CloudError;
 
@@ -17,7 +17,7 @@ impl RecoveryPoints for AwsCloud {
         &self,
         location: &Location,
         run: &RunKey,
-    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+    ) -> Result<Vec<RunPoint>, CloudError> {
         Box::pin(run_lookup(&self.clients.for_location(location).await?, run)).await
     }
 

@@ -91,6 +91,11 @@ pub struct CloudError {
     /// The AWS error code, e.g. `InvalidDBInstanceState`.
     pub code: Option<Box<str>>,
     pub message: String,
+    /// The call may have taken effect although it reported a failure: its
+    /// answer was lost (a timeout, a dropped connection, a server error). A
+    /// create failing this way is never issued again; its result is looked
+    /// for instead (see [`crate::backup::snapshot::Outcome::Unconfirmed`]).
+    pub unconfirmed: bool,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -110,8 +115,15 @@ impl CloudError {
             region: region.as_ref().into(),
             code: None,
             message: message.into(),
+            unconfirmed: false,
             source: None,
         }
+    }
+
+    /// Marks the error as one whose call may have taken effect.
+    pub fn unconfirmed(mut self) -> Self {
+        self.unconfirmed = true;
+        self
     }
 
     pub fn with_code(mut self, code: impl Into<Box<str>>) -> Self {

@@ -1,7 +1,7 @@
 //! In-memory implementations of the ports, used by the core's tests and by
 //! anyone who wants to exercise the use cases without a cloud.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
@@ -10,10 +10,10 @@ use crate::kind::{Idempotency, Snapshots};
 use crate::model::{format_time, Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
 use crate::ports::{
     CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, Pruning,
-    RecoveryPoints,
+    RecoveryPoints, RunPoint,
 };
 use crate::prune::DeletionPermit;
-use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, SOURCE};
+use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, RUN, SOURCE};
 
 /// A recovery point as the fake cloud stores it.
 #[derive(Debug, Clone)]
@@ -50,6 +50,13 @@ pub struct MemoryCloud {
     /// (a careless listing: the invariants must still hold).
     pub list_everything: std::sync::atomic::AtomicBool,
     pub deleted: RwLock<Vec<String>>,
+    /// Target ids whose create makes the point but loses the answer (an
+    /// unconfirmed error, as after a timeout or a server error).
+    pub lose_answer: RwLock<BTreeSet<String>>,
+    /// New recovery points are invisible to lookups and refreshes until
+    /// [`MemoryCloud::reveal`] (EC2's eventual consistency).
+    pub hide_new: std::sync::atomic::AtomicBool,
+    hidden: RwLock<BTreeSet<String>>,
     pub lookups: AtomicUsize,
     pub creates: AtomicUsize,
     pub refreshes: AtomicUsize,
@@ -72,6 +79,15 @@ impl MemoryCloud {
                 p.point.state = state;
             }
         }
+    }
+
+    /// Makes every hidden recovery point visible.
+    pub fn reveal(&self) {
+        self.hidden.write().unwrap().clear();
+    }
+
+    fn visible(&self, id: &str) -> bool {
+        !self.hidden.read().unwrap().contains(id)
     }
 
     pub fn stored(&self) -> Vec<StoredPoint> {
@@ -118,7 +134,7 @@ impl RecoveryPoints for MemoryCloud {
         &self,
         location: &Location,
         run: &RunKey,
-    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+    ) -> Result<Vec<RunPoint>, CloudError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .points
@@ -126,11 +142,15 @@ impl RecoveryPoints for MemoryCloud {
             .unwrap()
             .iter()
             .filter(|p| &p.point.location == location)
+            .filter(|p| self.visible(&p.point.id))
             .filter(|p| p.point.kind.facts().idempotency == Idempotency::RunLookup)
             .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
             .filter(|p| p.tags.get(CREATED_AT) == Some(&format_time(run.scheduled_time)))
             .filter(|p| p.tags.get(MANAGED).map(String::as_str) == Some("true"))
-            .map(|p| p.point.clone())
+            .map(|p| RunPoint {
+                point: p.point.clone(),
+                execution: p.tags.get(RUN).cloned().unwrap_or_default(),
+            })
             .collect())
     }
 
@@ -162,9 +182,12 @@ impl RecoveryPoints for MemoryCloud {
                         "name taken by a recovery point of another source or policy",
                     ));
                 }
+                let ours = req
+                    .run
+                    .made_by_this_execution(p.tags.get(RUN).map_or("", String::as_str), req.kind);
                 return Ok(Created {
                     recovery_point: p.point.clone(),
-                    existed: true,
+                    existed: !ours,
                 });
             }
         }
@@ -187,6 +210,9 @@ impl RecoveryPoints for MemoryCloud {
             .unwrap()
             .unwrap_or(RecoveryPointState::Pending);
         let point = req.point(id, members, state);
+        if self.hide_new.load(Ordering::SeqCst) {
+            self.hidden.write().unwrap().insert(point.id.clone());
+        }
         points.push(StoredPoint {
             point: point.clone(),
             name: req.name.clone(),
@@ -195,6 +221,13 @@ impl RecoveryPoints for MemoryCloud {
             locked: false,
             used_by_amis: vec![],
         });
+        if self.lose_answer.read().unwrap().contains(&t.id) {
+            return Err(
+                Self::err(ErrorKind::Throttled, "Create", &t.id, &req.location.region)
+                    .with_code("InternalError")
+                    .unconfirmed(),
+            );
+        }
         Ok(Created {
             recovery_point: point,
             existed: false,
@@ -213,6 +246,7 @@ impl RecoveryPoints for MemoryCloud {
             .filter_map(|p| {
                 stored
                     .iter()
+                    .filter(|s| self.visible(&s.point.id))
                     .find(|s| s.point.id == p.id && &s.point.location == location)
                     .map(|s| s.point.clone())
             })

@@ -84,20 +84,31 @@ impl CreateRequest<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub recovery_point: RecoveryPoint,
-    /// True when the deterministic name already existed and belongs to this run.
+    /// True when the deterministic name already existed, made for this
+    /// policy, source and time by another execution (a re-run). One that this
+    /// execution's earlier attempt made counts as created.
     pub existed: bool,
+}
+
+/// A recovery point the run lookup found, with the execution that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPoint {
+    pub point: RecoveryPoint,
+    /// Its `strongroom:run` tag (empty when missing).
+    pub execution: String,
 }
 
 /// Creates and inspects recovery points.
 pub trait RecoveryPoints: Send + Sync {
     /// The EBS snapshots and instance snapshot sets that `run`'s policy already
     /// made for `run.scheduled_time` at `location` (the idempotency lookup for
-    /// the kinds whose identifiers AWS chooses). One listing for the whole location.
+    /// the kinds whose identifiers AWS chooses), one per source. One listing
+    /// for the whole location.
     fn find_run_snapshots(
         &self,
         location: &Location,
         run: &RunKey,
-    ) -> impl Future<Output = Result<Vec<RecoveryPoint>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RunPoint>, CloudError>> + Send;
 
     /// Creates the recovery point, tagged at creation. Where the identifier is
     /// deterministic and exists already, returns it (`existed`) after checking

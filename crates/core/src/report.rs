@@ -153,7 +153,8 @@ pub fn report(req: ReportRequest) -> RunReport {
                     match t.outcome {
                         Outcome::Created => bump(&mut counts.created, t.resource_type),
                         Outcome::Existing => bump(&mut counts.existing, t.resource_type),
-                        Outcome::Failed => {}
+                        // Still unconfirmed at the end: no recovery point is known.
+                        Outcome::Failed | Outcome::Unconfirmed => {}
                         Outcome::Skipped => {
                             skipped += 1;
                             gone += 1;

@@ -66,6 +66,15 @@ impl RunKey {
     }
 }
 
+impl RunKey {
+    /// Whether a recovery point of `kind` tagged `strongroom:run` = `tagged`
+    /// was made by this execution (an earlier attempt of it), as opposed to
+    /// another execution of the same scheduled time (a re-run).
+    pub fn made_by_this_execution(&self, tagged: &str, kind: RecoveryPointKind) -> bool {
+        tagged == fit_tag_value(&self.execution, kind.facts().tag_charset)
+    }
+}
+
 /// Hex digits of the hash that ends a shortened name: 40 bits, enough that
 /// two sources whose names share the kept prefix never meet in practice.
 const NAME_HASH_LEN: usize = 10;

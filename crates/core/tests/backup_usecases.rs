@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 use strongroom_core::backup::discover::{discover, DiscoverRequest, BATCH_SIZE};
 use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
-use strongroom_core::backup::status::refresh_batch;
+use strongroom_core::backup::status::{refresh_batch, VISIBILITY_GRACE_SECONDS};
 use strongroom_core::fake::MemoryCloud;
 use strongroom_core::model::{
     Location, RecoveryPointKind, RecoveryPointState, ResourceType, Target,
@@ -423,6 +423,9 @@ async fn overdue_and_vanished_points_fail() {
     let first = time::macros::datetime!(2026-12-05 04:00 UTC);
     let b = refresh_batch(b, &cloud, first).await.unwrap();
     assert_eq!(b.waiting_since, Some(first));
+    assert_eq!(b.pending, 3, "a missing point may just not be visible yet");
+    let after_grace = first + time::Duration::seconds(VISIBILITY_GRACE_SECONDS + 1);
+    let b = refresh_batch(b, &cloud, after_grace).await.unwrap();
     assert_eq!(
         b.pending, 2,
         "the vanished one failed, the others still wait"
@@ -485,9 +488,10 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
 }
 
 #[tokio::test]
-async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry() {
-    // EBS snapshots have no client token: the batch is retried (its lookup finds
-    // what was made) instead of the create being retried blindly.
+async fn a_throttled_create_fails_alone_and_the_batch_goes_on() {
+    // The adapter retries a rate-limited create in place; when AWS still
+    // refuses it, only that target fails: the batch is not failed (a retried
+    // batch would send every other create again).
     let cloud = estate();
     cloud
         .fail_create
@@ -496,30 +500,140 @@ async fn a_transient_failure_of_a_tokenless_create_fails_the_batch_for_a_retry()
         .insert("vol-1".into(), ErrorKind::Throttled);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let us = out.batches[1].clone();
-    let err = snapshot_batch(us.clone(), &cloud, NOW).await.unwrap_err();
-    assert_eq!(err.error_type(), "Strongroom.Throttled");
-    // The retry after the throttling passed: nothing made twice.
+    let r = snapshot_batch(us.clone(), &cloud, NOW).await.unwrap();
+    let outcomes: Vec<(&str, Outcome)> = r
+        .results
+        .iter()
+        .map(|t| (t.id.as_str(), t.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("vol-1", Outcome::Failed),
+            ("i-1", Outcome::Created),
+            ("orders", Outcome::Created)
+        ]
+    );
+    assert_eq!(
+        r.results[0].error.as_ref().unwrap().error_type,
+        ErrorKind::Throttled
+    );
+    assert_eq!(r.pending, 2, "the failed target is not waited for");
+    assert_eq!(
+        cloud.creates.load(Ordering::SeqCst),
+        3,
+        "one create per target"
+    );
+    // A re-run of the scheduled time makes only what is missing.
     cloud.fail_create.write().unwrap().clear();
     let made = cloud.stored().len();
-    let r = snapshot_batch(us, &cloud, NOW).await.unwrap();
+    let mut rerun = us;
+    rerun.run.execution = "exec-2".into();
+    let r = snapshot_batch(rerun, &cloud, NOW).await.unwrap();
     assert_eq!(cloud.stored().len(), made + 1, "only the volume is new");
-    assert!(r.results.iter().all(|r| r.outcome != Outcome::Failed));
+    assert_eq!(
+        r.results.iter().map(|t| t.outcome).collect::<Vec<_>>(),
+        vec![Outcome::Created, Outcome::Existing, Outcome::Existing]
+    );
+}
 
-    // A database with a deterministic name just reports the failure.
+#[tokio::test]
+async fn a_retried_batch_counts_what_its_first_attempt_made_as_created() {
+    let cloud = estate();
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let us = out.batches[1].clone();
+    snapshot_batch(us.clone(), &cloud, NOW).await.unwrap();
+    let made = cloud.stored().len();
+    // The same execution again (Step Functions retried the batch).
+    let r = snapshot_batch(us, &cloud, NOW).await.unwrap();
+    assert_eq!(cloud.stored().len(), made, "nothing made twice");
+    assert!(
+        r.results.iter().all(|t| t.outcome == Outcome::Created),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_looked_for_not_sent_again() {
+    let cloud = estate();
+    cloud.lose_answer.write().unwrap().insert("vol-1".into());
+    cloud.hide_new.store(true, Ordering::SeqCst);
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
+    assert_eq!(b.results[0].outcome, Outcome::Unconfirmed);
+    assert!(b.results[0].recovery_point.is_none());
+    assert_eq!(b.pending, 3, "the unconfirmed create is waited for");
+    let creates = cloud.creates.load(Ordering::SeqCst);
+    assert_eq!(creates, 3);
+
+    // Not visible yet: nothing is failed, nothing is created again.
+    let first = time::macros::datetime!(2026-11-29 03:01 UTC);
+    let b = refresh_batch(b, &cloud, first).await.unwrap();
+    assert_eq!(b.pending, 3, "{b:?}");
+    assert!(
+        b.results.iter().all(|r| r.outcome != Outcome::Failed),
+        "{b:?}"
+    );
+    assert_eq!(b.results[0].outcome, Outcome::Unconfirmed);
+
+    // Visible: the point the lost answer made is this run's.
+    cloud.reveal();
+    let b = refresh_batch(b, &cloud, first + time::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(b.results[0].outcome, Outcome::Created);
+    assert!(b.results[0].error.is_none());
+    let point = b.results[0].recovery_point.as_ref().unwrap();
+    assert_eq!(point.source, "vol-1");
+    assert_eq!(
+        cloud.creates.load(Ordering::SeqCst),
+        creates,
+        "never sent again"
+    );
+    let of_vol1 = cloud
+        .stored()
+        .iter()
+        .filter(|p| p.point.source == "vol-1")
+        .count();
+    assert_eq!(of_vol1, 1, "exactly one recovery point");
+    cloud.settle(RecoveryPointState::Completed);
+    let b = refresh_batch(b, &cloud, first + time::Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(b.pending, 0);
+}
+
+#[tokio::test]
+async fn an_unconfirmed_create_that_made_nothing_fails_after_the_grace() {
+    let cloud = estate();
+    cloud.lose_answer.write().unwrap().insert("vol-1".into());
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
+    // The create was not processed after all.
     cloud
-        .fail_create
+        .points
         .write()
         .unwrap()
-        .insert("ledger".into(), ErrorKind::Throttled);
-    let eu = out.batches[0].clone();
-    let r = snapshot_batch(eu, &cloud, NOW).await.unwrap();
-    assert_eq!(
-        r.results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Failed)
-            .count(),
-        1
+        .retain(|p| p.point.source != "vol-1");
+    let first = time::macros::datetime!(2026-11-29 03:01 UTC);
+    let b = refresh_batch(b, &cloud, first).await.unwrap();
+    assert_eq!(b.results[0].outcome, Outcome::Unconfirmed);
+    let later = first + time::Duration::seconds(VISIBILITY_GRACE_SECONDS + 1);
+    let b = refresh_batch(b, &cloud, later).await.unwrap();
+    let r = &b.results[0];
+    assert_eq!(r.outcome, Outcome::Failed);
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.error_type, ErrorKind::Throttled);
+    assert!(
+        e.message.contains("InternalError") && e.message.contains("none was made"),
+        "{}",
+        e.message
     );
+    assert_eq!(cloud.creates.load(Ordering::SeqCst), 3, "never sent again");
 }
 
 /// An edit that breaks an input, and the field the error must name.

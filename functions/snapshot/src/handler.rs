@@ -16,6 +16,7 @@ pub async fn handle<P: RecoveryPoints>(
         created = count(Outcome::Created),
         existing = count(Outcome::Existing),
         failed = count(Outcome::Failed),
+        unconfirmed = count(Outcome::Unconfirmed),
         pending = out.pending,
         "snapshot batch done"
     );

@@ -2,6 +2,8 @@
 //! The listing returns every AMI of the account, ours or not, because any AMI
 //! that uses a snapshot protects it.
 
+use std::time::Duration;
+
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use strongroom_core::listing::{ListedImage, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
@@ -13,14 +15,17 @@ use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
 use crate::sdk::{
-    all_pages, check_same_owner, ec2_filter, image_snapshots, states_by_id, PointState, TagsExt,
-    ToSdkTags,
+    all_pages, check_same_owner, ec2_filter, image_snapshots, made_by_this_execution, states_by_id,
+    PointState, TagsExt, ToSdkTags,
 };
 
 /// Values per EC2 describe filter.
 const FILTER_CHUNK: usize = 200;
 /// The largest DescribeImages page.
 const PAGE: i32 = 1000;
+/// Waits for an AMI whose name is taken to show in describes: 1, 2, 4, 8, 16 s.
+const NAME_VISIBLE_FIRST_WAIT: Duration = Duration::from_secs(1);
+const NAME_VISIBLE_LAST_WAIT: Duration = Duration::from_secs(16);
 
 pub(crate) struct Ami;
 
@@ -54,30 +59,43 @@ impl KindAdapter for Ami {
             Err(e) => return Err(from_sdk(e, "CreateImage", &req.target.id, region)),
         }
         // The name is taken: by this run's earlier attempt, or it is an error.
-        let out = ec2
-            .describe_images()
-            .owners("self")
-            .filters(ec2_filter("name", [req.name.clone()]))
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
-        let image = out.images().first().ok_or_else(|| {
-            CloudError::new(
-                ErrorKind::Internal,
-                "DescribeImages",
-                &req.name,
-                region,
-                "AMI name is taken but no AMI of this account has it",
-            )
-        })?;
-        check_same_owner(&image.tags().to_tags(), req, "CreateImage")?;
+        // A new AMI may not show in describes at once (EC2 is eventually
+        // consistent): look again, a little later each time.
+        let mut wait = NAME_VISIBLE_FIRST_WAIT;
+        let image = loop {
+            let out = ec2
+                .describe_images()
+                .owners("self")
+                .filters(ec2_filter("name", [req.name.clone()]))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
+            if let Some(image) = out.images().first() {
+                break image.clone();
+            }
+            if wait > NAME_VISIBLE_LAST_WAIT {
+                return Err(CloudError::new(
+                    ErrorKind::Throttled,
+                    "DescribeImages",
+                    &req.name,
+                    region,
+                    "the AMI name is taken but no AMI of this account shows it yet (EC2 describes \
+                     lag behind creation); running this scheduled time again finds it",
+                ));
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        };
+        let image = &image;
+        let tags = image.tags().to_tags();
+        check_same_owner(&tags, req, "CreateImage")?;
         Ok(Created {
             recovery_point: req.point(
                 image.image_id().unwrap_or_default().to_owned(),
                 image_snapshots(image),
                 image.point_state(),
             ),
-            existed: true,
+            existed: !made_by_this_execution(&tags, req),
         })
     }
 

@@ -3,17 +3,18 @@
 //! locks, and the run lookup that keeps snapshot creation idempotent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
 use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointState};
-use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::ports::{CreateRequest, Created, RunPoint};
 use strongroom_core::tags::{self, RunKey};
 use strongroom_core::CloudError;
 
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
-use crate::error::from_sdk;
+use crate::error::{from_sdk, is_rate_limited};
 use crate::sdk::{
     all_pages, ec2_filter, is_image_snapshot, states_by_id, tag_filter, with_states, PointState,
     TagsExt, ToSdkTags,
@@ -28,12 +29,44 @@ const LOCK_CHUNK: usize = 1000;
 
 pub(crate) struct Ebs;
 
-/// CreateSnapshot(s) take no client token: an SDK retry after a lost response
-/// could make a second snapshot. They are not retried by the SDK; a transient
-/// failure fails the batch instead, and Step Functions retries the batch, whose
-/// idempotency lookup finds what the first attempt made.
+/// CreateSnapshot(s) take no client token: an SDK retry after a lost answer
+/// could make a second snapshot. The SDK does not retry them;
+/// [`send_unless_processed`] does, only while AWS refuses them for their rate.
 pub(super) fn no_retries() -> aws_sdk_ec2::config::Builder {
     aws_sdk_ec2::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// Attempts of a create that AWS keeps refusing for its rate.
+const RATE_ATTEMPTS: u32 = 8;
+/// The first wait after a refusal; it doubles up to [`RATE_MAX_WAIT`].
+const RATE_FIRST_WAIT: Duration = Duration::from_millis(500);
+const RATE_MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// Sends a create that has no idempotency token, again while AWS refuses it
+/// for its rate (`RequestLimitExceeded` and the like: nothing was processed),
+/// waiting a random time up to a doubling bound (AWS's "exponential backoff
+/// with full jitter"). Any other failure is returned at once: a timeout or a
+/// server error may have taken effect, and sending again could make a
+/// duplicate (the error says `unconfirmed`; the completion check looks for
+/// what it made).
+pub(super) async fn send_unless_processed<T, F, Fut>(mut send: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let mut bound = RATE_FIRST_WAIT;
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(e) if is_rate_limited(&e) && attempt < RATE_ATTEMPTS => {
+                let wait = bound.mul_f64(fastrand::f64());
+                tokio::time::sleep(wait).await;
+                bound = (bound * 2).min(RATE_MAX_WAIT);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The description on every snapshot and AMI Strongroom makes.
@@ -51,17 +84,19 @@ impl KindAdapter for Ebs {
         cx: &LocationClients,
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
-        let out = cx
-            .ec2()
-            .create_snapshot()
-            .volume_id(&req.target.id)
-            .description(description(req))
-            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
-            .customize()
-            .config_override(no_retries())
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, cx.region_name()))?;
+        let out = send_unless_processed(|| async {
+            cx.ec2()
+                .create_snapshot()
+                .volume_id(&req.target.id)
+                .description(description(req))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .customize()
+                .config_override(no_retries())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateSnapshot", &req.target.id, cx.region_name()))
+        })
+        .await?;
         let id = out.snapshot_id().unwrap_or_default().to_owned();
         Ok(Created {
             recovery_point: req.point(id, vec![], out.point_state()),
@@ -131,7 +166,7 @@ async fn snapshots(
 pub(crate) async fn run_lookup(
     cx: &LocationClients,
     run: &RunKey,
-) -> Result<Vec<RecoveryPoint>, CloudError> {
+) -> Result<Vec<RunPoint>, CloudError> {
     let listing = Listing {
         snapshots: snapshots(
             cx,
@@ -143,19 +178,26 @@ pub(crate) async fn run_lookup(
         .await?,
         ..Default::default()
     };
-    // A lost response can leave two snapshots of one volume for one run: one
+    // A lost answer can leave two snapshots of one volume for one run: one
     // recovery point per source, the first id, with the worst state.
-    let mut by_source: BTreeMap<String, RecoveryPoint> = BTreeMap::new();
-    for p in assemble(&cx.location, &run.policy, listing).points {
-        let p = p.point;
+    let mut by_source: BTreeMap<String, RunPoint> = BTreeMap::new();
+    for listed in assemble(&cx.location, &run.policy, listing).points {
+        let p = listed.point;
         match by_source.get_mut(&p.source) {
             None => {
-                by_source.insert(p.source.clone(), p);
+                let execution = listed.tags.get(tags::RUN).cloned().unwrap_or_default();
+                by_source.insert(
+                    p.source.clone(),
+                    RunPoint {
+                        point: p,
+                        execution,
+                    },
+                );
             }
             Some(q) => {
-                q.state = RecoveryPointState::worst([q.state, p.state]);
-                if p.id < q.id {
-                    q.id = p.id;
+                q.point.state = RecoveryPointState::worst([q.point.state, p.state]);
+                if p.id < q.point.id {
+                    q.point.id = p.id;
                 }
             }
         }

@@ -9,7 +9,7 @@ use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
 
-use super::ebs::{delete_snapshots, description, no_retries};
+use super::ebs::{delete_snapshots, description, no_retries, send_unless_processed};
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
@@ -24,22 +24,24 @@ impl KindAdapter for InstanceSet {
         req: &CreateRequest<'_>,
     ) -> Result<Created, CloudError> {
         let region = cx.region_name();
-        let out = cx
-            .ec2()
-            .create_snapshots()
-            .instance_specification(
-                InstanceSpecification::builder()
-                    .instance_id(&req.target.id)
-                    .exclude_boot_volume(req.ec2.exclude_boot_volume)
-                    .build(),
-            )
-            .description(description(req))
-            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
-            .customize()
-            .config_override(no_retries())
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))?;
+        let out = send_unless_processed(|| async {
+            cx.ec2()
+                .create_snapshots()
+                .instance_specification(
+                    InstanceSpecification::builder()
+                        .instance_id(&req.target.id)
+                        .exclude_boot_volume(req.ec2.exclude_boot_volume)
+                        .build(),
+                )
+                .description(description(req))
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .customize()
+                .config_override(no_retries())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateSnapshots", &req.target.id, region))
+        })
+        .await?;
         let mut members: Vec<String> = out
             .snapshots()
             .iter()

@@ -11,7 +11,7 @@ use crate::backup::discover::Batch;
 use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
 use crate::kind::Idempotency;
 use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType};
-use crate::ports::{CreateRequest, RecoveryPoints};
+use crate::ports::{CreateRequest, RecoveryPoints, RunPoint};
 use crate::tags::{recovery_point_tags, RunKey};
 
 /// Creates in flight at once inside one batch.
@@ -30,6 +30,14 @@ pub enum Outcome {
     /// The source no longer exists (the Tagging API lists deleted resources
     /// for a while): nothing to protect, not a failure; `error` says why.
     Skipped,
+    /// The create's answer was lost (a timeout, a dropped connection, a
+    /// server error): it may or may not have made a recovery point, and
+    /// `error` holds what was seen. The create is never sent again (EBS
+    /// snapshots have no idempotency token); the completion checks look for
+    /// what it made and settle the target as created, or as failed once
+    /// [`VISIBILITY_GRACE_SECONDS`](crate::backup::status::VISIBILITY_GRACE_SECONDS)
+    /// have passed without a sign of it.
+    Unconfirmed,
 }
 
 /// One target's result. Tags are left out to keep the state small.
@@ -70,12 +78,18 @@ pub struct BatchResult {
 }
 
 impl BatchResult {
+    /// Counts what the completion checks still wait for: pending recovery
+    /// points and unconfirmed creates.
     pub(super) fn count_pending(&mut self) {
         self.pending = self
             .results
             .iter()
-            .filter_map(|r| r.recovery_point.as_ref())
-            .filter(|p| p.state == RecoveryPointState::Pending)
+            .filter(|r| {
+                r.outcome == Outcome::Unconfirmed
+                    || r.recovery_point
+                        .as_ref()
+                        .is_some_and(|p| p.state == RecoveryPointState::Pending)
+            })
             .count();
     }
 }
@@ -99,8 +113,10 @@ fn needs_lookup(batch: &Batch) -> bool {
 
 /// Makes this run's recovery point of every target in the batch, exactly once:
 /// one idempotency lookup per location for the kinds whose ids AWS picks,
-/// deterministic names for the rest. One target failing does not stop the others.
-/// Fails as a whole only when the lookup is throttled (nothing was created yet).
+/// deterministic names for the rest. One target failing does not stop the
+/// others, and a create whose answer was lost is left [`Outcome::Unconfirmed`]
+/// for the completion checks, not sent again. Fails as a whole only when the
+/// lookup is throttled, before any create.
 pub async fn snapshot_batch<P: RecoveryPoints>(
     batch: Batch,
     cloud: &P,
@@ -111,11 +127,14 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
     let location = &batch.location;
     // Without a complete lookup we cannot know what exists, so we create nothing
     // of the kinds it covers.
-    let (existing, lookup_error): (HashMap<String, RecoveryPoint>, Option<CloudError>) =
+    let (existing, lookup_error): (HashMap<String, RunPoint>, Option<CloudError>) =
         if needs_lookup(&batch) {
             match cloud.find_run_snapshots(location, run).await {
                 Ok(points) => (
-                    points.into_iter().map(|p| (p.source.clone(), p)).collect(),
+                    points
+                        .into_iter()
+                        .map(|p| (p.point.source.clone(), p))
+                        .collect(),
                     None,
                 ),
                 Err(e) if e.kind.is_retryable() => return Err(e.into()),
@@ -145,7 +164,14 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                         return (i, base(Outcome::Failed, None, Some(e.clone())));
                     }
                     if let Some(p) = existing.get(target.source_ref()) {
-                        return (i, base(Outcome::Existing, Some(p.clone()), None));
+                        // Made by an earlier attempt of this execution (a
+                        // retried batch): this run created it.
+                        let outcome = if run.made_by_this_execution(&p.execution, p.point.kind) {
+                            Outcome::Created
+                        } else {
+                            Outcome::Existing
+                        };
+                        return (i, base(outcome, Some(p.point.clone()), None));
                     }
                 }
                 let request = CreateRequest {
@@ -171,6 +197,14 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     Err(e) if e.kind == ErrorKind::NotFound && *e.resource == *target.id => {
                         (i, base(Outcome::Skipped, None, Some(ErrorReport::from(&e))))
                     }
+                    // The answer was lost: the run lookup of the completion
+                    // checks finds what it made (kinds with names are found
+                    // by name when their create is retried, so they never
+                    // get here unconfirmed).
+                    Err(e) if e.unconfirmed && lookup_covers(batch_ref, target.resource_type) => (
+                        i,
+                        base(Outcome::Unconfirmed, None, Some(ErrorReport::from(&e))),
+                    ),
                     Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
                 }
             }
@@ -180,25 +214,9 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         .await;
     let mut results = results;
     results.sort_by_key(|(i, _)| *i);
-    // EBS and instance snapshots have no client token, so their creates are not
-    // retried in place: a transient failure fails the batch, and the retried
-    // batch's lookup finds whatever the first attempt made.
-    if let Some((_, r)) = results.iter().find(|(_, r)| {
-        lookup_covers(&batch, r.resource_type)
-            && r.error
-                .as_ref()
-                .is_some_and(|e| e.error_type == ErrorKind::Throttled)
-    }) {
-        let e = r.error.as_ref().expect("checked above");
-        return Err(CloudError::new(
-            ErrorKind::Throttled,
-            "CreateSnapshot",
-            &r.id,
-            &batch.location.region,
-            e.message.clone(),
-        )
-        .into());
-    }
+    // Each target's failure stays its own: once a create has been sent the
+    // batch never fails as a whole (a retried batch would send every create
+    // again and count the first attempt's points as existing).
     let mut out = BatchResult {
         run: batch.run.clone(),
         location: batch.location.clone(),

@@ -3,18 +3,27 @@
 
 use std::collections::HashMap;
 
-use crate::backup::snapshot::BatchResult;
+use crate::backup::snapshot::{BatchResult, Outcome, TargetResult};
 use crate::error::{Error, ErrorKind, ErrorReport};
 use crate::model::{utc, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
-use crate::ports::RecoveryPoints;
+use crate::ports::{RecoveryPoints, RunPoint};
+use crate::tags::RunKey;
 
 /// A recovery point still pending this long after the first completion check is failed.
 pub const MAX_WAIT_SECONDS: i64 = 24 * 3600;
 
+/// How long after the first completion check a describe may still miss a new
+/// recovery point: the EC2 API is eventually consistent, and "a resource you
+/// just created may not show in a describe yet". Until then a missing point
+/// is pending, not gone, and an unconfirmed create is looked for, not failed.
+pub const VISIBILITY_GRACE_SECONDS: i64 = 10 * 60;
+
 /// The completion check: refreshes every pending recovery point of the batch
-/// (at most one describe per kind). A point that vanished, or is still pending
-/// [`MAX_WAIT_SECONDS`] after the batch's first completion check
-/// (`waiting_since`, set by that check), is failed.
+/// (at most one describe per kind), and looks for what each unconfirmed
+/// create made (one run lookup for the location). A point that is missing
+/// [`VISIBILITY_GRACE_SECONDS`] after the batch's first completion check
+/// (`waiting_since`, set by that check) is failed, as is one still pending
+/// [`MAX_WAIT_SECONDS`] after it.
 pub async fn refresh_batch<P: RecoveryPoints>(
     mut batch: BatchResult,
     cloud: &P,
@@ -27,51 +36,124 @@ pub async fn refresh_batch<P: RecoveryPoints>(
         .filter_map(|r| r.recovery_point.clone())
         .filter(|p| p.state == RecoveryPointState::Pending)
         .collect();
-    if !pending.is_empty() {
-        let fresh = cloud.refresh(&batch.location, &pending).await?;
-        let fresh: HashMap<(RecoveryPointKind, String), RecoveryPoint> = fresh
+    let unconfirmed = batch
+        .results
+        .iter()
+        .any(|r| r.outcome == Outcome::Unconfirmed);
+    if pending.is_empty() && !unconfirmed {
+        batch.polls += 1;
+        batch.count_pending();
+        return Ok(batch);
+    }
+    // Both calls come before any change: an error leaves the batch as it was.
+    let fresh = if pending.is_empty() {
+        Vec::new()
+    } else {
+        cloud.refresh(&batch.location, &pending).await?
+    };
+    let found: HashMap<String, RunPoint> = if unconfirmed {
+        cloud
+            .find_run_snapshots(&batch.location, &batch.run)
+            .await?
             .into_iter()
-            .map(|p| ((p.kind, p.id.clone()), p))
-            .collect();
-        let since = *batch.waiting_since.get_or_insert(utc(now));
-        let overdue = (now - since).whole_seconds() > MAX_WAIT_SECONDS;
-        for r in batch.results.iter_mut() {
-            let Some(p) = r.recovery_point.as_mut() else {
-                continue;
-            };
-            if p.state != RecoveryPointState::Pending {
-                continue;
-            }
-            match fresh.get(&(p.kind, p.id.clone())) {
-                Some(f) => p.state = f.state,
-                None => {
-                    p.state = RecoveryPointState::Failed;
-                    r.error = Some(ErrorReport::new(
-                        ErrorKind::NotFound,
-                        format!("recovery point {} disappeared before it completed", p.id),
-                    ));
-                }
-            }
-            if p.state == RecoveryPointState::Pending && overdue {
+            .map(|p| (p.point.source.clone(), p))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let fresh: HashMap<(RecoveryPointKind, String), RecoveryPoint> = fresh
+        .into_iter()
+        .map(|p| ((p.kind, p.id.clone()), p))
+        .collect();
+    let since = *batch.waiting_since.get_or_insert(utc(now));
+    let waited = (now - since).whole_seconds();
+    let overdue = waited > MAX_WAIT_SECONDS;
+    let unseen_too_long = waited > VISIBILITY_GRACE_SECONDS;
+    let run = batch.run.clone();
+    for r in batch.results.iter_mut() {
+        if r.outcome == Outcome::Unconfirmed {
+            settle_unconfirmed(r, &found, &run, unseen_too_long);
+            continue;
+        }
+        let Some(p) = r.recovery_point.as_mut() else {
+            continue;
+        };
+        if p.state != RecoveryPointState::Pending {
+            continue;
+        }
+        match fresh.get(&(p.kind, p.id.clone())) {
+            Some(f) => p.state = f.state,
+            // Not visible yet: a describe may miss a new point for a while.
+            None if !unseen_too_long => {}
+            None => {
                 p.state = RecoveryPointState::Failed;
                 r.error = Some(ErrorReport::new(
-                    ErrorKind::NotReady,
+                    ErrorKind::NotFound,
                     format!(
-                        "recovery point {} still pending {} hours after the first completion check",
+                        "recovery point {} disappeared before it completed (not seen for {} minutes)",
                         p.id,
-                        MAX_WAIT_SECONDS / 3600
+                        VISIBILITY_GRACE_SECONDS / 60
                     ),
                 ));
             }
-            if p.state == RecoveryPointState::Failed && r.error.is_none() {
-                r.error = Some(ErrorReport::new(
-                    ErrorKind::Internal,
-                    format!("recovery point {} ended in an error state", p.id),
-                ));
-            }
+        }
+        if p.state == RecoveryPointState::Pending && overdue {
+            p.state = RecoveryPointState::Failed;
+            r.error = Some(ErrorReport::new(
+                ErrorKind::NotReady,
+                format!(
+                    "recovery point {} still pending {} hours after the first completion check",
+                    p.id,
+                    MAX_WAIT_SECONDS / 3600
+                ),
+            ));
+        }
+        if p.state == RecoveryPointState::Failed && r.error.is_none() {
+            r.error = Some(ErrorReport::new(
+                ErrorKind::Internal,
+                format!("recovery point {} ended in an error state", p.id),
+            ));
         }
     }
     batch.polls += 1;
     batch.count_pending();
     Ok(batch)
+}
+
+/// An unconfirmed create: what the run lookup found of it makes it created
+/// (this execution's) or existing (a re-run's); when nothing has shown for
+/// the visibility grace, none was made, and the target fails with the error
+/// its create saw. The create is never sent again.
+fn settle_unconfirmed(
+    r: &mut TargetResult,
+    found: &HashMap<String, RunPoint>,
+    run: &RunKey,
+    unseen_too_long: bool,
+) {
+    if let Some(p) = found.get(&r.id) {
+        r.outcome = if run.made_by_this_execution(&p.execution, p.point.kind) {
+            Outcome::Created
+        } else {
+            Outcome::Existing
+        };
+        r.recovery_point = Some(p.point.clone());
+        r.error = None;
+    } else if unseen_too_long {
+        r.outcome = Outcome::Failed;
+        let (kind, seen) = r.error.take().map_or(
+            (
+                ErrorKind::Throttled,
+                "the create's answer was lost".to_owned(),
+            ),
+            |e| (e.error_type, e.message),
+        );
+        r.error = Some(ErrorReport::new(
+            kind,
+            format!(
+                "{seen}; no recovery point of it appeared within {} minutes, so none was made: \
+                 running this scheduled time again makes it",
+                VISIBILITY_GRACE_SECONDS / 60
+            ),
+        ));
+    }
 }
