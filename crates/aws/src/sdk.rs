@@ -107,32 +107,66 @@ pub(crate) trait PointState {
     fn point_state(&self) -> RecoveryPointState;
 }
 
+// Every state AWS documents is mapped here by name. A state this version
+// does not know (a newer API) is pending: waited on by the completion check,
+// never counted as a restorable point, never deleted by prune.
+
+/// EBS snapshot states (`pending | completed | error | recoverable |
+/// recovering`). An archived snapshot is `completed` (its storage tier says
+/// `archive`): restorable after a restore from the archive tier.
 fn ebs_state(s: Option<&SnapshotState>) -> RecoveryPointState {
     match s {
         Some(SnapshotState::Completed) => RecoveryPointState::Completed,
-        Some(SnapshotState::Error | SnapshotState::Recoverable) => RecoveryPointState::Failed,
-        _ => RecoveryPointState::Pending,
+        Some(SnapshotState::Pending) => RecoveryPointState::Pending,
+        // Coming back from the Recycle Bin.
+        Some(SnapshotState::Recovering) => RecoveryPointState::Pending,
+        // In the Recycle Bin: deleted, not a point to restore from.
+        Some(SnapshotState::Recoverable) => RecoveryPointState::Failed,
+        Some(SnapshotState::Error) => RecoveryPointState::Failed,
+        None => RecoveryPointState::Pending,
+        Some(_) => RecoveryPointState::Pending,
     }
 }
 
+/// AMI states (`pending | available | invalid | deregistered | transient |
+/// failed | error | disabled`).
 fn image_state(s: Option<&ImageState>) -> RecoveryPointState {
     match s {
         Some(ImageState::Available) => RecoveryPointState::Completed,
+        // Disabled by someone: launches are refused until `EnableImage`, and
+        // AWS keeps its snapshots (it refuses to delete them): still restorable.
+        Some(ImageState::Disabled) => RecoveryPointState::Completed,
+        Some(ImageState::Pending | ImageState::Transient) => RecoveryPointState::Pending,
         Some(
             ImageState::Deregistered | ImageState::Error | ImageState::Failed | ImageState::Invalid,
         ) => RecoveryPointState::Failed,
-        _ => RecoveryPointState::Pending,
+        None => RecoveryPointState::Pending,
+        Some(_) => RecoveryPointState::Pending,
     }
 }
 
-/// RDS and Redshift report their status as free words.
+/// RDS and Aurora snapshot statuses (`available`, `creating`, `copying`,
+/// and the failures `failed`, `incompatible-restore`,
+/// `incompatible-parameters`) and Redshift's (`creating`, `available`,
+/// `final snapshot`, `failed`, `cancelled`, `deleted`). The services report
+/// them as free words.
 pub(crate) fn status_state(s: Option<&str>) -> RecoveryPointState {
     match s.map(str::to_ascii_lowercase).as_deref() {
-        Some("available" | "completed") => RecoveryPointState::Completed,
+        Some("available" | "completed" | "final snapshot") => RecoveryPointState::Completed,
+        Some("creating" | "copying" | "pending") => RecoveryPointState::Pending,
+        // Going away already: neither restorable nor to be deleted again.
+        Some("deleting") => RecoveryPointState::Pending,
         Some(
-            "failed" | "error" | "invalid" | "deleted" | "incompatible-restore" | "recoverable",
+            "failed"
+            | "error"
+            | "invalid"
+            | "cancelled"
+            | "deleted"
+            | "incompatible-restore"
+            | "incompatible-parameters",
         ) => RecoveryPointState::Failed,
-        _ => RecoveryPointState::Pending,
+        None => RecoveryPointState::Pending,
+        Some(_) => RecoveryPointState::Pending,
     }
 }
 
@@ -283,8 +317,17 @@ where
     }
     Ok(Created {
         recovery_point: req.point(req.name.clone(), vec![], seen.state),
-        existed: seen.existing_tags.is_some(),
+        existed: seen
+            .existing_tags
+            .as_ref()
+            .is_some_and(|t| !made_by_this_execution(t, req)),
     })
+}
+
+/// Whether a recovery point found under our name was made by this very
+/// execution (an earlier attempt whose answer was lost), not by a re-run.
+pub(crate) fn made_by_this_execution(existing: &Tags, req: &CreateRequest<'_>) -> bool {
+    existing.get(tags::RUN).is_some() && existing.get(tags::RUN) == req.tags.get(tags::RUN)
 }
 
 /// An existing recovery point found under our deterministic name must be ours.
@@ -320,44 +363,96 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ebs_and_image_states_map_explicitly() {
+    fn every_documented_ebs_and_image_state_maps() {
         use RecoveryPointState::*;
         let snap = |s: SnapshotState| aws_sdk_ec2::types::Snapshot::builder().state(s).build();
-        assert_eq!(snap(SnapshotState::Completed).point_state(), Completed);
-        assert_eq!(snap(SnapshotState::Pending).point_state(), Pending);
-        assert_eq!(snap(SnapshotState::Error).point_state(), Failed);
-        assert_eq!(snap(SnapshotState::Recoverable).point_state(), Failed);
-        assert_eq!(snap(SnapshotState::Recovering).point_state(), Pending);
+        let expected = [
+            ("pending", Pending),
+            ("completed", Completed),
+            ("error", Failed),
+            ("recoverable", Failed),
+            ("recovering", Pending),
+        ];
+        assert_eq!(
+            SnapshotState::values().len(),
+            expected.len(),
+            "a new EBS state"
+        );
+        for (word, state) in expected {
+            assert_eq!(
+                snap(SnapshotState::from(word)).point_state(),
+                state,
+                "{word}"
+            );
+        }
+        let image = |s: ImageState| aws_sdk_ec2::types::Image::builder().state(s).build();
+        let expected = [
+            ("pending", Pending),
+            ("available", Completed),
+            ("invalid", Failed),
+            ("deregistered", Failed),
+            ("transient", Pending),
+            ("failed", Failed),
+            ("error", Failed),
+            ("disabled", Completed),
+        ];
+        assert_eq!(
+            ImageState::values().len(),
+            expected.len(),
+            "a new AMI state"
+        );
+        for (word, state) in expected {
+            assert_eq!(image(ImageState::from(word)).point_state(), state, "{word}");
+        }
+        // Unknown words and missing states are waited on, never deleted.
+        assert_eq!(snap(SnapshotState::from("frozen")).point_state(), Pending);
+        assert_eq!(image(ImageState::from("frozen")).point_state(), Pending);
         assert_eq!(
             aws_sdk_ec2::types::Snapshot::builder()
                 .build()
                 .point_state(),
             Pending
         );
-        let image = |s: ImageState| aws_sdk_ec2::types::Image::builder().state(s).build();
-        assert_eq!(image(ImageState::Available).point_state(), Completed);
-        assert_eq!(image(ImageState::Pending).point_state(), Pending);
-        assert_eq!(image(ImageState::Failed).point_state(), Failed);
-        assert_eq!(image(ImageState::Deregistered).point_state(), Failed);
-        assert_eq!(image(ImageState::Invalid).point_state(), Failed);
     }
 
     #[test]
-    fn database_statuses_map() {
+    fn every_documented_database_status_maps() {
         use RecoveryPointState::*;
         let db = |s: &str| aws_sdk_rds::types::DbSnapshot::builder().status(s).build();
-        assert_eq!(db("available").point_state(), Completed);
-        assert_eq!(db("creating").point_state(), Pending);
-        assert_eq!(db("failed").point_state(), Failed);
+        let cluster = |s: &str| {
+            aws_sdk_rds::types::DbClusterSnapshot::builder()
+                .status(s)
+                .build()
+        };
         let rs = |s: &str| {
             aws_sdk_redshift::types::Snapshot::builder()
                 .status(s)
                 .build()
         };
-        assert_eq!(rs("available").point_state(), Completed);
-        assert_eq!(rs("creating").point_state(), Pending);
-        assert_eq!(rs("failed").point_state(), Failed);
+        for (word, state) in [
+            ("available", Completed),
+            ("creating", Pending),
+            ("copying", Pending),
+            ("deleting", Pending),
+            ("failed", Failed),
+            ("incompatible-restore", Failed),
+            ("incompatible-parameters", Failed),
+        ] {
+            assert_eq!(db(word).point_state(), state, "RDS {word}");
+            assert_eq!(cluster(word).point_state(), state, "Aurora {word}");
+        }
+        for (word, state) in [
+            ("creating", Pending),
+            ("available", Completed),
+            ("final snapshot", Completed),
+            ("failed", Failed),
+            ("cancelled", Failed),
+            ("deleted", Failed),
+        ] {
+            assert_eq!(rs(word).point_state(), state, "Redshift {word}");
+        }
         assert_eq!(status_state(None), Pending);
+        assert_eq!(status_state(Some("something-new")), Pending);
     }
 
     #[test]

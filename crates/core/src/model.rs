@@ -129,21 +129,6 @@ impl RecoveryPointState {
         }
         out
     }
-
-    /// Normalises the state words of EC2, AMIs, RDS and Redshift.
-    pub fn from_aws(state: &str) -> Self {
-        match state.to_ascii_lowercase().as_str() {
-            "completed" | "available" => Self::Completed,
-            "error"
-            | "failed"
-            | "invalid"
-            | "deregistered"
-            | "deleted"
-            | "incompatible-restore"
-            | "recoverable" => Self::Failed,
-            _ => Self::Pending,
-        }
-    }
 }
 
 /// A point from which a source can be restored.
@@ -237,34 +222,6 @@ pub mod utc_time {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_normalise() {
-        assert_eq!(
-            RecoveryPointState::from_aws("completed"),
-            RecoveryPointState::Completed
-        );
-        assert_eq!(
-            RecoveryPointState::from_aws("available"),
-            RecoveryPointState::Completed
-        );
-        assert_eq!(
-            RecoveryPointState::from_aws("pending"),
-            RecoveryPointState::Pending
-        );
-        assert_eq!(
-            RecoveryPointState::from_aws("creating"),
-            RecoveryPointState::Pending
-        );
-        assert_eq!(
-            RecoveryPointState::from_aws("error"),
-            RecoveryPointState::Failed
-        );
-        assert_eq!(
-            RecoveryPointState::from_aws("failed"),
-            RecoveryPointState::Failed
-        );
-    }
 
     #[test]
     fn worst_state_wins() {
