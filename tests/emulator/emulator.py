@@ -8,7 +8,15 @@ One process serves, on one loopback port:
   to Strongroom's real function binaries, each run under a small
   implementation of the Lambda Runtime API (one loopback port per function);
 * ``/_strongroom/calls``: a log of every AWS API call that reached moto, by
-  service, action and client, which is how the benchmarks count API calls.
+  service, action and client, which is how the benchmarks count API calls;
+* ``/_strongroom/faults``: the switchable faults of patch 10 (GET the
+  configuration, POST a new one).
+
+The client of a call is ``harness`` for the Rust tests' own calls (user agent
+with ``app/strongroom-tests``), ``strongroom`` for the rest of aws-sdk-rust
+(Strongroom's code), ``boto3`` for botocore, ``other`` otherwise. A request
+header ``X-Strongroom-Client: strongroom|harness|boto3`` overrides that, so a
+check script can call as Strongroom.
 
 Step Functions execution is switched on, and ``MOTO_PORT`` points at this
 server, so moto's ASL interpreter invokes our binaries for Lambda tasks.
@@ -56,6 +64,25 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
    ``_ . : / = + - @`` (RDS: "Java regex ``^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$``"),
    refused otherwise (RDS ``InvalidParameterValue``, Redshift
    ``InvalidTagFault``); moto accepts any tag.
+10. Switchable faults, for Strongroom's own calls only (tests/emulator/faults.py
+    documents each): throttling (EC2 ``RequestLimitExceeded`` HTTP 503; RDS,
+    Redshift, STS ``Throttling`` and Tagging ``ThrottlingException``, HTTP
+    400; AWS: "If you exceed an API throttling limit, you get the
+    RequestLimitExceeded error code"), lost responses (the create is done,
+    the answer is HTTP 500 ``InternalError`` / ``InternalFailure``), snapshots
+    and AMIs shown ``pending`` / ``creating`` for their first describes,
+    EBS snapshots and AMIs not yet visible to describes (AWS, "Eventual
+    consistency in the Amazon EC2 API": "if you run a command to modify or
+    describe the resource that you just created, its ID might not have
+    propagated throughout the system, and you will get an error responding
+    that the resource does not exist"), and snapshot quotas with AWS's errors
+    (``SnapshotLimitExceeded``, ``SnapshotQuotaExceeded``,
+    ``ClusterSnapshotQuotaExceeded``). Also RDS ``DescribeAccountAttributes``,
+    which moto lacks, with the ``ManualSnapshots`` and
+    ``ManualClusterSnapshots`` quotas (AWS's default ``Max`` is 100), and
+    ``State`` in ``CreateSnapshots`` answers, which moto leaves out. Set
+    from ``STRONGROOM_EMULATOR_FAULTS`` (JSON) or ``POST /_strongroom/faults``;
+    every faulted call's log entry has ``"fault"``.
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -78,6 +105,8 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import faults
 
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
@@ -113,6 +142,7 @@ def patch_moto() -> None:
     _patch_snapshot_identifiers()
     _patch_redshift_manual_retention()
     _patch_database_tag_rules()
+    faults.patch_moto_faults()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -560,11 +590,19 @@ class Front:
                 body = json.dumps(self.calls).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        if not path.startswith("/moto-api"):
-            self.log_call(environ)
-        return self.moto_app(environ, start_response)
+        if path == "/_strongroom/faults":
+            return faults.control(environ, start_response)
+        if path.startswith("/moto-api"):
+            return self.moto_app(environ, start_response)
+        call = self.log_call(environ)
 
-    def log_call(self, environ: dict[str, Any]) -> None:
+        def mark(fault: str) -> None:
+            with self.calls_lock:
+                call["fault"] = fault
+
+        return faults.serve(call, mark, environ, start_response, self.moto_app)
+
+    def log_call(self, environ: dict[str, Any]) -> dict[str, str]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
@@ -584,7 +622,10 @@ class Front:
                     params = {}
             action = (params.get("Action") or [environ.get("REQUEST_METHOD", "") + " " + environ.get("PATH_INFO", "")])[0]
         agent = environ.get("HTTP_USER_AGENT", "")
-        if "app/strongroom-tests" in agent:
+        declared = environ.get("HTTP_X_STRONGROOM_CLIENT", "")
+        if declared in ("strongroom", "harness", "boto3"):
+            client = declared  # check scripts calling as one of these
+        elif "app/strongroom-tests" in agent:
             client = "harness"  # the Rust tests' own set-up and read-back calls
         elif "aws-sdk-rust" in agent:
             client = "strongroom"
@@ -592,8 +633,10 @@ class Front:
             client = "boto3"
         else:
             client = "other"
+        call = {"service": service, "region": region, "action": action, "client": client}
         with self.calls_lock:
-            self.calls.append({"service": service, "region": region, "action": action, "client": client})
+            self.calls.append(call)
+        return call
 
     def invoke(self, function: str, environ: dict[str, Any], start_response: Any) -> Any:
         name = function.split(":function:")[-1].split(":")[0]
@@ -624,6 +667,10 @@ def main() -> None:
 
     from werkzeug.serving import make_server
 
+    try:
+        faults.FAULTS.configure(json.loads(os.environ.get("STRONGROOM_EMULATOR_FAULTS") or "{}"))
+    except ValueError as e:
+        sys.exit(f"STRONGROOM_EMULATOR_FAULTS: {e}")
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="strongroom-emulator-")
     os.makedirs(log_dir, exist_ok=True)
 
