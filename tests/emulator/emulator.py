@@ -83,6 +83,36 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     ``State`` in ``CreateSnapshots`` answers, which moto leaves out. Set
     from ``STRONGROOM_EMULATOR_FAULTS`` (JSON) or ``POST /_strongroom/faults``;
     every faulted call's log entry has ``"fault"``.
+11. EC2 ``DeregisterImage`` with ``DeleteAssociatedSnapshots`` deletes the
+    AMI's snapshots and answers ``DeleteSnapshotResults`` (AWS: "if a
+    snapshot is associated with multiple AMIs, it won't be deleted even if
+    specified for deletion, although the AMI will still be deregistered";
+    return codes "``success`` - The snapshot was successfully deleted",
+    "``skipped`` - The snapshot was not deleted because it's associated with
+    other AMIs", "``client-error`` - The snapshot was not deleted due to a
+    client configuration error", which is what a locked snapshot (patch 4)
+    gets, as its ``DeleteSnapshot`` fails with ``SnapshotLocked``). moto
+    ignores the flag. ``DeleteSnapshot`` also refuses, with
+    ``InvalidSnapshot.InUse``, a snapshot backing any registered AMI (AWS:
+    "You cannot delete a snapshot of the root device of an EBS volume used by
+    a registered AMI"); moto only checks the AMI that created it.
+12. Sharing, where moto falls short: EC2 ``ModifySnapshotAttribute`` with
+    ``CreateVolumePermission`` ``Add`` / ``Remove`` (AWS's structured form;
+    moto only honours ``OperationType`` with ``UserIds``); Redshift
+    ``AuthorizeSnapshotAccess`` / ``RevokeSnapshotAccess``,
+    ``AccountsWithRestoreAccess`` in snapshots ("A list of the Amazon Web
+    Services accounts authorized to restore the snapshot. Returns null if no
+    accounts are authorized"), and ``DeleteClusterSnapshot`` refusing, with
+    ``InvalidClusterSnapshotState``, a snapshot others may restore (AWS: "If
+    other accounts are authorized to access the snapshot, you must revoke all
+    of the authorizations before you can delete the snapshot"). moto already
+    has EC2 ``DescribeSnapshotAttribute``, ``ModifyImageAttribute`` /
+    ``DescribeImageAttribute`` (launchPermission) and RDS
+    ``Modify/DescribeDB[Cluster]SnapshotAttribute[s]`` (``restore``) right,
+    and, as AWS does, lets the owner delete a shared EBS snapshot (AWS names
+    only the registered-AMI case) or a shared RDS snapshot (AWS: "To delete a
+    shared or public snapshot, you must sign in to the AWS account that owns
+    the snapshot").
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -142,6 +172,8 @@ def patch_moto() -> None:
     _patch_snapshot_identifiers()
     _patch_redshift_manual_retention()
     _patch_database_tag_rules()
+    _patch_deregister_associated_snapshots()
+    _patch_sharing()
     faults.patch_moto_faults()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
@@ -408,6 +440,147 @@ def _patch_database_tag_rules() -> None:
         original = getattr(cls, method)
         if not getattr(original, "strongroom_tags", False):
             setattr(cls, method, checked(original, position, error))
+
+
+def _ami_snapshot_ids(ami: Any) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in ami.block_device_mappings if (m.get("Ebs") or {}).get("SnapshotId")]
+
+
+def _patch_deregister_associated_snapshots() -> None:
+    """Patch 11: DeregisterImage deletes the AMI's snapshots when asked to."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.responses import EC2Response
+
+    if getattr(EC2Response, "_strongroom_deregister", False):
+        return
+    delete_snapshot = EBSBackend.delete_snapshot  # with patch 4's lock check
+
+    def backing_ami(backend: Any, snapshot_id: str) -> str | None:
+        return next((a.id for a in backend.amis.values() if snapshot_id in _ami_snapshot_ids(a)), None)
+
+    def delete_unless_in_use(self, snapshot_id):  # type: ignore[no-untyped-def]
+        ami_id = backing_ami(self, snapshot_id)
+        if ami_id is not None:
+            raise InvalidSnapshotInUse(snapshot_id, ami_id)
+        return delete_snapshot(self, snapshot_id)
+
+    def return_code(backend: Any, snapshot_id: str) -> str:
+        if backing_ami(backend, snapshot_id) is not None:
+            return "skipped"
+        try:
+            delete_snapshot(backend, snapshot_id)
+        except EC2ClientError:  # SnapshotLocked, InvalidSnapshot.NotFound
+            return "client-error"
+        except Exception:  # noqa: BLE001 - AWS reports the snapshot, not the call, as failed
+            return "internal-error"
+        return "success"
+
+    def deregister_image(self):  # type: ignore[no-untyped-def]
+        ami_id = self._get_param("ImageId")
+        delete = self._get_bool_param("DeleteAssociatedSnapshots", False)
+        self.error_on_dryrun()
+        ami = self.ec2_backend.amis.get(ami_id)
+        snapshot_ids = _ami_snapshot_ids(ami) if ami is not None else []
+        self.ec2_backend.deregister_image(ami_id)
+        result: dict[str, Any] = {"Return": True}
+        if delete:
+            result["DeleteSnapshotResults"] = [
+                {"SnapshotId": sid, "ReturnCode": return_code(self.ec2_backend, sid)} for sid in snapshot_ids
+            ]
+        return ActionResult(result)
+
+    EBSBackend.delete_snapshot = delete_unless_in_use
+    EC2Response.deregister_image = deregister_image
+    EC2Response._strongroom_deregister = True
+
+
+def _patch_sharing() -> None:
+    """Patch 12: structured CreateVolumePermission; Redshift snapshot access."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.ec2.responses import EC2Response
+    from moto.redshift.exceptions import ClusterSnapshotNotFoundError, RedshiftClientError
+    from moto.redshift.models import RedshiftBackend, Snapshot
+    from moto.redshift.responses import RedshiftResponse
+
+    if getattr(RedshiftResponse, "_strongroom_sharing", False):
+        return
+    modify_snapshot_attribute = EC2Response.modify_snapshot_attribute
+
+    def modify_with_structure(self):  # type: ignore[no-untyped-def]
+        permission = self._get_param("CreateVolumePermission") or {}
+        if not permission:
+            return modify_snapshot_attribute(self)
+        snapshot_id = self._get_param("SnapshotId")
+        self.error_on_dryrun()
+        for items, change in (
+            (permission.get("Add") or [], self.ec2_backend.add_create_volume_permission),
+            (permission.get("Remove") or [], self.ec2_backend.remove_create_volume_permission),
+        ):
+            users = [i["UserId"] for i in items if i.get("UserId")]
+            groups = [i["Group"] for i in items if i.get("Group")]
+            if users or groups:
+                change(snapshot_id, user_ids=users, groups=groups)
+        return EmptyResult()
+
+    def accounts_with_restore_access(self):  # type: ignore[no-untyped-def]
+        accounts = getattr(self, "_strongroom_restore_access", [])
+        return [
+            {"AccountAlias": a} if a == "amazon-redshift-support" else {"AccountId": a} for a in accounts
+        ] or None
+
+    def snapshot_named(response: Any) -> Any:
+        # SnapshotArn: arn:aws:redshift:<region>:<account>:snapshot:<cluster>/<snapshot>
+        arn = response._get_param("SnapshotArn") or ""
+        name = response._get_param("SnapshotIdentifier") or arn.rsplit("/", 1)[-1]
+        snapshot = response.redshift_backend.snapshots.get(name)
+        if snapshot is None:
+            raise ClusterSnapshotNotFoundError(name)
+        if not hasattr(snapshot, "_strongroom_restore_access"):
+            snapshot._strongroom_restore_access = []
+        return snapshot
+
+    def authorize_snapshot_access(self):  # type: ignore[no-untyped-def]
+        snapshot = snapshot_named(self)
+        account = self._get_param("AccountWithRestoreAccess")
+        if account in snapshot._strongroom_restore_access:
+            raise RedshiftClientError(
+                "AuthorizationAlreadyExists",
+                f"The account {account} is already authorized to restore snapshot {snapshot.snapshot_identifier}.",
+            )
+        snapshot._strongroom_restore_access.append(account)
+        return ActionResult({"Snapshot": snapshot})
+
+    def revoke_snapshot_access(self):  # type: ignore[no-untyped-def]
+        snapshot = snapshot_named(self)
+        account = self._get_param("AccountWithRestoreAccess")
+        if account not in snapshot._strongroom_restore_access:
+            raise RedshiftClientError(
+                "AuthorizationNotFound",
+                f"The account {account} is not authorized to restore snapshot {snapshot.snapshot_identifier}.",
+            )
+        snapshot._strongroom_restore_access.remove(account)
+        return ActionResult({"Snapshot": snapshot})
+
+    delete_cluster_snapshot = RedshiftBackend.delete_cluster_snapshot
+
+    def delete_unless_shared(self, snapshot_identifier):  # type: ignore[no-untyped-def]
+        snapshot = self.snapshots.get(snapshot_identifier)
+        if snapshot is not None and getattr(snapshot, "_strongroom_restore_access", []):
+            raise RedshiftClientError(
+                "InvalidClusterSnapshotState",
+                f"Cannot delete snapshot {snapshot_identifier}: other accounts are authorized to restore it;"
+                " revoke their access first.",
+            )
+        return delete_cluster_snapshot(self, snapshot_identifier)
+
+    EC2Response.modify_snapshot_attribute = modify_with_structure
+    Snapshot.accounts_with_restore_access = property(accounts_with_restore_access)  # type: ignore[attr-defined]
+    RedshiftResponse.authorize_snapshot_access = authorize_snapshot_access
+    RedshiftResponse.revoke_snapshot_access = revoke_snapshot_access
+    RedshiftBackend.delete_cluster_snapshot = delete_unless_shared
+    RedshiftResponse._strongroom_sharing = True
 
 
 # --------------------------------------------------------------------------
