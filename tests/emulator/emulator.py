@@ -8,7 +8,15 @@ One process serves, on one loopback port:
   to Strongroom's real function binaries, each run under a small
   implementation of the Lambda Runtime API (one loopback port per function);
 * ``/_strongroom/calls``: a log of every AWS API call that reached moto, by
-  service, action and client, which is how the benchmarks count API calls.
+  service, action and client, which is how the benchmarks count API calls;
+* ``/_strongroom/faults``: the switchable faults of patch 10 (GET the
+  configuration, POST a new one).
+
+The client of a call is ``harness`` for the Rust tests' own calls (user agent
+with ``app/strongroom-tests``), ``strongroom`` for the rest of aws-sdk-rust
+(Strongroom's code), ``boto3`` for botocore, ``other`` otherwise. A request
+header ``X-Strongroom-Client: strongroom|harness|boto3`` overrides that, so a
+check script can call as Strongroom.
 
 Step Functions execution is switched on, and ``MOTO_PORT`` points at this
 server, so moto's ASL interpreter invokes our binaries for Lambda tasks.
@@ -56,6 +64,55 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
    ``_ . : / = + - @`` (RDS: "Java regex ``^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$``"),
    refused otherwise (RDS ``InvalidParameterValue``, Redshift
    ``InvalidTagFault``); moto accepts any tag.
+10. Switchable faults, for Strongroom's own calls only (tests/emulator/faults.py
+    documents each): throttling (EC2 ``RequestLimitExceeded`` HTTP 503; RDS,
+    Redshift, STS ``Throttling`` and Tagging ``ThrottlingException``, HTTP
+    400; AWS: "If you exceed an API throttling limit, you get the
+    RequestLimitExceeded error code"), lost responses (the create is done,
+    the answer is HTTP 500 ``InternalError`` / ``InternalFailure``), snapshots
+    and AMIs shown ``pending`` / ``creating`` for their first describes,
+    EBS snapshots and AMIs not yet visible to describes (AWS, "Eventual
+    consistency in the Amazon EC2 API": "if you run a command to modify or
+    describe the resource that you just created, its ID might not have
+    propagated throughout the system, and you will get an error responding
+    that the resource does not exist"), and snapshot quotas with AWS's errors
+    (``SnapshotLimitExceeded``, ``SnapshotQuotaExceeded``,
+    ``ClusterSnapshotQuotaExceeded``). Also RDS ``DescribeAccountAttributes``,
+    which moto lacks, with the ``ManualSnapshots`` and
+    ``ManualClusterSnapshots`` quotas (AWS's default ``Max`` is 100), and
+    ``State`` in ``CreateSnapshots`` answers, which moto leaves out. Set
+    from ``STRONGROOM_EMULATOR_FAULTS`` (JSON) or ``POST /_strongroom/faults``;
+    every faulted call's log entry has ``"fault"``.
+11. EC2 ``DeregisterImage`` with ``DeleteAssociatedSnapshots`` deletes the
+    AMI's snapshots and answers ``DeleteSnapshotResults`` (AWS: "if a
+    snapshot is associated with multiple AMIs, it won't be deleted even if
+    specified for deletion, although the AMI will still be deregistered";
+    return codes "``success`` - The snapshot was successfully deleted",
+    "``skipped`` - The snapshot was not deleted because it's associated with
+    other AMIs", "``client-error`` - The snapshot was not deleted due to a
+    client configuration error", which is what a locked snapshot (patch 4)
+    gets, as its ``DeleteSnapshot`` fails with ``SnapshotLocked``). moto
+    ignores the flag. ``DeleteSnapshot`` also refuses, with
+    ``InvalidSnapshot.InUse``, a snapshot backing any registered AMI (AWS:
+    "You cannot delete a snapshot of the root device of an EBS volume used by
+    a registered AMI"); moto only checks the AMI that created it.
+12. Sharing, where moto falls short: EC2 ``ModifySnapshotAttribute`` with
+    ``CreateVolumePermission`` ``Add`` / ``Remove`` (AWS's structured form;
+    moto only honours ``OperationType`` with ``UserIds``); Redshift
+    ``AuthorizeSnapshotAccess`` / ``RevokeSnapshotAccess``,
+    ``AccountsWithRestoreAccess`` in snapshots ("A list of the Amazon Web
+    Services accounts authorized to restore the snapshot. Returns null if no
+    accounts are authorized"), and ``DeleteClusterSnapshot`` refusing, with
+    ``InvalidClusterSnapshotState``, a snapshot others may restore (AWS: "If
+    other accounts are authorized to access the snapshot, you must revoke all
+    of the authorizations before you can delete the snapshot"). moto already
+    has EC2 ``DescribeSnapshotAttribute``, ``ModifyImageAttribute`` /
+    ``DescribeImageAttribute`` (launchPermission) and RDS
+    ``Modify/DescribeDB[Cluster]SnapshotAttribute[s]`` (``restore``) right,
+    and, as AWS does, lets the owner delete a shared EBS snapshot (AWS names
+    only the registered-AMI case) or a shared RDS snapshot (AWS: "To delete a
+    shared or public snapshot, you must sign in to the AWS account that owns
+    the snapshot").
 
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
@@ -78,6 +135,8 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import faults
 
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
@@ -113,6 +172,9 @@ def patch_moto() -> None:
     _patch_snapshot_identifiers()
     _patch_redshift_manual_retention()
     _patch_database_tag_rules()
+    _patch_deregister_associated_snapshots()
+    _patch_sharing()
+    faults.patch_moto_faults()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -380,6 +442,147 @@ def _patch_database_tag_rules() -> None:
             setattr(cls, method, checked(original, position, error))
 
 
+def _ami_snapshot_ids(ami: Any) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in ami.block_device_mappings if (m.get("Ebs") or {}).get("SnapshotId")]
+
+
+def _patch_deregister_associated_snapshots() -> None:
+    """Patch 11: DeregisterImage deletes the AMI's snapshots when asked to."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.responses import EC2Response
+
+    if getattr(EC2Response, "_strongroom_deregister", False):
+        return
+    delete_snapshot = EBSBackend.delete_snapshot  # with patch 4's lock check
+
+    def backing_ami(backend: Any, snapshot_id: str) -> str | None:
+        return next((a.id for a in backend.amis.values() if snapshot_id in _ami_snapshot_ids(a)), None)
+
+    def delete_unless_in_use(self, snapshot_id):  # type: ignore[no-untyped-def]
+        ami_id = backing_ami(self, snapshot_id)
+        if ami_id is not None:
+            raise InvalidSnapshotInUse(snapshot_id, ami_id)
+        return delete_snapshot(self, snapshot_id)
+
+    def return_code(backend: Any, snapshot_id: str) -> str:
+        if backing_ami(backend, snapshot_id) is not None:
+            return "skipped"
+        try:
+            delete_snapshot(backend, snapshot_id)
+        except EC2ClientError:  # SnapshotLocked, InvalidSnapshot.NotFound
+            return "client-error"
+        except Exception:  # noqa: BLE001 - AWS reports the snapshot, not the call, as failed
+            return "internal-error"
+        return "success"
+
+    def deregister_image(self):  # type: ignore[no-untyped-def]
+        ami_id = self._get_param("ImageId")
+        delete = self._get_bool_param("DeleteAssociatedSnapshots", False)
+        self.error_on_dryrun()
+        ami = self.ec2_backend.amis.get(ami_id)
+        snapshot_ids = _ami_snapshot_ids(ami) if ami is not None else []
+        self.ec2_backend.deregister_image(ami_id)
+        result: dict[str, Any] = {"Return": True}
+        if delete:
+            result["DeleteSnapshotResults"] = [
+                {"SnapshotId": sid, "ReturnCode": return_code(self.ec2_backend, sid)} for sid in snapshot_ids
+            ]
+        return ActionResult(result)
+
+    EBSBackend.delete_snapshot = delete_unless_in_use
+    EC2Response.deregister_image = deregister_image
+    EC2Response._strongroom_deregister = True
+
+
+def _patch_sharing() -> None:
+    """Patch 12: structured CreateVolumePermission; Redshift snapshot access."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.ec2.responses import EC2Response
+    from moto.redshift.exceptions import ClusterSnapshotNotFoundError, RedshiftClientError
+    from moto.redshift.models import RedshiftBackend, Snapshot
+    from moto.redshift.responses import RedshiftResponse
+
+    if getattr(RedshiftResponse, "_strongroom_sharing", False):
+        return
+    modify_snapshot_attribute = EC2Response.modify_snapshot_attribute
+
+    def modify_with_structure(self):  # type: ignore[no-untyped-def]
+        permission = self._get_param("CreateVolumePermission") or {}
+        if not permission:
+            return modify_snapshot_attribute(self)
+        snapshot_id = self._get_param("SnapshotId")
+        self.error_on_dryrun()
+        for items, change in (
+            (permission.get("Add") or [], self.ec2_backend.add_create_volume_permission),
+            (permission.get("Remove") or [], self.ec2_backend.remove_create_volume_permission),
+        ):
+            users = [i["UserId"] for i in items if i.get("UserId")]
+            groups = [i["Group"] for i in items if i.get("Group")]
+            if users or groups:
+                change(snapshot_id, user_ids=users, groups=groups)
+        return EmptyResult()
+
+    def accounts_with_restore_access(self):  # type: ignore[no-untyped-def]
+        accounts = getattr(self, "_strongroom_restore_access", [])
+        return [
+            {"AccountAlias": a} if a == "amazon-redshift-support" else {"AccountId": a} for a in accounts
+        ] or None
+
+    def snapshot_named(response: Any) -> Any:
+        # SnapshotArn: arn:aws:redshift:<region>:<account>:snapshot:<cluster>/<snapshot>
+        arn = response._get_param("SnapshotArn") or ""
+        name = response._get_param("SnapshotIdentifier") or arn.rsplit("/", 1)[-1]
+        snapshot = response.redshift_backend.snapshots.get(name)
+        if snapshot is None:
+            raise ClusterSnapshotNotFoundError(name)
+        if not hasattr(snapshot, "_strongroom_restore_access"):
+            snapshot._strongroom_restore_access = []
+        return snapshot
+
+    def authorize_snapshot_access(self):  # type: ignore[no-untyped-def]
+        snapshot = snapshot_named(self)
+        account = self._get_param("AccountWithRestoreAccess")
+        if account in snapshot._strongroom_restore_access:
+            raise RedshiftClientError(
+                "AuthorizationAlreadyExists",
+                f"The account {account} is already authorized to restore snapshot {snapshot.snapshot_identifier}.",
+            )
+        snapshot._strongroom_restore_access.append(account)
+        return ActionResult({"Snapshot": snapshot})
+
+    def revoke_snapshot_access(self):  # type: ignore[no-untyped-def]
+        snapshot = snapshot_named(self)
+        account = self._get_param("AccountWithRestoreAccess")
+        if account not in snapshot._strongroom_restore_access:
+            raise RedshiftClientError(
+                "AuthorizationNotFound",
+                f"The account {account} is not authorized to restore snapshot {snapshot.snapshot_identifier}.",
+            )
+        snapshot._strongroom_restore_access.remove(account)
+        return ActionResult({"Snapshot": snapshot})
+
+    delete_cluster_snapshot = RedshiftBackend.delete_cluster_snapshot
+
+    def delete_unless_shared(self, snapshot_identifier):  # type: ignore[no-untyped-def]
+        snapshot = self.snapshots.get(snapshot_identifier)
+        if snapshot is not None and getattr(snapshot, "_strongroom_restore_access", []):
+            raise RedshiftClientError(
+                "InvalidClusterSnapshotState",
+                f"Cannot delete snapshot {snapshot_identifier}: other accounts are authorized to restore it;"
+                " revoke their access first.",
+            )
+        return delete_cluster_snapshot(self, snapshot_identifier)
+
+    EC2Response.modify_snapshot_attribute = modify_with_structure
+    Snapshot.accounts_with_restore_access = property(accounts_with_restore_access)  # type: ignore[attr-defined]
+    RedshiftResponse.authorize_snapshot_access = authorize_snapshot_access
+    RedshiftResponse.revoke_snapshot_access = revoke_snapshot_access
+    RedshiftBackend.delete_cluster_snapshot = delete_unless_shared
+    RedshiftResponse._strongroom_sharing = True
+
+
 # --------------------------------------------------------------------------
 # Lambda: run real binaries under a minimal Lambda Runtime API.
 # --------------------------------------------------------------------------
@@ -560,11 +763,19 @@ class Front:
                 body = json.dumps(self.calls).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        if not path.startswith("/moto-api"):
-            self.log_call(environ)
-        return self.moto_app(environ, start_response)
+        if path == "/_strongroom/faults":
+            return faults.control(environ, start_response)
+        if path.startswith("/moto-api"):
+            return self.moto_app(environ, start_response)
+        call = self.log_call(environ)
 
-    def log_call(self, environ: dict[str, Any]) -> None:
+        def mark(fault: str) -> None:
+            with self.calls_lock:
+                call["fault"] = fault
+
+        return faults.serve(call, mark, environ, start_response, self.moto_app)
+
+    def log_call(self, environ: dict[str, Any]) -> dict[str, str]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
@@ -584,7 +795,10 @@ class Front:
                     params = {}
             action = (params.get("Action") or [environ.get("REQUEST_METHOD", "") + " " + environ.get("PATH_INFO", "")])[0]
         agent = environ.get("HTTP_USER_AGENT", "")
-        if "app/strongroom-tests" in agent:
+        declared = environ.get("HTTP_X_STRONGROOM_CLIENT", "")
+        if declared in ("strongroom", "harness", "boto3"):
+            client = declared  # check scripts calling as one of these
+        elif "app/strongroom-tests" in agent:
             client = "harness"  # the Rust tests' own set-up and read-back calls
         elif "aws-sdk-rust" in agent:
             client = "strongroom"
@@ -592,8 +806,10 @@ class Front:
             client = "boto3"
         else:
             client = "other"
+        call = {"service": service, "region": region, "action": action, "client": client}
         with self.calls_lock:
-            self.calls.append({"service": service, "region": region, "action": action, "client": client})
+            self.calls.append(call)
+        return call
 
     def invoke(self, function: str, environ: dict[str, Any], start_response: Any) -> Any:
         name = function.split(":function:")[-1].split(":")[0]
@@ -624,6 +840,10 @@ def main() -> None:
 
     from werkzeug.serving import make_server
 
+    try:
+        faults.FAULTS.configure(json.loads(os.environ.get("STRONGROOM_EMULATOR_FAULTS") or "{}"))
+    except ValueError as e:
+        sys.exit(f"STRONGROOM_EMULATOR_FAULTS: {e}")
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="strongroom-emulator-")
     os.makedirs(log_dir, exist_ok=True)
 

@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""Checks the emulator's patches 10 (faults), 11 (DeregisterImage with
+DeleteAssociatedSnapshots) and 12 (sharing) through boto3.
+
+Starts its own emulator (no function binaries needed: functions only run when
+invoked) with faults set from ``STRONGROOM_EMULATOR_FAULTS``, then changes them
+with ``POST /_strongroom/faults``. Calls as Strongroom carry the header
+``X-Strongroom-Client: strongroom``; calls as the harness carry
+``app/strongroom-tests`` in the user agent, as the Rust tests' do. No retries:
+every ClientError is what the emulator answered.
+
+Usage: ``check_faults.py`` (from any directory). Exits non-zero if a check fails.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+from botocore.parsers import create_parser  # noqa: E402
+
+from client import Emulator  # noqa: E402
+
+INITIAL = {"seed": 3, "throttle_fraction": 1.0, "throttle_actions": ["DescribeVolumes"]}
+OTHER_ACCOUNT = "111122223333"
+
+
+class Check:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.failures: list[str] = []
+
+    # -- plumbing ----------------------------------------------------------
+
+    def client(self, service: str, who: str = "strongroom", region: str = "us-east-1") -> Any:
+        c = boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(
+                retries={"total_max_attempts": 1},
+                user_agent_appid="strongroom-tests" if who == "harness" else None,
+            ),
+        )
+        if who == "strongroom":
+            def declare(request: Any, **_: Any) -> None:
+                request.headers["X-Strongroom-Client"] = "strongroom"
+
+            c.meta.events.register("request-created", declare)
+        return c
+
+    def http(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def faults(self, config: dict[str, Any]) -> None:
+        status, answer = self.http("POST", "/_strongroom/faults", config)
+        assert status == 200, f"POST /_strongroom/faults {config}: {status} {answer}"
+
+    def calls(self) -> list[dict[str, str]]:
+        return self.http("GET", "/_strongroom/calls")[1]
+
+    def reset_calls(self) -> None:
+        self.http("DELETE", "/_strongroom/calls")
+
+    def error(self, call: Callable[[], Any]) -> tuple[str, int]:
+        """The error code and HTTP status `call` fails with ("", 200 if it does not)."""
+        try:
+            call()
+        except ClientError as e:
+            return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+        return "", 200
+
+    def expect_error(self, call: Callable[[], Any], code: str, status: int, what: str) -> None:
+        got = self.error(call)
+        assert got == (code, status), f"{what}: expected {code} HTTP {status}, got {got}"
+
+    def run(self, name: str, section: Callable[[], None]) -> None:
+        self.faults({})
+        try:
+            section()
+            print(f"ok    {name}")
+        except Exception:  # noqa: BLE001 - report every failing section
+            self.failures.append(name)
+            print(f"FAIL  {name}\n{traceback.format_exc()}")
+
+    # -- the estate ----------------------------------------------------------
+
+    def setup(self) -> None:
+        ec2, rds, rs = self.client("ec2", "harness"), self.client("rds", "harness"), self.client("redshift", "harness")
+        self.volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
+        self.instance = ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            BlockDeviceMappings=[
+                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}},
+                {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 20}},
+            ],
+        )["Instances"][0]["InstanceId"]
+        rds.create_db_instance(
+            DBInstanceIdentifier="db1", Engine="postgres", DBInstanceClass="db.t3.micro", AllocatedStorage=20,
+            MasterUsername="admin1", MasterUserPassword="not-a-secret-1", BackupRetentionPeriod=0,
+        )
+        rds.create_db_cluster(
+            DBClusterIdentifier="cl1", Engine="aurora-postgresql", MasterUsername="admin1",
+            MasterUserPassword="not-a-secret-1",
+        )
+        rs.create_cluster(
+            ClusterIdentifier="rs1", NodeType="ra3.xlplus", MasterUsername="admin1", MasterUserPassword="NotASecret1"
+        )
+        self.serial = 0
+
+    def name(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}-{self.serial}"
+
+    # -- patch 10: configuration ----------------------------------------------
+
+    def configuration(self) -> None:
+        # The emulator started with INITIAL from the environment; run() reset it since,
+        # so the first check of it is done in main() before any run().
+        status, answer = self.http("POST", "/_strongroom/faults", {"throttle_fraction": 2})
+        assert status == 400 and "throttle_fraction" in answer["error"], (status, answer)
+        status, answer = self.http("POST", "/_strongroom/faults", {"throttle_fractoin": 0.5})
+        assert status == 400 and "unknown" in answer["error"], (status, answer)
+        status, answer = self.http("POST", "/_strongroom/faults", {"quotas": {"ebs_snapshots": -1}})
+        assert status == 400, (status, answer)
+        wanted = {"seed": 9, "pending_describes": 2, "quotas": {"ebs_snapshots": 5}}
+        self.faults(wanted)
+        got = self.http("GET", "/_strongroom/faults")[1]
+        for key, value in wanted.items():
+            assert got[key] == value, (key, got)
+        assert got["throttle_fraction"] == 0 and got["throttle_actions"] is None, got
+        assert "CreateDBClusterSnapshot" in got["lost_response_actions"], got
+        self.faults(got)  # what GET answers is a valid configuration
+        assert self.http("GET", "/_strongroom/faults")[1] == got
+
+    def initial_from_environment(self) -> None:
+        got = self.http("GET", "/_strongroom/faults")[1]
+        for key, value in INITIAL.items():
+            assert got[key] == value, (key, got)
+        self.reset_calls()
+        self.expect_error(
+            lambda: self.client("ec2").describe_volumes(), "RequestLimitExceeded", 503, "DescribeVolumes throttled"
+        )
+        self.client("ec2").describe_snapshots(OwnerIds=["self"])  # not a throttled action
+        self.client("ec2", "harness").describe_volumes()  # never the harness
+        log = self.calls()
+        assert [(c["action"], c["client"], c.get("fault")) for c in log] == [
+            ("DescribeVolumes", "strongroom", "throttled"),
+            ("DescribeSnapshots", "strongroom", None),
+            ("DescribeVolumes", "harness", None),
+        ], log
+
+    # -- patch 10: throttling ------------------------------------------------
+
+    def throttling(self) -> None:
+        harness_ec2 = self.client("ec2", "harness")
+        volumes = len(harness_ec2.describe_volumes()["Volumes"])
+        self.faults({"throttle_fraction": 1})
+        self.reset_calls()
+        self.expect_error(
+            lambda: self.client("ec2").create_volume(AvailabilityZone="us-east-1a", Size=1),
+            "RequestLimitExceeded", 503, "EC2",
+        )
+        self.expect_error(lambda: self.client("rds").describe_db_instances(), "Throttling", 400, "RDS")
+        self.expect_error(lambda: self.client("redshift").describe_clusters(), "Throttling", 400, "Redshift")
+        self.expect_error(lambda: self.client("sts").get_caller_identity(), "Throttling", 400, "STS")
+        assert self.tagging_error() == ("ThrottlingException", 400), self.tagging_error()
+        # Never throttled: the Step Functions API, the harness, seed scripts (boto3).
+        self.client("stepfunctions").list_state_machines()
+        assert len(harness_ec2.describe_volumes()["Volumes"]) == volumes, "a throttled CreateVolume was done"
+        boto3_ec2 = boto3.client(
+            "ec2", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+            aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}),
+        )
+        boto3_ec2.describe_volumes()
+        faulted = [(c["service"], c["action"]) for c in self.calls() if c.get("fault") == "throttled"]
+        assert faulted == [
+            ("ec2", "CreateVolume"), ("rds", "DescribeDBInstances"), ("redshift", "DescribeClusters"),
+            ("sts", "GetCallerIdentity"), ("tagging", "GetResources"),
+        ], faulted
+        clients = {c["client"] for c in self.calls() if not c.get("fault")}
+        assert clients == {"strongroom", "harness", "boto3"}, clients
+
+    def tagging_error(self) -> tuple[str, int]:
+        """A GetResources as aws-sdk-rust sends it (JSON 1.1), its error as botocore's JSON parser reads it."""
+        body = b"{}"
+        req = urllib.request.Request(
+            self.endpoint + "/",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "ResourceGroupsTaggingAPI_20170126.GetResources",
+                "X-Strongroom-Client": "strongroom",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/tagging/aws4_request, "
+                "SignedHeaders=host, Signature=0",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return "", r.status
+        except urllib.error.HTTPError as e:
+            raw = {"status_code": e.code, "headers": dict(e.headers), "body": e.read()}
+        model = self.client("resourcegroupstaggingapi", "boto3").meta.service_model.operation_model("GetResources")
+        parsed = create_parser("json").parse(raw, model.output_shape)
+        assert raw["headers"].get("x-amzn-ErrorType") == parsed["Error"]["Code"], raw["headers"]
+        return parsed["Error"]["Code"], raw["status_code"]
+
+    def throttle_fraction(self) -> None:
+        config = {"seed": 42, "throttle_fraction": 0.5, "throttle_actions": ["DescribeVolumes"]}
+        ec2 = self.client("ec2")
+
+        def pattern(interleave: bool) -> list[bool]:
+            self.faults(config)  # reseeds
+            out = []
+            for _ in range(40):
+                if interleave:
+                    ec2.describe_snapshots(OwnerIds=["self"])  # not targeted: no draw
+                out.append(self.error(ec2.describe_volumes)[0] == "RequestLimitExceeded")
+            return out
+
+        first = pattern(False)
+        assert 8 <= sum(first) <= 32, sum(first)
+        assert pattern(True) == first, "the same seed gave other decisions"
+
+    # -- patch 10: lost responses ------------------------------------------------
+
+    def lost_responses(self) -> None:
+        ec2, h_ec2 = self.client("ec2"), self.client("ec2", "harness")
+        rds, h_rds = self.client("rds"), self.client("rds", "harness")
+        rs, h_rs = self.client("redshift"), self.client("redshift", "harness")
+        self.faults({"lost_response_fraction": 1})
+        self.reset_calls()
+        before = {s["SnapshotId"] for s in h_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+        self.expect_error(lambda: ec2.create_snapshot(VolumeId=self.volume), "InternalError", 500, "CreateSnapshot")
+        after = {s["SnapshotId"] for s in h_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+        assert len(after - before) == 1, "the lost CreateSnapshot was not done"
+        self.expect_error(
+            lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": self.instance}),
+            "InternalError", 500, "CreateSnapshots",
+        )
+        image = self.name("lost-image")
+        self.expect_error(
+            lambda: ec2.create_image(InstanceId=self.instance, Name=image), "InternalError", 500, "CreateImage"
+        )
+        assert h_ec2.describe_images(Filters=[{"Name": "name", "Values": [image]}])["Images"], "lost CreateImage not done"
+        snap = self.name("lost-db")
+        self.expect_error(
+            lambda: rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=snap),
+            "InternalFailure", 500, "CreateDBSnapshot",
+        )
+        h_rds.describe_db_snapshots(DBSnapshotIdentifier=snap)
+        csnap = self.name("lost-cl")
+        self.expect_error(
+            lambda: rds.create_db_cluster_snapshot(DBClusterIdentifier="cl1", DBClusterSnapshotIdentifier=csnap),
+            "InternalFailure", 500, "CreateDBClusterSnapshot",
+        )
+        h_rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=csnap)
+        rsnap = self.name("lost-rs")
+        self.expect_error(
+            lambda: rs.create_cluster_snapshot(ClusterIdentifier="rs1", SnapshotIdentifier=rsnap),
+            "InternalFailure", 500, "CreateClusterSnapshot",
+        )
+        h_rs.describe_cluster_snapshots(SnapshotIdentifier=rsnap)
+        ec2.describe_volumes()  # not one of the default actions
+        # The harness's creates are never lost.
+        h_rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=self.name("kept"))
+        lost = [c["action"] for c in self.calls() if c.get("fault") == "lost-response"]
+        assert lost == [
+            "CreateSnapshot", "CreateSnapshots", "CreateImage", "CreateDBSnapshot", "CreateDBClusterSnapshot",
+            "CreateClusterSnapshot",
+        ], lost
+        self.faults({"lost_response_fraction": 1, "lost_response_actions": ["DescribeVolumes"]})
+        self.expect_error(ec2.describe_volumes, "InternalError", 500, "DescribeVolumes, when listed")
+        self.expect_error(lambda: rds.describe_db_instances(), "", 200, "DescribeDBInstances, not listed")
+
+    # -- patch 10: resources in progress --------------------------------------------
+
+    def pending(self) -> None:
+        ec2, h_ec2 = self.client("ec2"), self.client("ec2", "harness")
+        rds, h_rds = self.client("rds"), self.client("rds", "harness")
+        rs, h_rs = self.client("redshift"), self.client("redshift", "harness")
+        done_before = ec2.create_snapshot(VolumeId=self.volume)["SnapshotId"]  # created with no faults set
+        self.faults({"pending_describes": 2})
+
+        def states(describe: Callable[[], str], harness: Callable[[], str], done: str, shown: str) -> None:
+            seen = [describe(), harness(), describe(), describe(), describe()]
+            assert seen == [shown, done, shown, done, done], seen
+
+        snap = ec2.create_snapshot(VolumeId=self.volume)
+        assert snap["State"] == "pending", snap["State"]
+        sid = snap["SnapshotId"]
+        states(
+            lambda: ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["State"],
+            lambda: h_ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["State"],
+            "completed", "pending",
+        )
+        assert ec2.describe_snapshots(SnapshotIds=[done_before])["Snapshots"][0]["State"] == "completed"
+        # Created by the harness while set: the harness sees it done, Strongroom in progress.
+        hsnap = h_ec2.create_snapshot(VolumeId=self.volume)
+        assert hsnap["State"] == "completed", hsnap["State"]
+        states(
+            lambda: ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [hsnap["SnapshotId"]]}])[
+                "Snapshots"][0]["State"],
+            lambda: h_ec2.describe_snapshots(SnapshotIds=[hsnap["SnapshotId"]])["Snapshots"][0]["State"],
+            "completed", "pending",
+        )
+        multi = ec2.create_snapshots(InstanceSpecification={"InstanceId": self.instance})["Snapshots"]
+        assert [s["State"] for s in multi] == ["pending", "pending"], multi
+        image = ec2.create_image(InstanceId=self.instance, Name=self.name("pending-image"))["ImageId"]
+        states(
+            lambda: ec2.describe_images(ImageIds=[image])["Images"][0]["State"],
+            lambda: h_ec2.describe_images(ImageIds=[image])["Images"][0]["State"],
+            "available", "pending",
+        )
+        name = self.name("pending-db")
+        assert rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=name)["DBSnapshot"][
+            "Status"] == "creating"
+        states(
+            lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]["Status"],
+            lambda: h_rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]["Status"],
+            "available", "creating",
+        )
+        name = self.name("pending-cl")
+        assert rds.create_db_cluster_snapshot(DBClusterIdentifier="cl1", DBClusterSnapshotIdentifier=name)[
+            "DBClusterSnapshot"]["Status"] == "creating"
+        states(
+            lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=name)["DBClusterSnapshots"][0][
+                "Status"],
+            lambda: h_rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=name)["DBClusterSnapshots"][0][
+                "Status"],
+            "available", "creating",
+        )
+        name = self.name("pending-rs")
+        assert rs.create_cluster_snapshot(ClusterIdentifier="rs1", SnapshotIdentifier=name)["Snapshot"][
+            "Status"] == "creating"
+        states(
+            lambda: rs.describe_cluster_snapshots(SnapshotIdentifier=name)["Snapshots"][0]["Status"],
+            lambda: h_rs.describe_cluster_snapshots(SnapshotIdentifier=name)["Snapshots"][0]["Status"],
+            "available", "creating",
+        )
+
+    # -- patch 10: eventual visibility ----------------------------------------------
+
+    def visibility(self) -> None:
+        ec2, h_ec2 = self.client("ec2"), self.client("ec2", "harness")
+        self.faults({"visibility_seconds": 2})
+        sid = ec2.create_snapshot(VolumeId=self.volume)["SnapshotId"]
+        image = ec2.create_image(InstanceId=self.instance, Name=self.name("late-image"))["ImageId"]
+        started = time.monotonic()
+
+        def strongroom_snapshots() -> set[str]:
+            return {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+
+        def strongroom_images() -> set[str]:
+            return {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+
+        assert sid not in strongroom_snapshots()
+        assert not ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [sid]}])["Snapshots"]
+        self.expect_error(
+            lambda: ec2.describe_snapshots(SnapshotIds=[sid]), "InvalidSnapshot.NotFound", 400, "snapshot by id"
+        )
+        assert image not in strongroom_images()
+        self.expect_error(lambda: ec2.describe_images(ImageIds=[image]), "InvalidAMIID.NotFound", 400, "AMI by id")
+        h_ec2.describe_snapshots(SnapshotIds=[sid])
+        h_ec2.describe_images(ImageIds=[image])
+        assert time.monotonic() - started < 2, "too slow to check invisibility"
+        time.sleep(2.2 - (time.monotonic() - started))
+        assert sid in strongroom_snapshots() and image in strongroom_images()
+        ec2.describe_snapshots(SnapshotIds=[sid])
+
+    # -- patch 10: quotas ------------------------------------------------------------
+
+    def quotas(self) -> None:
+        ec2, h_ec2 = self.client("ec2"), self.client("ec2", "harness")
+        rds, h_rds = self.client("rds"), self.client("rds", "harness")
+        rs, h_rs = self.client("redshift"), self.client("redshift", "harness")
+        ebs = len(h_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"])
+
+        def account(client: Any) -> dict[str, tuple[int, int]]:
+            return {q["AccountQuotaName"]: (q["Used"], q["Max"]) for q in client.describe_account_attributes()["AccountQuotas"]}
+
+        used = account(h_rds)
+        assert used["ManualSnapshots"][1] == 100 and used["ManualClusterSnapshots"][1] == 100, used
+        db = used["ManualSnapshots"][0]
+        cl = used["ManualClusterSnapshots"][0]
+        assert db == len(h_rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]), used
+        red = sum(1 for s in h_rs.describe_cluster_snapshots()["Snapshots"] if s["SnapshotType"] == "manual")
+        self.faults({"quotas": {
+            "ebs_snapshots": ebs + 1, "rds_manual_snapshots": db + 1, "rds_manual_cluster_snapshots": cl + 1,
+            "redshift_manual_snapshots": red + 1,
+        }})
+        self.reset_calls()
+        assert account(rds) == {"ManualSnapshots": (db, db + 1), "ManualClusterSnapshots": (cl, cl + 1)}, account(rds)
+        ec2.create_snapshot(VolumeId=self.volume)
+        self.expect_error(
+            lambda: ec2.create_snapshot(VolumeId=self.volume), "SnapshotLimitExceeded", 400, "CreateSnapshot"
+        )
+        self.expect_error(
+            lambda: ec2.create_image(InstanceId=self.instance, Name=self.name("over")),
+            "SnapshotLimitExceeded", 400, "CreateImage",
+        )
+        self.expect_error(
+            lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": self.instance}),
+            "SnapshotLimitExceeded", 400, "CreateSnapshots",
+        )
+        h_ec2.create_snapshot(VolumeId=self.volume)  # the harness is never refused
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=self.name("q-db"))
+        self.expect_error(
+            lambda: rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=self.name("q-db")),
+            "SnapshotQuotaExceeded", 400, "CreateDBSnapshot",
+        )
+        rds.create_db_cluster_snapshot(DBClusterIdentifier="cl1", DBClusterSnapshotIdentifier=self.name("q-cl"))
+        self.expect_error(
+            lambda: rds.create_db_cluster_snapshot(DBClusterIdentifier="cl1", DBClusterSnapshotIdentifier=self.name("q")),
+            "SnapshotQuotaExceeded", 400, "CreateDBClusterSnapshot",
+        )
+        assert account(rds) == {"ManualSnapshots": (db + 1, db + 1), "ManualClusterSnapshots": (cl + 1, cl + 1)}
+        rs.create_cluster_snapshot(ClusterIdentifier="rs1", SnapshotIdentifier=self.name("q-rs"))
+        self.expect_error(
+            lambda: rs.create_cluster_snapshot(ClusterIdentifier="rs1", SnapshotIdentifier=self.name("q-rs")),
+            "ClusterSnapshotQuotaExceeded", 400, "CreateClusterSnapshot",
+        )
+        quota = [c["action"] for c in self.calls() if c.get("fault") == "quota"]
+        assert quota == [
+            "CreateSnapshot", "CreateImage", "CreateSnapshots", "CreateDBSnapshot", "CreateDBClusterSnapshot",
+            "CreateClusterSnapshot",
+        ], quota
+
+    # -- patch 11: DeregisterImage with DeleteAssociatedSnapshots ---------------------
+
+    def deregister(self) -> None:
+        ec2, h_ec2 = self.client("ec2"), self.client("ec2", "harness")
+
+        def image() -> tuple[str, str]:
+            iid = h_ec2.create_image(InstanceId=self.instance, Name=self.name("img"))["ImageId"]
+            snap = h_ec2.describe_images(ImageIds=[iid])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+            return iid, snap
+
+        def exists(sid: str) -> bool:
+            return bool(h_ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [sid]}])["Snapshots"])
+
+        plain, plain_snap = image()
+        out = ec2.deregister_image(ImageId=plain, DeleteAssociatedSnapshots=True)
+        assert out["DeleteSnapshotResults"] == [{"SnapshotId": plain_snap, "ReturnCode": "success"}], out
+        assert not exists(plain_snap)
+
+        older, shared = image()
+        newer = h_ec2.register_image(
+            Name=self.name("reg"), RootDeviceName="/dev/sda1",
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": shared}}],
+        )["ImageId"]
+        out = ec2.deregister_image(ImageId=newer, DeleteAssociatedSnapshots=True)
+        assert out["DeleteSnapshotResults"] == [{"SnapshotId": shared, "ReturnCode": "skipped"}], out
+        assert exists(shared)
+        self.expect_error(
+            lambda: ec2.delete_snapshot(SnapshotId=shared), "InvalidSnapshot.InUse", 400, "snapshot of another AMI"
+        )
+        out = ec2.deregister_image(ImageId=older, DeleteAssociatedSnapshots=True)
+        assert out["DeleteSnapshotResults"] == [{"SnapshotId": shared, "ReturnCode": "success"}], out
+
+        locked, locked_snap = image()
+        h_ec2.lock_snapshot(SnapshotId=locked_snap, LockMode="governance", LockDuration=1)
+        out = ec2.deregister_image(ImageId=locked, DeleteAssociatedSnapshots=True)
+        assert out["DeleteSnapshotResults"] == [{"SnapshotId": locked_snap, "ReturnCode": "client-error"}], out
+        assert exists(locked_snap)
+        assert not h_ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [locked]}])["Images"]
+
+        kept, kept_snap = image()
+        out = ec2.deregister_image(ImageId=kept)
+        assert not out.get("DeleteSnapshotResults"), out
+        assert exists(kept_snap)
+        ec2.delete_snapshot(SnapshotId=kept_snap)  # no AMI uses it any more
+
+    # -- patch 12: sharing ----------------------------------------------------------
+
+    def sharing(self) -> None:
+        ec2, rds, rs = self.client("ec2"), self.client("rds"), self.client("redshift")
+        sid = ec2.create_snapshot(VolumeId=self.volume)["SnapshotId"]
+
+        def volume_permissions() -> list[dict[str, str]]:
+            got = ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")
+            return sorted(got["CreateVolumePermissions"], key=json.dumps)
+
+        ec2.modify_snapshot_attribute(
+            SnapshotId=sid, Attribute="createVolumePermission",
+            CreateVolumePermission={"Add": [{"UserId": OTHER_ACCOUNT}, {"UserId": "444455556666"}]},
+        )
+        assert volume_permissions() == [{"UserId": OTHER_ACCOUNT}, {"UserId": "444455556666"}], volume_permissions()
+        ec2.modify_snapshot_attribute(
+            SnapshotId=sid, Attribute="createVolumePermission",
+            CreateVolumePermission={"Remove": [{"UserId": "444455556666"}]},
+        )
+        assert volume_permissions() == [{"UserId": OTHER_ACCOUNT}], volume_permissions()
+        ec2.modify_snapshot_attribute(
+            SnapshotId=sid, Attribute="createVolumePermission", OperationType="remove", UserIds=[OTHER_ACCOUNT]
+        )
+        assert volume_permissions() == [], volume_permissions()
+        ec2.modify_snapshot_attribute(
+            SnapshotId=sid, Attribute="createVolumePermission", OperationType="add", UserIds=[OTHER_ACCOUNT]
+        )
+        ec2.delete_snapshot(SnapshotId=sid)  # AWS lets the owner delete a shared snapshot
+
+        image = ec2.create_image(InstanceId=self.instance, Name=self.name("shared"))["ImageId"]
+        ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": OTHER_ACCOUNT}]})
+        got = ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+        assert got == [{"UserId": OTHER_ACCOUNT}], got
+        ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Remove": [{"UserId": OTHER_ACCOUNT}]})
+        assert ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"] == []
+
+        name = self.name("shared-db")
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=name)
+        rds.modify_db_snapshot_attribute(DBSnapshotIdentifier=name, AttributeName="restore", ValuesToAdd=[OTHER_ACCOUNT])
+        attrs = rds.describe_db_snapshot_attributes(DBSnapshotIdentifier=name)["DBSnapshotAttributesResult"]
+        assert attrs["DBSnapshotAttributes"] == [{"AttributeName": "restore", "AttributeValues": [OTHER_ACCOUNT]}], attrs
+        rds.delete_db_snapshot(DBSnapshotIdentifier=name)  # AWS lets the owner delete a shared snapshot
+        name = self.name("shared-cl")
+        rds.create_db_cluster_snapshot(DBClusterIdentifier="cl1", DBClusterSnapshotIdentifier=name)
+        rds.modify_db_cluster_snapshot_attribute(
+            DBClusterSnapshotIdentifier=name, AttributeName="restore", ValuesToAdd=[OTHER_ACCOUNT]
+        )
+        attrs = rds.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=name)[
+            "DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"]
+        assert attrs == [{"AttributeName": "restore", "AttributeValues": [OTHER_ACCOUNT]}], attrs
+        rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=name)
+
+        name = self.name("shared-rs")
+        created = rs.create_cluster_snapshot(ClusterIdentifier="rs1", SnapshotIdentifier=name)["Snapshot"]
+        assert "AccountsWithRestoreAccess" not in created, created
+        got = rs.authorize_snapshot_access(SnapshotIdentifier=name, AccountWithRestoreAccess=OTHER_ACCOUNT)["Snapshot"]
+        assert got["AccountsWithRestoreAccess"] == [{"AccountId": OTHER_ACCOUNT}], got
+        described = rs.describe_cluster_snapshots(SnapshotIdentifier=name)["Snapshots"][0]
+        assert described["AccountsWithRestoreAccess"] == [{"AccountId": OTHER_ACCOUNT}], described
+        self.expect_error(
+            lambda: rs.authorize_snapshot_access(SnapshotIdentifier=name, AccountWithRestoreAccess=OTHER_ACCOUNT),
+            "AuthorizationAlreadyExists", 400, "authorizing twice",
+        )
+        self.expect_error(
+            lambda: rs.delete_cluster_snapshot(SnapshotIdentifier=name),
+            "InvalidClusterSnapshotState", 400, "deleting an authorized snapshot",
+        )
+        arn = f"arn:aws:redshift:us-east-1:123456789012:snapshot:rs1/{name}"
+        got = rs.revoke_snapshot_access(SnapshotArn=arn, AccountWithRestoreAccess=OTHER_ACCOUNT)["Snapshot"]
+        assert "AccountsWithRestoreAccess" not in got, got
+        self.expect_error(
+            lambda: rs.revoke_snapshot_access(SnapshotIdentifier=name, AccountWithRestoreAccess=OTHER_ACCOUNT),
+            "AuthorizationNotFound", 404, "revoking twice",  # the model's HTTP status for it
+        )
+        self.expect_error(
+            lambda: rs.authorize_snapshot_access(SnapshotIdentifier="nope", AccountWithRestoreAccess=OTHER_ACCOUNT),
+            "ClusterSnapshotNotFound", 404, "authorizing a missing snapshot",
+        )
+        rs.delete_cluster_snapshot(SnapshotIdentifier=name)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, Emulator(
+        functions_dir, {"STRONGROOM_EMULATOR_FAULTS": json.dumps(INITIAL)}
+    ) as emulator:
+        check = Check(emulator.endpoint)
+        try:
+            check.initial_from_environment()
+            print("ok    faults from STRONGROOM_EMULATOR_FAULTS")
+        except Exception:  # noqa: BLE001
+            check.failures.append("faults from STRONGROOM_EMULATOR_FAULTS")
+            print(f"FAIL  faults from STRONGROOM_EMULATOR_FAULTS\n{traceback.format_exc()}")
+        check.faults({})
+        check.setup()
+        for name, section in [
+            ("configuration endpoint", check.configuration),
+            ("throttling shapes and exemptions", check.throttling),
+            ("throttle fraction and seed", check.throttle_fraction),
+            ("lost responses", check.lost_responses),
+            ("pending describes", check.pending),
+            ("eventual visibility", check.visibility),
+            ("quotas and DescribeAccountAttributes", check.quotas),
+            ("DeregisterImage with DeleteAssociatedSnapshots", check.deregister),
+            ("sharing", check.sharing),
+        ]:
+            check.run(name, section)
+    if check.failures:
+        sys.exit(f"{len(check.failures)} check(s) failed: {', '.join(check.failures)}")
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
