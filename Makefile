@@ -26,7 +26,7 @@ NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cks
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
-.PHONY: help setup demo test unit lint check-infra build-functions build bench schema clean-cache
+.PHONY: help setup demo test unit lint check-infra check-emulator build-functions build bench schema clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -91,7 +91,12 @@ check-infra: $(NPM_STAMP)
 	@echo "==> asl-validator on every state machine"
 	@for f in infra/statemachines/*.asl.json; do $(NPM_TOOLS)/asl-validator --json-path $$f; done
 
-test: setup lint build-functions check-infra
+# The emulator's own patches and switchable faults, checked through boto3.
+check-emulator: $(VENV_STAMP)
+	@echo "==> emulator self-check (patches and faults)"
+	@$(PYTHON) tests/emulator/check_faults.py
+
+test: setup lint build-functions check-infra check-emulator
 	@echo "==> cargo test (unit, property, emulator and state machine tests)"
 	@mkdir -p $(CACHE)
 	@$(CARGO) test --workspace 2>&1 | tee $(CACHE)/test.log

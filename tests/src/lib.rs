@@ -99,6 +99,10 @@ pub struct Call {
     pub region: String,
     pub action: String,
     pub client: String,
+    /// The fault the emulator answered with instead (`throttled`,
+    /// `lost-response`, `quota`), if any.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 impl Emulator {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use strongroom_core::model::ResourceType;
 use strongroom_core::report::{RunOutcome, RunReport};
-use strongroom_tests::{backup_definition, workspace, Emulator, ACCOUNT};
+use strongroom_tests::{backup_definition, workspace, Emulator, Manifest, ACCOUNT};
 
 struct Execution {
     status: String,
@@ -368,4 +368,111 @@ fn lambda_tasks_retry_every_transient_lambda_error() {
         after_lambda_error["IntervalSeconds"].as_u64().unwrap() >= 60,
         "{after_lambda_error}"
     );
+}
+
+/// This run's recovery points of each selected source of `manifest`: the
+/// number of EBS snapshots, AMIs and DB / cluster snapshots tagged with it.
+async fn points_per_source(emu: &Emulator, manifest: &Manifest) -> Vec<(String, usize, usize)> {
+    let points = emu.recovery_points().await;
+    manifest
+        .resources
+        .iter()
+        .filter(|r| {
+            r.tags.get("backup").map(String::as_str) == Some("daily")
+                && r.tags.get("backup-skip").map(String::as_str) != Some("true")
+                && ["us-east-1", "eu-west-1"].contains(&r.region.as_str())
+        })
+        .map(|r| {
+            let source = match r.resource_type {
+                ResourceType::EbsVolume | ResourceType::Ec2Instance => r.id.clone(),
+                _ => r.arn.clone(),
+            };
+            let n = points
+                .iter()
+                .filter(|p| {
+                    p.tags.get("strongroom:source") == Some(&source)
+                        && p.tags.get("strongroom:created-at").map(String::as_str)
+                            == Some("2026-11-29T03:00:00Z")
+                })
+                .count();
+            // An instance's set has one snapshot per volume; the rest are one resource.
+            let want = match r.resource_type {
+                ResourceType::Ec2Instance => r.volumes.len(),
+                _ => 1,
+            };
+            (r.id.clone(), n, want)
+        })
+        .collect()
+}
+
+/// Issue 7's run under faults: a fifth of Strongroom's calls throttled, a
+/// fifth of its creates answered with a server error after they were done,
+/// new EC2 snapshots invisible to describes for 3 s and every new recovery
+/// point pending for 2 describes. Every selected source ends with exactly one
+/// recovery point or in the failures with the AWS code; nothing is made
+/// twice; a re-run of the same scheduled time converges.
+#[tokio::test]
+async fn a_run_under_throttling_lost_answers_and_delayed_visibility_makes_no_duplicates() {
+    let faults = json!({
+        "seed": 7,
+        "throttle_fraction": 0.2,
+        "lost_response_fraction": 0.2,
+        "visibility_seconds": 3,
+        "pending_describes": 2
+    });
+    let emu = Emulator::start_with_env(&[("STRONGROOM_EMULATOR_FAULTS", &faults.to_string())]);
+    let manifest = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+
+    let first = execute(&emu, &sfn, &machine, "faults-1", &scheduled_input()).await;
+    let r = report(&first, &emu);
+    let calls = emu.calls();
+    let faulted = |f: &str| {
+        calls
+            .iter()
+            .filter(|c| c.fault.as_deref() == Some(f))
+            .count()
+    };
+    assert!(
+        faulted("throttled") > 0 && faulted("lost-response") > 0,
+        "the faults were on: {} throttled, {} lost",
+        faulted("throttled"),
+        faulted("lost-response")
+    );
+    let per_source = points_per_source(&emu, &manifest).await;
+    assert_eq!(per_source.len(), 12);
+    for (id, n, want) in &per_source {
+        let failed = r
+            .failures
+            .iter()
+            .find(|f| f.id.as_deref() == Some(id.as_str()));
+        match failed {
+            None => assert_eq!(n, want, "{id}: one recovery point, no duplicate ({r:?})"),
+            Some(f) => {
+                assert!(n == &0 || n == want, "{id}: failed yet {n} snapshots");
+                assert!(
+                    f.message.contains("AWS code"),
+                    "{id}: the AWS code is named: {f:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        r.recovery_point_ids.len() + r.failures.len(),
+        12,
+        "every source accounted for: {r:?}"
+    );
+
+    let second = execute(&emu, &sfn, &machine, "faults-2", &scheduled_input()).await;
+    let r2 = report(&second, &emu);
+    assert!(
+        r2.failures.is_empty(),
+        "the re-run converges: {:?}",
+        r2.failures
+    );
+    assert_eq!(r2.recovery_point_ids.len(), 12);
+    for (id, n, want) in points_per_source(&emu, &manifest).await {
+        assert_eq!(n, want, "{id}: exactly one recovery point after the re-run");
+    }
 }
