@@ -192,11 +192,16 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str) -> String {
+        self.http_with(method, path, "")
+    }
+
+    fn http_with(&self, method: &str, path: &str, body: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
         write!(
             s,
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         )
         .expect("send");
         let mut resp = String::new();
@@ -204,6 +209,14 @@ impl Emulator {
         resp.split_once("\r\n\r\n")
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default()
+    }
+
+    /// Replaces the emulator's faults (see `tests/emulator/faults.py`).
+    pub fn set_faults(&self, faults: &serde_json::Value) {
+        let answer = self.http_with("POST", "/_strongroom/faults", &faults.to_string());
+        let v: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("the faults answer is JSON ({e}): {answer}"));
+        assert!(v.get("error").is_none(), "faults refused: {v}");
     }
 
     /// Every AWS API call since the last [`Emulator::reset_calls`].

@@ -112,6 +112,10 @@ where
         ),
         other => (ErrorKind::Internal, None, format!("{other}")),
     };
+    let message = match quota_hint(operation, code.as_deref()) {
+        Some(hint) if kind == ErrorKind::QuotaExceeded => format!("{message}. {hint}"),
+        _ => message,
+    };
     // A transient failure that is not a rate limit (a timeout, a lost
     // connection, a server error) leaves the outcome unknown.
     let unconfirmed =
@@ -126,6 +130,30 @@ where
         unconfirmed,
         source: Some(Box::new(err)),
     }
+}
+
+/// Which quota a create ran into, and what to do about it.
+fn quota_hint(operation: &str, code: Option<&str>) -> Option<String> {
+    let quota = match (operation, code?) {
+        ("CreateDBSnapshot", "SnapshotQuotaExceeded") => {
+            "the RDS quota of manual DB snapshots per region (ManualSnapshots, 100 by default)"
+        }
+        ("CreateDBClusterSnapshot", "SnapshotQuotaExceeded") => {
+            "the RDS quota of manual DB cluster snapshots per region (ManualClusterSnapshots, 100 by default)"
+        }
+        (_, "ClusterSnapshotQuotaExceeded") => {
+            "the Redshift quota of manual snapshots per region (20 by default)"
+        }
+        (_, "SnapshotLimitExceeded") => {
+            "the EBS quota of snapshots per region (Service Quotas L-309BACF6, 100,000 by default)"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "This is {quota}: delete manual snapshots that no policy keeps, keep fewer recovery \
+         points (a shorter retention), or ask AWS for a higher quota (Service Quotas, or the \
+         service's limit increase form)"
+    ))
 }
 
 /// The AWS error code of an SDK error, if the service sent one.
@@ -205,6 +233,29 @@ mod tests {
             code_of(&service_error("X.NotFound", 400)),
             Some("X.NotFound")
         );
+    }
+
+    #[test]
+    fn a_quota_failure_names_the_quota_and_the_fix() {
+        let e = from_sdk(
+            service_error("SnapshotQuotaExceeded", 400),
+            "CreateDBClusterSnapshot",
+            "ledger",
+            "eu-west-1",
+        );
+        assert_eq!(e.kind, ErrorKind::QuotaExceeded);
+        assert!(
+            e.message.contains("ManualClusterSnapshots") && e.message.contains("higher quota"),
+            "{}",
+            e.message
+        );
+        let e = from_sdk(
+            service_error("SnapshotLimitExceeded", 400),
+            "CreateSnapshots",
+            "i-1",
+            "eu-west-1",
+        );
+        assert!(e.message.contains("L-309BACF6"), "{}", e.message);
     }
 
     #[test]

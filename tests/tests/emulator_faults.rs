@@ -1,0 +1,223 @@
+//! The AWS adapters under the emulator's switchable faults (patch 10): lost
+//! answers, EC2's delayed visibility, pending snapshots and service quotas.
+//! The whole state machine under throttling is in `state_machine.rs`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use strongroom_aws::{AwsCloud, Clients};
+use strongroom_core::backup::discover::{discover, DiscoverRequest};
+use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
+use strongroom_core::backup::status::refresh_batch;
+use strongroom_core::fake::fixtures;
+use strongroom_core::model::{RecoveryPointKind, ResourceType};
+use strongroom_core::ErrorKind;
+use strongroom_tests::{Emulator, FoundKind, Manifest};
+
+fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
+    let mut policy = fixtures::policy("daily");
+    policy["selector"]["resource_types"] = json!(types);
+    policy["ec2"] = ec2;
+    DiscoverRequest {
+        input: json!({
+            "policy": policy,
+            "scheduled_time": "2026-11-29T03:00:00Z",
+            "poll_seconds": 0
+        }),
+        execution: execution.into(),
+        started_at: "2026-11-29T03:00:02Z".into(),
+    }
+}
+
+async fn snapshot_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
+    let out = discover(req, cloud).await.expect("discover");
+    let mut results = Vec::new();
+    for b in out.batches {
+        results.push(
+            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+                .await
+                .expect("snapshot batch"),
+        );
+    }
+    results
+}
+
+/// Runs the completion checks the way the state machine does until nothing
+/// is pending (at most 60 s).
+async fn settle(cloud: &AwsCloud, batches: Vec<BatchResult>) -> Vec<BatchResult> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    for mut b in batches {
+        while b.pending > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "still pending after 60 s: {b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            b = refresh_batch(b, cloud, time::OffsetDateTime::now_utc())
+                .await
+                .expect("completion check");
+        }
+        out.push(b);
+    }
+    out
+}
+
+fn selected(manifest: &Manifest, t: ResourceType) -> Vec<&strongroom_tests::SeededResource> {
+    manifest
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == t && fixtures::REGIONS.contains(&r.region.as_str()))
+        .filter(|r| r.tags.get("backup").map(String::as_str) == Some("daily"))
+        .filter(|r| r.tags.get("backup-skip").map(String::as_str) != Some("true"))
+        .collect()
+}
+
+/// EBS snapshots have no idempotency token: a create whose answer is lost is
+/// never sent again; the completion checks find what it made once EC2's
+/// describes show it, and count it as this run's.
+#[tokio::test]
+async fn lost_ebs_answers_are_found_by_the_completion_check_never_sent_twice() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    emu.set_faults(&json!({
+        "lost_response_fraction": 1.0,
+        "lost_response_actions": ["CreateSnapshot", "CreateSnapshots"],
+        "visibility_seconds": 2,
+        "pending_describes": 1
+    }));
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let types = ["ebs-volume", "ec2-instance"];
+    let made = snapshot_all(&cloud, request("exec-lost", &types, json!({}))).await;
+    let targets = selected(&manifest, ResourceType::EbsVolume).len()
+        + selected(&manifest, ResourceType::Ec2Instance).len();
+    let results: Vec<_> = made.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results.len(), targets);
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Unconfirmed
+            && r.error.as_ref().unwrap().message.contains("InternalError")),
+        "{results:?}"
+    );
+    let done = settle(&cloud, made).await;
+    for r in done.iter().flat_map(|b| &b.results) {
+        assert_eq!(r.outcome, Outcome::Created, "{r:?}");
+        assert!(r.error.is_none(), "{r:?}");
+    }
+    let creates = emu
+        .calls()
+        .iter()
+        .filter(|c| c.client == "strongroom" && c.action.starts_with("CreateSnapshot"))
+        .count();
+    assert_eq!(creates, targets, "one create per target, never again");
+    // Exactly one recovery point per source.
+    let points = emu.recovery_points().await;
+    for t in [ResourceType::EbsVolume, ResourceType::Ec2Instance] {
+        for r in selected(&manifest, t) {
+            let n = points
+                .iter()
+                .filter(|p| p.tags.get("strongroom:source") == Some(&r.id))
+                .count();
+            let want = if t == ResourceType::Ec2Instance {
+                r.volumes.len()
+            } else {
+                1
+            };
+            assert_eq!(n, want, "{}", r.id);
+        }
+    }
+}
+
+/// CreateImage is retried by the SDK after a lost answer; the name is then
+/// taken by the first attempt's AMI, which describes do not show yet. The
+/// adapter looks again until it does, and the AMI counts as this run's.
+#[tokio::test]
+async fn an_ami_whose_answer_was_lost_is_found_by_name_once_visible() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    emu.set_faults(&json!({
+        "lost_response_fraction": 1.0,
+        "lost_response_actions": ["CreateImage"],
+        "visibility_seconds": 2
+    }));
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let made = snapshot_all(
+        &cloud,
+        request("exec-ami", &["ec2-instance"], json!({"mode": "ami"})),
+    )
+    .await;
+    let instances = selected(&manifest, ResourceType::Ec2Instance);
+    let results: Vec<_> = made.iter().flat_map(|b| &b.results).collect();
+    assert_eq!(results.len(), instances.len());
+    for r in &results {
+        assert_eq!(r.outcome, Outcome::Created, "{r:?}");
+        assert_eq!(
+            r.recovery_point.as_ref().unwrap().kind,
+            RecoveryPointKind::Ami
+        );
+    }
+    let amis = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| f.kind == FoundKind::Ami)
+        .count();
+    assert_eq!(amis, instances.len(), "one AMI per instance");
+}
+
+/// A create refused for a quota fails alone, and says which quota and what
+/// to do; the other sources are protected.
+#[tokio::test]
+async fn a_quota_failure_names_the_quota_and_the_others_are_protected() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    // Room for one more manual DB snapshot in each region.
+    let conf = emu.harness_config().await;
+    let rds = aws_sdk_rds::Client::new(&conf);
+    let used = rds
+        .describe_account_attributes()
+        .send()
+        .await
+        .expect("DescribeAccountAttributes")
+        .account_quotas()
+        .iter()
+        .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+        .and_then(|q| q.used())
+        .expect("the ManualSnapshots quota");
+    emu.set_faults(&json!({"quotas": {"rds_manual_snapshots": used + 1}}));
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let made = snapshot_all(&cloud, request("exec-q", &["rds-instance"], json!({}))).await;
+    let us_east: Vec<_> = made
+        .iter()
+        .filter(|b| b.location.region == "us-east-1")
+        .flat_map(|b| &b.results)
+        .collect();
+    let in_region = selected(&manifest, ResourceType::RdsInstance)
+        .into_iter()
+        .filter(|r| r.region == "us-east-1")
+        .count();
+    assert!(in_region >= 2, "the estate has two RDS instances there");
+    assert_eq!(
+        us_east
+            .iter()
+            .filter(|r| r.outcome == Outcome::Created)
+            .count(),
+        1,
+        "{us_east:?}"
+    );
+    let failed: Vec<_> = us_east
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .collect();
+    assert_eq!(failed.len(), in_region - 1);
+    for r in failed {
+        let e = r.error.as_ref().unwrap();
+        assert_eq!(e.error_type, ErrorKind::QuotaExceeded);
+        assert!(
+            e.message.contains("SnapshotQuotaExceeded")
+                && e.message.contains("ManualSnapshots")
+                && e.message.contains("higher quota"),
+            "{}",
+            e.message
+        );
+    }
+}
