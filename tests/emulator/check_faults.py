@@ -575,6 +575,23 @@ class Check:
         rs.delete_cluster_snapshot(SnapshotIdentifier=name)
 
 
+def check_missing_image_attribute(check: "Check") -> None:
+    """Patch 13: DescribeImageAttribute of a missing or deregistered AMI."""
+    ec2 = check.client("ec2", "harness")
+    check.expect_error(
+        lambda: ec2.describe_image_attribute(ImageId="ami-12345678", Attribute="launchPermission"),
+        "InvalidAMIID.NotFound", 400, "a missing AMI",
+    )
+    iid = ec2.create_image(InstanceId=check.instance, Name=check.name("gone"))["ImageId"]
+    perms = ec2.describe_image_attribute(ImageId=iid, Attribute="launchPermission")
+    assert perms.get("LaunchPermissions", []) == [], perms
+    ec2.deregister_image(ImageId=iid)
+    code, _ = check.error(
+        lambda: ec2.describe_image_attribute(ImageId=iid, Attribute="launchPermission")
+    )
+    assert code in ("InvalidAMIID.Unavailable", "InvalidAMIID.NotFound"), code
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, Emulator(
         functions_dir, {"STRONGROOM_EMULATOR_FAULTS": json.dumps(INITIAL)}
@@ -598,6 +615,7 @@ def main() -> None:
             ("quotas and DescribeAccountAttributes", check.quotas),
             ("DeregisterImage with DeleteAssociatedSnapshots", check.deregister),
             ("sharing", check.sharing),
+            ("DescribeImageAttribute of a missing AMI", lambda: check_missing_image_attribute(check)),
         ]:
             check.run(name, section)
     if check.failures:

@@ -114,6 +114,11 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     shared or public snapshot, you must sign in to the AWS account that owns
     the snapshot").
 
+13. EC2 ``DescribeImageAttribute`` of an AMI that does not exist (or was
+    deregistered) fails with ``InvalidAMIID.NotFound`` / ``InvalidAMIID.Unavailable``
+    (AWS: "The specified AMI ID does not exist"); moto raises a ``KeyError``
+    and answers a bare HTTP 500.
+
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
 """
@@ -174,6 +179,7 @@ def patch_moto() -> None:
     _patch_database_tag_rules()
     _patch_deregister_associated_snapshots()
     _patch_sharing()
+    _patch_image_attribute_of_missing_ami()
     faults.patch_moto_faults()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
@@ -494,6 +500,26 @@ def _patch_deregister_associated_snapshots() -> None:
     EBSBackend.delete_snapshot = delete_unless_in_use
     EC2Response.deregister_image = deregister_image
     EC2Response._strongroom_deregister = True
+
+
+def _patch_image_attribute_of_missing_ami() -> None:
+    """Patch 13: DescribeImageAttribute of a missing AMI is InvalidAMIID.*."""
+    from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
+    from moto.ec2.models.amis import AmiBackend
+
+    original = AmiBackend.describe_image_attribute
+    if getattr(original, "_strongroom", False):
+        return
+
+    def describe_image_attribute(self, ami_id, attribute_name):  # type: ignore[no-untyped-def]
+        if ami_id in getattr(self, "deleted_amis", ()):
+            raise UnvailableAMIIdError(ami_id)
+        if ami_id not in self.amis:
+            raise InvalidAMIIdError(ami_id)
+        return original(self, ami_id, attribute_name)
+
+    describe_image_attribute._strongroom = True  # type: ignore[attr-defined]
+    AmiBackend.describe_image_attribute = describe_image_attribute
 
 
 def _patch_sharing() -> None:

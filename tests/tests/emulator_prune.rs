@@ -359,7 +359,8 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         report.notes
     );
 
-    // Only listings and one delete per deleted snapshot.
+    // Only listings, a sharing check and one delete per deleted snapshot,
+    // and one mark per deleted set.
     let calls = emu.strongroom_calls();
     use strongroom_core::model::RecoveryPointKind as K;
     let deleted_snapshots: usize = loc
@@ -376,9 +377,30 @@ async fn prune_keeps_exactly_what_retention_and_the_invariants_say() {
         deleted_snapshots,
         "{calls:?}"
     );
+    assert_eq!(
+        calls
+            .get("ec2:DescribeSnapshotAttribute")
+            .copied()
+            .unwrap_or(0),
+        deleted_snapshots,
+        "{calls:?}"
+    );
+    let deleted_sets = loc
+        .deleted
+        .iter()
+        .filter(|d| d.kind == K::Ec2SnapshotSet)
+        .count();
+    assert_eq!(
+        calls.get("ec2:CreateTags").copied().unwrap_or(0),
+        deleted_sets,
+        "{calls:?}"
+    );
     for k in calls.keys() {
         assert!(
-            k.contains(":Describe") || k.contains(":Delete") || k == "sts:GetCallerIdentity",
+            k.contains(":Describe")
+                || k.contains(":Delete")
+                || k == "ec2:CreateTags"
+                || k == "sts:GetCallerIdentity",
             "unexpected call {k}"
         );
     }
@@ -458,7 +480,238 @@ async fn ami_recovery_points_are_deregistered_then_their_snapshots_deleted() {
         })
         .count();
     assert_eq!(ami_snaps, 2);
+    // One call deregisters the AMI and deletes its snapshots.
     let calls = emu.strongroom_calls();
     assert_eq!(calls.get("ec2:DeregisterImage"), Some(&1));
-    assert_eq!(calls.get("ec2:DeleteSnapshot"), Some(&1));
+    assert_eq!(calls.get("ec2:DeleteSnapshot"), None, "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeImageAttribute"), Some(&1));
+}
+
+fn reasons_of(report: &PruneReport, list: &str, id: &str) -> Vec<String> {
+    let l = &report.locations[0];
+    let decisions = match list {
+        "kept" => &l.kept,
+        "deleted" => &l.deleted,
+        _ => &l.refused,
+    };
+    decisions
+        .iter()
+        .find(|d| d.id == id)
+        .unwrap_or_else(|| panic!("{id} not {list}: {l:?}"))
+        .reasons
+        .iter()
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// Issue 7, item 7: a recovery point other accounts may restore is refused
+/// with who they are, for every kind that can be shared.
+#[tokio::test]
+async fn shared_recovery_points_are_refused_with_who_may_restore_them() {
+    let emu = Emulator::start();
+    let manifest = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut daily = policy("daily", json!({"keep_last": 1}));
+    daily["selector"]["resource_types"] = json!(["ebs-volume", "rds-instance", "redshift-cluster"]);
+    for i in 0..2 {
+        backup(&cloud, &daily, NEWEST - Duration::days(i)).await;
+    }
+    let conf = emu.harness_config().await;
+    let region = Region::new("us-east-1");
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&conf)
+            .region(region.clone())
+            .build(),
+    );
+    let rds = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&conf)
+            .region(region.clone())
+            .build(),
+    );
+    let redshift = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&conf)
+            .region(region)
+            .build(),
+    );
+    const OTHER: &str = "210987654321";
+    let older: Vec<Found> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| day(f) == "2026-11-28")
+        .collect();
+    let first = |k: FoundKind| older.iter().find(|f| f.kind == k).unwrap().id.clone();
+    let (snap, db, rs) = (
+        first(FoundKind::Ebs),
+        first(FoundKind::Rds),
+        first(FoundKind::Redshift),
+    );
+    ec2.modify_snapshot_attribute()
+        .snapshot_id(&snap)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(aws_sdk_ec2::types::OperationType::Add)
+        .user_ids(OTHER)
+        .send()
+        .await
+        .unwrap();
+    rds.modify_db_snapshot_attribute()
+        .db_snapshot_identifier(&db)
+        .attribute_name("restore")
+        .values_to_add(OTHER)
+        .send()
+        .await
+        .unwrap();
+    redshift
+        .authorize_snapshot_access()
+        .snapshot_identifier(&rs)
+        .account_with_restore_access(OTHER)
+        .send()
+        .await
+        .unwrap();
+
+    let report = run_prune(&cloud, &daily, false).await;
+    let shared = [format!("shared with {OTHER}")];
+    // EBS and RDS sharing is asked of what the rules would delete; Redshift's
+    // listing says it, so the point is kept outright.
+    assert_eq!(reasons_of(&report, "refused", &snap), shared);
+    assert_eq!(reasons_of(&report, "refused", &db), shared);
+    assert_eq!(reasons_of(&report, "kept", &rs), shared);
+    let selected = manifest
+        .resources
+        .iter()
+        .filter(|r| r.region == "us-east-1")
+        .filter(|r| {
+            matches!(
+                r.resource_type,
+                ResourceType::EbsVolume | ResourceType::RdsInstance | ResourceType::RedshiftCluster
+            )
+        })
+        .filter(|r| r.tags.get("backup").map(String::as_str) == Some("daily"))
+        .filter(|r| r.tags.get("backup-skip").map(String::as_str) != Some("true"))
+        .count();
+    assert_eq!(report.deleted, selected - 3, "{report:?}");
+    let left: BTreeSet<String> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert!(left.contains(&snap) && left.contains(&db) && left.contains(&rs));
+}
+
+/// Issue 7, items 4 and 6: the snapshots an AMI left when it was
+/// deregistered (by hand, or by a deletion AWS did half) are a failed
+/// recovery point: kept 7 days for inspection, then deleted.
+#[tokio::test]
+async fn what_a_deregistered_ami_left_is_deleted_after_the_grace() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut amis = policy("amis", json!({"keep_last": 5}));
+    amis["selector"]["resource_types"] = json!(["ec2-instance"]);
+    amis["ec2"] = json!({"mode": "ami"});
+    for days in [10, 2] {
+        backup(&cloud, &amis, NEWEST - Duration::days(days)).await;
+    }
+    let conf = emu.harness_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&conf)
+            .region(Region::new("us-east-1"))
+            .build(),
+    );
+    let points = emu.recovery_points().await;
+    let images: Vec<&Found> = points.iter().filter(|f| f.kind == FoundKind::Ami).collect();
+    assert_eq!(images.len(), 2);
+    for i in &images {
+        // Deregistered without its snapshots: nothing lists them as an AMI any more.
+        ec2.deregister_image().image_id(&i.id).send().await.unwrap();
+    }
+    let report = run_prune(&cloud, &amis, false).await;
+    let old = images.iter().find(|i| day(i) == "2026-11-19").unwrap();
+    let new = images.iter().find(|i| day(i) == "2026-11-27").unwrap();
+    assert_eq!(
+        reasons_of(&report, "deleted", &old.id),
+        ["failed more than 7 days ago"]
+    );
+    assert_eq!(
+        reasons_of(&report, "kept", &new.id),
+        ["not completed", "failed, kept 7 days for inspection"]
+    );
+    let left: Vec<String> = emu
+        .recovery_points()
+        .await
+        .iter()
+        .filter(|f| f.kind == FoundKind::Ebs)
+        .map(day)
+        .collect();
+    assert!(
+        !left.is_empty() && left.iter().all(|d| d == "2026-11-27"),
+        "{left:?}"
+    );
+}
+
+/// Issue 7, item 4: an instance snapshot set whose deletion stopped half
+/// way is finished by the next prune, not listed as a smaller set.
+#[tokio::test]
+async fn a_set_whose_deletion_stopped_half_way_is_finished() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut sets = policy("sets", json!({"keep_last": 5}));
+    sets["selector"]["resource_types"] = json!(["ec2-instance"]);
+    for i in 0..3 {
+        backup(&cloud, &sets, NEWEST - Duration::days(i)).await;
+    }
+    let conf = emu.harness_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&conf)
+            .region(Region::new("us-east-1"))
+            .build(),
+    );
+    // The middle day's set: marked by a prune, which then stopped after one member.
+    let members: Vec<Found> = emu
+        .recovery_points()
+        .await
+        .into_iter()
+        .filter(|f| day(f) == "2026-11-28")
+        .collect();
+    assert!(members.len() > 1, "{members:?}");
+    let instance = members[0].tags[tags::SOURCE].clone();
+    let members: Vec<Found> = members
+        .into_iter()
+        .filter(|f| f.tags[tags::SOURCE] == instance)
+        .collect();
+    ec2.create_tags()
+        .set_resources(Some(members.iter().map(|m| m.id.clone()).collect()))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(tags::DELETING)
+                .value("2026-11-29T03:59:00Z")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_snapshot()
+        .snapshot_id(&members[0].id)
+        .send()
+        .await
+        .unwrap();
+
+    let report = run_prune(&cloud, &sets, false).await;
+    let set_id = format!("{instance}@2026-11-28T03:00:00Z");
+    assert_eq!(
+        reasons_of(&report, "deleted", &set_id),
+        ["finishes an earlier deletion"]
+    );
+    let left = emu.recovery_points().await;
+    for m in &members {
+        assert!(left.iter().all(|f| f.id != m.id), "{} left", m.id);
+    }
+    // The instance's other sets are kept whole.
+    let kept: usize = left
+        .iter()
+        .filter(|f| f.tags.get(tags::SOURCE) == Some(&instance))
+        .count();
+    assert_eq!(kept, 2 * members.len());
 }

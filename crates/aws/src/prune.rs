@@ -6,7 +6,7 @@
 
 use futures::FutureExt;
 use strongroom_core::listing::{assemble, Listing};
-use strongroom_core::model::{Location, RecoveryPointKind};
+use strongroom_core::model::{Location, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{Listed, Pruning};
 use strongroom_core::prune::DeletionPermit;
 use strongroom_core::CloudError;
@@ -30,6 +30,11 @@ impl Pruning for AwsCloud {
             listing.locked = Box::pin(locked_snapshots(&cx, &ids)).await?;
         }
         Ok(assemble(location, policy, listing))
+    }
+
+    async fn shared_with(&self, point: &RecoveryPoint) -> Result<Vec<String>, CloudError> {
+        let cx = self.clients.for_location(&point.location).await?;
+        with_adapter!(point.kind, |a| a.shared_with(&cx, point).boxed()).await
     }
 
     async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {

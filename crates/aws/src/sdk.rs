@@ -206,6 +206,17 @@ pub(crate) fn is_image_snapshot(description: Option<&str>) -> bool {
     description.is_some_and(|d| d.starts_with("Created by CreateImage"))
 }
 
+/// The AMI a `CreateImage` snapshot was made for: its description reads
+/// "Created by CreateImage(i-…) for ami-…".
+pub(crate) fn image_of(description: Option<&str>) -> Option<String> {
+    let rest = description?.split(" for ").nth(1)?;
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    id.starts_with("ami-").then_some(id)
+}
+
 /// Every page of a listing, each turned into items by `items`. A page that
 /// fails fails the whole listing: nothing is decided from a partial view.
 pub(crate) async fn all_pages<O, E, R, T, I>(
@@ -491,5 +502,13 @@ mod tests {
             "strongroom daily 2026-11-29T03:00:00Z"
         )));
         assert!(!is_image_snapshot(None));
+        assert_eq!(
+            image_of(Some(
+                "Created by CreateImage(i-1) for ami-0abc123 from vol-9"
+            )),
+            Some("ami-0abc123".into())
+        );
+        assert_eq!(image_of(Some("strongroom daily 2026")), None);
+        assert_eq!(image_of(None), None);
     }
 }

@@ -25,6 +25,10 @@ pub struct StoredPoint {
     pub owner: String,
     pub locked: bool,
     pub used_by_amis: Vec<String>,
+    /// Its deletion began (`strongroom:deleting`).
+    pub deleting: bool,
+    /// Accounts it is shared with.
+    pub shared_with: Vec<String>,
 }
 
 /// The account the fake cloud's credentials belong to.
@@ -58,6 +62,7 @@ pub struct MemoryCloud {
     pub hide_new: std::sync::atomic::AtomicBool,
     hidden: RwLock<BTreeSet<String>>,
     pub lookups: AtomicUsize,
+    pub sharing_checks: AtomicUsize,
     pub creates: AtomicUsize,
     pub refreshes: AtomicUsize,
     next_id: AtomicUsize,
@@ -220,6 +225,8 @@ impl RecoveryPoints for MemoryCloud {
             owner: FAKE_ACCOUNT.to_owned(),
             locked: false,
             used_by_amis: vec![],
+            deleting: false,
+            shared_with: vec![],
         });
         if self.lose_answer.read().unwrap().contains(&t.id) {
             return Err(
@@ -277,12 +284,26 @@ impl Pruning for MemoryCloud {
                 owner: p.owner.clone(),
                 locked: p.locked,
                 used_by_amis: p.used_by_amis.clone(),
+                deleting: p.deleting,
+                shared_with: None,
             })
             .collect();
         Ok(Listed {
             points,
             unreadable: vec![],
         })
+    }
+
+    async fn shared_with(&self, point: &RecoveryPoint) -> Result<Vec<String>, CloudError> {
+        self.sharing_checks.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .points
+            .read()
+            .unwrap()
+            .iter()
+            .find(|p| p.point.id == point.id)
+            .map(|p| p.shared_with.clone())
+            .unwrap_or_default())
     }
 
     async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {

@@ -31,6 +31,8 @@ pub struct ListedSnapshot {
     pub volume_id: Option<String>,
     /// Made by `CreateImage`: part of an AMI, listed with it.
     pub of_image: bool,
+    /// The AMI `CreateImage` made it for, as its description says.
+    pub image_id: Option<String>,
 }
 
 /// An AMI as listed (every AMI of the account, ours or not).
@@ -52,6 +54,8 @@ pub struct ListedRecord {
     pub owner: String,
     pub state: RecoveryPointState,
     pub tags: Tags,
+    /// Accounts that may restore it, where the listing tells (Redshift).
+    pub shared_with: Option<Vec<String>>,
 }
 
 /// Everything a location's listings returned.
@@ -123,6 +127,8 @@ struct Draft {
     owner: String,
     locked: bool,
     used_by_amis: Vec<String>,
+    deleting: bool,
+    shared_with: Option<Vec<String>>,
 }
 
 impl Listed {
@@ -155,7 +161,67 @@ impl Listed {
             owner: d.owner,
             locked: d.locked,
             used_by_amis: d.used_by_amis,
+            deleting: d.deleting,
+            shared_with: d.shared_with,
         });
+    }
+}
+
+/// Whether prune began deleting the snapshot.
+fn is_deleting(s: &ListedSnapshot) -> bool {
+    s.tags.contains_key(tags::DELETING)
+}
+
+/// One point made of several snapshots (an instance's set, or what a
+/// deregistered AMI left), with the strictest facts of all members: held,
+/// foreign or unmanaged if any member is; failed and to be finished if any
+/// member's deletion began.
+fn group(
+    kind: RecoveryPointKind,
+    id: String,
+    members: &[&ListedSnapshot],
+    policy: &str,
+    location: &Location,
+) -> Draft {
+    let mut ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    ids.sort();
+    let first = members[0];
+    let mut t = first.tags.clone();
+    if let Some(m) = members.iter().find(|m| is_held(&m.tags)) {
+        t.insert(tags::HOLD.into(), m.tags[tags::HOLD].clone());
+    }
+    if let Some(m) = members.iter().find(|m| !ours(&m.tags, policy)) {
+        for k in [tags::MANAGED, tags::POLICY] {
+            match m.tags.get(k) {
+                Some(v) => t.insert(k.into(), v.clone()),
+                None => t.remove(k),
+            };
+        }
+    }
+    // Foreign if any member is: any member not of this location's account.
+    let owner = members
+        .iter()
+        .find(|m| m.owner != location.account)
+        .unwrap_or(&first)
+        .owner
+        .clone();
+    let deleting = members.iter().any(|m| is_deleting(m));
+    Draft {
+        kind,
+        id,
+        // Set by the caller, which knows the locks and the AMIs.
+        locked: false,
+        used_by_amis: vec![],
+        members: ids,
+        tags: t,
+        state: if deleting {
+            RecoveryPointState::Failed
+        } else {
+            RecoveryPointState::worst(members.iter().map(|m| m.state))
+        },
+        owner,
+        deleting,
+        shared_with: None,
     }
 }
 
@@ -198,10 +264,22 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         .map(|s| (s.id.as_str(), s.tags[tags::HOLD].as_str()))
         .collect();
     let mut sets: BTreeMap<(String, String), Vec<&ListedSnapshot>> = BTreeMap::new();
+    let mut orphans: BTreeMap<String, Vec<&ListedSnapshot>> = BTreeMap::new();
     for s in &snapshots {
         match snapshot_kind(s) {
-            // Part of an AMI: listed with it.
-            RecoveryPointKind::Ami => {}
+            // Part of an AMI: listed with it, unless no AMI uses it any more
+            // (a deregistration whose snapshot deletion failed): then the
+            // remains are a failed point of their own, so they are not
+            // orphaned for ever.
+            RecoveryPointKind::Ami => {
+                if ours(&s.tags, policy) && !used_by.contains_key(s.id.as_str()) {
+                    let key = s.image_id.clone().unwrap_or_else(|| {
+                        let tag = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
+                        format!("{}@{}", tag(tags::SOURCE), tag(tags::CREATED_AT))
+                    });
+                    orphans.entry(key).or_default().push(s);
+                }
+            }
             RecoveryPointKind::Ec2SnapshotSet => {
                 let key = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
                 sets.entry((key(tags::SOURCE), key(tags::CREATED_AT)))
@@ -210,58 +288,50 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             }
             kind => {
                 let ids = std::slice::from_ref(&s.id);
+                let deleting = is_deleting(s);
                 let d = Draft {
                     kind,
                     id: s.id.clone(),
                     members: vec![],
                     tags: s.tags.clone(),
-                    state: s.state,
+                    // A snapshot whose deletion began is no longer a point to restore from.
+                    state: if deleting {
+                        RecoveryPointState::Failed
+                    } else {
+                        s.state
+                    },
                     owner: s.owner.clone(),
                     locked: any_locked(ids),
                     used_by_amis: users(ids, None),
+                    deleting,
+                    shared_with: None,
                 };
                 listed.add(d, location);
             }
         }
     }
     for ((source, created), members) in sets {
-        let mut ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-        ids.sort();
-        let first = members[0];
-        // The strictest facts of all members: held, foreign or unmanaged if any member is.
-        let mut t = first.tags.clone();
-        if let Some(m) = members.iter().find(|m| is_held(&m.tags)) {
-            t.insert(tags::HOLD.into(), m.tags[tags::HOLD].clone());
-        }
-        if let Some(m) = members.iter().find(|m| !ours(&m.tags, policy)) {
-            for k in [tags::MANAGED, tags::POLICY] {
-                match m.tags.get(k) {
-                    Some(v) => t.insert(k.into(), v.clone()),
-                    None => t.remove(k),
-                };
-            }
-        }
-        // Foreign if any member is: any member not of this location's account.
-        let owner = members
-            .iter()
-            .find(|m| m.owner != location.account)
-            .unwrap_or(&first)
-            .owner
-            .clone();
         let id = match parse_time(&created) {
             Ok(at) => RecoveryPoint::instance_set_id(&source, at),
             Err(_) => format!("{source}@{created}"),
         };
-        let d = Draft {
-            kind: RecoveryPointKind::Ec2SnapshotSet,
+        let mut d = group(
+            RecoveryPointKind::Ec2SnapshotSet,
             id,
-            locked: any_locked(&ids),
-            used_by_amis: users(&ids, None),
-            members: ids,
-            tags: t,
-            state: RecoveryPointState::worst(members.iter().map(|m| m.state)),
-            owner,
-        };
+            &members,
+            policy,
+            location,
+        );
+        d.locked = any_locked(&d.members);
+        d.used_by_amis = users(&d.members, None);
+        listed.add(d, location);
+    }
+    for (id, members) in orphans {
+        let mut d = group(RecoveryPointKind::Ami, id, &members, policy, location);
+        d.locked = any_locked(&d.members);
+        d.used_by_amis = users(&d.members, None);
+        // Never restorable as an AMI again.
+        d.state = RecoveryPointState::Failed;
         listed.add(d, location);
     }
     for i in images.iter().filter(|i| ours(&i.tags, policy)) {
@@ -282,6 +352,8 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             owner: i.owner.clone(),
             locked: any_locked(&i.snapshots),
             used_by_amis: users(&i.snapshots, Some(&i.id)),
+            deleting: false,
+            shared_with: None,
         };
         listed.add(d, location);
     }
@@ -295,6 +367,8 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             owner: r.owner,
             locked: false,
             used_by_amis: vec![],
+            deleting: false,
+            shared_with: r.shared_with,
         };
         listed.add(d, location);
     }
@@ -339,6 +413,7 @@ mod tests {
             tags: t,
             volume_id: Some(volume.into()),
             of_image: false,
+            image_id: None,
         }
     }
 
@@ -388,6 +463,7 @@ mod tests {
                     owner: ME.into(),
                     state: RecoveryPointState::Pending,
                     tags: contract("arn:aws:rds:eu-west-1:1:db:db", T1, None),
+                    shared_with: None,
                 },
                 ListedRecord {
                     kind: RecoveryPointKind::RdsSnapshot,
@@ -395,6 +471,7 @@ mod tests {
                     owner: ME.into(),
                     state: RecoveryPointState::Completed,
                     tags: Tags::new(),
+                    shared_with: None,
                 },
             ],
             locked: ["snap-c".to_owned()].into(),
@@ -528,6 +605,7 @@ mod tests {
                     tags: t,
                     volume_id: Some(volume),
                     of_image: image,
+                    image_id: None,
                 }
             })
     }
@@ -612,12 +690,26 @@ mod tests {
             for s in listing.snapshots.iter().filter(|s| snapshot_kind(s) != RecoveryPointKind::Ami) {
                 prop_assert!(covered.contains(&s.id), "{} dropped", s.id);
             }
-            // Only our AMIs become points.
+            // Our AMIs become points, and so do what no AMI uses of our AMI
+            // snapshots (one failed point per AMI they were made for).
             let ours_count = listing.images.iter().filter(|i| ours(&i.tags, "daily")).count();
-            prop_assert_eq!(
-                points.iter().filter(|p| p.point.kind == RecoveryPointKind::Ami).count(),
-                ours_count
-            );
+            let used: BTreeSet<&str> = listing
+                .images
+                .iter()
+                .flat_map(|i| i.snapshots.iter().map(String::as_str))
+                .collect();
+            let orphans: BTreeSet<String> = listing
+                .snapshots
+                .iter()
+                .filter(|s| snapshot_kind(s) == RecoveryPointKind::Ami)
+                .filter(|s| ours(&s.tags, "daily") && !used.contains(s.id.as_str()))
+                .map(|s| format!("{}@{}", s.tags[tags::SOURCE], s.tags[tags::CREATED_AT]))
+                .collect();
+            let amis: Vec<_> = points.iter().filter(|p| p.point.kind == RecoveryPointKind::Ami).collect();
+            prop_assert_eq!(amis.len(), ours_count + orphans.len());
+            for a in amis.iter().filter(|a| orphans.contains(&a.point.id)) {
+                prop_assert_eq!(a.point.state, RecoveryPointState::Failed);
+            }
         }
     }
 }

@@ -139,6 +139,12 @@ pub struct ListedPoint {
     pub locked: bool,
     /// AMIs, other than the recovery point itself, that use any of its snapshots.
     pub used_by_amis: Vec<String>,
+    /// Its deletion began and stopped half way (a snapshot carries
+    /// `strongroom:deleting`): prune finishes it.
+    pub deleting: bool,
+    /// The accounts (or `all`) that may restore it; `None` until asked
+    /// ([`Pruning::shared_with`]), except where the listing tells (Redshift).
+    pub shared_with: Option<Vec<String>>,
 }
 
 /// A recovery point of the policy whose `strongroom:created-at` is missing or
@@ -168,6 +174,13 @@ pub trait Pruning: Identity {
         location: &Location,
         policy: &str,
     ) -> impl Future<Output = Result<Listed, CloudError>> + Send;
+
+    /// Who besides the owner may restore `point` (account ids, `all` when
+    /// public): asked only of points about to be deleted.
+    fn shared_with(
+        &self,
+        point: &RecoveryPoint,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
     /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
     fn delete(

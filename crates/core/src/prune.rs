@@ -8,7 +8,9 @@
 //!    account of the location being pruned, whose `strongroom:policy` is the
 //!    policy being pruned;
 //! 2. never one that is held (`strongroom:hold`), locked, referenced by any AMI,
-//!    not completed, or the newest completed recovery point of its source;
+//!    shared with another account (or not yet checked for sharing), pending,
+//!    failed less than [`FAILED_GRACE_DAYS`] ago (unless its deletion had
+//!    begun), or the newest completed recovery point of its source;
 //! 3. a listing that failed aborts the location: nothing is pruned from a partial view;
 //! 4. a dry run computes the same plan and deletes nothing.
 
@@ -43,20 +45,47 @@ impl DeletionPermit {
     }
 }
 
+/// A failed recovery point (an AWS error state, what a deregistered AMI
+/// left) is kept this many days for inspection, then deleted: it restores
+/// nothing and counts against the service's snapshot quota.
+pub const FAILED_GRACE_DAYS: i64 = 7;
+// The reasons' text says "7 days".
+const _: () = assert!(FAILED_GRACE_DAYS == 7);
+
+/// Whether a failed point is past its grace period at `now`.
+pub fn failed_past_grace(p: &RecoveryPoint, now: OffsetDateTime) -> bool {
+    p.state == RecoveryPointState::Failed
+        && now - p.created_at > time::Duration::days(FAILED_GRACE_DAYS)
+}
+
+/// Whether prune deletes `p` outside the retention rules (still only through
+/// [`authorize`]): a deletion to finish, or a failed point past its grace.
+fn outside_rules(p: &ListedPoint, now: OffsetDateTime) -> Option<Reason> {
+    if p.deleting {
+        Some(Reason::FinishesDeletion)
+    } else if failed_past_grace(&p.point, now) {
+        Some(Reason::FailedPastGrace)
+    } else {
+        None
+    }
+}
+
 /// Whether `tags` put a legal hold on a recovery point: any value but `false`.
 pub fn is_held(tags: &Tags) -> bool {
     tags.get(tags::HOLD)
         .is_some_and(|v| !v.eq_ignore_ascii_case("false"))
 }
 
-/// Why `listed` may not be deleted by `policy` in `account`, whatever the plan
-/// says: an empty list means it may. `source_points` are all listed points of
-/// the same source at the same location (for the newest-completed rule).
+/// Why `listed` may not be deleted by `policy` in `account` at `now`,
+/// whatever the plan says: an empty list means it may. `source_points` are
+/// all listed points of the same source at the same location (for the
+/// newest-completed rule).
 pub fn refusals(
     listed: &ListedPoint,
     source_points: &[&ListedPoint],
     account: &str,
     policy: &str,
+    now: OffsetDateTime,
 ) -> Vec<Reason> {
     let mut why = Vec::new();
     if listed.tags.get(tags::MANAGED).map(String::as_str) != Some("true") {
@@ -82,17 +111,27 @@ pub fn refusals(
     for ami in &listed.used_by_amis {
         why.push(Reason::InUseBy(ami.clone()));
     }
-    if listed.point.state != RecoveryPointState::Completed {
-        why.push(Reason::NotCompleted);
+    match &listed.shared_with {
+        None => why.push(Reason::SharingNotChecked),
+        Some(accounts) if !accounts.is_empty() => why.push(Reason::SharedWith(accounts.clone())),
+        Some(_) => {}
     }
-    if listed.point.state == RecoveryPointState::Completed {
-        let newer_completed = source_points.iter().any(|p| {
-            p.point.id != listed.point.id
-                && p.point.state == RecoveryPointState::Completed
-                && p.point.created_at > listed.point.created_at
-        });
-        if !newer_completed {
-            why.push(Reason::NewestCompleted);
+    match listed.point.state {
+        RecoveryPointState::Pending => why.push(Reason::NotCompleted),
+        RecoveryPointState::Failed => {
+            if outside_rules(listed, now).is_none() {
+                why.push(Reason::FailedInGrace);
+            }
+        }
+        RecoveryPointState::Completed => {
+            let newer_completed = source_points.iter().any(|p| {
+                p.point.id != listed.point.id
+                    && p.point.state == RecoveryPointState::Completed
+                    && p.point.created_at > listed.point.created_at
+            });
+            if !newer_completed {
+                why.push(Reason::NewestCompleted);
+            }
         }
     }
     why
@@ -104,9 +143,10 @@ pub fn authorize(
     source_points: &[&ListedPoint],
     account: &str,
     policy: &str,
+    now: OffsetDateTime,
     reasons: Vec<Reason>,
 ) -> Result<DeletionPermit, Vec<Reason>> {
-    let why = refusals(listed, source_points, account, policy);
+    let why = refusals(listed, source_points, account, policy, now);
     if why.is_empty() {
         Ok(DeletionPermit {
             point: listed.point.clone(),
@@ -258,19 +298,27 @@ pub async fn prune_location<P: Pruning>(
     }
     for (_, mut points) in by_source {
         points.sort_by(|a, b| a.point.id.cmp(&b.point.id));
-        let plan_points: Vec<PlanPoint> = points
-            .iter()
-            .map(|p| PlanPoint {
+        // Deletions to finish and failed points past their grace are decided
+        // outside the rules; the planner sees the rest.
+        let mut candidates: Vec<(&ListedPoint, Vec<Reason>)> = Vec::new();
+        let mut plan_points = Vec::new();
+        for p in &points {
+            if let Some(why) = outside_rules(p, now) {
+                candidates.push((p, vec![why]));
+                continue;
+            }
+            plan_points.push(PlanPoint {
                 id: p.point.id.clone(),
                 time: p.point.created_at,
                 completed: p.point.state == RecoveryPointState::Completed,
-                // The planner decides the newest itself, from the points it is given.
-                protected: refusals(p, &points, account, policy)
+                // The planner decides the newest itself, from the points it
+                // is given; sharing is asked only of what it would delete.
+                protected: refusals(p, &points, account, policy, now)
                     .into_iter()
-                    .filter(|r| *r != Reason::NewestCompleted)
+                    .filter(|r| *r != Reason::NewestCompleted && *r != Reason::SharingNotChecked)
                     .collect(),
-            })
-            .collect();
+            });
+        }
         let planned = plan(&plan_points, rules, now);
         let find = |id: &str| points.iter().find(|p| p.point.id == id).copied();
         for k in planned.keep {
@@ -279,21 +327,47 @@ pub async fn prune_location<P: Pruning>(
             }
         }
         for d in planned.delete {
-            let Some(p) = find(&d.id) else { continue };
-            match authorize(p, &points, account, policy, d.reasons.clone()) {
+            if let Some(p) = find(&d.id) {
+                candidates.push((p, d.reasons));
+            }
+        }
+        for (p, reasons) in candidates {
+            // Every other invariant first: sharing costs a call per point.
+            let early: Vec<Reason> = refusals(p, &points, account, policy, now)
+                .into_iter()
+                .filter(|r| *r != Reason::SharingNotChecked)
+                .collect();
+            if !early.is_empty() {
+                report.refused.push(decision(p, early));
+                continue;
+            }
+            let mut checked = p.clone();
+            if checked.shared_with.is_none() {
+                match cloud.shared_with(&p.point).await {
+                    Ok(accounts) => checked.shared_with = Some(accounts),
+                    Err(e) => {
+                        report.failures.push(PointFailure {
+                            id: p.point.id.clone(),
+                            error: ErrorReport::from(&e),
+                        });
+                        continue;
+                    }
+                }
+            }
+            match authorize(&checked, &points, account, policy, now, reasons.clone()) {
                 Err(why) => report.refused.push(decision(p, why)),
                 Ok(permit) => {
                     if !dry_run {
                         if let Err(e) = cloud.delete(&permit).await {
                             report.failures.push(PointFailure {
-                                id: d.id.clone(),
+                                id: p.point.id.clone(),
                                 error: ErrorReport::from(&e),
                             });
                             continue;
                         }
                     }
                     *report.deleted_by_kind.entry(p.point.kind).or_insert(0) += 1;
-                    report.deleted.push(decision(p, d.reasons));
+                    report.deleted.push(decision(p, reasons));
                 }
             }
         }

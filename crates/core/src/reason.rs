@@ -54,6 +54,22 @@ pub enum Reason {
     OtherPolicy(String),
     /// `has no strongroom:policy tag`.
     NoPolicyTag,
+    /// `failed, kept 7 days for inspection`: a failed point younger than
+    /// [`FAILED_GRACE_DAYS`](crate::prune::FAILED_GRACE_DAYS).
+    FailedInGrace,
+    /// `shared with 111122223333, all`: other accounts may restore it
+    /// (EBS create-volume permission, AMI launch permission, RDS `restore`
+    /// attribute, Redshift restore access).
+    SharedWith(Vec<String>),
+    /// `sharing not checked`: who may restore it is not known yet.
+    SharingNotChecked,
+
+    // Deleted outside the retention rules.
+    /// `failed more than 7 days ago`: a failed point past the grace period
+    /// (it still counts against the service's quota).
+    FailedPastGrace,
+    /// `finishes an earlier deletion`: a deletion that stopped half way.
+    FinishesDeletion,
 }
 
 const LAST: &str = "last snapshot";
@@ -66,6 +82,11 @@ const LOCKED: &str = "locked";
 const NO_VALID_CREATED_AT: &str = "has no valid strongroom:created-at";
 const NOT_MANAGED: &str = "not managed by Strongroom";
 const NO_POLICY_TAG: &str = "has no strongroom:policy tag";
+const FAILED_IN_GRACE: &str = "failed, kept 7 days for inspection";
+const SHARED_WITH: &str = "shared with ";
+const SHARING_NOT_CHECKED: &str = "sharing not checked";
+const FAILED_PAST_GRACE: &str = "failed more than 7 days ago";
+const FINISHES_DELETION: &str = "finishes an earlier deletion";
 const WITHIN: &str = "within ";
 const OLDER_THAN_MAX_AGE: &str = "older than max_age ";
 const IN_USE_BY: &str = "in use by ";
@@ -95,6 +116,11 @@ impl fmt::Display for Reason {
             }
             Reason::OtherPolicy(p) => write!(f, "{OTHER_POLICY}{p}"),
             Reason::NoPolicyTag => f.write_str(NO_POLICY_TAG),
+            Reason::FailedInGrace => f.write_str(FAILED_IN_GRACE),
+            Reason::SharedWith(accounts) => write!(f, "{SHARED_WITH}{}", accounts.join(", ")),
+            Reason::SharingNotChecked => f.write_str(SHARING_NOT_CHECKED),
+            Reason::FailedPastGrace => f.write_str(FAILED_PAST_GRACE),
+            Reason::FinishesDeletion => f.write_str(FINISHES_DELETION),
         }
     }
 }
@@ -125,6 +151,10 @@ impl FromStr for Reason {
             NO_VALID_CREATED_AT => Some(Reason::NoValidCreatedAt),
             NOT_MANAGED => Some(Reason::NotManaged),
             NO_POLICY_TAG => Some(Reason::NoPolicyTag),
+            FAILED_IN_GRACE => Some(Reason::FailedInGrace),
+            SHARING_NOT_CHECKED => Some(Reason::SharingNotChecked),
+            FAILED_PAST_GRACE => Some(Reason::FailedPastGrace),
+            FINISHES_DELETION => Some(Reason::FinishesDeletion),
             _ => None,
         };
         let parsed = fixed
@@ -142,6 +172,12 @@ impl FromStr for Reason {
                 Some(Reason::OlderThanMaxAge(m))
             })
             .or_else(|| Some(Reason::InUseBy(s.strip_prefix(IN_USE_BY)?.to_owned())))
+            .or_else(|| {
+                let accounts = s.strip_prefix(SHARED_WITH)?;
+                Some(Reason::SharedWith(
+                    accounts.split(", ").map(str::to_owned).collect(),
+                ))
+            })
             .or_else(|| {
                 Some(Reason::OtherPolicy(
                     s.strip_prefix(OTHER_POLICY)?.to_owned(),
@@ -263,6 +299,23 @@ mod tests {
                 Reason::NoPolicyTag,
                 "has no strongroom:policy tag".to_owned(),
             ),
+            (
+                Reason::FailedInGrace,
+                "failed, kept 7 days for inspection".to_owned(),
+            ),
+            (
+                Reason::SharedWith(vec![owner.into(), "all".into()]),
+                format!("shared with {owner}, all"),
+            ),
+            (Reason::SharingNotChecked, "sharing not checked".to_owned()),
+            (
+                Reason::FailedPastGrace,
+                "failed more than 7 days ago".to_owned(),
+            ),
+            (
+                Reason::FinishesDeletion,
+                "finishes an earlier deletion".to_owned(),
+            ),
         ];
         for (p, name) in Period::ALL
             .into_iter()
@@ -297,6 +350,11 @@ mod tests {
             Reason::OwnedByOther { .. } => 14,
             Reason::OtherPolicy(_) => 15,
             Reason::NoPolicyTag => 16,
+            Reason::FailedInGrace => 17,
+            Reason::SharedWith(_) => 18,
+            Reason::SharingNotChecked => 19,
+            Reason::FailedPastGrace => 20,
+            Reason::FinishesDeletion => 21,
         }
     }
 
@@ -308,7 +366,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=16).collect::<Vec<_>>(),
+            (0..=21).collect::<Vec<_>>(),
             "every variant is listed"
         );
         for (reason, text) in all {

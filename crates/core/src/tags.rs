@@ -21,6 +21,11 @@ pub const RUN: &str = "strongroom:run";
 pub const KIND: &str = "strongroom:kind";
 pub const COPY_OF: &str = "strongroom:copy-of";
 pub const HOLD: &str = "strongroom:hold";
+/// Written by prune on every snapshot of an instance snapshot set (and on
+/// what an AMI's deregistration left) before deleting them, with the time:
+/// a deletion that stops half way is finished by the next prune instead of
+/// the rest being listed as a smaller set.
+pub const DELETING: &str = "strongroom:deleting";
 
 /// Prefix of every key Strongroom owns; never copied from a source.
 pub const PREFIX: &str = "strongroom:";

@@ -13,7 +13,7 @@ use strongroom_core::model::{
     format_time, utc, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType,
     Tags,
 };
-use strongroom_core::prune::{is_held, prune, PruneRequest};
+use strongroom_core::prune::{is_held, prune, PruneRequest, FAILED_GRACE_DAYS};
 use strongroom_core::retention::Retention;
 use strongroom_core::{tags, ErrorKind};
 use time::macros::datetime;
@@ -33,6 +33,8 @@ struct Spec {
     locked: bool,
     ami: bool,
     state: u8,
+    deleting: bool,
+    shared: bool,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -47,6 +49,8 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::bool::weighted(0.1),
         prop::bool::weighted(0.1),
         0..20u8,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
     )
         .prop_map(
             |(
@@ -60,6 +64,8 @@ fn spec() -> impl Strategy<Value = Spec> {
                 locked,
                 ami,
                 state,
+                deleting,
+                shared,
             )| Spec {
                 region,
                 source,
@@ -71,6 +77,8 @@ fn spec() -> impl Strategy<Value = Spec> {
                 locked,
                 ami,
                 state,
+                deleting,
+                shared,
             },
         )
 }
@@ -134,7 +142,7 @@ fn estate(specs: &[Spec]) -> MemoryCloud {
                 created_at: created,
                 state: match s.state {
                     0 => RecoveryPointState::Pending,
-                    1 => RecoveryPointState::Failed,
+                    1 | 2 => RecoveryPointState::Failed,
                     _ => RecoveryPointState::Completed,
                 },
             },
@@ -148,6 +156,12 @@ fn estate(specs: &[Spec]) -> MemoryCloud {
             locked: s.locked,
             used_by_amis: if s.ami {
                 vec!["ami-0123".into()]
+            } else {
+                vec![]
+            },
+            deleting: s.deleting,
+            shared_with: if s.shared {
+                vec!["210987654321".into()]
             } else {
                 vec![]
             },
@@ -209,11 +223,21 @@ proptest! {
             prop_assert_eq!(p.tags.get(tags::MANAGED).map(String::as_str), Some("true"));
             prop_assert_eq!(p.owner.as_str(), FAKE_ACCOUNT);
             prop_assert_eq!(p.tags.get(tags::POLICY).map(String::as_str), Some("daily"));
-            // Invariant 2: not held, locked, used by an AMI, unfinished, nor the newest completed.
+            // Invariant 2: not held, locked, used by an AMI, shared, pending,
+            // failed within its grace (unless its deletion had begun), nor the
+            // newest completed.
             prop_assert!(!is_held(&p.tags));
             prop_assert!(!p.locked);
             prop_assert!(p.used_by_amis.is_empty());
-            prop_assert_eq!(p.point.state, RecoveryPointState::Completed);
+            prop_assert!(p.shared_with.is_empty(), "{} is shared", id);
+            prop_assert_ne!(p.point.state, RecoveryPointState::Pending);
+            if p.point.state == RecoveryPointState::Failed {
+                prop_assert!(
+                    p.deleting || NOW - p.point.created_at > Duration::days(FAILED_GRACE_DAYS),
+                    "{} failed within its grace", id
+                );
+                continue;
+            }
             let newest = before
                 .iter()
                 .filter(|q| q.point.location == p.point.location && q.point.source == p.point.source)
@@ -306,7 +330,9 @@ async fn the_report_shows_each_reason_in_words_and_reads_back() {
         hold: false,
         locked: false,
         ami: false,
-        state: 2,
+        state: 3,
+        deleting: false,
+        shared: false,
     };
     let at = |days: i64| Spec {
         age_hours: days * 24,
@@ -340,6 +366,16 @@ async fn the_report_shows_each_reason_in_words_and_reads_back() {
         },
         Spec { state: 0, ..at(36) },
         at(37),
+        Spec {
+            shared: true,
+            ..at(38)
+        },
+        Spec { state: 1, ..at(2) },
+        Spec { state: 1, ..at(10) },
+        Spec {
+            deleting: true,
+            ..at(3)
+        },
     ];
     let cloud = estate(&specs);
     let r = Retention {
@@ -384,6 +420,24 @@ async fn the_report_shows_each_reason_in_words_and_reads_back() {
         reasons("deleted", "snap-0008"),
         words(&["older than max_age 20d"])
     );
+    assert_eq!(
+        reasons("refused", "snap-0009"),
+        words(&["shared with 210987654321"])
+    );
+    assert_eq!(
+        reasons("kept", "snap-0010"),
+        words(&["not completed", "failed, kept 7 days for inspection"])
+    );
+    assert_eq!(
+        reasons("deleted", "snap-0011"),
+        words(&["failed more than 7 days ago"])
+    );
+    assert_eq!(
+        reasons("deleted", "snap-0012"),
+        words(&["finishes an earlier deletion"])
+    );
+    // Sharing is asked only of what would be deleted.
+    assert_eq!(cloud.sharing_checks.load(Ordering::SeqCst), 4);
     // The run report reads the prune report back, reasons and all.
     let back: strongroom_core::report::PruneOutcome = serde_json::from_value(json).unwrap();
     assert_eq!(back, strongroom_core::report::PruneOutcome::Done(report));

@@ -10,7 +10,7 @@ use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
 
-use super::ebs::{delete_snapshots, description};
+use super::ebs::{delete_snapshots, description, mark_deleting, snapshots_shared_with};
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
@@ -169,14 +169,119 @@ impl KindAdapter for Ami {
         })
     }
 
-    /// Deregisters the AMI, then deletes its snapshots.
-    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
-        cx.ec2()
-            .deregister_image()
+    async fn shared_with(
+        &self,
+        cx: &LocationClients,
+        point: &RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError> {
+        let attr = match cx
+            .ec2()
+            .describe_image_attribute()
             .image_id(&point.id)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
             .send()
             .await
-            .map_err(|e| from_sdk(e, "DeregisterImage", &point.id, cx.region_name()))?;
-        delete_snapshots(cx, &point.members).await
+        {
+            Ok(attr) => attr,
+            // What a deregistered AMI left is shared, if at all, snapshot by snapshot.
+            Err(e) if image_gone(code_of(&e)) => {
+                return snapshots_shared_with(cx, &point.members).await;
+            }
+            Err(e) => {
+                return Err(from_sdk(
+                    e,
+                    "DescribeImageAttribute",
+                    &point.id,
+                    cx.region_name(),
+                ))
+            }
+        };
+        let mut out: Vec<String> = attr
+            .launch_permissions()
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.user_id().map(str::to_owned),
+                    p.group().map(|g| g.as_str().to_owned()),
+                    p.organization_arn().map(str::to_owned),
+                    p.organizational_unit_arn().map(str::to_owned),
+                ]
+            })
+            .flatten()
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
+
+    /// Deregisters the AMI and deletes its snapshots in the same call
+    /// (`DeleteAssociatedSnapshots`). A snapshot AWS did not delete is marked
+    /// `strongroom:deleting`, so the next prune lists it as what the AMI left
+    /// and finishes it; so is the deletion of remains whose AMI is gone.
+    async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        let region = cx.region_name();
+        let out = match cx
+            .ec2()
+            .deregister_image()
+            .image_id(&point.id)
+            .delete_associated_snapshots(true)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            // Deregistered already: delete what it left.
+            Err(e) if image_gone(code_of(&e)) => {
+                return delete_snapshots(cx, &point.members).await;
+            }
+            Err(e) => return Err(from_sdk(e, "DeregisterImage", &point.id, region)),
+        };
+        let left: Vec<(String, String)> = out
+            .delete_snapshot_results()
+            .iter()
+            .filter(|r| r.return_code().map(|c| c.as_str()) != Some("success"))
+            .map(|r| {
+                (
+                    r.snapshot_id().unwrap_or_default().to_owned(),
+                    r.return_code()
+                        .map(|c| c.as_str().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = left.iter().map(|(id, _)| id.clone()).collect();
+        // Best effort: unmarked remains are still deleted once past the grace.
+        let marked = mark_deleting(cx, &ids).await.is_ok();
+        let what: Vec<String> = left
+            .iter()
+            .map(|(id, code)| format!("{id} ({code})"))
+            .collect();
+        Err(CloudError::new(
+            ErrorKind::Internal,
+            "DeregisterImage",
+            &point.id,
+            region,
+            format!(
+                "the AMI is deregistered but AWS kept {}; {}",
+                what.join(", "),
+                if marked {
+                    "they are marked and the next prune deletes them"
+                } else {
+                    "the next prune deletes them once they are 7 days old"
+                }
+            ),
+        ))
+    }
+}
+
+/// Whether AWS answered that the AMI does not exist (any more): the point
+/// is what a deregistered AMI left (its id is the AMI its snapshots' name, or
+/// `<source>@<time>`).
+fn image_gone(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidAMIID.Malformed")
+    )
 }

@@ -9,5 +9,6 @@ super::db::db_snapshot_kind! {
     describe: describe_db_cluster_snapshots / "DescribeDBClusterSnapshots" / db_cluster_snapshots / "db-cluster-snapshot-id",
     arn: db_cluster_snapshot_arn,
     delete: delete_db_cluster_snapshot / "DeleteDBClusterSnapshot",
+    attributes: describe_db_cluster_snapshot_attributes / "DescribeDBClusterSnapshotAttributes" / db_cluster_snapshot_attributes_result / db_cluster_snapshot_attributes,
     explain: |err| err,
 }

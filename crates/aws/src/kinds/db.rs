@@ -19,6 +19,7 @@ macro_rules! db_snapshot_kind {
         describe: $describe:ident / $describe_op:literal / $listed:ident / $filter:literal,
         arn: $arn:ident,
         delete: $delete:ident / $delete_op:literal,
+        attributes: $attrs:ident / $attrs_op:literal / $attrs_result:ident / $attrs_list:ident,
         explain: $explain:expr $(,)?
     ) => {
         use strongroom_core::listing::{ListedRecord, Listing};
@@ -122,6 +123,7 @@ macro_rules! db_snapshot_kind {
                             owner: arn_account(s.$arn()),
                             state: s.point_state(),
                             tags: s.tag_list().to_tags(),
+                            shared_with: None,
                         })
                         .collect::<Vec<_>>()
                 })
@@ -130,6 +132,31 @@ macro_rules! db_snapshot_kind {
                     records,
                     ..Default::default()
                 })
+            }
+
+            /// The `restore` attribute: accounts (or `all`) that may copy or restore it.
+            async fn shared_with(
+                &self,
+                cx: &LocationClients,
+                point: &RecoveryPoint,
+            ) -> Result<Vec<String>, CloudError> {
+                let out = cx
+                    .rds()
+                    .$attrs()
+                    .$ident(&point.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, $attrs_op, &point.id, cx.region_name()))?;
+                Ok(out
+                    .$attrs_result()
+                    .map(|r| {
+                        r.$attrs_list()
+                            .iter()
+                            .filter(|a| a.attribute_name() == Some("restore"))
+                            .flat_map(|a| a.attribute_values().iter().cloned())
+                            .collect()
+                    })
+                    .unwrap_or_default())
             }
 
             async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {

@@ -16,8 +16,8 @@ use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{from_sdk, is_rate_limited};
 use crate::sdk::{
-    all_pages, ec2_filter, is_image_snapshot, states_by_id, tag_filter, with_states, PointState,
-    TagsExt, ToSdkTags,
+    all_pages, ec2_filter, image_of, is_image_snapshot, states_by_id, tag_filter, with_states,
+    PointState, TagsExt, ToSdkTags,
 };
 
 /// Values per EC2 describe filter (EC2 accepts 200).
@@ -124,9 +124,66 @@ impl KindAdapter for Ebs {
         })
     }
 
+    async fn shared_with(
+        &self,
+        cx: &LocationClients,
+        point: &RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError> {
+        snapshots_shared_with(cx, std::slice::from_ref(&point.id)).await
+    }
+
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
         delete_snapshots(cx, std::slice::from_ref(&point.id)).await
     }
+}
+
+/// The accounts (or `all`) with create-volume permission on any of `ids`:
+/// one `DescribeSnapshotAttribute` per snapshot (AWS has no listing of it).
+pub(super) async fn snapshots_shared_with(
+    cx: &LocationClients,
+    ids: &[String],
+) -> Result<Vec<String>, CloudError> {
+    let mut out = Vec::new();
+    for id in ids {
+        let attr = cx
+            .ec2()
+            .describe_snapshot_attribute()
+            .snapshot_id(id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeSnapshotAttribute", id, cx.region_name()))?;
+        for p in attr.create_volume_permissions() {
+            if let Some(u) = p.user_id() {
+                out.push(u.to_owned());
+            }
+            if let Some(g) = p.group() {
+                out.push(g.as_str().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Marks `ids` with `strongroom:deleting` (one `CreateTags` for all): a
+/// deletion that stops half way is then finished by the next prune.
+pub(super) async fn mark_deleting(cx: &LocationClients, ids: &[String]) -> Result<(), CloudError> {
+    let now = format_time(time::OffsetDateTime::now_utc());
+    cx.ec2()
+        .create_tags()
+        .set_resources(Some(ids.to_vec()))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(tags::DELETING)
+                .value(now)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "CreateTags", &ids.join(","), cx.region_name()))?;
+    Ok(())
 }
 
 /// Our managed EBS snapshots matching `filters`, every page (instance set
@@ -155,6 +212,7 @@ async fn snapshots(
                 tags: s.tags().to_tags(),
                 volume_id: s.volume_id().map(str::to_owned),
                 of_image: is_image_snapshot(s.description()),
+                image_id: image_of(s.description()),
             })
             .collect::<Vec<_>>()
     })

@@ -9,7 +9,10 @@ use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
 
-use super::ebs::{delete_snapshots, description, no_retries, send_unless_processed};
+use super::ebs::{
+    delete_snapshots, description, mark_deleting, no_retries, send_unless_processed,
+    snapshots_shared_with,
+};
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
@@ -100,7 +103,21 @@ impl KindAdapter for InstanceSet {
         Ok(Listing::default())
     }
 
+    async fn shared_with(
+        &self,
+        cx: &LocationClients,
+        point: &RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError> {
+        snapshots_shared_with(cx, &point.members).await
+    }
+
+    /// Marks every member first (unless a stopped deletion marked them
+    /// already), so that a deletion stopping half way is finished by the next
+    /// prune rather than the rest listed as a smaller set.
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
+        if point.members.len() > 1 && point.state != RecoveryPointState::Failed {
+            mark_deleting(cx, &point.members).await?;
+        }
         delete_snapshots(cx, &point.members).await
     }
 }

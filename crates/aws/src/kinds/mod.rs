@@ -58,6 +58,14 @@ pub(crate) trait KindAdapter {
     /// What this kind's listing for prune returns, complete or an error.
     async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError>;
 
+    /// Who besides the owner may restore the point: account ids, `all` when
+    /// public (asked only of points about to be deleted).
+    async fn shared_with(
+        &self,
+        cx: &LocationClients,
+        point: &RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError>;
+
     /// Deletes the recovery point (only ever called with a deletion permit).
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError>;
 }

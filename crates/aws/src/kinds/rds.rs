@@ -9,6 +9,7 @@ super::db::db_snapshot_kind! {
     describe: describe_db_snapshots / "DescribeDBSnapshots" / db_snapshots / "db-snapshot-id",
     arn: db_snapshot_arn,
     delete: delete_db_snapshot / "DeleteDBSnapshot",
+    attributes: describe_db_snapshot_attributes / "DescribeDBSnapshotAttributes" / db_snapshot_attributes_result / db_snapshot_attributes,
     explain: |mut err| {
         if matches!(
             err.code.as_deref(),

@@ -124,12 +124,33 @@ impl KindAdapter for Redshift {
                 owner: s.owner_account().unwrap_or_default().to_owned(),
                 state: s.point_state(),
                 tags: s.tags().to_tags(),
+                // AWS refuses to delete a snapshot others may restore: said here, for free.
+                shared_with: Some(restore_access(s)),
             })
             .collect();
         Ok(Listing {
             records,
             ..Default::default()
         })
+    }
+
+    async fn shared_with(
+        &self,
+        cx: &LocationClients,
+        point: &RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError> {
+        let out = cx
+            .redshift()
+            .describe_cluster_snapshots()
+            .snapshot_identifier(&point.id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeClusterSnapshots", &point.id, cx.region_name()))?;
+        Ok(out
+            .snapshots()
+            .first()
+            .map(restore_access)
+            .unwrap_or_default())
     }
 
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
@@ -141,4 +162,12 @@ impl KindAdapter for Redshift {
             .map_err(|e| from_sdk(e, "DeleteClusterSnapshot", &point.id, cx.region_name()))?;
         Ok(())
     }
+}
+
+/// The accounts authorised to restore a snapshot (`AccountsWithRestoreAccess`).
+fn restore_access(s: &aws_sdk_redshift::types::Snapshot) -> Vec<String> {
+    s.accounts_with_restore_access()
+        .iter()
+        .filter_map(|a| a.account_id().map(str::to_owned))
+        .collect()
 }
