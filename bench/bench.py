@@ -10,6 +10,13 @@
 3. Retention planner throughput: 1,000,000 recovery points across 10,000
    sources (criterion, `cargo bench -p strongroom-core --bench planner`).
 4. API calls of a prune of 1,000 recovery points at one location.
+5. The backup run of (1) under switchable emulator faults (issue 7): a fifth
+   of Strongroom's calls throttled, a fifth of its creates' answers lost, new
+   EC2 snapshots invisible for 3 s, every new recovery point pending for 2
+   describes; duplicates, failures and API calls per source, side by side with
+   the same run without throttling, lost answers and delayed visibility.
+   `--only-faults` measures only this and rewrites only its section of an
+   existing BENCHMARKS.md (no release build, no Custodian needed).
 
 Everything runs on 127.0.0.1 with dummy credentials.
 """
@@ -21,6 +28,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -66,6 +74,14 @@ C7N_POLICY = """policies:
     filters: [{"tag:backup": "daily"}]
     actions: [snapshot]
 """
+SCHEDULED_TIME = "2026-11-29T03:00:00Z"
+# Issue 7's faults. Lost answers hit the six creates (faults.DEFAULT_LOST_RESPONSE_ACTIONS);
+# throttling hits every call of Strongroom's, describes and the Tagging API included.
+FAULTS = {"seed": 7, "throttle_fraction": 0.2, "visibility_seconds": 3, "pending_describes": 2, "lost_response_fraction": 0.2}
+# The clean run keeps the completion checks' repetitions, so that it differs only by
+# throttling, lost answers and delayed visibility.
+CLEAN = {"seed": 7, "pending_describes": 2}
+FAULTS_HEADING = "## A backup run under throttling, lost answers and delayed visibility"
 
 
 def by_action(cs: list[dict[str, str]]) -> Counter[str]:
@@ -85,7 +101,7 @@ def strongroom_run(functions_dir: str) -> dict[str, Any]:
         execution = emu.run_execution(
             machine,
             "bench-1",
-            {"policy": POLICY, "scheduled_time": "2026-11-29T03:00:00Z", "poll_seconds": 0},
+            {"policy": POLICY, "scheduled_time": SCHEDULED_TIME, "poll_seconds": 0},
             poll_s=0.2,
             timeout_s=None,
         )
@@ -103,6 +119,90 @@ def strongroom_run(functions_dir: str) -> dict[str, Any]:
             "calls": by_action(ours),
             "wall_s": execution.wall_s,
         }
+
+
+def backup_run_under(functions_dir: str, faults: dict[str, Any], name: str) -> dict[str, Any]:
+    """`strongroom_run`'s backup (same estate, same state machine, same input) with
+    `faults` switched on after seeding: what came of it, source by source."""
+    with Emulator(functions_dir) as emu:
+        resources = emu.seed("bench")
+        machine = emu.create_backup_machine()
+        in_force = emu.set_faults(faults)
+        emu.reset_calls()
+        execution = emu.run_execution(
+            machine,
+            name,
+            {"policy": POLICY, "scheduled_time": SCHEDULED_TIME, "poll_seconds": 0},
+            poll_s=0.2,
+            timeout_s=None,
+        )
+        ours = [c for c in emu.calls() if c["client"] == "strongroom"]
+        emu.set_faults({})  # read back the truth (the harness's calls are never faulted anyway)
+        points = emu.recovery_points(POLICY["selector"]["regions"])
+        d = execution.description
+        report = execution.report() if d["status"] == "SUCCEEDED" else None
+
+    # This run's recovery points per source, by their tags. An instance's snapshot
+    # set is one recovery point of one snapshot per volume.
+    this_run: Counter[str] = Counter(
+        p.tags["strongroom:source"]
+        for p in points
+        if p.tags.get("strongroom:created-at") == SCHEDULED_TIME and "strongroom:source" in p.tags
+    )
+    selected = [
+        r for r in resources
+        if r["region"] in POLICY["selector"]["regions"]
+        and all(r["tags"].get(k) == v for k, v in POLICY["selector"]["tags"].items())
+    ]
+    made, duplicates, missing = 0, [], []
+    for r in selected:
+        n = this_run.get(r["id"], 0) + (this_run.get(r["arn"], 0) if r["arn"] != r["id"] else 0)
+        size = len(r.get("volumes") or []) if r["resource_type"] == "ec2-instance" else 1
+        if n == 0:
+            missing.append(r["id"])
+            continue
+        made += 1
+        if n > size:
+            duplicates.append({"source": r["id"], "type": r["resource_type"], "region": r["region"],
+                               "snapshots": n, "expected": size})
+    known = {r["id"] for r in selected} | {r["arn"] for r in selected}
+    strays = sorted(s for s in this_run if s not in known)
+    failures = report["failures"] if report else []
+    return {
+        "faults": in_force,
+        "status": d["status"],
+        "cause": d.get("cause") or d.get("error"),
+        "outcome": report["outcome"] if report else d["status"],
+        "resources": len(resources),
+        "selected": sum(report["resources_found"].values()) if report else len(selected),
+        "selected_in_estate": len(selected),
+        "created": sum(report["recovery_points"]["created"].values()) if report else 0,
+        "existing": sum(report["recovery_points"]["existing"].values()) if report else 0,
+        "completed": sum(report["recovery_points"]["completed"].values()) if report else 0,
+        "made": made,
+        "snapshots": sum(this_run.values()),
+        "duplicates": duplicates,
+        "missing": missing,
+        "strays": strays,
+        "failures": failures,
+        "failure_types": Counter(f["error_type"] for f in failures),
+        "calls": by_action(ours),
+        "faulted": Counter(c["fault"] for c in ours if c.get("fault")),
+        "faulted_by_action": {
+            kind: Counter(f"{c['service']}:{c['action']}" for c in ours if c.get("fault") == kind)
+            for kind in ("throttled", "lost-response", "quota")
+        },
+        "wall_s": execution.wall_s,
+    }
+
+
+def fault_run(functions_dir: str) -> dict[str, Any]:
+    """Issue 7's figure: the bench backup once with `CLEAN` faults, once with `FAULTS`,
+    each on a freshly started and seeded emulator."""
+    return {
+        "clean": backup_run_under(functions_dir, CLEAN, "bench-clean"),
+        "faulted": backup_run_under(functions_dir, FAULTS, "bench-faults"),
+    }
 
 
 def custodian_run(functions_dir: str, custodian: str) -> dict[str, Any]:
@@ -297,7 +397,147 @@ def prune_calls(functions_dir: str) -> dict[str, Any]:
         return {"points": 1000, "deleted": report["deleted"], "kept": report["kept"], "calls": by_action(ours)}
 
 
-def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], cmd: str) -> None:
+def fault_section(fr: dict[str, Any], cmd: str) -> list[str]:
+    """BENCHMARKS.md's section of `fault_run`, heading first, no trailing blank line."""
+    c, f = fr["clean"], fr["faulted"]
+    runs = (c, f)
+
+    def row(label: str, value: Any) -> str:
+        return f"| {label} | " + " | ".join(str(value(r)) for r in runs) + " |"
+
+    def total(r: dict[str, Any]) -> int:
+        return sum(r["calls"].values())
+
+    def types(r: dict[str, Any]) -> str:
+        n = len(r["failures"])
+        if not n:
+            return "0"
+        return f"{n} (" + ", ".join(f"{t} {k}" for t, k in sorted(r["failure_types"].items())) + ")"
+
+    lines = [
+        FAULTS_HEADING,
+        "",
+        "Issue 7's figure: the backup run of the first section (the same freshly seeded `bench` estate of "
+        f"{f['resources']} resources in us-east-1 and eu-west-1, the same Step Functions execution of the backup "
+        "state machine with `poll_seconds` 0, the Status completion checks repeating until every recovery point is "
+        "complete), made twice, each on a freshly started emulator, with the emulator's switchable faults "
+        "(`tests/emulator/faults.py`) switched on after seeding. They apply to Strongroom's calls only.",
+        "",
+        f"- **faulted**: `{json.dumps(FAULTS)}`: a fifth of Strongroom's calls (every action: creates, describes and "
+        "the Tagging API) refused with the service's throttling error (EC2 `RequestLimitExceeded`, RDS/Redshift "
+        "`Throttling`, Tagging `ThrottlingException`); a fifth of its creates (`CreateSnapshot`, `CreateSnapshots`, "
+        "`CreateImage`, `CreateDBSnapshot`, `CreateDBClusterSnapshot`, `CreateClusterSnapshot`) **done, but answered "
+        "with a server error** (a lost answer: the create happened and Strongroom is not told); new EBS snapshots "
+        "and AMIs missing from describes for 3 s; every new recovery point shown in progress by its create answer "
+        "and its first 2 describes.",
+        f"- **clean**: `{json.dumps(CLEAN)}`: the same in-progress answers, so the completion checks repeat as in "
+        "the faulted run; the clean run differs only by throttling, lost answers and delayed visibility.",
+        "",
+        "Duplicates are sources with more than one recovery point of this run's scheduled time, counted afterwards "
+        "over every manual snapshot in both regions by its `strongroom:source` and `strongroom:created-at` tags; an "
+        "instance's snapshot set is one recovery point (a duplicate set would show as more snapshots than the "
+        "instance has volumes, as listed by the seed manifest). Calls are Strongroom's in the emulator's call log, "
+        "faulted ones included (each has its `fault`).",
+        "",
+        "| figure | clean | faulted |",
+        "|---|---:|---:|",
+        row("execution / run outcome", lambda r: f"{r['status']} / {r['outcome']}"),
+        row("sources selected", lambda r: r["selected"]),
+        row("sources with a recovery point of this run", lambda r: r["made"]),
+        row("snapshots of this run (an instance set: one per volume)", lambda r: r["snapshots"]),
+        row("**duplicates** (must be 0)", lambda r: f"**{len(r['duplicates'])}**"),
+        row("recovery points completed (run report)", lambda r: r["completed"]),
+        row("created / existing already (run report)", lambda r: f"{r['created']} / {r['existing']}"),
+        row("failures in the run report", types),
+        row("Strongroom's API calls", total),
+        row("answered with throttling", lambda r: r["faulted"].get("throttled", 0)),
+        row("answered with a lost answer (done, server error)", lambda r: r["faulted"].get("lost-response", 0)),
+        row("**API calls per selected source**", lambda r: f"**{total(r) / max(r['selected'], 1):.2f}**"),
+        row("execution wall time", lambda r: f"{r['wall_s']:.1f} s"),
+        "",
+        "| call | clean | faulted | of which throttled | of which lost answers |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for a in sorted(set(c["calls"]) | set(f["calls"])):
+        lines.append(
+            f"| {a} | {c['calls'].get(a, 0)} | {f['calls'].get(a, 0)} | "
+            f"{f['faulted_by_action']['throttled'].get(a, 0)} | {f['faulted_by_action']['lost-response'].get(a, 0)} |"
+        )
+    lines.append(
+        f"| **total** | **{total(c)}** | **{total(f)}** | **{f['faulted'].get('throttled', 0)}** | "
+        f"**{f['faulted'].get('lost-response', 0)}** |"
+    )
+    lines.append("")
+    for name, r in (("clean", c), ("faulted", f)):
+        if r["status"] != "SUCCEEDED":
+            lines.append(f"- **The {name} execution ended {r['status']}**: {r['cause']}")
+        for d in r["duplicates"]:
+            lines.append(
+                f"- **Duplicate ({name})**: {d['type']} `{d['source']}` in {d['region']}: {d['snapshots']} snapshots "
+                f"of this run, {d['expected']} expected."
+            )
+        for x in r["failures"]:
+            lines.append(
+                f"- **Failure ({name})**: {x.get('resource_type') or 'batch'} `{x.get('id') or '-'}` in "
+                f"{x['region']}: `{x['error_type']}`: {x['message']}"
+            )
+        if r["missing"]:
+            lines.append(f"- Without a recovery point of this run ({name}): " + ", ".join(f"`{m}`" for m in r["missing"]) + ".")
+        if r["strays"]:
+            lines.append(f"- Recovery points of this run of sources not selected ({name}): " + ", ".join(r["strays"]) + ".")
+    if not any(r["duplicates"] or r["failures"] or r["missing"] or r["status"] != "SUCCEEDED" for r in runs):
+        lines.append(
+            f"Both runs protected all {f['selected']} sources with one recovery point each, without duplicates or "
+            f"failures. Under faults Strongroom made {total(f)} calls instead of {total(c)} "
+            f"({total(f) / max(total(c), 1):.2f}x). Throttled calls are sent again after a wait. A lost EBS or "
+            "instance-set create is not sent again (`CreateSnapshot(s)` take no idempotency token): the completion "
+            "checks find what it made by its tags (`DescribeSnapshots`), waiting out the delayed visibility. A lost "
+            "RDS, Aurora or Redshift create is sent again under the same deterministic name and its `AlreadyExists` "
+            "answer taken as the recovery point, so the report counts it as created."
+        )
+    lines += [
+        "",
+        "The faults' random draws are seeded (seed 7), but the Map state runs up to 10 batches at once, so which "
+        "call meets which draw varies from run to run, and so do the counts of the faulted run.",
+        "",
+        f"Produced by `{cmd}` on {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+    ]
+    return lines
+
+
+def splice_fault_section(text: str, section: list[str]) -> str:
+    """`text` (a BENCHMARKS.md) with its fault section replaced by `section`, or, if it has
+    none, with `section` put after the first API-calls section. Everything else is kept."""
+    lines = text.split("\n")
+    heads = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    block = section + [""]
+    if FAULTS_HEADING in lines:
+        start = lines.index(FAULTS_HEADING)
+        end = next((i for i in heads if i > start), len(lines))
+        return "\n".join(lines[:start] + block + lines[end:])
+    first = next((i for i in heads if lines[i].startswith("## API calls of one backup run")), None)
+    after = next((i for i in heads if first is not None and i > first), None)
+    if after is None:
+        return text.rstrip("\n") + "\n\n" + "\n".join(block)
+    return "\n".join(lines[:after] + block + lines[after:])
+
+
+def command_line() -> str:
+    """How this script was run, as one would type it again (the home directory as ~)."""
+    home = str(Path.home())
+
+    def shown(a: str) -> str:
+        if a == home or a.startswith(home + "/"):
+            return "~" + shlex.quote(a[len(home):]) if a != home else "~"
+        return shlex.quote(a)
+
+    script = os.path.relpath(__file__)
+    if script.startswith(".."):
+        script = __file__
+    return " ".join(shown(a) for a in [sys.executable, script, *sys.argv[1:]])
+
+
+def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], cmd: str) -> None:
     s_total, c_total = sum(sr["calls"].values()), sum(c7n["calls"].values())
     actions = sorted(set(sr["calls"]) | set(c7n["calls"]))
     lines = [
@@ -343,6 +583,8 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         "which checks neither idempotency nor completion), plus 8 per further poll (`poll_seconds`, default 60 s). "
         "Discovery is one Resource Groups Tagging API call per region for all five types, paged (the emulator pages "
         "by tag count, 100 tags per page: 2 pages per region here).",
+        "",
+        *fault_section(fr, cmd),
         "",
         "## Cold start of the `snapshot` release binary",
         "",
@@ -395,14 +637,35 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--functions-dir", required=True, help="debug binaries the emulator runs")
-    ap.add_argument("--lambda-dir", required=True, help="cargo lambda's output (target/lambda)")
-    ap.add_argument("--c7n", required=True, help="the custodian executable")
+    ap.add_argument("--lambda-dir", help="cargo lambda's output (target/lambda); not with --only-faults")
+    ap.add_argument("--c7n", help="the custodian executable; not with --only-faults")
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--cold-runs", type=int, default=30)
+    ap.add_argument(
+        "--only-faults",
+        action="store_true",
+        help="only the backup run under faults (and its clean twin); rewrites only its section of an existing --out",
+    )
     args = ap.parse_args()
+    out = Path(args.out)
+    if args.only_faults:
+        if not out.is_file():
+            ap.error(f"--only-faults rewrites one section of an existing file; {out} does not exist")
+        cmd = command_line()
+        print("==> The bench backup run, clean and under faults", flush=True)
+        fr = fault_run(args.functions_dir)
+        report_fault_run(fr)
+        out.write_text(splice_fault_section(out.read_text(), fault_section(fr, cmd)))
+        print(f"==> rewrote the section {FAULTS_HEADING[3:]!r} of {args.out}")
+        return
+    if not args.lambda_dir or not args.c7n:
+        ap.error("--lambda-dir and --c7n are required (unless --only-faults)")
     print("==> Strongroom backup run over the bench estate", flush=True)
     sr = strongroom_run(args.functions_dir)
     print(f"    {sum(sr['calls'].values())} calls: {dict(sr['calls'])}", flush=True)
+    print("==> The same backup run, clean and under faults", flush=True)
+    fr = fault_run(args.functions_dir)
+    report_fault_run(fr)
     print("==> Cloud Custodian over a freshly seeded bench estate", flush=True)
     c7n = custodian_run(args.functions_dir, args.c7n)
     print(f"    {sum(c7n['calls'].values())} calls: {dict(c7n['calls'])}", flush=True)
@@ -415,8 +678,23 @@ def main() -> None:
     print("==> API calls of a prune of 1,000 recovery points", flush=True)
     pc = prune_calls(args.functions_dir)
     print(f"    {sum(pc['calls'].values())} calls: {dict(pc['calls'])}", flush=True)
-    write(Path(args.out), sr, c7n, cs, pt, pc, "make bench")
+    write(out, sr, c7n, cs, pt, pc, fr, "make bench")
     print(f"==> wrote {args.out}")
+
+
+def report_fault_run(fr: dict[str, Any]) -> None:
+    for name in ("clean", "faulted"):
+        r = fr[name]
+        print(
+            f"    {name}: {r['status']}/{r['outcome']}, {r['selected']} selected, {r['made']} with a recovery point, "
+            f"{len(r['duplicates'])} duplicates, {len(r['failures'])} failures {dict(r['failure_types'])}, "
+            f"{sum(r['calls'].values())} calls ({dict(r['faulted'])}), {r['wall_s']:.1f} s",
+            flush=True,
+        )
+        for d in r["duplicates"]:
+            print(f"      DUPLICATE {d}", flush=True)
+        for x in r["failures"]:
+            print(f"      FAILURE {x}", flush=True)
 
 
 if __name__ == "__main__":

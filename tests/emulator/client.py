@@ -136,11 +136,26 @@ class Emulator:
         return json.loads(out.stdout)["resources"]
 
     def calls(self) -> list[dict[str, str]]:
-        """Every AWS API call since the last `reset_calls()`: service, region, action, client."""
+        """Every AWS API call since the last `reset_calls()`: service, region, action, client,
+        and `fault` ("throttled", "lost-response", "quota") if the emulator faulted it."""
         return json.loads(urllib.request.urlopen(f"{self.endpoint}/_strongroom/calls").read())
 
     def reset_calls(self) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/_strongroom/calls", method="DELETE")).read()
+
+    def faults(self) -> dict[str, Any]:
+        """The switchable faults in force (`GET /_strongroom/faults`), every field spelled out."""
+        return json.loads(urllib.request.urlopen(f"{self.endpoint}/_strongroom/faults").read())
+
+    def set_faults(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the fault configuration (and reseeds its random generator); returns it in full."""
+        req = urllib.request.Request(
+            f"{self.endpoint}/_strongroom/faults",
+            data=json.dumps(config).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        return json.loads(urllib.request.urlopen(req).read())
 
     def create_backup_machine(self) -> str:
         """Creates the backup state machine (`backup_definition()`); returns its ARN."""
