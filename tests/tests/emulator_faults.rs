@@ -221,3 +221,64 @@ async fn a_quota_failure_names_the_quota_and_the_others_are_protected() {
         );
     }
 }
+
+/// Issue 7, item 8: Discover's quota preflight reads RDS's own quota
+/// (`DescribeAccountAttributes`) and counts EBS and Redshift snapshots; a
+/// run or a retention that will not fit is a warning in the output.
+#[tokio::test]
+async fn the_preflight_warns_before_a_quota_is_hit() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let conf = emu.harness_config().await;
+    let used = aws_sdk_rds::Client::new(&conf)
+        .describe_account_attributes()
+        .send()
+        .await
+        .expect("DescribeAccountAttributes")
+        .account_quotas()
+        .iter()
+        .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+        .and_then(|q| q.used())
+        .expect("the ManualSnapshots quota");
+    // No room left for manual DB snapshots.
+    emu.set_faults(&json!({"quotas": {"rds_manual_snapshots": used}}));
+    let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
+    let mut req = request("exec-pre", &["rds-instance", "redshift-cluster"], json!({}));
+    req.input["policy"]["retention"] =
+        json!({"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12});
+    req.input["policy"]["quotas"] = json!({"redshift_manual_snapshots": 20});
+    emu.reset_calls();
+    let out = discover(req, &cloud).await.expect("discover");
+    let w = |region: &str, needle: &str| {
+        out.quota_warnings
+            .iter()
+            .any(|w| w.region == region && w.message.contains(needle))
+    };
+    assert!(
+        w("us-east-1", "RDS manual DB snapshots (ManualSnapshots) in us-east-1: this run makes 2 but only 0 are left"),
+        "{:#?}",
+        out.quota_warnings
+    );
+    assert!(
+        w("us-east-1", "1 sources × 23 kept points = 23 > quota 20"),
+        "{:#?}",
+        out.quota_warnings
+    );
+    // One DescribeAccountAttributes and one count of Redshift snapshots per region.
+    let calls = emu.strongroom_calls();
+    assert_eq!(
+        calls.get("rds:DescribeAccountAttributes"),
+        Some(&2),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.get("redshift:DescribeClusterSnapshots"),
+        Some(&2),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.get("ec2:DescribeSnapshots"),
+        None,
+        "no EBS target: {calls:?}"
+    );
+}

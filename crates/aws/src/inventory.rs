@@ -5,6 +5,7 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 use strongroom_core::kind::parse_source_arn;
 use strongroom_core::model::{Location, ResourceType, Tags, Target};
 use strongroom_core::ports::{FoundSource, Identity, Inventory};
+use strongroom_core::quota::{Quota, QuotaLimits, QuotaUsage};
 use strongroom_core::CloudError;
 
 use crate::error::from_sdk;
@@ -77,5 +78,15 @@ impl Inventory for AwsCloud {
             }
         }
         Ok(found)
+    }
+
+    async fn quota_usage(
+        &self,
+        location: &Location,
+        quotas: &[Quota],
+        limits: &QuotaLimits,
+    ) -> Result<Vec<QuotaUsage>, CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        Box::pin(crate::quota::usage(&cx, quotas, limits)).await
     }
 }

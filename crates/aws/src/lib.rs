@@ -2,7 +2,8 @@
 //!
 //! - [`clients`]: one shared configuration, clients per location (account +
 //!   region), an assume-role provider per configured role.
-//! - [`inventory`]: sources via the Resource Groups Tagging API.
+//! - [`inventory`]: sources via the Resource Groups Tagging API, and the
+//!   quota preflight's facts (`quota`).
 //! - `kinds`: one module per kind of recovery point (create, states, listing,
 //!   delete), behind one trait; `sdk`: the plumbing they share.
 //! - [`recovery_points`], [`prune`]: the ports, dispatching to the kinds.
@@ -13,6 +14,7 @@ pub mod error;
 pub mod inventory;
 mod kinds;
 pub mod prune;
+mod quota;
 pub mod recovery_points;
 mod sdk;
 

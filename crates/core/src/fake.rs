@@ -13,6 +13,7 @@ use crate::ports::{
     RecoveryPoints, RunPoint,
 };
 use crate::prune::DeletionPermit;
+use crate::quota::{Quota, QuotaLimits, QuotaUsage};
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, RUN, SOURCE};
 
 /// A recovery point as the fake cloud stores it.
@@ -61,6 +62,8 @@ pub struct MemoryCloud {
     /// [`MemoryCloud::reveal`] (EC2's eventual consistency).
     pub hide_new: std::sync::atomic::AtomicBool,
     hidden: RwLock<BTreeSet<String>>,
+    /// What `quota_usage` answers: used and max per quota (default 0 of AWS's default).
+    pub quota_usage: RwLock<BTreeMap<Quota, (u64, u64)>>,
     pub lookups: AtomicUsize,
     pub sharing_checks: AtomicUsize,
     pub creates: AtomicUsize,
@@ -131,6 +134,39 @@ impl Inventory for MemoryCloud {
             .filter(|s| tags.iter().all(|(k, v)| s.target.tags.get(k) == Some(v)))
             .cloned()
             .collect())
+    }
+
+    async fn quota_usage(
+        &self,
+        _location: &Location,
+        quotas: &[Quota],
+        limits: &QuotaLimits,
+    ) -> Result<Vec<QuotaUsage>, CloudError> {
+        Ok(self.usage(quotas, limits))
+    }
+}
+
+impl MemoryCloud {
+    fn usage(&self, quotas: &[Quota], limits: &QuotaLimits) -> Vec<QuotaUsage> {
+        let set = self.quota_usage.read().unwrap();
+        quotas
+            .iter()
+            .map(|q| {
+                let (used, max) = set.get(q).copied().unwrap_or((0, q.aws_default()));
+                let max = match q {
+                    Quota::EbsSnapshots => limits.ebs_snapshots.unwrap_or(max),
+                    Quota::RedshiftManualSnapshots => {
+                        limits.redshift_manual_snapshots.unwrap_or(max)
+                    }
+                    _ => max,
+                };
+                QuotaUsage {
+                    quota: *q,
+                    used,
+                    max,
+                }
+            })
+            .collect()
     }
 }
 

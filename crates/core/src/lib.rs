@@ -28,6 +28,7 @@ pub mod period;
 pub mod policy;
 pub mod ports;
 pub mod prune;
+pub mod quota;
 pub mod reason;
 pub mod report;
 pub mod retention;

@@ -33,6 +33,10 @@ pub struct Policy {
     /// Without it nothing is ever pruned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// The account's own values of quotas no AWS API reports (increases AWS
+    /// granted), for the quota preflight; AWS's defaults otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::quota::QuotaLimits>,
 }
 
 fn default_true() -> bool {

@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::policy::Ec2Options;
 use crate::prune::DeletionPermit;
+use crate::quota::{Quota, QuotaLimits, QuotaUsage};
 use crate::tags::RunKey;
 
 /// A source found in a region, with the location (account) it lives in.
@@ -42,6 +43,16 @@ pub trait Inventory: Identity {
         types: &[ResourceType],
         tags: &Tags,
     ) -> impl Future<Output = Result<Vec<FoundSource>, CloudError>> + Send;
+
+    /// How much of each of `quotas` is used at `location`, and its size:
+    /// from the service where it reports both (RDS), otherwise by counting
+    /// and with `limits` or AWS's default as the size.
+    fn quota_usage(
+        &self,
+        location: &Location,
+        quotas: &[Quota],
+        limits: &QuotaLimits,
+    ) -> impl Future<Output = Result<Vec<QuotaUsage>, CloudError>> + Send;
 }
 
 /// What one snapshot call should make.

@@ -1,6 +1,7 @@
 //! The run report: folds Discover's summary, every Map item's outcome and the
 //! Prune stage's report into the backup state machine's output.
 
+use crate::quota::QuotaWarning;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,9 @@ pub struct ReportRequest {
     /// The Prune stage's report, or its error after retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneOutcome>,
+    /// Discover's quota preflight.
+    #[serde(default)]
+    pub quota_warnings: Vec<QuotaWarning>,
 }
 
 /// What the Prune stage ended with.
@@ -125,6 +129,10 @@ pub struct RunReport {
     /// What the Prune stage did (absent when the run had no Prune stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneSummary>,
+    /// Quotas this run or the policy's retention will run into (Discover's
+    /// preflight): warnings, not failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quota_warnings: Vec<QuotaWarning>,
 }
 
 /// Folds every batch into the run summary.
@@ -277,5 +285,6 @@ pub fn report(req: ReportRequest) -> RunReport {
         failures,
         recovery_point_ids: ids,
         prune,
+        quota_warnings: req.quota_warnings,
     }
 }

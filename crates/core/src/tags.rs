@@ -162,6 +162,7 @@ mod tests {
             ec2: Ec2Options::default(),
             copy_source_tags: copy,
             retention: None,
+            quotas: None,
         }
     }
 

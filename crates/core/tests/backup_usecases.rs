@@ -11,6 +11,7 @@ use strongroom_core::model::{
     Location, RecoveryPointKind, RecoveryPointState, ResourceType, Target,
 };
 use strongroom_core::ports::FoundSource;
+use strongroom_core::quota::Quota;
 use strongroom_core::report::{
     report, BatchOutcome, FailedBatch, ReportRequest, RunOutcome, TargetRef,
 };
@@ -310,6 +311,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
         region_errors: vec![],
         batches: refreshed,
         prune: None,
+        quota_warnings: vec![],
     });
     assert_eq!(rep.outcome, RunOutcome::Partial);
     assert_eq!(rep.failures.len(), 1);
@@ -354,6 +356,7 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
         region_errors: vec![],
         batches: done,
         prune: None,
+        quota_warnings: vec![],
     });
     assert_eq!(rep.outcome, RunOutcome::Succeeded, "{rep:?}");
     assert!(rep.failures.is_empty(), "{:?}", rep.failures);
@@ -481,6 +484,7 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
             },
         })],
         prune: None,
+        quota_warnings: vec![],
     });
     assert_eq!(rep.outcome, RunOutcome::Failed);
     assert_eq!(rep.failures.len(), 2);
@@ -762,4 +766,57 @@ fn prune_refuses_a_now_ahead_of_the_clock() {
     let (_, _, now) =
         strongroom_core::prune::parse_request(json!({"policy": policy}), clock).unwrap();
     assert_eq!(now, clock);
+}
+
+#[tokio::test]
+async fn discover_warns_when_a_quota_will_not_hold_the_run_or_the_retention() {
+    let cloud = estate();
+    // us-east-1 has one RDS instance to snapshot and no room left for it.
+    cloud
+        .quota_usage
+        .write()
+        .unwrap()
+        .insert(Quota::RdsManualSnapshots, (100, 100));
+    let mut policy = daily_policy();
+    policy["retention"] = json!({"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12});
+    policy["quotas"] = json!({"redshift_manual_snapshots": 20});
+    let out = discover(request(policy), &cloud).await.unwrap();
+    let rds: Vec<_> = out
+        .quota_warnings
+        .iter()
+        .filter(|w| w.quota == Some(Quota::RdsManualSnapshots) && w.region == "us-east-1")
+        .collect();
+    assert_eq!(rds.len(), 1, "{:?}", out.quota_warnings);
+    assert!(
+        rds[0]
+            .message
+            .contains("this run makes 1 but only 0 are left"),
+        "{}",
+        rds[0].message
+    );
+    // One Redshift cluster × 23 kept points > 20.
+    let rs: Vec<_> = out
+        .quota_warnings
+        .iter()
+        .filter(|w| w.quota == Some(Quota::RedshiftManualSnapshots))
+        .collect();
+    assert_eq!(rs.len(), 1, "{:?}", out.quota_warnings);
+    assert!(
+        rs[0]
+            .message
+            .contains("1 sources × 23 kept points = 23 > quota 20"),
+        "{}",
+        rs[0].message
+    );
+    // Warnings only: every source is still in a batch, and the run report shows them.
+    let targets: usize = out.batches.iter().map(|b| b.targets.len()).sum();
+    assert_eq!(targets, out.found.values().sum::<usize>());
+    let json = serde_json::to_value(&out).unwrap();
+    let req: ReportRequest = serde_json::from_value(json!({
+        "run": json["run"], "found": json["found"], "skipped": json["skipped"],
+        "region_errors": json["region_errors"], "quota_warnings": json["quota_warnings"],
+        "batches": []
+    }))
+    .unwrap();
+    assert_eq!(report(req).quota_warnings, out.quota_warnings);
 }

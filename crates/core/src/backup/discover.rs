@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorReport};
-use crate::model::{Location, ResourceType, Target};
+use crate::model::{Location, RecoveryPointKind, ResourceType, Target};
 use crate::policy::{Policy, RunInput, DEFAULT_POLL_SECONDS};
 use crate::ports::Inventory;
+use crate::quota::{check, kept_per_source, Demand, QuotaWarning};
 use crate::tags::RunKey;
 
 /// Targets per Map item. Small enough for one Lambda invocation to finish well
@@ -68,6 +69,8 @@ pub struct DiscoverOutput {
     pub found: BTreeMap<ResourceType, usize>,
     pub skipped: Vec<Skipped>,
     pub region_errors: Vec<RegionError>,
+    /// The quota preflight's findings (always present: Report reads it).
+    pub quota_warnings: Vec<QuotaWarning>,
     pub batches: Vec<Batch>,
 }
 
@@ -140,6 +143,7 @@ pub async fn discover<I: Inventory>(
             by_location.entry(s.location).or_default().push(s.target);
         }
     }
+    let quota_warnings = preflight(inventory, &policy, &by_location).await;
     let poll_seconds = input.poll_seconds.unwrap_or(DEFAULT_POLL_SECONDS);
     let mut batches = Vec::new();
     for (location, mut targets) in by_location {
@@ -162,6 +166,52 @@ pub async fn discover<I: Inventory>(
         found,
         skipped,
         region_errors,
+        quota_warnings,
         batches,
     })
+}
+
+/// The quota preflight: at each location with targets, the room each quota
+/// has left against what this run makes, and the policy's steady state
+/// against the quota. A preflight that cannot ask is a warning too: it
+/// never stops a run.
+async fn preflight<I: Inventory>(
+    inventory: &I,
+    policy: &Policy,
+    by_location: &BTreeMap<Location, Vec<Target>>,
+) -> Vec<QuotaWarning> {
+    let rules = policy
+        .retention
+        .as_ref()
+        .and_then(|r| r.rules("policy.retention").ok());
+    let kept = kept_per_source(rules.as_ref());
+    let limits = policy.quotas.clone().unwrap_or_default();
+    let checks = by_location.iter().map(|(location, targets)| {
+        let mut demand = Demand::default();
+        for t in targets {
+            demand.add(RecoveryPointKind::for_source(
+                t.resource_type,
+                policy.ec2.mode,
+            ));
+        }
+        let limits = &limits;
+        async move {
+            match inventory
+                .quota_usage(location, &demand.quotas(), limits)
+                .await
+            {
+                Ok(usage) => check(&location.region, &usage, &demand, kept),
+                Err(e) => vec![QuotaWarning {
+                    region: location.region.clone(),
+                    quota: None,
+                    message: format!("the quota preflight could not run: {e}"),
+                }],
+            }
+        }
+    });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
