@@ -211,6 +211,19 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// Invokes one of the real function binaries as Lambda would (the
+    /// emulator's Invoke endpoint): its answer, an error being
+    /// `{"errorType": …, "errorMessage": …}`.
+    pub fn invoke(&self, function: &str, payload: &serde_json::Value) -> serde_json::Value {
+        let answer = self.http_with(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &payload.to_string(),
+        );
+        serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("{function} answered no JSON ({e}): {answer}"))
+    }
+
     /// Replaces the emulator's faults (see `tests/emulator/faults.py`).
     pub fn set_faults(&self, faults: &serde_json::Value) {
         let answer = self.http_with("POST", "/_strongroom/faults", &faults.to_string());
