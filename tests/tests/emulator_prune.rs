@@ -629,14 +629,17 @@ async fn what_a_deregistered_ami_left_is_deleted_after_the_grace() {
     let report = run_prune(&cloud, &amis, false).await;
     let old = images.iter().find(|i| day(i) == "2026-11-19").unwrap();
     let new = images.iter().find(|i| day(i) == "2026-11-27").unwrap();
+    // Listed as what each AMI left, and deleted snapshot by snapshot.
     assert_eq!(
-        reasons_of(&report, "deleted", &old.id),
+        reasons_of(&report, "deleted", &format!("{}/remains", old.id)),
         ["failed more than 7 days ago"]
     );
     assert_eq!(
-        reasons_of(&report, "kept", &new.id),
+        reasons_of(&report, "kept", &format!("{}/remains", new.id)),
         ["not completed", "failed, kept 7 days for inspection"]
     );
+    let calls = emu.strongroom_calls();
+    assert_eq!(calls.get("ec2:DeregisterImage"), None, "{calls:?}");
     let left: Vec<String> = emu
         .recovery_points()
         .await

@@ -364,8 +364,10 @@ fn lambda_tasks_retry_every_transient_lambda_error() {
                 .any(|e| e == "Lambda.ServiceException")
         })
         .expect("a retrier for Lambda.ServiceException");
+    // The function's timeout (at most 5 minutes) plus EC2's visibility grace.
+    let wait = 300 + strongroom_core::backup::status::VISIBILITY_GRACE_SECONDS as u64;
     assert!(
-        after_lambda_error["IntervalSeconds"].as_u64().unwrap() >= 60,
+        after_lambda_error["IntervalSeconds"].as_u64().unwrap() >= wait,
         "{after_lambda_error}"
     );
 }

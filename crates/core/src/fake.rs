@@ -58,6 +58,8 @@ pub struct MemoryCloud {
     /// Target ids whose create makes the point but loses the answer (an
     /// unconfirmed error, as after a timeout or a server error).
     pub lose_answer: RwLock<BTreeSet<String>>,
+    /// The run lookup fails (throttled).
+    pub fail_lookup: std::sync::atomic::AtomicBool,
     /// New recovery points are invisible to lookups and refreshes until
     /// [`MemoryCloud::reveal`] (EC2's eventual consistency).
     pub hide_new: std::sync::atomic::AtomicBool,
@@ -177,6 +179,14 @@ impl RecoveryPoints for MemoryCloud {
         run: &RunKey,
     ) -> Result<Vec<RunPoint>, CloudError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.fail_lookup.load(Ordering::SeqCst) {
+            return Err(Self::err(
+                ErrorKind::Throttled,
+                "DescribeSnapshots",
+                "-",
+                &location.region,
+            ));
+        }
         Ok(self
             .points
             .read()

@@ -167,6 +167,22 @@ impl Listed {
     }
 }
 
+/// The suffix of the id of what a deregistered AMI left: its snapshots,
+/// deleted one by one (`DeleteSnapshot`, which AWS refuses for a snapshot a
+/// registered AMI uses), never through the AMI.
+pub const REMAINS: &str = "/remains";
+
+/// The id of the remains of the AMI `key` (its id, or `<source>@<time>`).
+pub fn remains_id(key: &str) -> String {
+    format!("{key}{REMAINS}")
+}
+
+/// Whether a recovery point of kind [`RecoveryPointKind::Ami`] is what a
+/// deregistered AMI left rather than an AMI.
+pub fn is_remains(id: &str) -> bool {
+    id.ends_with(REMAINS)
+}
+
 /// Whether prune began deleting the snapshot.
 fn is_deleting(s: &ListedSnapshot) -> bool {
     s.tags.contains_key(tags::DELETING)
@@ -205,7 +221,11 @@ fn group(
         .unwrap_or(&first)
         .owner
         .clone();
-    let deleting = members.iter().any(|m| is_deleting(m));
+    // A snapshot still being made is waited for, marked or not.
+    let pending = members
+        .iter()
+        .any(|m| m.state == RecoveryPointState::Pending);
+    let deleting = !pending && members.iter().any(|m| is_deleting(m));
     Draft {
         kind,
         id,
@@ -214,7 +234,11 @@ fn group(
         used_by_amis: vec![],
         members: ids,
         tags: t,
-        state: if deleting {
+        // For prune, a snapshot still being made outweighs a failed one: the
+        // point is waited for, never deleted with a snapshot in the making.
+        state: if pending {
+            RecoveryPointState::Pending
+        } else if deleting {
             RecoveryPointState::Failed
         } else {
             RecoveryPointState::worst(members.iter().map(|m| m.state))
@@ -254,6 +278,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         out
     };
     let any_locked = |ids: &[String]| ids.iter().any(|i| locked.contains(i));
+    let image_ids: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
 
     let mut listed = Listed::default();
     // A hold put on any snapshot an AMI uses holds the AMI (deleting the AMI
@@ -272,12 +297,15 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             // remains are a failed point of their own, so they are not
             // orphaned for ever.
             RecoveryPointKind::Ami => {
-                if ours(&s.tags, policy) && !used_by.contains_key(s.id.as_str()) {
+                // An AMI that is listed, even without this snapshot in its
+                // mappings yet (EC2 describes lag), still has it.
+                let image_listed = s.image_id.as_deref().is_some_and(|i| image_ids.contains(i));
+                if ours(&s.tags, policy) && !used_by.contains_key(s.id.as_str()) && !image_listed {
                     let key = s.image_id.clone().unwrap_or_else(|| {
                         let tag = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
                         format!("{}@{}", tag(tags::SOURCE), tag(tags::CREATED_AT))
                     });
-                    orphans.entry(key).or_default().push(s);
+                    orphans.entry(remains_id(&key)).or_default().push(s);
                 }
             }
             RecoveryPointKind::Ec2SnapshotSet => {
@@ -288,7 +316,8 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             }
             kind => {
                 let ids = std::slice::from_ref(&s.id);
-                let deleting = is_deleting(s);
+                // A snapshot still being made is waited for, marked or not.
+                let deleting = is_deleting(s) && s.state != RecoveryPointState::Pending;
                 let d = Draft {
                     kind,
                     id: s.id.clone(),
@@ -330,8 +359,11 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         let mut d = group(RecoveryPointKind::Ami, id, &members, policy, location);
         d.locked = any_locked(&d.members);
         d.used_by_amis = users(&d.members, None);
-        // Never restorable as an AMI again.
-        d.state = RecoveryPointState::Failed;
+        // Never restorable as an AMI again: failed, once no snapshot of it
+        // is still being made.
+        if d.state != RecoveryPointState::Pending {
+            d.state = RecoveryPointState::Failed;
+        }
         listed.add(d, location);
     }
     for i in images.iter().filter(|i| ours(&i.tags, policy)) {
@@ -703,12 +735,12 @@ mod tests {
                 .iter()
                 .filter(|s| snapshot_kind(s) == RecoveryPointKind::Ami)
                 .filter(|s| ours(&s.tags, "daily") && !used.contains(s.id.as_str()))
-                .map(|s| format!("{}@{}", s.tags[tags::SOURCE], s.tags[tags::CREATED_AT]))
+                .map(|s| remains_id(&format!("{}@{}", s.tags[tags::SOURCE], s.tags[tags::CREATED_AT])))
                 .collect();
             let amis: Vec<_> = points.iter().filter(|p| p.point.kind == RecoveryPointKind::Ami).collect();
             prop_assert_eq!(amis.len(), ours_count + orphans.len());
             for a in amis.iter().filter(|a| orphans.contains(&a.point.id)) {
-                prop_assert_eq!(a.point.state, RecoveryPointState::Failed);
+                prop_assert_ne!(a.point.state, RecoveryPointState::Completed);
             }
         }
     }

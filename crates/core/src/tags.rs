@@ -21,10 +21,12 @@ pub const RUN: &str = "strongroom:run";
 pub const KIND: &str = "strongroom:kind";
 pub const COPY_OF: &str = "strongroom:copy-of";
 pub const HOLD: &str = "strongroom:hold";
-/// Written by prune on every snapshot of an instance snapshot set (and on
-/// what an AMI's deregistration left) before deleting them, with the time:
-/// a deletion that stops half way is finished by the next prune instead of
-/// the rest being listed as a smaller set.
+/// Written by prune, with the time, on every snapshot of an instance snapshot
+/// set before deleting them, and on the snapshots AWS kept when it
+/// deregistered an AMI: a deletion that stops half way is finished by the
+/// next prune instead of the rest being listed as a smaller set. Strongroom's
+/// own: set by hand, it asks prune to delete the point (holds, locks and
+/// sharing still protect it).
 pub const DELETING: &str = "strongroom:deleting";
 
 /// Prefix of every key Strongroom owns; never copied from a source.

@@ -820,3 +820,27 @@ async fn discover_warns_when_a_quota_will_not_hold_the_run_or_the_retention() {
     .unwrap();
     assert_eq!(report(req).quota_warnings, out.quota_warnings);
 }
+
+#[tokio::test]
+async fn a_failing_lookup_leaves_unconfirmed_creates_waiting_and_the_others_alone() {
+    let cloud = estate();
+    cloud.lose_answer.write().unwrap().insert("vol-1".into());
+    let out = discover(request(daily_policy()), &cloud).await.unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
+    cloud.fail_lookup.store(true, Ordering::SeqCst);
+    cloud.settle(RecoveryPointState::Completed);
+    let first = time::macros::datetime!(2026-11-29 03:01 UTC);
+    let b = refresh_batch(b, &cloud, first).await.unwrap();
+    assert_eq!(b.results[0].outcome, Outcome::Unconfirmed);
+    assert_eq!(b.pending, 1, "the others completed: {b:?}");
+    let later = first + time::Duration::seconds(VISIBILITY_GRACE_SECONDS + 1);
+    let b = refresh_batch(b, &cloud, later).await.unwrap();
+    assert_eq!(b.results[0].outcome, Outcome::Failed);
+    let msg = &b.results[0].error.as_ref().unwrap().message;
+    assert!(msg.contains("the lookup for it kept failing"), "{msg}");
+    assert!(b.results[1..]
+        .iter()
+        .all(|r| r.outcome == Outcome::Created && r.error.is_none()));
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
-use strongroom_core::listing::{ListedImage, Listing};
+use strongroom_core::listing::{is_remains, ListedImage, Listing};
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{CloudError, ErrorKind};
@@ -169,12 +169,18 @@ impl KindAdapter for Ami {
         })
     }
 
+    /// Launch permissions of the AMI and create-volume permissions of its
+    /// snapshots (shared on their own, they would go with the AMI).
     async fn shared_with(
         &self,
         cx: &LocationClients,
         point: &RecoveryPoint,
     ) -> Result<Vec<String>, CloudError> {
-        let attr = match cx
+        let mut out = snapshots_shared_with(cx, &point.members).await?;
+        if is_remains(&point.id) {
+            return Ok(out);
+        }
+        match cx
             .ec2()
             .describe_image_attribute()
             .image_id(&point.id)
@@ -182,11 +188,22 @@ impl KindAdapter for Ami {
             .send()
             .await
         {
-            Ok(attr) => attr,
-            // What a deregistered AMI left is shared, if at all, snapshot by snapshot.
-            Err(e) if image_gone(code_of(&e)) => {
-                return snapshots_shared_with(cx, &point.members).await;
+            Ok(attr) => {
+                for p in attr.launch_permissions() {
+                    out.extend(
+                        [
+                            p.user_id().map(str::to_owned),
+                            p.group().map(|g| g.as_str().to_owned()),
+                            p.organization_arn().map(str::to_owned),
+                            p.organizational_unit_arn().map(str::to_owned),
+                        ]
+                        .into_iter()
+                        .flatten(),
+                    );
+                }
             }
+            // Deregistered since the listing: only its snapshots can be shared.
+            Err(e) if image_gone(code_of(&e)) => {}
             Err(e) => {
                 return Err(from_sdk(
                     e,
@@ -195,20 +212,7 @@ impl KindAdapter for Ami {
                     cx.region_name(),
                 ))
             }
-        };
-        let mut out: Vec<String> = attr
-            .launch_permissions()
-            .iter()
-            .flat_map(|p| {
-                [
-                    p.user_id().map(str::to_owned),
-                    p.group().map(|g| g.as_str().to_owned()),
-                    p.organization_arn().map(str::to_owned),
-                    p.organizational_unit_arn().map(str::to_owned),
-                ]
-            })
-            .flatten()
-            .collect();
+        }
         out.sort();
         out.dedup();
         Ok(out)
@@ -216,10 +220,16 @@ impl KindAdapter for Ami {
 
     /// Deregisters the AMI and deletes its snapshots in the same call
     /// (`DeleteAssociatedSnapshots`). A snapshot AWS did not delete is marked
-    /// `strongroom:deleting`, so the next prune lists it as what the AMI left
-    /// and finishes it; so is the deletion of remains whose AMI is gone.
+    /// `strongroom:deleting`, and the next prune lists it as what the AMI
+    /// left and finishes it. What a deregistered AMI left is deleted snapshot
+    /// by snapshot, never through an AMI id: AWS refuses to delete a snapshot
+    /// that a registered AMI uses, so a listing that missed a new AMI cannot
+    /// cost it its snapshots.
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
         let region = cx.region_name();
+        if is_remains(&point.id) {
+            return delete_snapshots(cx, &point.members).await;
+        }
         let out = match cx
             .ec2()
             .deregister_image()
@@ -229,35 +239,43 @@ impl KindAdapter for Ami {
             .await
         {
             Ok(out) => out,
-            // Deregistered already: delete what it left.
+            // Deregistered already (an earlier attempt whose answer was
+            // lost): delete what it left.
             Err(e) if image_gone(code_of(&e)) => {
                 return delete_snapshots(cx, &point.members).await;
             }
             Err(e) => return Err(from_sdk(e, "DeregisterImage", &point.id, region)),
         };
-        let left: Vec<(String, String)> = out
+        // Every member AWS did not report deleted is left.
+        let deleted: Vec<&str> = out
             .delete_snapshot_results()
             .iter()
-            .filter(|r| r.return_code().map(|c| c.as_str()) != Some("success"))
-            .map(|r| {
-                (
-                    r.snapshot_id().unwrap_or_default().to_owned(),
-                    r.return_code()
-                        .map(|c| c.as_str().to_owned())
-                        .unwrap_or_default(),
-                )
-            })
+            .filter(|r| r.return_code().map(|c| c.as_str()) == Some("success"))
+            .filter_map(|r| r.snapshot_id())
+            .collect();
+        let left: Vec<String> = point
+            .members
+            .iter()
+            .filter(|m| !deleted.contains(&m.as_str()))
+            .cloned()
             .collect();
         if left.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = left.iter().map(|(id, _)| id.clone()).collect();
-        // Best effort: unmarked remains are still deleted once past the grace.
-        let marked = mark_deleting(cx, &ids).await.is_ok();
         let what: Vec<String> = left
             .iter()
-            .map(|(id, code)| format!("{id} ({code})"))
+            .map(|id| {
+                let code = out
+                    .delete_snapshot_results()
+                    .iter()
+                    .find(|r| r.snapshot_id() == Some(id.as_str()))
+                    .and_then(|r| r.return_code())
+                    .map_or("not reported", |c| c.as_str());
+                format!("{id} ({code})")
+            })
             .collect();
+        // Best effort: unmarked remains are still deleted once past the grace.
+        let marked = mark_deleting(cx, &left).await.is_ok();
         Err(CloudError::new(
             ErrorKind::Internal,
             "DeregisterImage",

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
+use strongroom_core::kind::Idempotency;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
 use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created, RunPoint};
@@ -14,7 +15,7 @@ use strongroom_core::CloudError;
 
 use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
-use crate::error::{from_sdk, is_rate_limited};
+use crate::error::{code_of, from_sdk, is_rate_limited};
 use crate::sdk::{
     all_pages, ec2_filter, image_of, is_image_snapshot, states_by_id, tag_filter, with_states,
     PointState, TagsExt, ToSdkTags,
@@ -240,6 +241,11 @@ pub(crate) async fn run_lookup(
     // recovery point per source, the first id, with the worst state.
     let mut by_source: BTreeMap<String, RunPoint> = BTreeMap::new();
     for listed in assemble(&cx.location, &run.policy, listing).points {
+        // The listing also holds AMI snapshots of the run (no AMIs in it):
+        // only the kinds this lookup makes idempotent are answers.
+        if listed.point.kind.facts().idempotency != Idempotency::RunLookup {
+            continue;
+        }
         let p = listed.point;
         match by_source.get_mut(&p.source) {
             None => {
@@ -287,18 +293,20 @@ pub(crate) async fn snapshot_states(
     .await
 }
 
-/// One `DeleteSnapshot` per snapshot; the first failure stops the rest.
+/// One `DeleteSnapshot` per snapshot; the first failure stops the rest. A
+/// snapshot that is gone already counts as deleted.
 pub(super) async fn delete_snapshots(
     cx: &LocationClients,
     ids: &[String],
 ) -> Result<(), CloudError> {
     let ec2 = cx.ec2();
     for id in ids {
-        ec2.delete_snapshot()
-            .snapshot_id(id)
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, "DeleteSnapshot", id, cx.region_name()))?;
+        match ec2.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => {}
+            // Gone already (an earlier attempt): what was asked is done.
+            Err(e) if code_of(&e) == Some("InvalidSnapshot.NotFound") => {}
+            Err(e) => return Err(from_sdk(e, "DeleteSnapshot", id, cx.region_name())),
+        }
     }
     Ok(())
 }

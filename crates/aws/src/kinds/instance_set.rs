@@ -111,11 +111,11 @@ impl KindAdapter for InstanceSet {
         snapshots_shared_with(cx, &point.members).await
     }
 
-    /// Marks every member first (unless a stopped deletion marked them
-    /// already), so that a deletion stopping half way is finished by the next
-    /// prune rather than the rest listed as a smaller set.
+    /// Marks every member first, so that a deletion stopping half way is
+    /// finished by the next prune rather than the rest listed as a smaller
+    /// set (one `CreateTags` for all; marking again is harmless).
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
-        if point.members.len() > 1 && point.state != RecoveryPointState::Failed {
+        if point.members.len() > 1 {
             mark_deleting(cx, &point.members).await?;
         }
         delete_snapshots(cx, &point.members).await

@@ -164,10 +164,11 @@ impl KindAdapter for Redshift {
     }
 }
 
-/// The accounts authorised to restore a snapshot (`AccountsWithRestoreAccess`).
+/// The accounts authorised to restore a snapshot (`AccountsWithRestoreAccess`):
+/// their ids, or aliases such as `amazon-redshift-support`.
 fn restore_access(s: &aws_sdk_redshift::types::Snapshot) -> Vec<String> {
     s.accounts_with_restore_access()
         .iter()
-        .filter_map(|a| a.account_id().map(str::to_owned))
+        .filter_map(|a| a.account_id().or(a.account_alias()).map(str::to_owned))
         .collect()
 }

@@ -51,15 +51,21 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     } else {
         cloud.refresh(&batch.location, &pending).await?
     };
-    let found: HashMap<String, RunPoint> = if unconfirmed {
-        cloud
-            .find_run_snapshots(&batch.location, &batch.run)
-            .await?
-            .into_iter()
-            .map(|p| (p.point.source.clone(), p))
-            .collect()
+    // A lookup that fails leaves the unconfirmed creates as they are until
+    // their grace ends: it must not fail the batch's other targets.
+    let (found, lookup_error): (HashMap<String, RunPoint>, Option<String>) = if unconfirmed {
+        match cloud.find_run_snapshots(&batch.location, &batch.run).await {
+            Ok(points) => (
+                points
+                    .into_iter()
+                    .map(|p| (p.point.source.clone(), p))
+                    .collect(),
+                None,
+            ),
+            Err(e) => (HashMap::new(), Some(e.to_string())),
+        }
     } else {
-        HashMap::new()
+        (HashMap::new(), None)
     };
     let fresh: HashMap<(RecoveryPointKind, String), RecoveryPoint> = fresh
         .into_iter()
@@ -72,7 +78,7 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     let run = batch.run.clone();
     for r in batch.results.iter_mut() {
         if r.outcome == Outcome::Unconfirmed {
-            settle_unconfirmed(r, &found, &run, unseen_too_long);
+            settle_unconfirmed(r, &found, &run, unseen_too_long, lookup_error.as_deref());
             continue;
         }
         let Some(p) = r.recovery_point.as_mut() else {
@@ -129,6 +135,7 @@ fn settle_unconfirmed(
     found: &HashMap<String, RunPoint>,
     run: &RunKey,
     unseen_too_long: bool,
+    lookup_error: Option<&str>,
 ) {
     if let Some(p) = found.get(&r.id) {
         r.outcome = if run.made_by_this_execution(&p.execution, p.point.kind) {
@@ -147,13 +154,16 @@ fn settle_unconfirmed(
             ),
             |e| (e.error_type, e.message),
         );
-        r.error = Some(ErrorReport::new(
-            kind,
-            format!(
-                "{seen}; no recovery point of it appeared within {} minutes, so none was made: \
-                 running this scheduled time again makes it",
+        let why = match lookup_error {
+            None => format!(
+                "no recovery point of it appeared within {} minutes, so none was made",
                 VISIBILITY_GRACE_SECONDS / 60
             ),
+            Some(e) => format!("the lookup for it kept failing ({e})"),
+        };
+        r.error = Some(ErrorReport::new(
+            kind,
+            format!("{seen}; {why}: running this scheduled time again makes it"),
         ));
     }
 }
