@@ -193,7 +193,8 @@ pub trait Pruning: Identity {
         point: &RecoveryPoint,
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
-    /// Deletes a recovery point (an AMI: deregister, then delete its snapshots).
+    /// Deletes a recovery point (an AMI: deregistered with its snapshots in
+    /// one call; what a deregistered AMI left: snapshot by snapshot).
     fn delete(
         &self,
         permit: &DeletionPermit,
