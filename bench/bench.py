@@ -561,6 +561,10 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
     ]
     for a in actions:
         lines.append(f"| {a} | {sr['calls'].get(a, 0)} | {c7n['calls'].get(a, 0)} |")
+    # The quota preflight: per region, DescribeAccountAttributes, a Redshift
+    # count and an EBS count (every kind is selected in both regions).
+    pre = 3 * sr["calls"].get("rds:DescribeAccountAttributes", 0)
+    poll_describes = sr["calls"].get("ec2:DescribeSnapshots", 0) - 4
     lines += [
         f"| **total** | **{s_total}** | **{c_total}** |",
         "",
@@ -568,21 +572,25 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         f"{sr['failures']} failures; {sr['recovery_points']} snapshots/AMIs in the emulator afterwards; "
         f"execution wall time {sr['wall_s']:.1f} s.",
         f"- Custodian: {c7n['recovery_points']} snapshots in the emulator afterwards; wall time {c7n['wall_s']:.1f} s.",
-        f"- **Ratio Strongroom / Custodian: {s_total / c_total:.3f}** ({s_total} vs {c_total} calls; target <= 1).",
+        f"- **Ratio Strongroom / Custodian: {s_total / c_total:.3f}** ({s_total} vs {c_total} calls; target <= 1), "
+        f"**{(s_total - pre) / c_total:.3f} without the quota preflight** ({s_total - pre} calls), which no peer does.",
         "",
-        "What Strongroom's count includes that Custodian's does not: the idempotency lookup (one tag-filtered "
+        "What Strongroom's count includes that Custodian's does not: the quota preflight (Discover, per region: one "
+        "RDS `DescribeAccountAttributes` for the manual DB and cluster snapshot quotas, one paged count of Redshift "
+        "manual snapshots and one of the account's EBS snapshots, a page per 1,000: "
+        f"{pre} calls here), the idempotency lookup (one tag-filtered "
         "`DescribeSnapshots` per location before creating EBS/instance snapshots; RDS, Aurora, Redshift and AMIs "
         "are idempotent through deterministic names at no extra call) and the completion check (`Status`: one "
         "describe per kind and location, EBS snapshots and instance sets sharing one `DescribeSnapshots`, only for "
         "recovery points that their create call returned as pending). "
         f"In this run the emulator returned some EC2 snapshots as pending and everything else as completed, so "
-        f"the completion check cost {sr['calls'].get('ec2:DescribeSnapshots', 0) - 2} `DescribeSnapshots` (the other "
-        "2 are the lookups). **On AWS every create starts pending**: the first poll then costs one describe per "
-        f"kind per location, 8 for this estate, which would make the run {s_total - (sr['calls'].get('ec2:DescribeSnapshots', 0) - 2) + 8} "
-        f"calls ({(s_total - (sr['calls'].get('ec2:DescribeSnapshots', 0) - 2) + 8) / c_total:.3f} of Custodian's, "
-        "which checks neither idempotency nor completion), plus 8 per further poll (`poll_seconds`, default 60 s). "
-        "Discovery is one Resource Groups Tagging API call per region for all five types, paged (the emulator pages "
-        "by tag count, 100 tags per page: 2 pages per region here).",
+        f"the completion check cost {poll_describes} `DescribeSnapshots` (the others are the 2 lookups and the 2 "
+        "preflight counts). **On AWS every create starts pending**: the first poll then costs one describe per "
+        f"kind per location, 8 for this estate, which would make the run {s_total - poll_describes + 8} "
+        f"calls ({(s_total - poll_describes + 8) / c_total:.3f} of Custodian's, "
+        "which checks neither quotas, idempotency nor completion), plus 8 per further poll (`poll_seconds`, "
+        "default 60 s). Discovery is one Resource Groups Tagging API call per region for all five types, paged "
+        "(the emulator pages by tag count, 100 tags per page: 2 pages per region here).",
         "",
         *fault_section(fr, cmd),
         "",
@@ -628,7 +636,9 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
     lines += [
         f"| **total** | **{sum(pc['calls'].values())}** |",
         "",
-        f"{pc['deleted']} deleted (one `DeleteSnapshot` each), {pc['kept']} kept.",
+        f"{pc['deleted']} deleted (one `DeleteSnapshot` each, after one `DescribeSnapshotAttribute` each: prune "
+        "asks who else may restore a snapshot before deleting it, and AWS has no listing of that), "
+        f"{pc['kept']} kept.",
         "",
     ]
     out.write_text("\n".join(lines))
