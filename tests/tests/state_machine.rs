@@ -478,3 +478,13 @@ async fn a_run_under_throttling_lost_answers_and_delayed_visibility_makes_no_dup
         assert_eq!(n, want, "{id}: exactly one recovery point after the re-run");
     }
 }
+
+/// Issue 8, item 2: the wait between completion checks is the one Status
+/// computes (doubling to 15 minutes), not a fixed `poll_seconds`.
+#[test]
+fn the_wait_between_checks_is_the_growing_one() {
+    let asl: Value = serde_json::from_str(&backup_definition()).unwrap();
+    let wait = &asl["States"]["SnapshotBatches"]["ItemProcessor"]["States"]["WaitForCompletion"];
+    assert_eq!(wait["Type"], "Wait");
+    assert_eq!(wait["SecondsPath"], "$.wait_seconds", "{wait}");
+}

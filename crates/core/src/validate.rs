@@ -138,6 +138,16 @@ impl BatchResult {
         self.run.validate(None, now, "run")?;
         validate_location(&self.location, "location")?;
         validate_poll_seconds(self.poll_seconds)?;
+        let cap = crate::backup::snapshot::MAX_WAIT_BETWEEN_CHECKS.max(self.poll_seconds);
+        if self.wait_seconds > cap {
+            return Err(Error::invalid(
+                "wait_seconds",
+                format!(
+                    "{} is more than {cap}; use a value from 0 to {cap}",
+                    self.wait_seconds
+                ),
+            ));
+        }
         if let Some(t) = self.waiting_since {
             not_in_future(t, now, "waiting_since")?;
         }

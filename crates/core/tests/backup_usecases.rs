@@ -844,3 +844,57 @@ async fn a_failing_lookup_leaves_unconfirmed_creates_waiting_and_the_others_alon
         .iter()
         .all(|r| r.outcome == Outcome::Created && r.error.is_none()));
 }
+
+#[tokio::test]
+async fn the_wait_between_checks_doubles_to_a_cap_so_a_day_costs_few_checks() {
+    let cloud = estate();
+    let mut input = daily_policy();
+    input = json!({"policy": input, "scheduled_time": "2026-11-29T03:00:00Z", "poll_seconds": 60});
+    let out = discover(
+        DiscoverRequest {
+            input,
+            execution: "exec-1".into(),
+            started_at: "2026-11-29T03:00:02Z".into(),
+        },
+        &cloud,
+    )
+    .await
+    .unwrap();
+    let mut b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
+    assert_eq!(b.wait_seconds, 60, "the first wait is poll_seconds");
+    // Nothing ever completes: checks until the 24-hour deadline fails it all.
+    let mut now = NOW;
+    let mut waits = Vec::new();
+    while b.pending > 0 {
+        now += time::Duration::seconds(i64::from(b.wait_seconds));
+        b = refresh_batch(b, &cloud, now).await.unwrap();
+        waits.push(b.wait_seconds);
+        assert!(b.polls < 1000, "never ends");
+    }
+    assert_eq!(&waits[..6], &[120, 240, 480, 900, 900, 900]);
+    assert!(
+        b.polls <= 100,
+        "a day of waiting took {} checks (at 60 s each it would take 1,440)",
+        b.polls
+    );
+    assert!(b
+        .results
+        .iter()
+        .all(|r| r.error.as_ref().unwrap().error_type == ErrorKind::NotReady));
+}
+
+#[test]
+fn a_long_poll_seconds_is_its_own_cap() {
+    let mut b: BatchResult = serde_json::from_value(json!({
+        "run": {"policy": "daily", "scheduled_time": "2026-11-29T03:00:00Z", "execution": "e"},
+        "location": {"account": ACCOUNT, "region": "us-east-1"},
+        "poll_seconds": 1800, "wait_seconds": 1800, "results": [], "pending": 0, "polls": 0
+    }))
+    .unwrap();
+    assert_eq!(b.next_wait(), 1800);
+    b.poll_seconds = 0;
+    b.wait_seconds = 0;
+    assert_eq!(b.next_wait(), 0, "tests poll without waiting");
+}

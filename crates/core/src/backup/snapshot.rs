@@ -14,6 +14,23 @@ use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointStat
 use crate::ports::{CreateRequest, RecoveryPoints, RunPoint};
 use crate::tags::{recovery_point_tags, RunKey};
 
+/// The longest wait between two completion checks (unless `poll_seconds`
+/// asks for longer): 15 minutes.
+pub const MAX_WAIT_BETWEEN_CHECKS: u32 = 15 * 60;
+
+impl BatchResult {
+    /// The wait after a completion check that found points still pending:
+    /// twice the last one, at least `poll_seconds`, at most
+    /// [`MAX_WAIT_BETWEEN_CHECKS`] (or `poll_seconds` if larger).
+    pub fn next_wait(&self) -> u32 {
+        let cap = MAX_WAIT_BETWEEN_CHECKS.max(self.poll_seconds);
+        self.wait_seconds
+            .saturating_mul(2)
+            .max(self.poll_seconds)
+            .min(cap)
+    }
+}
+
 /// Creates in flight at once inside one batch.
 pub const CREATE_CONCURRENCY: usize = 8;
 
@@ -59,6 +76,12 @@ pub struct BatchResult {
     pub run: RunKey,
     pub location: Location,
     pub poll_seconds: u32,
+    /// The wait before the next completion check: `poll_seconds` at first,
+    /// doubled by each check up to [`MAX_WAIT_BETWEEN_CHECKS`] (or
+    /// `poll_seconds` if larger), so that a batch pending for a day costs a
+    /// bounded number of history events. The state machine's `Wait` reads it.
+    #[serde(default)]
+    pub wait_seconds: u32,
     pub results: Vec<TargetResult>,
     /// Recovery points still pending: the state machine waits while this is > 0.
     pub pending: usize,
@@ -221,6 +244,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         run: batch.run.clone(),
         location: batch.location.clone(),
         poll_seconds: batch.poll_seconds,
+        wait_seconds: batch.poll_seconds,
         results: results.into_iter().map(|(_, r)| r).collect(),
         pending: 0,
         polls: 0,

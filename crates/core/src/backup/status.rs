@@ -123,6 +123,7 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     }
     batch.polls += 1;
     batch.count_pending();
+    batch.wait_seconds = batch.next_wait();
     Ok(batch)
 }
 
