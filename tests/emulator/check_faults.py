@@ -592,6 +592,25 @@ def check_missing_image_attribute(check: "Check") -> None:
     assert code in ("InvalidAMIID.Unavailable", "InvalidAMIID.NotFound"), code
 
 
+def check_assume_role_needs_the_role(check: "Check") -> None:
+    """Patch 14: AssumeRole of a missing role, or without its external id, is AccessDenied."""
+    sts = check.client("sts", "harness")
+    other = "444455556666"
+    arn = f"arn:aws:iam::{other}:role/strongroom"
+    code, _ = check.error(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="strongroom"))
+    assert code == "AccessDenied", code
+    iam = check.client("iam", "harness")
+    iam.meta.events.register("before-sign", lambda request, **_: request.headers.__setitem__("x-moto-account-id", other))
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}}]}
+    iam.create_role(RoleName="strongroom", AssumeRolePolicyDocument=json.dumps(trust))
+    code, _ = check.error(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="strongroom"))
+    assert code == "AccessDenied", f"without the external id: {code}"
+    creds = sts.assume_role(RoleArn=arn, RoleSessionName="strongroom", ExternalId="ext-1")["Credentials"]
+    assert creds["AccessKeyId"], creds
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, Emulator(
         functions_dir, {"STRONGROOM_EMULATOR_FAULTS": json.dumps(INITIAL)}
@@ -616,6 +635,7 @@ def main() -> None:
             ("DeregisterImage with DeleteAssociatedSnapshots", check.deregister),
             ("sharing", check.sharing),
             ("DescribeImageAttribute of a missing AMI", lambda: check_missing_image_attribute(check)),
+            ("AssumeRole needs the role", lambda: check_assume_role_needs_the_role(check)),
         ]:
             check.run(name, section)
     if check.failures:

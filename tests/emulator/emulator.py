@@ -119,6 +119,14 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     (AWS: "The specified AMI ID does not exist"); moto raises a ``KeyError``
     and answers a bare HTTP 500.
 
+14. STS ``AssumeRole`` of a role that does not exist in its account fails
+    with ``AccessDenied`` (AWS: "User: ... is not authorized to perform:
+    sts:AssumeRole on resource: <role>"; a role must exist and trust the
+    caller); moto hands out credentials for any ARN ("the role does not need
+    to exist"). Roles are made with IAM ``CreateRole`` in their account
+    (``seed.py --account A --role NAME``). A role whose trust policy names an
+    ``sts:ExternalId`` condition also requires that external id.
+
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
 """
@@ -180,6 +188,7 @@ def patch_moto() -> None:
     _patch_deregister_associated_snapshots()
     _patch_sharing()
     _patch_image_attribute_of_missing_ami()
+    _patch_assume_role_needs_the_role()
     faults.patch_moto_faults()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
@@ -520,6 +529,47 @@ def _patch_image_attribute_of_missing_ami() -> None:
 
     describe_image_attribute._strongroom = True  # type: ignore[attr-defined]
     AmiBackend.describe_image_attribute = describe_image_attribute
+
+
+def _patch_assume_role_needs_the_role() -> None:
+    """Patch 14: AssumeRole only of a role that exists (and its external id)."""
+    from moto.core.exceptions import ServiceException
+    from moto.iam.models import iam_backends
+    from moto.sts.models import STSBackend
+
+    original = STSBackend.assume_role
+    if getattr(original, "_strongroom", False):
+        return
+
+    class AccessDenied(ServiceException):
+        code = "AccessDenied"
+
+    def assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id):  # type: ignore[no-untyped-def]
+        parts = role_arn.split(":")
+        account = parts[4] if len(parts) > 5 else ""
+        denied = AccessDenied(
+            f"User: arn:aws:sts::{self.account_id}:assumed-role/strongroom is not authorized "
+            f"to perform: sts:AssumeRole on resource: {role_arn}"
+        )
+        role = None
+        try:
+            role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
+        except Exception:  # noqa: BLE001 - any lookup failure is a role that does not exist
+            raise denied from None
+        wanted = None
+        try:
+            trust = json.loads(urllib.parse.unquote(role.assume_role_policy_document))
+            for st in trust.get("Statement", []):
+                cond = st.get("Condition", {}).get("StringEquals", {})
+                wanted = cond.get("sts:ExternalId", wanted)
+        except (TypeError, ValueError, AttributeError):
+            wanted = None
+        if wanted is not None and wanted != external_id:
+            raise denied
+        return original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+
+    assume_role._strongroom = True  # type: ignore[attr-defined]
+    STSBackend.assume_role = assume_role
 
 
 def _patch_sharing() -> None:

@@ -25,16 +25,40 @@ from client import ACCOUNT, aws_client
 
 
 class Estate:
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, account: str = ACCOUNT) -> None:
         self.endpoint = endpoint
+        self.account = account
         self.resources: list[dict[str, Any]] = []
 
     def client(self, service: str, region: str) -> Any:
-        return aws_client(self.endpoint, service, region)
+        c = aws_client(self.endpoint, service, region)
+        if self.account != ACCOUNT:
+            # moto's way of acting in another account (its own header); the
+            # products reach other accounts through STS AssumeRole instead.
+            account = self.account
+
+            def in_account(request: Any, **_: Any) -> None:
+                request.headers["x-moto-account-id"] = account
+
+            c.meta.events.register("before-sign", in_account)
+        return c
+
+    def role(self, name: str) -> str:
+        """An IAM role in this account that the home account may assume."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                           "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}],
+        }
+        return self.client("iam", "us-east-1").create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
 
     def _add(self, rtype: str, rid: str, arn: str, region: str, tags: dict[str, str], **extra: Any) -> None:
+        arn = arn.replace(f":{ACCOUNT}:", f":{self.account}:", 1)
         self.resources.append(
-            {"resource_type": rtype, "id": rid, "arn": arn, "region": region, "tags": tags, **extra}
+            {"resource_type": rtype, "id": rid, "arn": arn, "region": region, "tags": tags,
+             "account": self.account, **extra}
         )
 
     @staticmethod
@@ -154,21 +178,29 @@ def bench(e: Estate) -> None:
             e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
 
 
-ESTATES = {"demo": demo, "test": test, "bench": bench}
+def empty(e: Estate) -> None:
+    """Nothing: with --role, just the role."""
+
+
+ESTATES = {"demo": demo, "test": test, "bench": bench, "empty": empty}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--estate", choices=sorted(ESTATES), required=True)
+    ap.add_argument("--account", default=ACCOUNT, help="the account to seed (default: the home account)")
+    ap.add_argument("--role", help="also create this IAM role in the account, assumable from the home account")
     args = ap.parse_args()
     if not args.endpoint.startswith(("http://127.", "http://localhost")):
         sys.exit("seed.py only talks to a loopback emulator")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    e = Estate(args.endpoint)
+    e = Estate(args.endpoint, args.account)
+    role = e.role(args.role) if args.role else None
     ESTATES[args.estate](e)
-    json.dump({"estate": args.estate, "resources": e.resources}, sys.stdout, indent=1)
+    json.dump({"estate": args.estate, "account": args.account, "role_arn": role, "resources": e.resources},
+              sys.stdout, indent=1)
     print()
 
 

@@ -89,6 +89,12 @@ pub struct SeededResource {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
     pub estate: String,
+    /// The account seeded.
+    #[serde(default)]
+    pub account: String,
+    /// The role made there (`seed_in` with a role).
+    #[serde(default)]
+    pub role_arn: Option<String>,
     pub resources: Vec<SeededResource>,
 }
 
@@ -178,11 +184,20 @@ impl Emulator {
 
     /// Seeds one of the estates of `tests/emulator/seed.py`.
     pub fn seed(&self, estate: &str) -> Manifest {
-        let out = Command::new(python())
-            .arg(workspace().join("tests/emulator/seed.py"))
+        self.seed_in(estate, ACCOUNT, None)
+    }
+
+    /// Seeds an estate in `account`, and there an IAM role named `role`
+    /// that the home account may assume.
+    pub fn seed_in(&self, estate: &str, account: &str, role: Option<&str>) -> Manifest {
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace().join("tests/emulator/seed.py"))
             .args(["--endpoint", &self.endpoint, "--estate", estate])
-            .output()
-            .expect("run seed.py");
+            .args(["--account", account]);
+        if let Some(r) = role {
+            cmd.args(["--role", r]);
+        }
+        let out = cmd.output().expect("run seed.py");
         assert!(
             out.status.success(),
             "seed.py failed: {}",
@@ -296,6 +311,27 @@ impl Emulator {
     /// Every snapshot, AMI and manual DB / cluster snapshot in the emulator's three regions.
     pub async fn recovery_points(&self) -> Vec<Found> {
         let conf = self.harness_config().await;
+        Self::recovery_points_with(conf).await
+    }
+
+    /// The same in another account, read through `role_arn` there.
+    pub async fn recovery_points_in(&self, role_arn: &str) -> Vec<Found> {
+        let base = self.harness_config().await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name("strongroom-tests")
+            .configure(&base)
+            .build()
+            .await;
+        let conf = base
+            .to_builder()
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build();
+        Self::recovery_points_with(conf).await
+    }
+
+    async fn recovery_points_with(conf: SdkConfig) -> Vec<Found> {
         let mut out = Vec::new();
         for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
             let ec2 = aws_sdk_ec2::Client::from_conf(

@@ -488,3 +488,82 @@ fn the_wait_between_checks_is_the_growing_one() {
     assert_eq!(wait["Type"], "Wait");
     assert_eq!(wait["SecondsPath"], "$.wait_seconds", "{wait}");
 }
+
+/// Issue 8, item 4: one policy over two accounts × two regions, the other
+/// account reached through its role; a third account whose role does not
+/// exist is reported (`Strongroom.AccessDenied` naming the role) while the
+/// others are protected; a re-run makes nothing new.
+#[tokio::test]
+async fn a_policy_over_several_accounts_protects_each_and_reports_the_unreachable() {
+    const OTHER: &str = "210987654321";
+    const GONE: &str = "333333333333";
+    let emu = Emulator::start();
+    let home = emu.seed("test");
+    let other = emu.seed_in("test", OTHER, Some("strongroom"));
+    let role = other.role_arn.clone().expect("the other account's role");
+    let gone_role = format!("arn:aws:iam::{GONE}:role/strongroom");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let mut input = scheduled_input();
+    input["policy"]["accounts"] = json!([
+        {"account": ACCOUNT},
+        {"account": OTHER, "role_arn": role},
+        {"account": GONE, "role_arn": gone_role}
+    ]);
+
+    let first = execute(&emu, &sfn, &machine, "accounts-1", &input).await;
+    let r = report(&first, &emu);
+    assert_eq!(r.outcome, RunOutcome::Partial, "{r:?}");
+    let gone: Vec<_> = r
+        .failures
+        .iter()
+        .filter(|f| f.account.as_deref() == Some(GONE))
+        .collect();
+    // Discover and Prune, each once per region of the unreachable account.
+    assert_eq!(gone.len(), 4, "{:?}", r.failures);
+    for f in &gone {
+        assert_eq!(f.error_type, "Strongroom.AccessDenied");
+        assert!(
+            f.message.contains(&gone_role) && f.message.contains("not authorized"),
+            "{}",
+            f.message
+        );
+    }
+    assert_eq!(r.failures.len(), 4, "nothing else failed: {:?}", r.failures);
+    // Both reachable accounts: every selected source, once.
+    assert_eq!(r.recovery_point_ids.len(), 24, "12 sources in each account");
+    for (manifest, points) in [
+        (&home, emu.recovery_points().await),
+        (&other, emu.recovery_points_in(&role).await),
+    ] {
+        for res in manifest.resources.iter().filter(|r| {
+            r.tags.get("backup").map(String::as_str) == Some("daily")
+                && r.tags.get("backup-skip").is_none()
+                && r.region != "ap-southeast-2"
+        }) {
+            let source = match res.resource_type {
+                ResourceType::EbsVolume | ResourceType::Ec2Instance => res.id.clone(),
+                _ => res.arn.clone(),
+            };
+            let n = points
+                .iter()
+                .filter(|p| p.tags.get("strongroom:source") == Some(&source))
+                .count();
+            let want = if res.resource_type == ResourceType::Ec2Instance {
+                res.volumes.len()
+            } else {
+                1
+            };
+            assert_eq!(n, want, "{} in {}", res.id, manifest.account);
+        }
+    }
+    let before = emu.recovery_points_in(&role).await;
+    let again = execute(&emu, &sfn, &machine, "accounts-2", &input).await;
+    let r2 = report(&again, &emu);
+    assert_eq!(sum(&r2.recovery_points.created), 0, "{r2:?}");
+    assert_eq!(
+        emu.recovery_points_in(&role).await,
+        before,
+        "a re-run changes nothing"
+    );
+}

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sts::config::SharedCredentialsProvider;
+use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use strongroom_core::model::Location;
 use strongroom_core::{CloudError, ErrorKind};
 use tokio::sync::OnceCell;
@@ -120,7 +121,7 @@ impl Clients {
             .cloned();
         let config = match role {
             // Boxed: the SDK's futures are deep types, and every caller's would nest them.
-            Some(role) => Box::pin(self.assumed(role)).await,
+            Some(role) => Box::pin(self.assumed(role, location)).await?,
             None => {
                 // Without any role the function can only ever reach its own
                 // account; with roles, a location must be the home account or have one.
@@ -146,9 +147,13 @@ impl Clients {
         })
     }
 
-    async fn assumed(&self, role: Role) -> SdkConfig {
+    /// The configuration with the role's credentials, assumed once per
+    /// process. The role is assumed here, not at the first call: an account
+    /// that cannot be reached is `Strongroom.AccessDenied` naming the role,
+    /// not a failure of whatever call came first.
+    async fn assumed(&self, role: Role, location: &Location) -> Result<SdkConfig, CloudError> {
         if let Some(c) = self.inner.assumed.lock().expect("assumed lock").get(&role) {
-            return c.clone();
+            return Ok(c.clone());
         }
         let mut builder = AssumeRoleProvider::builder(&role.arn)
             .session_name(SESSION_NAME)
@@ -157,18 +162,83 @@ impl Clients {
             builder = builder.external_id(id);
         }
         let provider = builder.build().await;
+        let first = match provider.provide_credentials().await {
+            Ok(c) => c,
+            Err(e) => {
+                let with_id = if role.external_id.is_some() {
+                    " with this external id"
+                } else {
+                    ""
+                };
+                return Err(CloudError::new(
+                    ErrorKind::AccessDenied,
+                    "AssumeRole",
+                    &role.arn,
+                    &location.region,
+                    format!(
+                        "cannot reach account {} through role {}: {}; check that the role exists, \
+                         trusts this function's role{with_id} and allows what Strongroom needs",
+                        location.account,
+                        role.arn,
+                        causes(&e),
+                    ),
+                ));
+            }
+        };
+        let provider = Primed {
+            first: Mutex::new(Some(first)),
+            inner: provider,
+        };
         let config = self
             .base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(provider))
             .build();
-        self.inner
+        Ok(self
+            .inner
             .assumed
             .lock()
             .expect("assumed lock")
             .entry(role)
             .or_insert(config)
-            .clone()
+            .clone())
+    }
+}
+
+/// An error and its causes in a line, each in its own words (no debug dumps).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out.chars().take(600).collect()
+}
+
+/// A role's provider whose first credentials were fetched already (to find
+/// an unreachable account before any call): the SDK's credentials cache gets
+/// those, and later refreshes assume the role again.
+#[derive(Debug)]
+struct Primed {
+    first: Mutex<Option<Credentials>>,
+    inner: AssumeRoleProvider,
+}
+
+impl ProvideCredentials for Primed {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().expect("primed lock").take();
+        match first {
+            Some(c) => future::ProvideCredentials::ready(Ok(c)),
+            None => self.inner.provide_credentials(),
+        }
     }
 }
 

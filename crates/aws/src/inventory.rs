@@ -4,6 +4,7 @@
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use strongroom_core::kind::parse_source_arn;
 use strongroom_core::model::{Location, ResourceType, Tags, Target};
+use strongroom_core::policy::AccountRole;
 use strongroom_core::ports::{FoundSource, Identity, Inventory};
 use strongroom_core::quota::{Quota, QuotaLimits, QuotaUsage};
 use strongroom_core::CloudError;
@@ -21,6 +22,10 @@ impl Identity for AwsCloud {
 
     fn learn_home_account(&self, account: &str) {
         self.clients.set_home_account(account);
+    }
+
+    fn use_roles(&self, accounts: &[AccountRole]) {
+        self.set_roles(accounts);
     }
 }
 

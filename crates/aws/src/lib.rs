@@ -35,4 +35,19 @@ impl AwsCloud {
     pub async fn from_env() -> Self {
         Self::new(Clients::from_env().await)
     }
+
+    /// Configures the role to assume in each account that names one.
+    pub fn set_roles(&self, accounts: &[strongroom_core::policy::AccountRole]) {
+        for a in accounts {
+            if let Some(arn) = &a.role_arn {
+                self.clients.set_role(
+                    a.account.clone(),
+                    Role {
+                        arn: arn.clone(),
+                        external_id: a.external_id.clone(),
+                    },
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use strongroom_core::model::{Location, RecoveryPoint, RecoveryPointKind};
+use strongroom_core::policy::AccountRole;
 use strongroom_core::ports::{CreateRequest, Created, RecoveryPoints, RunPoint};
 use strongroom_core::tags::RunKey;
 use strongroom_core::CloudError;
@@ -13,6 +14,10 @@ use crate::kinds::{run_lookup, snapshot_states, with_adapter};
 use crate::AwsCloud;
 
 impl RecoveryPoints for AwsCloud {
+    fn use_roles(&self, accounts: &[AccountRole]) {
+        self.set_roles(accounts);
+    }
+
     async fn find_run_snapshots(
         &self,
         location: &Location,

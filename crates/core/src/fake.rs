@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use crate::error::{CloudError, ErrorKind};
 use crate::kind::{Idempotency, Snapshots};
 use crate::model::{format_time, Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
+use crate::policy::AccountRole;
 use crate::ports::{
     CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, Pruning,
     RecoveryPoints, RunPoint,
@@ -47,6 +48,11 @@ pub struct MemoryCloud {
     pub fail_create_as: RwLock<BTreeMap<String, (ErrorKind, String)>>,
     /// Region -> error kind that `find_sources` fails with.
     pub fail_region: RwLock<BTreeMap<String, ErrorKind>>,
+    /// Account -> error kind every call about it fails with (an account
+    /// whose role cannot be assumed).
+    pub fail_account: RwLock<BTreeMap<String, ErrorKind>>,
+    /// The roles the use cases asked for.
+    pub roles_used: RwLock<Vec<AccountRole>>,
     /// State new recovery points start in.
     pub initial_state: RwLock<Option<RecoveryPointState>>,
     /// Regions whose prune listing fails.
@@ -113,6 +119,13 @@ impl Identity for MemoryCloud {
     async fn home_account(&self) -> Result<String, CloudError> {
         Ok(FAKE_ACCOUNT.to_owned())
     }
+
+    fn use_roles(&self, accounts: &[AccountRole]) {
+        self.roles_used
+            .write()
+            .unwrap()
+            .extend(accounts.iter().cloned());
+    }
 }
 
 impl Inventory for MemoryCloud {
@@ -125,6 +138,9 @@ impl Inventory for MemoryCloud {
         let region = location.region.as_str();
         if let Some(kind) = self.fail_region.read().unwrap().get(region) {
             return Err(Self::err(*kind, "GetResources", "-", region));
+        }
+        if let Some(kind) = self.fail_account.read().unwrap().get(&location.account) {
+            return Err(Self::err(*kind, "AssumeRole", &location.account, region));
         }
         Ok(self
             .sources

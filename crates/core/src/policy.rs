@@ -37,6 +37,99 @@ pub struct Policy {
     /// granted), for the quota preflight; AWS's defaults otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::quota::QuotaLimits>,
+    /// The accounts the policy covers, each with the role Strongroom assumes
+    /// there; without it, only the account Strongroom runs in. Every account
+    /// is covered in every region of the selector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountRole>,
+}
+
+/// An account a policy covers, and how Strongroom reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRole {
+    /// The 12-digit account id.
+    pub account: String,
+    /// The IAM role to assume in it (`arn:aws:iam::<account>:role/<name>`);
+    /// leave it out only for the account Strongroom runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+impl AccountRole {
+    /// Checks the account id, the role ARN (its account must be this one)
+    /// and the external id against IAM's rules.
+    pub fn validate(&self, at: &str) -> Result<(), Error> {
+        if !is_account_id(&self.account) {
+            return Err(Error::invalid(
+                format!("{at}.account"),
+                format!(
+                    "`{}` is not an account id; use the 12 digits, e.g. 123456789012",
+                    self.account
+                ),
+            ));
+        }
+        if let Some(arn) = &self.role_arn {
+            let role_account = arn
+                .strip_prefix("arn:")
+                .and_then(|r| r.split_once(":iam::"))
+                .filter(|(partition, _)| partition.starts_with("aws"))
+                .and_then(|(_, r)| r.split_once(":role/"));
+            match role_account {
+                Some((account, name))
+                    if is_account_id(account)
+                        && !name.is_empty()
+                        && name.len() <= 512
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)) =>
+                {
+                    if account != self.account {
+                        return Err(Error::invalid(
+                            format!("{at}.role_arn"),
+                            format!("the role is in account {account}, not {}; name a role of the account it reaches", self.account),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        format!("{at}.role_arn"),
+                        format!(
+                            "`{arn}` is not an IAM role ARN; use arn:aws:iam::{}:role/<name>",
+                            self.account
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(id) = &self.external_id {
+            let ok = (2..=1224).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+            if !ok {
+                return Err(Error::invalid(
+                    format!("{at}.external_id"),
+                    "must be 2-1224 characters of letters, digits and +=,.@:/-_ (STS's rule)",
+                ));
+            }
+            if self.role_arn.is_none() {
+                return Err(Error::invalid(
+                    format!("{at}.external_id"),
+                    "is given without a role_arn; an external id goes with the role it is for",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Twelve digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn default_true() -> bool {
@@ -236,6 +329,16 @@ impl Policy {
         }
         if let Some(r) = &self.retention {
             r.rules(&format!("{at}.retention"))?;
+        }
+        let mut seen = BTreeSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            a.validate(&format!("{at}.accounts[{i}]"))?;
+            if !seen.insert(&a.account) {
+                return Err(Error::invalid(
+                    format!("{at}.accounts[{i}].account"),
+                    format!("`{}` is listed twice; list each account once", a.account),
+                ));
+            }
         }
         if self.ec2.exclude_boot_volume && self.ec2.mode == Ec2Mode::Ami {
             return Err(Error::invalid(

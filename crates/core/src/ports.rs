@@ -8,7 +8,7 @@ use crate::error::CloudError;
 use crate::model::{
     Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags, Target,
 };
-use crate::policy::Ec2Options;
+use crate::policy::{AccountRole, Ec2Options};
 use crate::prune::DeletionPermit;
 use crate::quota::{Quota, QuotaLimits, QuotaUsage};
 use crate::tags::RunKey;
@@ -31,6 +31,10 @@ pub trait Identity: Send + Sync {
     /// function's account) and tells it here, so that `home_account` need not
     /// ask. Ignored by default.
     fn learn_home_account(&self, _account: &str) {}
+
+    /// The roles to assume in other accounts (the policy's `accounts`).
+    /// Ignored by default.
+    fn use_roles(&self, _accounts: &[AccountRole]) {}
 }
 
 /// Finds sources by type and tags.
@@ -111,6 +115,9 @@ pub struct RunPoint {
 
 /// Creates and inspects recovery points.
 pub trait RecoveryPoints: Send + Sync {
+    /// The roles to assume in other accounts. Ignored by default.
+    fn use_roles(&self, _accounts: &[AccountRole]) {}
+
     /// The EBS snapshots and instance snapshot sets that `run`'s policy already
     /// made for `run.scheduled_time` at `location` (the idempotency lookup for
     /// the kinds whose identifiers AWS chooses), one per source. One listing

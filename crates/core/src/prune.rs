@@ -375,8 +375,8 @@ pub async fn prune_location<P: Pruning>(
     report
 }
 
-/// Prunes every location the policy writes to (today: its source regions in
-/// the home account; copy destinations join with the copy stage).
+/// Prunes every location the policy writes to (its accounts in its
+/// regions; copy destinations join with the copy stage).
 pub async fn prune<P: Pruning>(
     req: PruneRequest,
     rules: Option<Rules>,
@@ -396,17 +396,9 @@ pub async fn prune<P: Pruning>(
         ));
         return Ok(report);
     };
-    let account = cloud.home_account().await?;
-    let locations: Vec<Location> = req
-        .policy
-        .selector
-        .regions
-        .iter()
-        .map(|r| Location {
-            account: account.clone(),
-            region: r.clone(),
-        })
-        .collect();
+    cloud.use_roles(&req.policy.accounts);
+    let home = cloud.home_account().await?;
+    let locations = crate::backup::discover::policy_locations(&req.policy, &home, "policy")?;
     for location in &locations {
         let l = prune_location(cloud, location, &req.policy.name, &rules, now, req.dry_run).await;
         if l.aborted.is_none() && l.listed == 0 {

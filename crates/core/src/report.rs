@@ -97,6 +97,9 @@ pub enum RunOutcome {
 /// `error_type` is a `Strongroom.*` name, or the Step Functions error
 /// (`States.*`, `Lambda.*`) of a batch that failed as a whole.
 pub struct Failure {
+    /// The account, when the policy names accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub resource_type: Option<ResourceType>,
     pub id: Option<String>,
     pub region: String,
@@ -124,7 +127,8 @@ pub struct RunReport {
     pub skipped: usize,
     pub recovery_points: Counts,
     pub failures: Vec<Failure>,
-    /// Every recovery point of the run, by source.
+    /// Every recovery point of the run, by source (its `strongroom:source`:
+    /// the id of an EC2 source, the ARN of a database, unique across accounts).
     pub recovery_point_ids: BTreeMap<String, String>,
     /// What the Prune stage did (absent when the run had no Prune stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +146,7 @@ pub fn report(req: ReportRequest) -> RunReport {
         .region_errors
         .iter()
         .map(|e| Failure {
+            account: e.account.clone(),
             resource_type: None,
             id: None,
             region: e.region.clone(),
@@ -171,7 +176,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                     }
                     let state = t.recovery_point.as_ref().map(|p| p.state);
                     if let Some(p) = &t.recovery_point {
-                        ids.insert(t.id.clone(), p.id.clone());
+                        ids.insert(p.source.clone(), p.id.clone());
                     }
                     match state {
                         Some(RecoveryPointState::Completed) => {
@@ -185,6 +190,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                                 "failed without an error report",
                             ));
                             failures.push(Failure {
+                                account: Some(r.location.account.clone()),
                                 resource_type: Some(t.resource_type),
                                 id: Some(t.id.clone()),
                                 region: r.location.region.clone(),
@@ -199,6 +205,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                 for t in &f.targets {
                     bump(&mut counts.failed, t.resource_type);
                     failures.push(Failure {
+                        account: Some(f.location.account.clone()),
                         resource_type: Some(t.resource_type),
                         id: Some(t.id.clone()),
                         region: f.location.region.clone(),
@@ -217,8 +224,10 @@ pub fn report(req: ReportRequest) -> RunReport {
                     .as_ref()
                     .map(|l| l.region.clone())
                     .unwrap_or_default();
+                let account = l.location.as_ref().map(|l| l.account.clone());
                 if let Some(e) = &l.aborted {
                     failures.push(Failure {
+                        account: account.clone(),
                         resource_type: None,
                         id: None,
                         region: region.clone(),
@@ -228,6 +237,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                 }
                 for f in &l.failures {
                     failures.push(Failure {
+                        account: account.clone(),
                         resource_type: None,
                         id: Some(f.id.clone()),
                         region: region.clone(),
@@ -253,6 +263,7 @@ pub fn report(req: ReportRequest) -> RunReport {
         }
         PruneOutcome::Failed(e) => {
             failures.push(Failure {
+                account: None,
                 resource_type: None,
                 id: None,
                 region: String::new(),

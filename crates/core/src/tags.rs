@@ -165,6 +165,7 @@ mod tests {
             copy_source_tags: copy,
             retention: None,
             quotas: None,
+            accounts: vec![],
         }
     }
 

@@ -103,6 +103,21 @@ impl Batch {
         self.run.validate(Some(&self.policy.name), now, "run")?;
         validate_location(&self.location, "location")?;
         validate_poll_seconds(self.poll_seconds)?;
+        if !self.policy.accounts.is_empty()
+            && !self
+                .policy
+                .accounts
+                .iter()
+                .any(|a| a.account == self.location.account)
+        {
+            return Err(Error::invalid(
+                "location.account",
+                format!(
+                    "{} is not one of the policy's accounts; a batch protects sources of the policy's own accounts",
+                    self.location.account
+                ),
+            ));
+        }
         for (i, t) in self.targets.iter().enumerate() {
             let at = format!("targets[{i}]");
             if !self.policy.selects_type(t.resource_type) {
@@ -150,6 +165,18 @@ impl BatchResult {
         }
         if let Some(t) = self.waiting_since {
             not_in_future(t, now, "waiting_since")?;
+        }
+        if let Some(role) = &self.role {
+            role.validate("role")?;
+            if role.account != self.location.account {
+                return Err(Error::invalid(
+                    "role.account",
+                    format!(
+                        "is {}, not the batch's account {}",
+                        role.account, self.location.account
+                    ),
+                ));
+            }
         }
         for (i, r) in self.results.iter().enumerate() {
             let Some(p) = &r.recovery_point else { continue };

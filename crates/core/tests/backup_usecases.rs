@@ -898,3 +898,107 @@ fn a_long_poll_seconds_is_its_own_cap() {
     b.wait_seconds = 0;
     assert_eq!(b.next_wait(), 0, "tests poll without waiting");
 }
+
+const OTHER: &str = "210987654321";
+const GONE: &str = "333333333333";
+
+fn accounts_policy() -> serde_json::Value {
+    let mut p = daily_policy();
+    p["accounts"] = json!([
+        {"account": ACCOUNT},
+        {"account": OTHER, "role_arn": format!("arn:aws:iam::{OTHER}:role/strongroom"), "external_id": "sr-ext-1"},
+        {"account": GONE, "role_arn": format!("arn:aws:iam::{GONE}:role/strongroom")}
+    ]);
+    p
+}
+
+/// Issue 8, item 4: every account × region of the policy, through the role
+/// named for it; an account that cannot be reached is reported, the others
+/// are protected.
+#[tokio::test]
+async fn a_policy_covers_every_account_it_names_and_reports_the_unreachable_one() {
+    let cloud = estate();
+    source(
+        &cloud,
+        "us-east-1",
+        ResourceType::EbsVolume,
+        "vol-other",
+        &[("backup", "daily")],
+    );
+    // The volume lives in the other account.
+    {
+        let mut sources = cloud.sources.write().unwrap();
+        let s = sources.last_mut().unwrap();
+        s.location.account = OTHER.into();
+        s.target.arn = s.target.arn.replace(ACCOUNT, OTHER);
+    }
+    cloud
+        .fail_account
+        .write()
+        .unwrap()
+        .insert(GONE.into(), ErrorKind::AccessDenied);
+    let out = discover(request(accounts_policy()), &cloud).await.unwrap();
+    let roles = cloud.roles_used.read().unwrap().clone();
+    assert_eq!(roles.len(), 3, "{roles:?}");
+    let other: Vec<_> = out
+        .batches
+        .iter()
+        .filter(|b| b.location.account == OTHER)
+        .collect();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].targets[0].id, "vol-other");
+    assert!(out.batches.iter().any(|b| b.location.account == ACCOUNT));
+    // The unreachable account: one error per region, naming the account.
+    let gone: Vec<_> = out
+        .region_errors
+        .iter()
+        .filter(|e| e.account.as_deref() == Some(GONE))
+        .collect();
+    assert_eq!(
+        gone.len(),
+        fixtures::REGIONS.len(),
+        "{:?}",
+        out.region_errors
+    );
+    assert!(gone
+        .iter()
+        .all(|e| e.error.error_type == ErrorKind::AccessDenied));
+    // The batch of the other account carries its role to Status.
+    let b = snapshot_batch(other[0].clone(), &cloud, NOW).await.unwrap();
+    let role = b.role.as_ref().expect("the other account's role");
+    assert_eq!(role.external_id.as_deref(), Some("sr-ext-1"));
+    assert_eq!(b.results[0].outcome, Outcome::Created);
+}
+
+#[tokio::test]
+async fn account_mistakes_name_the_field_and_call_nothing() {
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (json!([{"account": "12345"}]), "policy.accounts[0].account"),
+        (json!([{"account": OTHER}]), "policy.accounts[0].role_arn"),
+        (
+            json!([{"account": OTHER, "role_arn": "arn:aws:iam::210987654321:user/bob"}]),
+            "policy.accounts[0].role_arn",
+        ),
+        (
+            json!([{"account": OTHER, "role_arn": format!("arn:aws:iam::{ACCOUNT}:role/strongroom")}]),
+            "policy.accounts[0].role_arn",
+        ),
+        (
+            json!([{"account": OTHER, "role_arn": format!("arn:aws:iam::{OTHER}:role/sr"), "external_id": "x"}]),
+            "policy.accounts[0].external_id",
+        ),
+        (
+            json!([{"account": ACCOUNT}, {"account": ACCOUNT}]),
+            "policy.accounts[1].account",
+        ),
+    ];
+    for (accounts, field) in cases {
+        let cloud = estate();
+        let mut p = daily_policy();
+        p["accounts"] = accounts.clone();
+        let e = discover(request(p), &cloud).await.unwrap_err();
+        assert_eq!(invalid_field(e), field, "{accounts}");
+        assert!(cloud.roles_used.read().unwrap().len() <= 1);
+        assert_eq!(cloud.creates.load(Ordering::SeqCst), 0);
+    }
+}

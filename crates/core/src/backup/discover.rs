@@ -38,9 +38,12 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// A region whose listing failed.
+/// A region (of an account) whose listing failed, or that could not be reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionError {
+    /// The account, when the policy names accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub region: String,
     pub error: ErrorReport,
 }
@@ -95,18 +98,15 @@ pub async fn discover<I: Inventory>(
     };
     let policy = input.policy;
     let sel = &policy.selector;
-    let account = inventory.home_account().await?;
-    let listings = futures::future::join_all(sel.regions.iter().map(|r| {
-        let location = Location {
-            account: account.clone(),
-            region: r.clone(),
-        };
-        async move {
-            let found = inventory
-                .find_sources(&location, &sel.resource_types, &sel.tags)
-                .await;
-            (location.region, found)
-        }
+    inventory.use_roles(&policy.accounts);
+    let home = inventory.home_account().await?;
+    let locations = policy_locations(&policy, &home, "policy")?;
+    let named_accounts = !policy.accounts.is_empty();
+    let listings = futures::future::join_all(locations.into_iter().map(|location| async move {
+        let found = inventory
+            .find_sources(&location, &sel.resource_types, &sel.tags)
+            .await;
+        (location, found)
     }))
     .await;
 
@@ -114,13 +114,14 @@ pub async fn discover<I: Inventory>(
     let mut skipped = Vec::new();
     let mut region_errors = Vec::new();
     let mut by_location: BTreeMap<Location, Vec<Target>> = BTreeMap::new();
-    for (region, listing) in listings {
+    for (location, listing) in listings {
         let sources = match listing {
             Ok(s) => s,
             Err(e) if e.kind.is_retryable() => return Err(e.into()),
             Err(e) => {
                 region_errors.push(RegionError {
-                    region,
+                    account: named_accounts.then(|| location.account.clone()),
+                    region: location.region,
                     error: ErrorReport::from(&e),
                 });
                 continue;
@@ -169,6 +170,40 @@ pub async fn discover<I: Inventory>(
         quota_warnings,
         batches,
     })
+}
+
+/// Every location a policy covers: each of its accounts (the home account
+/// when it names none) in each of its regions. An account named without a
+/// role must be the home account: any other could not be reached.
+pub fn policy_locations(policy: &Policy, home: &str, at: &str) -> Result<Vec<Location>, Error> {
+    let accounts: Vec<String> = if policy.accounts.is_empty() {
+        vec![home.to_owned()]
+    } else {
+        let mut out = Vec::new();
+        for (i, a) in policy.accounts.iter().enumerate() {
+            if a.role_arn.is_none() && a.account != home {
+                return Err(Error::invalid(
+                    format!("{at}.accounts[{i}].role_arn"),
+                    format!(
+                        "is missing, and account {} is not the account Strongroom runs in ({home}); \
+                         name the role to assume there, e.g. arn:aws:iam::{}:role/strongroom",
+                        a.account, a.account
+                    ),
+                ));
+            }
+            out.push(a.account.clone());
+        }
+        out
+    };
+    Ok(accounts
+        .iter()
+        .flat_map(|account| {
+            policy.selector.regions.iter().map(move |r| Location {
+                account: account.clone(),
+                region: r.clone(),
+            })
+        })
+        .collect())
 }
 
 /// The quota preflight: at each location with targets, the room each quota

@@ -11,6 +11,7 @@ use crate::backup::discover::Batch;
 use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
 use crate::kind::Idempotency;
 use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType};
+use crate::policy::AccountRole;
 use crate::ports::{CreateRequest, RecoveryPoints, RunPoint};
 use crate::tags::{recovery_point_tags, RunKey};
 
@@ -98,6 +99,9 @@ pub struct BatchResult {
         with = "crate::model::utc_time::option"
     )]
     pub waiting_since: Option<OffsetDateTime>,
+    /// The role that reaches the location's account, when the policy names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<AccountRole>,
 }
 
 impl BatchResult {
@@ -146,6 +150,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
     now: OffsetDateTime,
 ) -> Result<BatchResult, Error> {
     batch.validate(now)?;
+    cloud.use_roles(&batch.policy.accounts);
     let run = &batch.run;
     let location = &batch.location;
     // Without a complete lookup we cannot know what exists, so we create nothing
@@ -249,6 +254,12 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         pending: 0,
         polls: 0,
         waiting_since: None,
+        role: batch
+            .policy
+            .accounts
+            .iter()
+            .find(|a| a.account == batch.location.account && a.role_arn.is_some())
+            .cloned(),
     };
     out.count_pending();
     Ok(out)

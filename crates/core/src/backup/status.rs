@@ -30,6 +30,7 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     now: time::OffsetDateTime,
 ) -> Result<BatchResult, Error> {
     batch.validate(now)?;
+    cloud.use_roles(batch.role.as_slice());
     let pending: Vec<RecoveryPoint> = batch
         .results
         .iter()
