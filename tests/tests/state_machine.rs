@@ -538,7 +538,7 @@ async fn a_policy_over_several_accounts_protects_each_and_reports_the_unreachabl
     ] {
         for res in manifest.resources.iter().filter(|r| {
             r.tags.get("backup").map(String::as_str) == Some("daily")
-                && r.tags.get("backup-skip").is_none()
+                && !r.tags.contains_key("backup-skip")
                 && r.region != "ap-southeast-2"
         }) {
             let source = match res.resource_type {
