@@ -122,7 +122,8 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
 14. STS ``AssumeRole`` of a role that does not exist in its account fails
     with ``AccessDenied`` (AWS: "User: ... is not authorized to perform:
     sts:AssumeRole on resource: <role>"; a role must exist and trust the
-    caller); moto hands out credentials for any ARN ("the role does not need
+    caller: here only existence and the external id are checked, not the
+    trusted principal); moto hands out credentials for any ARN ("the role does not need
     to exist"). Roles are made with IAM ``CreateRole`` in their account
     (``seed.py --account A --role NAME``). A role whose trust policy names an
     ``sts:ExternalId`` condition also requires that external id.

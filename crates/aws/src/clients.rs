@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use strongroom_core::model::Location;
@@ -47,8 +48,9 @@ pub struct Clients {
 struct Inner {
     /// Account -> the role to assume there.
     roles: Mutex<BTreeMap<String, Role>>,
-    /// Role -> the configuration with its credentials provider, built once.
-    assumed: Mutex<BTreeMap<Role, SdkConfig>>,
+    /// Role -> the configuration with its credentials provider, built once
+    /// (concurrent first uses wait for the one AssumeRole in flight).
+    assumed: Mutex<BTreeMap<Role, Arc<OnceCell<SdkConfig>>>>,
     /// The account of the function's own credentials (STS, asked once).
     home: OnceCell<String>,
 }
@@ -76,6 +78,12 @@ impl Clients {
 
     pub fn config(&self) -> &SdkConfig {
         &self.base
+    }
+
+    /// Exactly these roles from now on (account -> role): a warm process
+    /// keeps no role of an earlier policy.
+    pub fn replace_roles(&self, roles: BTreeMap<String, Role>) {
+        *self.inner.roles.lock().expect("roles lock") = roles;
     }
 
     /// Acts in `account` through `role` from now on.
@@ -152,9 +160,20 @@ impl Clients {
     /// that cannot be reached is `Strongroom.AccessDenied` naming the role,
     /// not a failure of whatever call came first.
     async fn assumed(&self, role: Role, location: &Location) -> Result<SdkConfig, CloudError> {
-        if let Some(c) = self.inner.assumed.lock().expect("assumed lock").get(&role) {
-            return Ok(c.clone());
-        }
+        let cell = self
+            .inner
+            .assumed
+            .lock()
+            .expect("assumed lock")
+            .entry(role.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.assume(role, location))
+            .await
+            .cloned()
+    }
+
+    async fn assume(&self, role: Role, location: &Location) -> Result<SdkConfig, CloudError> {
         let mut builder = AssumeRoleProvider::builder(&role.arn)
             .session_name(SESSION_NAME)
             .configure(&self.base);
@@ -164,49 +183,67 @@ impl Clients {
         let provider = builder.build().await;
         let first = match provider.provide_credentials().await {
             Ok(c) => c,
-            Err(e) => {
-                let with_id = if role.external_id.is_some() {
-                    " with this external id"
-                } else {
-                    ""
-                };
-                return Err(CloudError::new(
-                    ErrorKind::AccessDenied,
-                    "AssumeRole",
-                    &role.arn,
-                    &location.region,
-                    format!(
-                        "cannot reach account {} through role {}: {}; check that the role exists, \
-                         trusts this function's role{with_id} and allows what Strongroom needs",
-                        location.account,
-                        role.arn,
-                        causes(&e),
-                    ),
-                ));
-            }
+            Err(e) => return Err(assume_role_error(&e, &role, location)),
         };
         let provider = Primed {
             first: Mutex::new(Some(first)),
             inner: provider,
         };
-        let config = self
+        Ok(self
             .base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(provider))
-            .build();
-        Ok(self
-            .inner
-            .assumed
-            .lock()
-            .expect("assumed lock")
-            .entry(role)
-            .or_insert(config)
-            .clone())
+            .build())
     }
 }
 
+/// Why a role could not be assumed: a transient failure (STS throttled, timed
+/// out) is `Throttled`, to be retried; anything else is `AccessDenied`
+/// naming the role and the account.
+pub(crate) fn assume_role_error(
+    e: &CredentialsError,
+    role: &Role,
+    location: &Location,
+) -> CloudError {
+    let why = causes(e);
+    let transient = matches!(e, CredentialsError::ProviderTimedOut(_))
+        || [
+            "Throttling",
+            "RequestLimitExceeded",
+            "timed out",
+            "dispatch failure",
+            "IDPCommunicationError",
+        ]
+        .iter()
+        .any(|t| why.contains(t));
+    let with_id = if role.external_id.is_some() {
+        " with this external id"
+    } else {
+        ""
+    };
+    let (kind, message) = if transient {
+        (
+            ErrorKind::Throttled,
+            format!(
+                "assuming role {} for account {} failed for now: {why}",
+                role.arn, location.account
+            ),
+        )
+    } else {
+        (
+            ErrorKind::AccessDenied,
+            format!(
+                "cannot reach account {} through role {}: {why}; check that the role exists, \
+                 trusts this function's role{with_id} and allows what Strongroom needs",
+                location.account, role.arn,
+            ),
+        )
+    };
+    CloudError::new(kind, "AssumeRole", &role.arn, &location.region, message)
+}
+
 /// An error and its causes in a line, each in its own words (no debug dumps).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(s) = next {
@@ -234,7 +271,12 @@ impl ProvideCredentials for Primed {
     where
         Self: 'a,
     {
-        let first = self.first.lock().expect("primed lock").take();
+        // Credentials that expire within 5 minutes are not worth handing out.
+        let first = self.first.lock().expect("primed lock").take().filter(|c| {
+            c.expiry().is_none_or(|t| {
+                t > std::time::SystemTime::now() + std::time::Duration::from_secs(300)
+            })
+        });
         match first {
             Some(c) => future::ProvideCredentials::ready(Ok(c)),
             None => self.inner.provide_credentials(),

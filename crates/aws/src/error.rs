@@ -100,6 +100,16 @@ where
             None,
             "timed out (transient)".to_owned(),
         ),
+        // Credentials that could not be refreshed (an assumed role refused
+        // after its first hour, say): the account cannot be reached.
+        SdkError::DispatchFailure(_) if credentials_refused(&err) => (
+            ErrorKind::AccessDenied,
+            None,
+            format!(
+                "the credentials for this account could not be loaded: {}",
+                crate::clients::causes(&err)
+            ),
+        ),
         SdkError::DispatchFailure(d) => (
             ErrorKind::Throttled,
             None,
@@ -154,6 +164,20 @@ fn quota_hint(operation: &str, code: Option<&str>) -> Option<String> {
          points (a shorter retention), or ask AWS for a higher quota (Service Quotas, or the \
          service's limit increase form)"
     ))
+}
+
+/// Whether an error comes from credentials that were refused (not from a
+/// timeout of the credentials provider, which is transient).
+fn credentials_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return !matches!(c, CredentialsError::ProviderTimedOut(_));
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// The AWS error code of an SDK error, if the service sent one.

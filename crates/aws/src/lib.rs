@@ -36,18 +36,23 @@ impl AwsCloud {
         Self::new(Clients::from_env().await)
     }
 
-    /// Configures the role to assume in each account that names one.
+    /// Exactly the roles `accounts` name, from now on (a warm process keeps
+    /// none of an earlier policy's).
     pub fn set_roles(&self, accounts: &[strongroom_core::policy::AccountRole]) {
-        for a in accounts {
-            if let Some(arn) = &a.role_arn {
-                self.clients.set_role(
-                    a.account.clone(),
-                    Role {
-                        arn: arn.clone(),
-                        external_id: a.external_id.clone(),
-                    },
-                );
-            }
-        }
+        self.clients.replace_roles(
+            accounts
+                .iter()
+                .filter_map(|a| {
+                    let arn = a.role_arn.clone()?;
+                    Some((
+                        a.account.clone(),
+                        Role {
+                            arn,
+                            external_id: a.external_id.clone(),
+                        },
+                    ))
+                })
+                .collect(),
+        );
     }
 }

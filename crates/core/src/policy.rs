@@ -73,36 +73,47 @@ impl AccountRole {
             ));
         }
         if let Some(arn) = &self.role_arn {
-            let role_account = arn
+            let bad = || {
+                Error::invalid(
+                    format!("{at}.role_arn"),
+                    format!(
+                        "`{arn}` is not an IAM role ARN; use arn:aws:iam::{}:role/<name>",
+                        self.account
+                    ),
+                )
+            };
+            // arn:<partition>:iam::<account>:role/<path/><name>
+            let (partition, rest) = arn
                 .strip_prefix("arn:")
                 .and_then(|r| r.split_once(":iam::"))
-                .filter(|(partition, _)| partition.starts_with("aws"))
-                .and_then(|(_, r)| r.split_once(":role/"));
-            match role_account {
-                Some((account, name))
-                    if is_account_id(account)
-                        && !name.is_empty()
-                        && name.len() <= 512
-                        && name
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)) =>
-                {
-                    if account != self.account {
-                        return Err(Error::invalid(
-                            format!("{at}.role_arn"),
-                            format!("the role is in account {account}, not {}; name a role of the account it reaches", self.account),
-                        ));
-                    }
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        format!("{at}.role_arn"),
-                        format!(
-                            "`{arn}` is not an IAM role ARN; use arn:aws:iam::{}:role/<name>",
-                            self.account
-                        ),
-                    ))
-                }
+                .ok_or_else(bad)?;
+            if !PARTITIONS.contains(&partition) {
+                return Err(bad());
+            }
+            let (account, path_and_name) = rest.split_once(":role/").ok_or_else(bad)?;
+            if !is_account_id(account) {
+                return Err(bad());
+            }
+            let (path, name) = path_and_name
+                .rsplit_once('/')
+                .unwrap_or(("", path_and_name));
+            // IAM: a name of 1-64 of letters, digits and +=,.@_-; a path of
+            // printable ASCII, at most 512 with its slashes, no empty segment.
+            let name_ok = (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            let path_ok = path.len() < 511
+                && (path.is_empty() || path.split('/').all(|seg| !seg.is_empty()))
+                && path.chars().all(|c| ('\x21'..='\x7e').contains(&c));
+            if !name_ok || !path_ok {
+                return Err(bad());
+            }
+            if account != self.account {
+                return Err(Error::invalid(
+                    format!("{at}.role_arn"),
+                    format!("the role is in account {account}, not {}; name a role of the account it reaches", self.account),
+                ));
             }
         }
         if let Some(id) = &self.external_id {
@@ -126,6 +137,9 @@ impl AccountRole {
         Ok(())
     }
 }
+
+/// The AWS partitions a role ARN may name.
+const PARTITIONS: [&str; 5] = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"];
 
 /// Twelve digits.
 pub fn is_account_id(s: &str) -> bool {

@@ -947,6 +947,9 @@ async fn a_policy_covers_every_account_it_names_and_reports_the_unreachable_one(
         .collect();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].targets[0].id, "vol-other");
+    // A batch carries only its own account's role.
+    assert_eq!(other[0].policy.accounts.len(), 1);
+    assert_eq!(other[0].policy.accounts[0].account, OTHER);
     assert!(out.batches.iter().any(|b| b.location.account == ACCOUNT));
     // The unreachable account: one error per region, naming the account.
     let gone: Vec<_> = out
@@ -991,6 +994,18 @@ async fn account_mistakes_name_the_field_and_call_nothing() {
             json!([{"account": ACCOUNT}, {"account": ACCOUNT}]),
             "policy.accounts[1].account",
         ),
+        (
+            json!([{"account": OTHER, "role_arn": format!("arn:awsfoo:iam::{OTHER}:role/sr")}]),
+            "policy.accounts[0].role_arn",
+        ),
+        (
+            json!([{"account": OTHER, "role_arn": format!("arn:aws:iam::{OTHER}:role/team//sr")}]),
+            "policy.accounts[0].role_arn",
+        ),
+        (
+            json!([{"account": OTHER, "role_arn": format!("arn:aws:iam::{OTHER}:role/{}", "r".repeat(65))}]),
+            "policy.accounts[0].role_arn",
+        ),
     ];
     for (accounts, field) in cases {
         let cloud = estate();
@@ -1000,5 +1015,23 @@ async fn account_mistakes_name_the_field_and_call_nothing() {
         assert_eq!(invalid_field(e), field, "{accounts}");
         assert!(cloud.roles_used.read().unwrap().len() <= 1);
         assert_eq!(cloud.creates.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn role_arns_of_every_partition_and_with_paths_are_accepted() {
+    for arn in [
+        format!("arn:aws:iam::{OTHER}:role/strongroom"),
+        format!("arn:aws-cn:iam::{OTHER}:role/strongroom"),
+        format!("arn:aws-us-gov:iam::{OTHER}:role/backup/team~a/strongroom"),
+        format!("arn:aws:iam::{OTHER}:role/{}", "r".repeat(64)),
+    ] {
+        let mut p = daily_policy();
+        p["accounts"] = json!([{"account": OTHER, "role_arn": arn}]);
+        let input = json!({"policy": p});
+        assert!(
+            strongroom_core::policy::RunInput::parse(input).is_ok(),
+            "{arn}"
+        );
     }
 }

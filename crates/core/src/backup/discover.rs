@@ -149,10 +149,16 @@ pub async fn discover<I: Inventory>(
     let mut batches = Vec::new();
     for (location, mut targets) in by_location {
         targets.sort_by(|a, b| (a.resource_type, &a.id).cmp(&(b.resource_type, &b.id)));
+        // A batch carries only its own account's role: the state stays the
+        // same size whatever the number of accounts.
+        let mut batch_policy = policy.clone();
+        batch_policy
+            .accounts
+            .retain(|a| a.account == location.account);
         for chunk in targets.chunks(BATCH_SIZE) {
             batches.push(Batch {
                 run: run.clone(),
-                policy: policy.clone(),
+                policy: batch_policy.clone(),
                 location: location.clone(),
                 poll_seconds,
                 targets: chunk.to_vec(),
