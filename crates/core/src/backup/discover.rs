@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorReport};
@@ -16,6 +17,9 @@ use crate::tags::RunKey;
 /// inside its timeout, large enough that the per-location lookup and
 /// completion checks are shared by many targets.
 pub const BATCH_SIZE: usize = 50;
+
+/// Locations (account × region) listed at once.
+pub const LOCATIONS_AT_ONCE: usize = 16;
 
 /// What the state machine passes to Discover.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,13 +106,19 @@ pub async fn discover<I: Inventory>(
     let home = inventory.home_account().await?;
     let locations = policy_locations(&policy, &home, "policy")?;
     let named_accounts = !policy.accounts.is_empty();
-    let listings = futures::future::join_all(locations.into_iter().map(|location| async move {
-        let found = inventory
-            .find_sources(&location, &sel.resource_types, &sel.tags)
-            .await;
-        (location, found)
-    }))
-    .await;
+    // A few locations at a time: many accounts must not mean a burst of
+    // AssumeRole and Tagging API calls.
+    let mut listings: Vec<_> = stream::iter(locations)
+        .map(|location| async move {
+            let found = inventory
+                .find_sources(&location, &sel.resource_types, &sel.tags)
+                .await;
+            (location, found)
+        })
+        .buffer_unordered(LOCATIONS_AT_ONCE)
+        .collect()
+        .await;
+    listings.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut found = BTreeMap::new();
     let mut skipped = Vec::new();
@@ -250,9 +260,11 @@ async fn preflight<I: Inventory>(
             }
         }
     });
-    futures::future::join_all(checks)
-        .await
-        .into_iter()
-        .flatten()
+    let mut warnings: Vec<(usize, Vec<QuotaWarning>)> = stream::iter(checks.enumerate())
+        .map(|(i, check)| async move { (i, check.await) })
+        .buffer_unordered(LOCATIONS_AT_ONCE)
         .collect()
+        .await;
+    warnings.sort_by_key(|(i, _)| *i);
+    warnings.into_iter().flat_map(|(_, w)| w).collect()
 }
