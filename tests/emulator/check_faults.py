@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the emulator's patches 10 (faults), 11 (DeregisterImage with
-DeleteAssociatedSnapshots) and 12 (sharing) through boto3.
+DeleteAssociatedSnapshots), 12 (sharing), 13, 14 and 15 (Distributed Map)
+through boto3.
 
 Starts its own emulator (no function binaries needed: functions only run when
 invoked) with faults set from ``STRONGROOM_EMULATOR_FAULTS``, then changes them
@@ -611,6 +612,127 @@ def check_assume_role_needs_the_role(check: "Check") -> None:
     assert creds["AccessKeyId"], creds
 
 
+def check_distributed_map(check: "Check") -> None:
+    """Patch 15: a Distributed Map reading S3 (JSON, JSONL), with child
+    executions, the failure threshold and ResultWriter's files."""
+    s3, sfn = check.client("s3", "harness"), check.client("stepfunctions", "harness")
+    bucket = "strongroom-dmap"
+    s3.create_bucket(Bucket=bucket)
+    items = [{"id": i, "ok": i % 3 != 0} for i in range(6)]  # ids 0 and 3 fail
+    s3.put_object(Bucket=bucket, Key="in/items.json", Body=json.dumps(items).encode())
+    s3.put_object(Bucket=bucket, Key="in/items.jsonl", Body="\n".join(json.dumps(i) for i in items).encode())
+    role = "arn:aws:iam::123456789012:role/strongroom-sfn"
+
+    def definition(input_type: str, key: str, execution_type: str, tolerance: dict[str, Any], prefix: str | None) -> str:
+        writer: dict[str, Any] = {"Bucket": bucket}
+        if prefix is not None:
+            writer["Prefix"] = prefix
+        return json.dumps({"StartAt": "Fan", "States": {"Fan": {
+            "Type": "Map",
+            "Label": "items",
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": input_type},
+                "Parameters": {"Bucket": bucket, "Key": key},
+            },
+            "ItemSelector": {"id.$": "$$.Map.Item.Value.id", "ok.$": "$$.Map.Item.Value.ok",
+                             "index.$": "$$.Map.Item.Index", "run.$": "$.run"},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+                "StartAt": "Check",
+                "States": {
+                    "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": False, "Next": "Boom"}],
+                              "Default": "Done"},
+                    "Boom": {"Type": "Fail", "Error": "Item.Bad", "Cause": "item refused"},
+                    "Done": {"Type": "Pass", "Parameters": {"id.$": "$.id", "doubled.$": "States.MathAdd($.id, $.id)",
+                                                            "run.$": "$.run"}, "End": True},
+                },
+            },
+            "MaxConcurrency": 2,
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": writer},
+            "End": True,
+            **tolerance,
+        }}})
+
+    def run(name: str, text: str) -> dict[str, Any]:
+        arn = sfn.create_state_machine(name=name, definition=text, roleArn=role)["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run": name}))["executionArn"]
+        deadline = time.time() + 60
+        while True:
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            assert time.time() < deadline, f"{name} still running"
+            time.sleep(0.2)
+
+    def read(key: str) -> Any:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def results(name: str, execution: dict[str, Any], prefix: str | None) -> None:
+        runs = sfn.list_map_runs(executionArn=execution["executionArn"])["mapRuns"]
+        assert len(runs) == 1, runs
+        map_run = runs[0]["mapRunArn"]
+        run_id = map_run.split(":")[-1]
+        base = f"{prefix.rstrip('/')}/{run_id}/" if prefix else f"{run_id}/"
+        manifest = read(base + "manifest.json")
+        assert manifest["DestinationBucket"] == bucket and manifest["MapRunArn"] == map_run, manifest
+        files = manifest["ResultFiles"]
+        assert files["PENDING"] == [], files
+        assert [f["Key"] for f in files["SUCCEEDED"]] == [base + "SUCCEEDED_0.json"], files
+        assert [f["Key"] for f in files["FAILED"]] == [base + "FAILED_0.json"], files
+        for entry in files["SUCCEEDED"] + files["FAILED"]:
+            size = s3.head_object(Bucket=bucket, Key=entry["Key"])["ContentLength"]
+            assert entry["Size"] == size, (entry, size)
+        succeeded, failed = read(base + "SUCCEEDED_0.json"), read(base + "FAILED_0.json")
+        machine = f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}/items"
+        assert sorted(json.loads(r["Input"])["id"] for r in succeeded) == [1, 2, 4, 5], succeeded
+        for row in succeeded:
+            given = json.loads(row["Input"])
+            assert given == {"id": given["id"], "ok": True, "index": given["id"], "run": name}, row
+            assert json.loads(row["Output"]) == {"id": given["id"], "doubled": 2 * given["id"], "run": name}, row
+            assert row["Status"] == "SUCCEEDED" and row["OutputDetails"] == {"Included": True}, row
+        assert sorted(json.loads(r["Input"])["id"] for r in failed) == [0, 3], failed
+        for row in failed:
+            assert row["Status"] == "FAILED" and row["Error"] == "Item.Bad" and row["Cause"] == "item refused", row
+            assert "Output" not in row, row
+        for row in succeeded + failed:
+            assert row["StateMachineArn"] == machine, row
+            assert row["ExecutionArn"] == f"arn:aws:states:us-east-1:123456789012:execution:{name}/items:{row['Name']}", row
+            assert row["InputDetails"] == {"Included": True} and row["StartDate"] <= row["StopDate"], row
+        children = sfn.list_executions(mapRunArn=map_run)["executions"]
+        assert len(children) == len(items), children
+        assert {c["executionArn"] for c in children} == {r["ExecutionArn"] for r in succeeded + failed}, children
+        assert sorted(c["status"] for c in children) == ["FAILED"] * 2 + ["SUCCEEDED"] * 4, children
+        only_failed = sfn.list_executions(mapRunArn=map_run, statusFilter="FAILED")["executions"]
+        assert {c["executionArn"] for c in only_failed} == {r["ExecutionArn"] for r in failed}, only_failed
+
+    cases = [
+        # name, input type, key, execution type, tolerance, prefix, status
+        ("dmap-json-tolerant", "JSON", "in/items.json", "STANDARD", {"ToleratedFailurePercentage": 50}, "out", "SUCCEEDED"),
+        ("dmap-jsonl-express", "JSONL", "in/items.jsonl", "EXPRESS", {"ToleratedFailureCount": 2}, None, "SUCCEEDED"),
+        ("dmap-json-strict", "JSON", "in/items.json", "STANDARD", {}, "strict/", "FAILED"),
+        ("dmap-jsonl-count", "JSONL", "in/items.jsonl", "EXPRESS", {"ToleratedFailureCount": 1}, "count", "FAILED"),
+        ("dmap-json-percent", "JSON", "in/items.json", "STANDARD", {"ToleratedFailurePercentage": 25.0}, "pct", "FAILED"),
+    ]
+    for name, input_type, key, execution_type, tolerance, prefix, status in cases:
+        execution = run(name, definition(input_type, key, execution_type, tolerance, prefix))
+        assert execution["status"] == status, (name, execution)
+        if status == "SUCCEEDED":
+            output = json.loads(execution["output"])
+            runs = sfn.list_map_runs(executionArn=execution["executionArn"])["mapRuns"]
+            run_id = runs[0]["mapRunArn"].split(":")[-1]
+            manifest = f"{prefix}/{run_id}/manifest.json" if prefix else f"{run_id}/manifest.json"
+            assert output == {"MapRunArn": runs[0]["mapRunArn"],
+                              "ResultWriterDetails": {"Bucket": bucket, "Key": manifest}}, output
+        else:
+            assert execution.get("error") == "States.ExceedToleratedFailureThreshold", (name, execution)
+        results(name, execution, prefix)
+    check.expect_error(
+        lambda: sfn.list_executions(mapRunArn="arn:aws:states:us-east-1:123456789012:mapRun:nope/items:x"),
+        "ResourceNotFound", 400, "children of a missing Map Run",
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, Emulator(
         functions_dir, {"STRONGROOM_EMULATOR_FAULTS": json.dumps(INITIAL)}
@@ -636,6 +758,7 @@ def main() -> None:
             ("sharing", check.sharing),
             ("DescribeImageAttribute of a missing AMI", lambda: check_missing_image_attribute(check)),
             ("AssumeRole needs the role", lambda: check_assume_role_needs_the_role(check)),
+            ("Distributed Map", lambda: check_distributed_map(check)),
         ]:
             check.run(name, section)
     if check.failures:

@@ -128,6 +128,24 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     (``seed.py --account A --role NAME``). A role whose trust policy names an
     ``sts:ExternalId`` condition also requires that external id.
 
+15. Step Functions Distributed Map (tests/emulator/distributed_map.py
+    documents each part, with AWS's wording): ``ProcessorConfig.ExecutionType``
+    ``EXPRESS`` accepted (AWS: "Specifies the execution type for the Map
+    workflow as either STANDARD or EXPRESS"; run as the same in-process
+    workers), ``ReaderConfig.InputType`` ``JSONL``; every item recorded as a
+    child workflow execution (input, output, status, error, cause, dates, ARN
+    ``...:execution:<state machine>/<Label or state>:<uuid>``) that
+    ``ListExecutions`` with ``mapRunArn`` lists; ``ToleratedFailureCount`` /
+    ``ToleratedFailurePercentage`` enforced (AWS: "Step Functions returns a
+    States.ExceedToleratedFailureThreshold error when the Map Run fails
+    because the specified threshold is exceeded"; default zero: any failed
+    child fails the run); and ``ResultWriter`` writing ``SUCCEEDED_0.json`` /
+    ``FAILED_0.json`` rows and a ``manifest.json`` listing them with
+    ``{Key, Size}``, ``Prefix`` optional, also when the Map Run fails. moto
+    parses the thresholds and ignores them, refuses EXPRESS and JSONL, keeps
+    no child executions (``ListExecutions(mapRunArn)`` is HTTP 500) and writes
+    an empty manifest only.
+
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
 """
@@ -150,6 +168,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import distributed_map
 import faults
 
 HOST = "127.0.0.1"
@@ -191,6 +210,7 @@ def patch_moto() -> None:
     _patch_image_attribute_of_missing_ami()
     _patch_assume_role_needs_the_role()
     faults.patch_moto_faults()
+    distributed_map.patch_moto_distributed_map()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
