@@ -28,18 +28,17 @@ AWS in six places, each put right here:
    executions. If the mapRunArn field is specified, a list of all of the child
    workflow executions started by a Map Run is returned") answers from them,
    honouring ``statusFilter``; moto answers HTTP 500.
-4. The tolerated failure threshold (maprun-fail-threshold.html). AWS: "Step
-   Functions returns a States.ExceedToleratedFailureThreshold error when the
-   Map Run fails because the specified threshold is exceeded"; "If you
-   specify both values, the workflow fails when it exceeds either of them";
-   the percentage is "the total number of failed or timed out items divided
-   by the total number of items"; "The default percentage value is zero,
-   which means that the workflow fails if any one of its child workflow
-   executions fails or times out". moto parses ``ToleratedFailureCount`` /
-   ``ToleratedFailurePercentage`` (and their ``Path`` forms) and ignores them:
-   a failed item becomes ``null`` and the Map succeeds. An integer percentage
-   (``50``), which moto's grammar refuses at ``CreateStateMachine``, is taken
-   as ``50.0`` (AWS: "You must specify a value between zero and 100").
+4. The tolerated failure threshold (maprun-fail-threshold.html; paraphrased,
+   the stored copy of that page was a translation): a Map Run fails with
+   ``States.ExceedToleratedFailureThreshold`` when its failed or timed-out
+   child executions exceed ``ToleratedFailureCount`` or
+   ``ToleratedFailurePercentage`` (either of them when both are set; the
+   percentage is failed items over all items, 0 to 100; the default is zero,
+   so any failed child fails the run). moto parses
+   ``ToleratedFailureCount`` / ``ToleratedFailurePercentage`` (and their
+   ``Path`` forms) and ignores them: a failed item becomes ``null`` and the
+   Map succeeds. An integer percentage (``50``), which moto's grammar refuses
+   at ``CreateStateMachine``, is taken as ``50.0``.
 5. ``ResultWriter`` to S3 (input-output-resultwriter.html). AWS writes, under
    ``<Prefix>/<map run id>/``, "manifest.json", "SUCCEEDED_n.json",
    "FAILED_n.json" and "PENDING_n.json": each result file a JSON array of

@@ -136,9 +136,8 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     child workflow execution (input, output, status, error, cause, dates, ARN
     ``...:execution:<state machine>/<Label or state>:<uuid>``) that
     ``ListExecutions`` with ``mapRunArn`` lists; ``ToleratedFailureCount`` /
-    ``ToleratedFailurePercentage`` enforced (AWS: "Step Functions returns a
-    States.ExceedToleratedFailureThreshold error when the Map Run fails
-    because the specified threshold is exceeded"; default zero: any failed
+    ``ToleratedFailurePercentage`` enforced (a Map Run beyond either fails
+    with ``States.ExceedToleratedFailureThreshold``; default zero: any failed
     child fails the run); and ``ResultWriter`` writing ``SUCCEEDED_0.json`` /
     ``FAILED_0.json`` rows and a ``manifest.json`` listing them with
     ``{Key, Size}``, ``Prefix`` optional, also when the Map Run fails. moto
