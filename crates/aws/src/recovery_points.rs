@@ -10,7 +10,7 @@ use strongroom_core::ports::{CreateRequest, Created, RecoveryPoints, RunPoint};
 use strongroom_core::tags::RunKey;
 use strongroom_core::CloudError;
 
-use crate::kinds::{run_lookup, snapshot_states, with_adapter};
+use crate::kinds::{run_images, run_lookup, snapshot_states, with_adapter};
 use crate::AwsCloud;
 
 impl RecoveryPoints for AwsCloud {
@@ -24,6 +24,14 @@ impl RecoveryPoints for AwsCloud {
         run: &RunKey,
     ) -> Result<Vec<RunPoint>, CloudError> {
         Box::pin(run_lookup(&self.clients.for_location(location).await?, run)).await
+    }
+
+    async fn find_run_amis(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> Result<Vec<RunPoint>, CloudError> {
+        Box::pin(run_images(&self.clients.for_location(location).await?, run)).await
     }
 
     async fn create(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {

@@ -331,14 +331,13 @@ where
         existed: seen
             .existing_tags
             .as_ref()
-            .is_some_and(|t| !made_by_this_execution(t, req)),
+            .is_some_and(|t| !req.run.made_by_this_execution(run_tag(t), req.kind)),
     })
 }
 
-/// Whether a recovery point found under our name was made by this very
-/// execution (an earlier attempt whose answer was lost), not by a re-run.
-pub(crate) fn made_by_this_execution(existing: &Tags, req: &CreateRequest<'_>) -> bool {
-    existing.get(tags::RUN).is_some() && existing.get(tags::RUN) == req.tags.get(tags::RUN)
+/// The `strongroom:run` tag of a recovery point ("" when missing).
+pub(crate) fn run_tag(t: &Tags) -> &str {
+    t.get(tags::RUN).map_or("", String::as_str)
 }
 
 /// An existing recovery point found under our deterministic name must be ours.

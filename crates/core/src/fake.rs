@@ -7,7 +7,9 @@ use std::sync::RwLock;
 
 use crate::error::{CloudError, ErrorKind};
 use crate::kind::{Idempotency, Snapshots};
-use crate::model::{format_time, Location, RecoveryPoint, RecoveryPointState, ResourceType, Tags};
+use crate::model::{
+    format_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType, Tags,
+};
 use crate::policy::AccountRole;
 use crate::ports::{
     CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, Pruning,
@@ -214,6 +216,28 @@ impl RecoveryPoints for MemoryCloud {
             .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
             .filter(|p| p.tags.get(CREATED_AT) == Some(&format_time(run.scheduled_time)))
             .filter(|p| p.tags.get(MANAGED).map(String::as_str) == Some("true"))
+            .map(|p| RunPoint {
+                point: p.point.clone(),
+                execution: p.tags.get(RUN).cloned().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn find_run_amis(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> Result<Vec<RunPoint>, CloudError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .points
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|p| &p.point.location == location && p.point.kind == RecoveryPointKind::Ami)
+            .filter(|p| self.visible(&p.point.id))
+            .filter(|p| p.tags.get(POLICY) == Some(&run.policy))
+            .filter(|p| p.tags.get(CREATED_AT) == Some(&format_time(run.scheduled_time)))
             .map(|p| RunPoint {
                 point: p.point.clone(),
                 execution: p.tags.get(RUN).cloned().unwrap_or_default(),

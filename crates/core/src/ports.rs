@@ -128,6 +128,15 @@ pub trait RecoveryPoints: Send + Sync {
         run: &RunKey,
     ) -> impl Future<Output = Result<Vec<RunPoint>, CloudError>> + Send;
 
+    /// The AMIs that `run`'s policy made for `run.scheduled_time` at
+    /// `location`, one per source: how the completion checks find an AMI
+    /// whose create answer was lost (AWS picks AMI ids).
+    fn find_run_amis(
+        &self,
+        location: &Location,
+        run: &RunKey,
+    ) -> impl Future<Output = Result<Vec<RunPoint>, CloudError>> + Send;
+
     /// Creates the recovery point, tagged at creation. Where the identifier is
     /// deterministic and exists already, returns it (`existed`) after checking
     /// that it belongs to the same policy and source; otherwise an error.

@@ -1035,3 +1035,41 @@ fn role_arns_of_every_partition_and_with_paths_are_accepted() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lost_ami_answer_is_found_by_the_completion_check() {
+    let cloud = estate();
+    cloud.lose_answer.write().unwrap().insert("i-1".into());
+    cloud.hide_new.store(true, Ordering::SeqCst);
+    let mut p = daily_policy();
+    p["ec2"] = json!({"mode": "ami"});
+    let out = discover(request(p), &cloud).await.unwrap();
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+        .await
+        .unwrap();
+    let i1 = b.results.iter().position(|r| r.id == "i-1").unwrap();
+    assert_eq!(b.results[i1].outcome, Outcome::Unconfirmed);
+    let first = time::macros::datetime!(2026-11-29 03:01 UTC);
+    let b = refresh_batch(b, &cloud, first).await.unwrap();
+    assert_eq!(
+        b.results[i1].outcome,
+        Outcome::Unconfirmed,
+        "not visible yet"
+    );
+    cloud.reveal();
+    let b = refresh_batch(b, &cloud, first + time::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(b.results[i1].outcome, Outcome::Created);
+    let p = b.results[i1].recovery_point.as_ref().unwrap();
+    assert_eq!(p.kind, RecoveryPointKind::Ami);
+    assert_eq!(
+        cloud
+            .stored()
+            .iter()
+            .filter(|s| s.point.source == "i-1")
+            .count(),
+        1,
+        "one AMI, never created again"
+    );
+}

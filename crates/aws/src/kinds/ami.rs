@@ -2,12 +2,15 @@
 //! The listing returns every AMI of the account, ours or not, because any AMI
 //! that uses a snapshot protects it.
 
-use std::time::Duration;
-
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
+use std::collections::BTreeMap;
 use strongroom_core::listing::{is_remains, ListedImage, Listing};
-use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
-use strongroom_core::ports::{CreateRequest, Created};
+
+use strongroom_core::model::{
+    format_time, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType,
+};
+use strongroom_core::ports::{CreateRequest, Created, RunPoint};
+use strongroom_core::tags::{self, RunKey};
 use strongroom_core::{CloudError, ErrorKind};
 
 use super::ebs::{delete_snapshots, description, mark_deleting, snapshots_shared_with};
@@ -15,7 +18,7 @@ use super::{KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
 use crate::sdk::{
-    all_pages, check_same_owner, ec2_filter, image_snapshots, made_by_this_execution, states_by_id,
+    all_pages, check_same_owner, ec2_filter, image_snapshots, run_tag, states_by_id, tag_filter,
     PointState, TagsExt, ToSdkTags,
 };
 
@@ -23,9 +26,6 @@ use crate::sdk::{
 const FILTER_CHUNK: usize = 200;
 /// The largest DescribeImages page.
 const PAGE: i32 = 1000;
-/// Waits for an AMI whose name is taken to show in describes: 1, 2, 4, 8, 16 s.
-const NAME_VISIBLE_FIRST_WAIT: Duration = Duration::from_secs(1);
-const NAME_VISIBLE_LAST_WAIT: Duration = Duration::from_secs(16);
 
 pub(crate) struct Ami;
 
@@ -59,34 +59,27 @@ impl KindAdapter for Ami {
             Err(e) => return Err(from_sdk(e, "CreateImage", &req.target.id, region)),
         }
         // The name is taken: by this run's earlier attempt, or it is an error.
-        // A new AMI may not show in describes at once (EC2 is eventually
-        // consistent): look again, a little later each time.
-        let mut wait = NAME_VISIBLE_FIRST_WAIT;
-        let image = loop {
-            let out = ec2
-                .describe_images()
-                .owners("self")
-                .filters(ec2_filter("name", [req.name.clone()]))
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
-            if let Some(image) = out.images().first() {
-                break image.clone();
-            }
-            if wait > NAME_VISIBLE_LAST_WAIT {
-                return Err(CloudError::new(
-                    ErrorKind::Throttled,
-                    "DescribeImages",
-                    &req.name,
-                    region,
-                    "the AMI name is taken but no AMI of this account shows it yet (EC2 describes \
-                     lag behind creation); running this scheduled time again finds it",
-                ));
-            }
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        };
-        let image = &image;
+        let out = ec2
+            .describe_images()
+            .owners("self")
+            .filters(ec2_filter("name", [req.name.clone()]))
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeImages", &req.name, region))?;
+        // A new AMI may not show in describes yet (EC2 is eventually
+        // consistent): unconfirmed, for the completion checks to find, not
+        // waited for here.
+        let image = out.images().first().ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::Throttled,
+                "DescribeImages",
+                &req.name,
+                region,
+                "the AMI name is taken but no AMI of this account shows it yet (EC2 describes \
+                 lag behind creation)",
+            )
+            .unconfirmed()
+        })?;
         let tags = image.tags().to_tags();
         check_same_owner(&tags, req, "CreateImage")?;
         Ok(Created {
@@ -95,7 +88,7 @@ impl KindAdapter for Ami {
                 image_snapshots(image),
                 image.point_state(),
             ),
-            existed: !made_by_this_execution(&tags, req),
+            existed: !req.run.made_by_this_execution(run_tag(&tags), req.kind),
         })
     }
 
@@ -292,6 +285,53 @@ impl KindAdapter for Ami {
             ),
         ))
     }
+}
+
+/// The AMIs `run`'s policy made for `run.scheduled_time` at this location,
+/// one per source: one tag-filtered, paged `DescribeImages`.
+pub(crate) async fn run_images(
+    cx: &LocationClients,
+    run: &RunKey,
+) -> Result<Vec<RunPoint>, CloudError> {
+    let pages = cx
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .include_disabled(true)
+        .filters(tag_filter(tags::MANAGED, "true"))
+        .filters(tag_filter(tags::POLICY, run.policy.clone()))
+        .filters(tag_filter(
+            tags::CREATED_AT,
+            format_time(run.scheduled_time),
+        ))
+        .max_results(PAGE)
+        .into_paginator()
+        .send();
+    let images = all_pages(pages, "DescribeImages", cx.region_name(), |p| {
+        p.images().to_vec()
+    })
+    .await?;
+    let mut by_source: BTreeMap<String, RunPoint> = BTreeMap::new();
+    for i in images {
+        let t = i.tags().to_tags();
+        let Some(source) = t.get(tags::SOURCE).cloned() else {
+            continue;
+        };
+        by_source.entry(source.clone()).or_insert_with(|| RunPoint {
+            point: RecoveryPoint {
+                id: i.image_id().unwrap_or_default().to_owned(),
+                kind: RecoveryPointKind::Ami,
+                members: image_snapshots(&i),
+                resource_type: ResourceType::Ec2Instance,
+                source,
+                location: cx.location.clone(),
+                created_at: run.scheduled_time,
+                state: i.point_state(),
+            },
+            execution: run_tag(&t).to_owned(),
+        });
+    }
+    Ok(by_source.into_values().collect())
 }
 
 /// Whether AWS answered that the AMI does not exist (any more): the point

@@ -22,6 +22,7 @@ use strongroom_core::CloudError;
 
 use crate::clients::LocationClients;
 
+pub(crate) use ami::run_images;
 pub(crate) use ebs::{locked_snapshots, run_lookup, snapshot_states};
 
 /// EBS snapshot id -> state at one location, fetched once per completion

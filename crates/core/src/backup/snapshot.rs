@@ -49,10 +49,11 @@ pub enum Outcome {
     /// for a while): nothing to protect, not a failure; `error` says why.
     Skipped,
     /// The create's answer was lost (a timeout, a dropped connection, a
-    /// server error): it may or may not have made a recovery point, and
-    /// `error` holds what was seen. The create is never sent again (EBS
-    /// snapshots have no idempotency token); the completion checks look for
-    /// what it made and settle the target as created, or as failed once
+    /// server error, an AMI name taken by an AMI no describe shows yet): it
+    /// may or may not have made a recovery point, and `error` holds what was
+    /// seen. The create is never sent again (EBS snapshots have no
+    /// idempotency token); the completion checks look for what it made by
+    /// its tags and settle the target as created, or as failed once
     /// [`VISIBILITY_GRACE_SECONDS`](crate::backup::status::VISIBILITY_GRACE_SECONDS)
     /// have passed without a sign of it.
     Unconfirmed,
@@ -129,6 +130,13 @@ fn kind_of(batch: &Batch, t: ResourceType) -> RecoveryPointKind {
 /// Whether the per-location lookup (not a deterministic name) makes `t` idempotent.
 fn lookup_covers(batch: &Batch, t: ResourceType) -> bool {
     kind_of(batch, t).facts().idempotency == Idempotency::RunLookup
+}
+
+/// Whether the completion checks can find a recovery point of `kind` whose
+/// create answer was lost by its tags: EC2's kinds, whose ids AWS picks
+/// (EBS snapshots, instance sets, AMIs).
+pub(crate) fn found_by_tags(kind: RecoveryPointKind) -> bool {
+    kind.facts().snapshots != crate::kind::Snapshots::None
 }
 
 fn needs_lookup(batch: &Batch) -> bool {
@@ -225,14 +233,18 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     Err(e) if e.kind == ErrorKind::NotFound && *e.resource == *target.id => {
                         (i, base(Outcome::Skipped, None, Some(ErrorReport::from(&e))))
                     }
-                    // The answer was lost: the run lookup of the completion
-                    // checks finds what it made (kinds with names are found
-                    // by name when their create is retried, so they never
-                    // get here unconfirmed).
-                    Err(e) if e.unconfirmed && lookup_covers(batch_ref, target.resource_type) => (
-                        i,
-                        base(Outcome::Unconfirmed, None, Some(ErrorReport::from(&e))),
-                    ),
+                    // The answer was lost: the completion checks find what
+                    // it made by its tags (EC2's kinds; the databases' are
+                    // found by name when the SDK sends their create again).
+                    Err(e)
+                        if e.unconfirmed
+                            && found_by_tags(kind_of(batch_ref, target.resource_type)) =>
+                    {
+                        (
+                            i,
+                            base(Outcome::Unconfirmed, None, Some(ErrorReport::from(&e))),
+                        )
+                    }
                     Err(e) => (i, base(Outcome::Failed, None, Some(ErrorReport::from(&e)))),
                 }
             }

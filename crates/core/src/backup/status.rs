@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::backup::snapshot::{BatchResult, Outcome, TargetResult};
 use crate::error::{Error, ErrorKind, ErrorReport};
-use crate::model::{utc, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
+use crate::model::{utc, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType};
 use crate::ports::{RecoveryPoints, RunPoint};
 use crate::tags::RunKey;
 
@@ -54,16 +54,27 @@ pub async fn refresh_batch<P: RecoveryPoints>(
     };
     // A lookup that fails leaves the unconfirmed creates as they are until
     // their grace ends: it must not fail the batch's other targets.
+    // An instance's lost create may have made a snapshot set or an AMI.
+    let unconfirmed_instances = batch
+        .results
+        .iter()
+        .any(|r| r.outcome == Outcome::Unconfirmed && r.resource_type == ResourceType::Ec2Instance);
     let (found, lookup_error): (HashMap<String, RunPoint>, Option<String>) = if unconfirmed {
-        match cloud.find_run_snapshots(&batch.location, &batch.run).await {
-            Ok(points) => (
-                points
-                    .into_iter()
+        let snapshots = cloud.find_run_snapshots(&batch.location, &batch.run).await;
+        let amis = if unconfirmed_instances {
+            cloud.find_run_amis(&batch.location, &batch.run).await
+        } else {
+            Ok(Vec::new())
+        };
+        match (snapshots, amis) {
+            (Ok(s), Ok(a)) => (
+                s.into_iter()
+                    .chain(a)
                     .map(|p| (p.point.source.clone(), p))
                     .collect(),
                 None,
             ),
-            Err(e) => (HashMap::new(), Some(e.to_string())),
+            (Err(e), _) | (_, Err(e)) => (HashMap::new(), Some(e.to_string())),
         }
     } else {
         (HashMap::new(), None)
