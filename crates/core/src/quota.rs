@@ -10,7 +10,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RecoveryPointKind, ResourceType};
+use crate::model::RecoveryPointKind;
 use crate::period::Period;
 use crate::retention::{Rules, Span};
 
@@ -238,20 +238,10 @@ pub fn check(
     out
 }
 
-/// The quotas a policy of `types` counts against, in any ec2 mode.
-pub fn quotas_of(types: &[ResourceType], ec2: crate::policy::Ec2Mode) -> Vec<Quota> {
-    let mut q: Vec<Quota> = types
-        .iter()
-        .map(|t| Quota::of(RecoveryPointKind::for_source(*t, ec2)))
-        .collect();
-    q.sort();
-    q.dedup();
-    q
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ResourceType;
     use crate::retention::Retention;
 
     fn rules(r: Retention) -> Rules {
@@ -353,15 +343,24 @@ mod tests {
     #[test]
     fn kinds_count_against_their_service_quota() {
         use crate::policy::Ec2Mode;
+        let of = |types: &[ResourceType], mode| -> Vec<Quota> {
+            let mut q: Vec<Quota> = types
+                .iter()
+                .map(|t| Quota::of(RecoveryPointKind::for_source(*t, mode)))
+                .collect();
+            q.sort();
+            q.dedup();
+            q
+        };
         assert_eq!(
-            quotas_of(
+            of(
                 &[ResourceType::EbsVolume, ResourceType::Ec2Instance],
                 Ec2Mode::Ami
             ),
             [Quota::EbsSnapshots]
         );
         assert_eq!(
-            quotas_of(&ResourceType::ALL, Ec2Mode::Snapshots),
+            of(&ResourceType::ALL, Ec2Mode::Snapshots),
             [
                 Quota::EbsSnapshots,
                 Quota::RdsManualSnapshots,
