@@ -239,6 +239,21 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("{function} answered no JSON ({e}): {answer}"))
     }
 
+    /// The RDS `ManualSnapshots` quota's use in the home account's us-east-1,
+    /// as `DescribeAccountAttributes` reports it.
+    pub async fn rds_manual_snapshots_used(&self) -> i64 {
+        aws_sdk_rds::Client::new(&self.harness_config().await)
+            .describe_account_attributes()
+            .send()
+            .await
+            .expect("DescribeAccountAttributes")
+            .account_quotas()
+            .iter()
+            .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+            .and_then(|q| q.used())
+            .expect("the ManualSnapshots quota")
+    }
+
     /// Replaces the emulator's faults (see `tests/emulator/faults.py`).
     pub fn set_faults(&self, faults: &serde_json::Value) {
         let answer = self.http_with("POST", "/_strongroom/faults", &faults.to_string());

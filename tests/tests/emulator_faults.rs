@@ -9,25 +9,10 @@ use strongroom_aws::{AwsCloud, Clients};
 use strongroom_core::backup::discover::{discover, DiscoverRequest};
 use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
 use strongroom_core::backup::status::refresh_batch;
-use strongroom_core::fake::fixtures;
+use strongroom_core::fake::fixtures::{self, discover_request};
 use strongroom_core::model::{RecoveryPointKind, ResourceType};
 use strongroom_core::ErrorKind;
 use strongroom_tests::{Emulator, FoundKind, Manifest};
-
-fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
-    let mut policy = fixtures::policy("daily");
-    policy["selector"]["resource_types"] = json!(types);
-    policy["ec2"] = ec2;
-    DiscoverRequest {
-        input: json!({
-            "policy": policy,
-            "scheduled_time": "2026-11-29T03:00:00Z",
-            "poll_seconds": 0
-        }),
-        execution: execution.into(),
-        started_at: "2026-11-29T03:00:02Z".into(),
-    }
-}
 
 async fn snapshot_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
     let out = discover(req, cloud).await.expect("discover");
@@ -88,7 +73,7 @@ async fn lost_ebs_answers_are_found_by_the_completion_check_never_sent_twice() {
     }));
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
     let types = ["ebs-volume", "ec2-instance"];
-    let made = snapshot_all(&cloud, request("exec-lost", &types, json!({}))).await;
+    let made = snapshot_all(&cloud, discover_request("exec-lost", &types, json!({}))).await;
     let targets = selected(&manifest, ResourceType::EbsVolume).len()
         + selected(&manifest, ResourceType::Ec2Instance).len();
     let results: Vec<_> = made.iter().flat_map(|b| &b.results).collect();
@@ -144,7 +129,7 @@ async fn an_ami_whose_answer_was_lost_is_found_once_visible() {
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
     let made = snapshot_all(
         &cloud,
-        request("exec-ami", &["ec2-instance"], json!({"mode": "ami"})),
+        discover_request("exec-ami", &["ec2-instance"], json!({"mode": "ami"})),
     )
     .await;
     let instances = selected(&manifest, ResourceType::Ec2Instance);
@@ -180,21 +165,14 @@ async fn a_quota_failure_names_the_quota_and_the_others_are_protected() {
     let emu = Emulator::start();
     let manifest = emu.seed("test");
     // Room for one more manual DB snapshot in each region.
-    let conf = emu.harness_config().await;
-    let rds = aws_sdk_rds::Client::new(&conf);
-    let used = rds
-        .describe_account_attributes()
-        .send()
-        .await
-        .expect("DescribeAccountAttributes")
-        .account_quotas()
-        .iter()
-        .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
-        .and_then(|q| q.used())
-        .expect("the ManualSnapshots quota");
+    let used = emu.rds_manual_snapshots_used().await;
     emu.set_faults(&json!({"quotas": {"rds_manual_snapshots": used + 1}}));
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let made = snapshot_all(&cloud, request("exec-q", &["rds-instance"], json!({}))).await;
+    let made = snapshot_all(
+        &cloud,
+        discover_request("exec-q", &["rds-instance"], json!({})),
+    )
+    .await;
     let us_east: Vec<_> = made
         .iter()
         .filter(|b| b.location.region == "us-east-1")
@@ -238,21 +216,11 @@ async fn a_quota_failure_names_the_quota_and_the_others_are_protected() {
 async fn the_preflight_warns_before_a_quota_is_hit() {
     let emu = Emulator::start();
     let _ = emu.seed("test");
-    let conf = emu.harness_config().await;
-    let used = aws_sdk_rds::Client::new(&conf)
-        .describe_account_attributes()
-        .send()
-        .await
-        .expect("DescribeAccountAttributes")
-        .account_quotas()
-        .iter()
-        .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
-        .and_then(|q| q.used())
-        .expect("the ManualSnapshots quota");
+    let used = emu.rds_manual_snapshots_used().await;
     // No room left for manual DB snapshots.
     emu.set_faults(&json!({"quotas": {"rds_manual_snapshots": used}}));
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let mut req = request("exec-pre", &["rds-instance", "redshift-cluster"], json!({}));
+    let mut req = discover_request("exec-pre", &["rds-instance", "redshift-cluster"], json!({}));
     req.input["policy"]["retention"] =
         json!({"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12});
     req.input["policy"]["quotas"] = json!({"redshift_manual_snapshots": 20});

@@ -8,7 +8,7 @@ use strongroom_aws::{AwsCloud, Clients};
 use strongroom_core::backup::discover::{discover, DiscoverRequest};
 use strongroom_core::backup::snapshot::{snapshot_batch, BatchResult, Outcome};
 use strongroom_core::backup::status::refresh_batch;
-use strongroom_core::fake::fixtures::{self, REGIONS};
+use strongroom_core::fake::fixtures::{discover_request, REGIONS};
 use strongroom_core::model::{RecoveryPointKind, RecoveryPointState, ResourceType, Target};
 use strongroom_core::tags;
 use strongroom_tests::{Emulator, Found, FoundKind, Manifest, ACCOUNT};
@@ -20,21 +20,6 @@ const ALL_TYPES: [&str; 5] = [
     "aurora-cluster",
     "redshift-cluster",
 ];
-
-fn request(execution: &str, types: &[&str], ec2: serde_json::Value) -> DiscoverRequest {
-    let mut policy = fixtures::policy("daily");
-    policy["selector"]["resource_types"] = json!(types);
-    policy["ec2"] = ec2;
-    DiscoverRequest {
-        input: json!({
-            "policy": policy,
-            "scheduled_time": "2026-11-29T03:00:00Z",
-            "poll_seconds": 0
-        }),
-        execution: execution.into(),
-        started_at: "2026-11-29T03:00:02Z".into(),
-    }
-}
 
 /// The test's own oracle: what the policy must select, from the seeded tags.
 fn expected(manifest: &Manifest, types: &[&str]) -> BTreeSet<(ResourceType, String)> {
@@ -109,7 +94,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     );
 
     // Discovery finds exactly the oracle's set.
-    let d = discover(request("exec-1", &ALL_TYPES, json!({})), &cloud)
+    let d = discover(discover_request("exec-1", &ALL_TYPES, json!({})), &cloud)
         .await
         .unwrap();
     let got: BTreeSet<(ResourceType, String)> = d
@@ -125,7 +110,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
         d.skipped
     );
 
-    let first = run_all(&cloud, request("exec-1", &ALL_TYPES, json!({}))).await;
+    let first = run_all(&cloud, discover_request("exec-1", &ALL_TYPES, json!({}))).await;
     let results: Vec<_> = first.iter().flat_map(|b| &b.results).collect();
     assert_eq!(results.len(), 12);
     assert!(
@@ -192,7 +177,11 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
 
     // The same scheduled run again (a redrive under another execution name): nothing new.
     emu.reset_calls();
-    let again = run_all(&cloud, request("exec-1-again", &ALL_TYPES, json!({}))).await;
+    let again = run_all(
+        &cloud,
+        discover_request("exec-1-again", &ALL_TYPES, json!({})),
+    )
+    .await;
     let results: Vec<_> = again.iter().flat_map(|b| &b.results).collect();
     assert!(
         results.iter().all(|r| r.outcome == Outcome::Existing),
@@ -227,7 +216,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     // exclude_boot_volume: one snapshot fewer per instance.
     let res = run_all(
         &cloud,
-        request(
+        discover_request(
             "exec-x",
             &["ec2-instance"],
             json!({"exclude_boot_volume": true}),
@@ -242,7 +231,7 @@ async fn instance_options_ami_mode_and_exclude_boot_volume() {
     }
 
     // AMI mode: one AMI per instance, tagged at creation, idempotent by name.
-    let mut ami = request("exec-ami", &["ec2-instance"], json!({"mode": "ami"}));
+    let mut ami = discover_request("exec-ami", &["ec2-instance"], json!({"mode": "ami"}));
     ami.input["policy"]["name"] = json!("weekly");
     let res = run_all(&cloud, ami.clone()).await;
     let created: Vec<_> = res.iter().flat_map(|b| &b.results).collect();
@@ -285,7 +274,7 @@ async fn a_source_gone_since_discovery_is_skipped_and_the_others_are_protected()
     let emu = Emulator::start();
     let _ = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let d = discover(request("exec-f", &ALL_TYPES, json!({})), &cloud)
+    let d = discover(discover_request("exec-f", &ALL_TYPES, json!({})), &cloud)
         .await
         .unwrap();
     let mut batch = d
@@ -358,7 +347,7 @@ async fn completion_check_uses_one_describe_per_kind() {
     let emu = Emulator::start();
     let _ = emu.seed("test");
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let res = run_all(&cloud, request("exec-s", &ALL_TYPES, json!({}))).await;
+    let res = run_all(&cloud, discover_request("exec-s", &ALL_TYPES, json!({}))).await;
     let mut batch = res
         .into_iter()
         .find(|b| b.location.region == "eu-west-1")
@@ -427,7 +416,7 @@ async fn a_cluster_whose_plain_name_is_too_long_is_still_protected_once() {
     );
 
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let mut req = request("exec-long", &["aurora-cluster"], json!({}));
+    let mut req = discover_request("exec-long", &["aurora-cluster"], json!({}));
     req.input["policy"]["name"] = json!("prod-daily");
     req.input["policy"]["selector"]["regions"] = json!(["us-east-1"]);
     let first = run_all(&cloud, req.clone()).await;
@@ -490,7 +479,7 @@ async fn redshift_recovery_points_outlive_the_clusters_default_retention() {
         .unwrap();
 
     let cloud = AwsCloud::new(Clients::from_config(emu.sdk_config().await));
-    let mut req = request("exec-rs", &["redshift-cluster"], json!({}));
+    let mut req = discover_request("exec-rs", &["redshift-cluster"], json!({}));
     req.input["policy"]["selector"]["regions"] = json!(["us-east-1"]);
     let res = run_all(&cloud, req).await;
     let made = res[0].results[0].recovery_point.clone().unwrap();
@@ -532,7 +521,7 @@ async fn a_hand_started_execution_name_still_tags_database_recovery_points() {
     let types = ["rds-instance", "aurora-cluster", "redshift-cluster"];
     let res = run_all(
         &cloud,
-        request("hand-run (retry 2)! it's", &types, json!({})),
+        discover_request("hand-run (retry 2)! it's", &types, json!({})),
     )
     .await;
     let results: Vec<_> = res.iter().flat_map(|b| &b.results).collect();

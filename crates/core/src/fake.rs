@@ -433,6 +433,27 @@ pub mod fixtures {
         })
     }
 
+    /// Discover's input for [`policy`] `daily` over `types`, with `ec2`
+    /// options, scheduled 2026-11-29T03:00:00Z, completion checks at once.
+    pub fn discover_request(
+        execution: &str,
+        types: &[&str],
+        ec2: serde_json::Value,
+    ) -> crate::backup::discover::DiscoverRequest {
+        let mut policy = policy("daily");
+        policy["selector"]["resource_types"] = serde_json::json!(types);
+        policy["ec2"] = ec2;
+        crate::backup::discover::DiscoverRequest {
+            input: serde_json::json!({
+                "policy": policy,
+                "scheduled_time": "2026-11-29T03:00:00Z",
+                "poll_seconds": 0
+            }),
+            execution: execution.into(),
+            started_at: "2026-11-29T03:00:02Z".into(),
+        }
+    }
+
     /// Tags from pairs.
     pub fn tags(pairs: &[(&str, &str)]) -> Tags {
         pairs
