@@ -625,7 +625,10 @@ def check_distributed_map(check: "Check") -> None:
 
     def definition(input_type: str, key: str, execution_type: str, tolerance: dict[str, Any], prefix: str | None) -> str:
         writer: dict[str, Any] = {"Bucket": bucket}
-        if prefix is not None:
+        if prefix == "from-input":
+            # Paths resolved against the state's input (the run input), not the results.
+            writer = {"Bucket.$": "$.out.bucket", "Prefix.$": "$.out.prefix"}
+        elif prefix is not None:
             writer["Prefix"] = prefix
         return json.dumps({"StartAt": "Fan", "States": {"Fan": {
             "Type": "Map",
@@ -656,7 +659,8 @@ def check_distributed_map(check: "Check") -> None:
 
     def run(name: str, text: str) -> dict[str, Any]:
         arn = sfn.create_state_machine(name=name, definition=text, roleArn=role)["stateMachineArn"]
-        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run": name}))["executionArn"]
+        run_input = {"run": name, "out": {"bucket": bucket, "prefix": "from-input"}}
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(run_input))["executionArn"]
         deadline = time.time() + 60
         while True:
             described = sfn.describe_execution(executionArn=execution)
@@ -703,6 +707,14 @@ def check_distributed_map(check: "Check") -> None:
         assert len(children) == len(items), children
         assert {c["executionArn"] for c in children} == {r["ExecutionArn"] for r in succeeded + failed}, children
         assert sorted(c["status"] for c in children) == ["FAILED"] * 2 + ["SUCCEEDED"] * 4, children
+        for c in children:  # every child has a history of its own
+            events = sfn.get_execution_history(executionArn=c["executionArn"])["events"]
+            end = {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed"}[c["status"]]
+            assert events[0]["type"] == "ExecutionStarted" and events[-1]["type"] == end, events
+            assert [e["id"] for e in events] == list(range(1, len(events) + 1)), events
+            assert any(e["type"] == "ChoiceStateEntered" for e in events), events
+        parent = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+        assert not any(e["type"] == "ChoiceStateEntered" for e in parent), "the children's states are theirs"
         only_failed = sfn.list_executions(mapRunArn=map_run, statusFilter="FAILED")["executions"]
         assert {c["executionArn"] for c in only_failed} == {r["ExecutionArn"] for r in failed}, only_failed
 
@@ -713,6 +725,8 @@ def check_distributed_map(check: "Check") -> None:
         ("dmap-json-strict", "JSON", "in/items.json", "STANDARD", {}, "strict/", "FAILED"),
         ("dmap-jsonl-count", "JSONL", "in/items.jsonl", "EXPRESS", {"ToleratedFailureCount": 1}, "count", "FAILED"),
         ("dmap-json-percent", "JSON", "in/items.json", "STANDARD", {"ToleratedFailurePercentage": 25.0}, "pct", "FAILED"),
+        ("dmap-writer-paths", "JSONL", "in/items.jsonl", "STANDARD", {"ToleratedFailurePercentage": 100}, "from-input",
+         "SUCCEEDED"),
     ]
     for name, input_type, key, execution_type, tolerance, prefix, status in cases:
         execution = run(name, definition(input_type, key, execution_type, tolerance, prefix))
@@ -727,10 +741,56 @@ def check_distributed_map(check: "Check") -> None:
         else:
             assert execution.get("error") == "States.ExceedToleratedFailureThreshold", (name, execution)
         results(name, execution, prefix)
+    # Items that cannot be read: the Map fails with States.ItemReaderFailed.
+    gone = run("dmap-gone", definition("JSONL", "in/missing.jsonl", "STANDARD", {}, "gone"))
+    assert gone["status"] == "FAILED" and gone.get("error") == "States.ItemReaderFailed", gone
+    assert "NoSuchKey" in (gone.get("cause") or ""), gone
+    # No items at all (a policy that selects nothing): the Map Run succeeds
+    # and its manifest lists no result file.
+    s3.put_object(Bucket=bucket, Key="in/empty.jsonl", Body=b"")
+    execution = run("dmap-empty", definition("JSONL", "in/empty.jsonl", "STANDARD", {}, "empty"))
+    assert execution["status"] == "SUCCEEDED", execution
+    manifest = read(json.loads(execution["output"])["ResultWriterDetails"]["Key"])
+    assert manifest["ResultFiles"] == {"FAILED": [], "PENDING": [], "SUCCEEDED": []}, manifest
     check.expect_error(
         lambda: sfn.list_executions(mapRunArn="arn:aws:states:us-east-1:123456789012:mapRun:nope/items:x"),
         "ResourceNotFound", 400, "children of a missing Map Run",
     )
+
+
+def check_organizations_listing(check: "Check") -> None:
+    """Patch 16: listing an organization's units needs its management account."""
+    org = check.client("organizations", "harness")
+    check.expect_error(lambda: org.list_accounts_for_parent(ParentId="r-ab12"),
+                       "AWSOrganizationsNotInUseException", 400, "no organization")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    member = org.create_account(Email="m@example.com", AccountName="member")["CreateAccountStatus"]["AccountId"]
+    listed = [a["Id"] for a in org.list_accounts_for_parent(ParentId=root)["Accounts"]]
+    assert member in listed, listed
+    assert org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"] == []
+    as_member = check.client("organizations", "harness")
+
+    def in_member(request: Any, **_: Any) -> None:
+        request.headers["x-moto-account-id"] = member
+
+    as_member.meta.events.register("before-sign", in_member)
+    for call in (lambda: as_member.list_accounts_for_parent(ParentId=root),
+                 lambda: as_member.list_organizational_units_for_parent(ParentId=root)):
+        check.expect_error(call, "AccessDeniedException", 400, "a member account lists")
+
+
+def check_vanishing_keys(check: "Check") -> None:
+    """Patch 10: objects Strongroom writes under a vanishing key are gone at once."""
+    harness, strongroom = check.client("s3", "harness"), check.client("s3", "strongroom")
+    harness.create_bucket(Bucket="strongroom-vanish")
+    check.faults({"vanishing_keys": ["batches.jsonl"]})
+    strongroom.put_object(Bucket="strongroom-vanish", Key="runs/p/e/batches.jsonl", Body=b"{}\n")
+    strongroom.put_object(Bucket="strongroom-vanish", Key="runs/p/e/discovery.json", Body=b"{}")
+    harness.put_object(Bucket="strongroom-vanish", Key="mine/batches.jsonl", Body=b"{}\n")
+    keys = sorted(o["Key"] for o in harness.list_objects_v2(Bucket="strongroom-vanish").get("Contents", []))
+    assert keys == ["mine/batches.jsonl", "runs/p/e/discovery.json"], keys
+    assert check.http("GET", "/_strongroom/faults")[1]["vanishing_keys"] == ["batches.jsonl"]
 
 
 def main() -> None:
@@ -759,6 +819,8 @@ def main() -> None:
             ("DescribeImageAttribute of a missing AMI", lambda: check_missing_image_attribute(check)),
             ("AssumeRole needs the role", lambda: check_assume_role_needs_the_role(check)),
             ("Distributed Map", lambda: check_distributed_map(check)),
+            ("Organizations listing needs the management account", lambda: check_organizations_listing(check)),
+            ("vanishing keys", lambda: check_vanishing_keys(check)),
         ]:
             check.run(name, section)
     if check.failures:

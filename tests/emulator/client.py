@@ -64,10 +64,16 @@ class Execution:
 
     description: dict[str, Any]  # DescribeExecution's answer once the status left RUNNING
     wall_s: float  # from StartExecution's answer until then
+    s3: Any  # a client of the emulator's S3, where the run report is
+
+    def summary(self) -> dict[str, Any]:
+        """The execution's output: the run summary."""
+        return json.loads(self.description["output"])
 
     def report(self) -> dict[str, Any]:
-        """The execution's output: the run report."""
-        return json.loads(self.description["output"])
+        """The whole run report, from the bucket the summary names."""
+        at = self.summary()["report"]
+        return json.loads(self.s3.get_object(Bucket=at["bucket"], Key=at["key"])["Body"].read())
 
 
 @dataclass
@@ -127,13 +133,17 @@ class Emulator:
 
     def seed(self, estate: str) -> list[dict[str, Any]]:
         """Seeds one of seed.py's estates; returns its manifest's resources."""
-        out = subprocess.run(
-            [sys.executable, str(ROOT / "tests/emulator/seed.py"), "--endpoint", self.endpoint, "--estate", estate],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return json.loads(out.stdout)["resources"]
+        return self.seed_in(estate)["resources"]
+
+    def seed_in(self, estate: str, account: str = ACCOUNT, role: str | None = None) -> dict[str, Any]:
+        """Seeds an estate in `account` (and there a role the home account may
+        assume); returns seed.py's whole manifest (`role_arn` among it)."""
+        args = [sys.executable, str(ROOT / "tests/emulator/seed.py"), "--endpoint", self.endpoint,
+                "--estate", estate, "--account", account]
+        if role:
+            args += ["--role", role]
+        out = subprocess.run(args, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)
 
     def calls(self) -> list[dict[str, str]]:
         """Every AWS API call since the last `reset_calls()`: service, region, action, client,
@@ -193,10 +203,21 @@ class Emulator:
                         on_state(time.time() - started, details["name"])
                 seen = len(events)
             if desc["status"] != "RUNNING":
-                return Execution(desc, time.time() - started)
+                return Execution(desc, time.time() - started, self.client("s3"))
             if timeout_s is not None and time.time() - started > timeout_s:
                 raise SystemExit(f"the execution did not finish within {timeout_s} s")
             time.sleep(poll_s)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every event of an execution's history (paged to its end)."""
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page.get("events", [])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
 
     def recovery_points(self, regions: list[str]) -> list[RecoveryPoint]:
         """Every manual snapshot in `regions`: per region EBS snapshots, DB snapshots,

@@ -94,6 +94,8 @@ def main() -> None:
         if desc["status"] != "SUCCEEDED":
             raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
         summary(execution.report())
+        at = execution.summary()["report"]
+        say(f"    the whole run report: s3://{at['bucket']}/{at['key']} (the execution's output is its summary)")
 
         run_input["scheduled_time"] = "2026-11-29T03:00:00Z"
         say()

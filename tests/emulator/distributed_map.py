@@ -27,7 +27,11 @@ AWS in six places, each put right here:
    Amazon Resource Name (ARN) of the Map Run that started the child workflow
    executions. If the mapRunArn field is specified, a list of all of the child
    workflow executions started by a Map Run is returned") answers from them,
-   honouring ``statusFilter``; moto answers HTTP 500.
+   honouring ``statusFilter``; moto answers HTTP 500. Each child also keeps
+   its own history, which ``GetExecutionHistory`` of its ARN returns
+   (``ExecutionStarted``, its states' events, ``ExecutionSucceeded`` /
+   ``ExecutionFailed`` / ``ExecutionAborted``); moto writes every child's
+   events into one history of the Map Run that nothing returns.
 4. The tolerated failure threshold (maprun-fail-threshold.html; paraphrased,
    the stored copy of that page was a translation): a Map Run fails with
    ``States.ExceedToleratedFailureThreshold`` when its failed or timed-out
@@ -56,8 +60,21 @@ AWS in six places, each put right here:
    every child has finished when the writer runs), ``Prefix`` optional, and
    the files also written when the threshold fails the run.
 
-Not reproduced: per-child execution histories (``GetExecutionHistory`` and
-``DescribeExecution`` of a child ARN), redrive (rows say ``RedriveCount`` 0),
+6. ``ResultWriter`` ``Parameters`` paths (``"Bucket.$"``, ``"Prefix.$"``)
+   are resolved against the Map state's input, as AWS resolves every
+   reference path of a state's fields before its result exists (the
+   ``ItemReader``'s ``Parameters`` likewise); the results of the child
+   executions are what gets written, not where. moto resolves them against
+   the array of child outputs, so ``"$.files.bucket"`` is not found there.
+
+7. An ``ItemReader`` that cannot read its object (gone, no access) fails
+   the Map state with ``States.ItemReaderFailed`` (AWS's error names:
+   "States.ItemReaderFailed: Map state failed because it couldn't read from
+   the item source specified in the ItemReader field"), the cause carrying
+   S3's answer; moto fails it with ``States.Runtime``.
+
+Not reproduced: ``DescribeExecution`` of a child ARN, paging of a child's
+history (all its events come in one answer), redrive (rows say ``RedriveCount`` 0),
 ``ItemBatcher``, ``WriterConfig``, result files split at AWS's size limits,
 ``TIMED_OUT`` children, and EXPRESS's at-least-once semantics.
 
@@ -93,6 +110,8 @@ def patch_moto_distributed_map() -> None:
     _child_executions()
     _tolerance_and_writer()
     _result_files()
+    _writer_parameters_from_input()
+    _item_reader_failures()
     _list_child_executions()
 
 
@@ -207,9 +226,13 @@ def _child_executions() -> None:
         _CURRENT.input = copy.deepcopy(env_frame.states.get_input())
 
     def _eval_job(self: Any, env: Any, job: Any) -> None:
+        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
         record = self._map_run_record
         start = _now()
         _CURRENT.input = copy.deepcopy(job.job_input)
+        # The child's own history (this job's frame only; moto shares one per Map Run).
+        env.event_manager = EventManager()
         original_job(self, env, job)
         state = env.program_state()
         name = str(uuid.uuid4())
@@ -220,6 +243,7 @@ def _child_executions() -> None:
             "input": _CURRENT.input,
             "start": start,
             "stop": _now(),
+            "events": env.event_manager.get_event_history(),
         }
         if isinstance(state, ProgramEnded):
             child.update(status="SUCCEEDED", output=job.job_output)
@@ -406,7 +430,65 @@ def _result_files() -> None:
     S3._handle_put_object = staticmethod(_handle_put_object)
 
 
-# -- 6. ListExecutions(mapRunArn) ---------------------------------------------------------
+# -- 6. ResultWriter parameters from the state's input --------------------------------
+
+
+def _writer_parameters_from_input() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import result_writer_decl
+
+    def _eval_body(self: Any, env: Any) -> None:
+        results = env.stack.pop()
+        env.stack.append(copy.deepcopy(env.states.get_input()))
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        env.stack.pop()  # the state's input
+        env.stack.append(results)
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+
+    result_writer_decl.ResultWriter._eval_body = _eval_body
+
+
+# -- 7. States.ItemReaderFailed -----------------------------------------------------------
+
+
+def _item_reader_failures() -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = item_reader_decl.ItemReader._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        try:
+            original(self, env)
+        except FailureEventException:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to read the items
+            error = StatesErrorName(typ=StatesErrorNameType.StatesItemReaderFailed)
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=error,
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        executionFailedEventDetails=ExecutionFailedEventDetails(error=error.error_name, cause=str(e))
+                    ),
+                )
+            ) from e
+
+    item_reader_decl.ItemReader._eval_body = _eval_body
+
+
+# -- 8. ListExecutions(mapRunArn) ---------------------------------------------------------
 
 
 def _list_child_executions() -> None:
@@ -446,3 +528,48 @@ def _list_child_executions() -> None:
         raise ResourceNotFound(map_run_arn)
 
     StepFunctionResponse.list_executions = list_executions
+
+    original_history = StepFunctionResponse.get_execution_history
+
+    def get_execution_history(self: Any) -> Any:
+        arn = self._get_param("executionArn") or ""
+        child = _find_child(self.stepfunction_backend, arn)
+        if child is None:
+            return original_history(self)
+        return ActionResult({"events": child_history(child)})
+
+    StepFunctionResponse.get_execution_history = get_execution_history
+
+
+def _find_child(backend: Any, arn: str) -> dict[str, Any] | None:
+    """The child execution whose ARN is `arn`, in any Map Run of any execution."""
+    if ":execution:" not in arn or arn.count(":") < 7:
+        return None  # not a child's ARN (a child's names its Map Run's label)
+    for execution in backend._get_executions():
+        worker = getattr(execution, "exec_worker", None)
+        if worker is None:
+            continue
+        for record in worker.env.map_run_record_pool_manager.get_all():
+            for child in children_of(record):
+                if child["arn"] == arn:
+                    return child
+    return None
+
+
+def child_history(child: dict[str, Any]) -> list[dict[str, Any]]:
+    """A child's history as AWS gives it: started, its states, its end."""
+    states = [dict(e) for e in child.get("events", [])]
+    events: list[dict[str, Any]] = [{
+        "timestamp": child["start"], "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
+        "executionStartedEventDetails": {"input": _compact(child["input"]), "inputDetails": {"truncated": False}},
+    }]
+    for e in states:
+        e["id"] = len(events) + 1
+        e["previousEventId"] = len(events)
+        events.append(e)
+    end = {"SUCCEEDED": "ExecutionSucceeded", "FAILED": "ExecutionFailed", "ABORTED": "ExecutionAborted"}[child["status"]]
+    last: dict[str, Any] = {"timestamp": child["stop"], "type": end, "id": len(events) + 1, "previousEventId": len(events)}
+    if end == "ExecutionSucceeded":
+        last["executionSucceededEventDetails"] = {"output": _compact(child.get("output")), "outputDetails": {"truncated": False}}
+    events.append(last)
+    return events

@@ -145,6 +145,22 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     no child executions (``ListExecutions(mapRunArn)`` is HTTP 500) and writes
     an empty manifest only.
 
+16. AWS Organizations ``ListAccountsForParent`` and
+    ``ListOrganizationalUnitsForParent`` only from the management account:
+    from an account in no organization they fail with
+    ``AWSOrganizationsNotInUseException`` ("Your account is not a member of
+    an organization"), from a member account with ``AccessDeniedException``
+    (AWS: "This operation can be called only from the organization's
+    management account or by a member account that is a delegated
+    administrator"; delegated administrators are not modelled). moto answers
+    ``ParentNotFoundException`` without an organization and lets members list.
+    ``seed.py --organization`` makes the home account a management account.
+
+The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
+in the home region, as the stack does, and gives the functions its name in
+``STRONGROOM_BUCKET`` (where Discover writes the Map items, the Distributed
+Map its results, Prune and Report their reports).
+
 Usage: ``emulator.py --functions-dir target/debug [--port 0]``. Prints
 ``READY <port>`` on stdout once it serves. Loopback only, dummy credentials.
 """
@@ -174,6 +190,7 @@ HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
 HOME_REGION = "us-east-1"
 FUNCTIONS = ("discover", "snapshot", "status", "report", "prune")
+RUNS_BUCKET = f"strongroom-runs-{ACCOUNT}"
 MAX_INSTANCES = 4
 INVOKE_TIMEOUT_S = 900
 
@@ -208,6 +225,7 @@ def patch_moto() -> None:
     _patch_sharing()
     _patch_image_attribute_of_missing_ami()
     _patch_assume_role_needs_the_role()
+    _patch_organizations_listing()
     faults.patch_moto_faults()
     distributed_map.patch_moto_distributed_map()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
@@ -592,6 +610,35 @@ def _patch_assume_role_needs_the_role() -> None:
     STSBackend.assume_role = assume_role
 
 
+def _patch_organizations_listing() -> None:
+    """Patch 16: listing an organization's units needs its management account."""
+    from moto.organizations.exceptions import AWSOrganizationsNotInUseException, OrganizationsClientError
+    from moto.organizations.models import OrganizationsBackend
+
+    if getattr(OrganizationsBackend.list_accounts_for_parent, "_strongroom", False):
+        return
+
+    class AccessDeniedException(OrganizationsClientError):
+        def __init__(self) -> None:
+            super().__init__("AccessDeniedException", "You don't have permissions to access this resource.")
+
+    def management_only(original: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.org is None:
+                from moto.organizations.models import organizations_backends
+
+                if self.account_id in organizations_backends.master_accounts:
+                    raise AccessDeniedException()
+                raise AWSOrganizationsNotInUseException()
+            return original(self, *args, **kwargs)
+
+        call._strongroom = True  # type: ignore[attr-defined]
+        return call
+
+    for name in ("list_accounts_for_parent", "list_organizational_units_for_parent"):
+        setattr(OrganizationsBackend, name, management_only(getattr(OrganizationsBackend, name)))
+
+
 def _patch_sharing() -> None:
     """Patch 12: structured CreateVolumePermission; Redshift snapshot access."""
     from moto.core.responses import ActionResult, EmptyResult
@@ -838,6 +885,22 @@ INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
+def s3_action(environ: dict[str, Any]) -> str:
+    """The S3 operation of a path-style REST request, as AWS names it (the
+    common ones; anything else by method and path shape)."""
+    method = environ.get("REQUEST_METHOD", "")
+    path = environ.get("PATH_INFO", "").lstrip("/")
+    has_key = "/" in path and path.split("/", 1)[1] != ""
+    query = environ.get("QUERY_STRING", "")
+    if has_key:
+        return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
+            method, f"{method} object"
+        )
+    if method == "GET":
+        return "ListObjectsV2" if "list-type=2" in query else "ListObjects"
+    return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, f"{method} bucket")
+
+
 class Front:
     def __init__(self, moto_app: Any, hosts: dict[str, FunctionHost]) -> None:
         self.moto_app = moto_app
@@ -890,6 +953,8 @@ class Front:
                 except UnicodeDecodeError:
                     params = {}
             action = (params.get("Action") or [environ.get("REQUEST_METHOD", "") + " " + environ.get("PATH_INFO", "")])[0]
+        if service == "s3":
+            action = s3_action(environ)
         agent = environ.get("HTTP_USER_AGENT", "")
         declared = environ.get("HTTP_X_STRONGROOM_CLIENT", "")
         if declared in ("strongroom", "harness", "boto3"):
@@ -968,6 +1033,7 @@ def main() -> None:
         AWS_REGION=HOME_REGION,
         AWS_EC2_METADATA_DISABLED="true",
         AWS_LAMBDA_LOG_FORMAT="JSON",
+        STRONGROOM_BUCKET=RUNS_BUCKET,
     )
     hosts = {
         name: FunctionHost(name, os.path.join(args.functions_dir, name), fn_env, log_dir)
@@ -983,6 +1049,9 @@ def main() -> None:
         headers={"Content-Type": "application/json"},
     )
     urllib.request.urlopen(req, timeout=30).read()
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name=HOME_REGION).create_bucket(Bucket=RUNS_BUCKET)
     print(f"READY {port} {log_dir}", flush=True)
 
     import signal

@@ -64,6 +64,12 @@ default the six creates of ``DEFAULT_LOST_RESPONSE_ACTIONS``)
     has been reached, additional calls to create that resource fail with an
     exception."
 
+``vanishing_keys`` (list of key suffixes, [])
+    An S3 object Strongroom writes whose key ends with one of these is
+    deleted right after the write succeeds, as a lifecycle rule or a person
+    might remove it before its reader comes (e.g. ``batches.jsonl``: the Map
+    items gone between Discover and the Distributed Map's ``ItemReader``).
+
 RDS ``DescribeAccountAttributes`` (which moto lacks) answers, to every
 client, the ``AccountQuotas`` ``ManualSnapshots`` and
 ``ManualClusterSnapshots`` (AWS: "The number of manual DB instance snapshots
@@ -72,7 +78,7 @@ in the account"), ``Max`` being the configured quota or AWS's default of 100
 ("Manual DB instance snapshots ... 100", "Manual DB cluster snapshots ...
 100").
 
-Every faulted call has ``"fault"`` in its call-log entry: ``"throttled"``,
+Every faulted call has ``"fault"`` in its call-log entry: ``"throttled"``, ``"vanished"``,
 ``"lost-response"`` or ``"quota"``.
 
 How: ``serve`` runs each logged call, setting the thread-local ``CURRENT``
@@ -119,6 +125,7 @@ class FaultConfig:
     pending_describes: int = 0
     visibility_seconds: float = 0.0
     quotas: dict[str, int] = field(default_factory=dict)
+    vanishing_keys: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, raw: Any) -> FaultConfig:
@@ -157,6 +164,7 @@ class FaultConfig:
         number("visibility_seconds", 0, None, float)
         actions("throttle_actions")
         actions("lost_response_actions")
+        actions("vanishing_keys")
         quotas = raw.get("quotas") or {}
         if not isinstance(quotas, dict):
             raise ValueError("quotas must be an object")
@@ -263,6 +271,18 @@ def _protocol(service: str, environ: dict[str, Any]) -> str | None:
     return protocol
 
 
+def _vanish(environ: dict[str, Any], suffixes: list[str], mark: Callable[[str], None]) -> None:
+    """Deletes the object just written when its key ends with one of `suffixes`."""
+    bucket, _, key = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+    if not key or not any(key.endswith(s) for s in suffixes):
+        return
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].delete_object(bucket, key)
+    mark("vanished")
+
+
 def serve(
     call: dict[str, str],
     mark: Callable[[str], None],
@@ -303,6 +323,8 @@ def serve(
     if fault:
         mark(fault)
     status = captured["status"]
+    if call["client"] == "strongroom" and action == "PutObject" and status.startswith("2"):
+        _vanish(environ, config.vanishing_keys, mark)
     if (
         protocol
         and status.startswith("2")

@@ -7,6 +7,14 @@ Estates:
          resources of all five types in two regions, plus a third region that
          no policy lists.
   bench  >= 100 resources of all five types in two regions (the API-call benchmark).
+  scale  500 sources of all five types in two regions (250 each): with
+         ``--account``, one account of the 2,000-source benchmark.
+
+With ``--organization`` it instead makes the home account an AWS
+Organizations management account with a small tree and prints its ids:
+root -> ``prod`` (account ``prod-a``) -> ``prod/eu`` (account ``prod-eu``),
+and root -> ``sandbox`` (account ``sandbox``). Estates are then seeded into
+those accounts with ``--account``.
 
 Selection in every estate: `backup=daily` is protected by the example policies,
 `backup-skip=true` excludes, anything else is left alone.
@@ -178,24 +186,64 @@ def bench(e: Estate) -> None:
             e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
 
 
+def scale(e: Estate) -> None:
+    for region in ("us-east-1", "eu-west-1"):
+        short = region.replace("-", "")[:5]
+        tags = lambda n: {"Name": n, "env": "prod", **DAILY}  # noqa: E731
+        for i in range(50):
+            e.instance(region, tags(f"app-{short}-{i}"), data_volumes=1)
+        for i in range(150):
+            e.volume(region, tags(f"vol-{short}-{i}"))
+        for i in range(25):
+            e.rds(region, f"db-{short}-{i}", tags(f"db-{i}"))
+        for i in range(15):
+            e.aurora(region, f"aurora-{short}-{i}", tags(f"aurora-{i}"))
+        for i in range(10):
+            e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
+
+
 def empty(e: Estate) -> None:
     """Nothing: with --role, just the role."""
 
 
-ESTATES = {"demo": demo, "test": test, "bench": bench, "empty": empty}
+ESTATES = {"demo": demo, "test": test, "bench": bench, "scale": scale, "empty": empty}
+
+
+def organization(endpoint: str) -> dict[str, Any]:
+    """The home account as management account of a small tree (see the module doc)."""
+    org = aws_client(endpoint, "organizations", "us-east-1")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    units: dict[str, str] = {}
+    units["prod"] = org.create_organizational_unit(ParentId=root, Name="prod")["OrganizationalUnit"]["Id"]
+    units["prod/eu"] = org.create_organizational_unit(ParentId=units["prod"], Name="eu")["OrganizationalUnit"]["Id"]
+    units["sandbox"] = org.create_organizational_unit(ParentId=root, Name="sandbox")["OrganizationalUnit"]["Id"]
+    accounts: dict[str, str] = {}
+    for name, unit in [("prod-a", "prod"), ("prod-eu", "prod/eu"), ("sandbox", "sandbox")]:
+        status = org.create_account(Email=f"{name}@example.com", AccountName=name)["CreateAccountStatus"]
+        accounts[name] = status["AccountId"]
+        org.move_account(AccountId=accounts[name], SourceParentId=root, DestinationParentId=units[unit])
+    return {"root": root, "units": units, "accounts": accounts}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--endpoint", required=True)
-    ap.add_argument("--estate", choices=sorted(ESTATES), required=True)
+    ap.add_argument("--estate", choices=sorted(ESTATES))
     ap.add_argument("--account", default=ACCOUNT, help="the account to seed (default: the home account)")
     ap.add_argument("--role", help="also create this IAM role in the account, assumable from the home account")
+    ap.add_argument("--organization", action="store_true", help="make an AWS Organizations tree instead (see above)")
     args = ap.parse_args()
     if not args.endpoint.startswith(("http://127.", "http://localhost")):
         sys.exit("seed.py only talks to a loopback emulator")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    if args.organization:
+        json.dump(organization(args.endpoint), sys.stdout, indent=1)
+        print()
+        return
+    if not args.estate:
+        ap.error("--estate is required (or --organization)")
     e = Estate(args.endpoint, args.account)
     role = e.role(args.role) if args.role else None
     ESTATES[args.estate](e)

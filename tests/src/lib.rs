@@ -18,6 +18,8 @@ use strongroom_core::model::ResourceType;
 
 /// The account moto uses.
 pub const ACCOUNT: &str = "123456789012";
+/// The stack's bucket the emulator makes (`STRONGROOM_BUCKET` of the functions).
+pub const RUNS_BUCKET: &str = "strongroom-runs-123456789012";
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -96,6 +98,16 @@ pub struct Manifest {
     #[serde(default)]
     pub role_arn: Option<String>,
     pub resources: Vec<SeededResource>,
+}
+
+/// An AWS Organizations tree `seed.py --organization` made: ids by name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Organization {
+    pub root: String,
+    /// `prod`, `prod/eu`, `sandbox` -> OU id.
+    pub units: BTreeMap<String, String>,
+    /// `prod-a` (in `prod`), `prod-eu` (in `prod/eu`), `sandbox` -> account id.
+    pub accounts: BTreeMap<String, String>,
 }
 
 /// One AWS API call that reached the emulator.
@@ -206,6 +218,22 @@ impl Emulator {
         serde_json::from_slice(&out.stdout).expect("seed.py prints a manifest")
     }
 
+    /// Makes the home account the management account of a small AWS
+    /// Organizations tree (see `seed.py --organization`).
+    pub fn organization(&self) -> Organization {
+        let out = Command::new(python())
+            .arg(workspace().join("tests/emulator/seed.py"))
+            .args(["--endpoint", &self.endpoint, "--organization"])
+            .output()
+            .expect("run seed.py");
+        assert!(
+            out.status.success(),
+            "seed.py --organization failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("seed.py prints the tree")
+    }
+
     fn http(&self, method: &str, path: &str) -> String {
         self.http_with(method, path, "")
     }
@@ -237,6 +265,31 @@ impl Emulator {
         );
         serde_json::from_str(&answer)
             .unwrap_or_else(|e| panic!("{function} answered no JSON ({e}): {answer}"))
+    }
+
+    /// The object `at` in the emulator's S3, parsed as JSON.
+    pub async fn object_json<T: serde::de::DeserializeOwned>(
+        &self,
+        at: &strongroom_core::runs::S3Object,
+    ) -> T {
+        use strongroom_core::ports::ObjectStore;
+        let store = strongroom_aws::AwsCloud::new(strongroom_aws::Clients::from_config(
+            self.harness_config().await,
+        ));
+        let body = store
+            .get_object(at)
+            .await
+            .unwrap_or_else(|e| panic!("read {at}: {e}"));
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{at} is not the JSON expected: {e}"))
+    }
+
+    /// The whole run report a run summary points at.
+    pub async fn run_report(
+        &self,
+        summary: &strongroom_core::report::RunSummary,
+    ) -> strongroom_core::report::RunReport {
+        self.object_json(&summary.report).await
     }
 
     /// The RDS `ManualSnapshots` quota's use in the home account's us-east-1,

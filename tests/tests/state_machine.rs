@@ -1,12 +1,13 @@
 //! The backup state machine, run by the emulator's Step Functions interpreter
 //! with the real function binaries behind its Lambda tasks.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strongroom_core::model::ResourceType;
-use strongroom_core::report::{RunOutcome, RunReport};
-use strongroom_tests::{backup_definition, workspace, Emulator, Manifest, ACCOUNT};
+use strongroom_core::report::{RunOutcome, RunReport, RunSummary, SUMMARY_FAILURES};
+use strongroom_tests::{backup_definition, workspace, Emulator, Manifest, ACCOUNT, RUNS_BUCKET};
 
 struct Execution {
     status: String,
@@ -84,7 +85,9 @@ fn scheduled_input() -> Value {
     v
 }
 
-fn report(e: &Execution, emu: &Emulator) -> RunReport {
+/// The run report of a succeeded execution: its output is the summary, the
+/// whole report is in the stack's bucket, and the two agree.
+async fn report(e: &Execution, emu: &Emulator) -> RunReport {
     assert_eq!(
         e.status,
         "SUCCEEDED",
@@ -93,8 +96,16 @@ fn report(e: &Execution, emu: &Emulator) -> RunReport {
         e.cause,
         emu.function_log("discover")
     );
-    serde_json::from_value(e.output.clone().expect("an output"))
-        .expect("the output is a run report")
+    let summary: RunSummary = serde_json::from_value(e.output.clone().expect("an output"))
+        .expect("the output is a run summary");
+    let r = emu.run_report(&summary).await;
+    assert_eq!(summary, RunSummary::new(&r, summary.report.clone()));
+    assert!(summary.first_failures.len() <= SUMMARY_FAILURES);
+    assert_eq!(
+        summary.report.key,
+        format!("runs/{}/{}/report.json", r.run.policy, r.run.execution)
+    );
+    r
 }
 
 fn sum(m: &std::collections::BTreeMap<ResourceType, usize>) -> usize {
@@ -109,7 +120,7 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
     let machine = backup_machine(&sfn).await;
 
     let first = execute(&emu, &sfn, &machine, "daily-1", &scheduled_input()).await;
-    let r = report(&first, &emu);
+    let r = report(&first, &emu).await;
     assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
     assert_eq!(r.run.execution, "daily-1");
     assert_eq!(
@@ -153,7 +164,7 @@ async fn a_scheduled_run_protects_every_selected_source_once() {
 
     // The same scheduled time again under another execution name: nothing new.
     let second = execute(&emu, &sfn, &machine, "daily-1-rerun", &scheduled_input()).await;
-    let r2 = report(&second, &emu);
+    let r2 = report(&second, &emu).await;
     assert_eq!(r2.outcome, RunOutcome::Succeeded);
     assert_eq!(sum(&r2.recovery_points.created), 0, "{r2:?}");
     assert_eq!(r2.recovery_points.existing, found);
@@ -228,7 +239,7 @@ async fn one_failing_resource_is_reported_and_the_run_goes_on() {
     let sfn = sfn(&emu).await;
     let machine = backup_machine(&sfn).await;
     let e = execute(&emu, &sfn, &machine, "daily-quota", &scheduled_input()).await;
-    let r = report(&e, &emu);
+    let r = report(&e, &emu).await;
     assert_eq!(r.outcome, RunOutcome::Partial, "{r:?}");
     assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
     for f in &r.failures {
@@ -259,7 +270,8 @@ async fn the_prune_stage_applies_the_retention_after_each_run() {
     let first = report(
         &execute(&emu, &sfn, &machine, "daily-28", &input).await,
         &emu,
-    );
+    )
+    .await;
     assert_eq!(first.prune.as_ref().unwrap().deleted, 0);
 
     // Dry run of the next day: reports the 12 older points, deletes none.
@@ -268,7 +280,8 @@ async fn the_prune_stage_applies_the_retention_after_each_run() {
     let dry = report(
         &execute(&emu, &sfn, &machine, "daily-29-dry", &input).await,
         &emu,
-    );
+    )
+    .await;
     let p = dry.prune.as_ref().unwrap();
     assert!(p.dry_run);
     assert_eq!(p.deleted, 12, "{p:?}");
@@ -287,7 +300,8 @@ async fn the_prune_stage_applies_the_retention_after_each_run() {
     let real = report(
         &execute(&emu, &sfn, &machine, "daily-29", &input).await,
         &emu,
-    );
+    )
+    .await;
     assert_eq!(sum(&real.recovery_points.created), 0);
     let p = real.prune.as_ref().unwrap();
     assert_eq!((p.deleted, p.kept), (12, 12), "{p:?}");
@@ -428,7 +442,7 @@ async fn a_run_under_throttling_lost_answers_and_delayed_visibility_makes_no_dup
     let machine = backup_machine(&sfn).await;
 
     let first = execute(&emu, &sfn, &machine, "faults-1", &scheduled_input()).await;
-    let r = report(&first, &emu);
+    let r = report(&first, &emu).await;
     let calls = emu.calls();
     let faulted = |f: &str| {
         calls
@@ -467,7 +481,7 @@ async fn a_run_under_throttling_lost_answers_and_delayed_visibility_makes_no_dup
     );
 
     let second = execute(&emu, &sfn, &machine, "faults-2", &scheduled_input()).await;
-    let r2 = report(&second, &emu);
+    let r2 = report(&second, &emu).await;
     assert!(
         r2.failures.is_empty(),
         "the re-run converges: {:?}",
@@ -512,7 +526,7 @@ async fn a_policy_over_several_accounts_protects_each_and_reports_the_unreachabl
     ]);
 
     let first = execute(&emu, &sfn, &machine, "accounts-1", &input).await;
-    let r = report(&first, &emu);
+    let r = report(&first, &emu).await;
     assert_eq!(r.outcome, RunOutcome::Partial, "{r:?}");
     let gone: Vec<_> = r
         .failures
@@ -559,11 +573,287 @@ async fn a_policy_over_several_accounts_protects_each_and_reports_the_unreachabl
     }
     let before = emu.recovery_points_in(&role).await;
     let again = execute(&emu, &sfn, &machine, "accounts-2", &input).await;
-    let r2 = report(&again, &emu);
+    let r2 = report(&again, &emu).await;
     assert_eq!(sum(&r2.recovery_points.created), 0, "{r2:?}");
     assert_eq!(
         emu.recovery_points_in(&role).await,
         before,
         "a re-run changes nothing"
     );
+}
+
+/// The events of an execution's history.
+async fn history_events(sfn: &aws_sdk_sfn::Client, execution: &str) -> usize {
+    let mut n = 0;
+    let mut token = None;
+    loop {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(execution)
+            .set_next_token(token)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("the execution's history");
+        n += page.events().len();
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return n;
+        }
+    }
+}
+
+async fn execution_arn(sfn: &aws_sdk_sfn::Client, machine: &str, name: &str) -> String {
+    sfn.list_executions()
+        .state_machine_arn(machine)
+        .send()
+        .await
+        .expect("the executions")
+        .executions()
+        .iter()
+        .find(|e| e.name() == name)
+        .expect("the execution")
+        .execution_arn()
+        .to_owned()
+}
+
+/// Issue 8, items 1, 3 and 6: Discover writes the batches to the stack's
+/// bucket and returns only where they are; the snapshot stage is a
+/// Distributed Map reading them, one child execution per batch, writing
+/// every result to the bucket; Report reads them all and writes the run
+/// report there. The parent's history does not grow with the time the
+/// snapshots take: the completion checks run in the children.
+#[tokio::test]
+async fn the_snapshot_stage_runs_each_batch_as_a_child_and_keeps_the_parent_small() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+
+    let quick = execute(&emu, &sfn, &machine, "daily-quick", &scheduled_input()).await;
+    let r = report(&quick, &emu).await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+    let quick_arn = execution_arn(&sfn, &machine, "daily-quick").await;
+
+    // The run's files, under runs/<policy>/<execution>/.
+    let prefix = "runs/daily/daily-quick/";
+    let object = |key: &str| strongroom_core::runs::S3Object {
+        bucket: RUNS_BUCKET.into(),
+        key: format!("{prefix}{key}"),
+    };
+    let findings: Value = emu.object_json(&object("discovery.json")).await;
+    assert_eq!(findings["skipped"].as_array().map(Vec::len), Some(2));
+    let store = strongroom_aws::AwsCloud::new(strongroom_aws::Clients::from_config(
+        emu.harness_config().await,
+    ));
+    let lines = strongroom_core::ports::ObjectStore::get_object(&store, &object("batches.jsonl"))
+        .await
+        .expect("the batches");
+    let batches: Vec<strongroom_core::backup::discover::Batch> = String::from_utf8(lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a batch per line"))
+        .collect();
+    assert_eq!(batches.len(), 2, "one batch per region");
+    assert_eq!(
+        batches.iter().map(|b| b.targets.len()).sum::<usize>(),
+        12,
+        "every selected source in one batch"
+    );
+
+    // One Map Run, one child execution per batch, every result in the bucket.
+    let runs = sfn
+        .list_map_runs()
+        .execution_arn(&quick_arn)
+        .send()
+        .await
+        .expect("the Map Runs");
+    assert_eq!(runs.map_runs().len(), 1);
+    let children = sfn
+        .list_executions()
+        .map_run_arn(runs.map_runs()[0].map_run_arn())
+        .send()
+        .await
+        .expect("the child executions");
+    assert_eq!(children.executions().len(), batches.len());
+    assert!(children
+        .executions()
+        .iter()
+        .all(|c| c.status().as_str() == "SUCCEEDED"));
+    let map_run_id = runs.map_runs()[0].map_run_arn().rsplit(':').next().unwrap();
+    let manifest: Value = emu
+        .object_json(&object(&format!("snapshots/{map_run_id}/manifest.json")))
+        .await;
+    assert_eq!(
+        manifest["ResultFiles"]["SUCCEEDED"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let prune: Value = emu.object_json(&object("prune.json")).await;
+    assert_eq!(
+        prune["policy"], "daily",
+        "Prune's full report is in the bucket"
+    );
+
+    // The same run where every snapshot stays pending for 12 describes: many
+    // more completion checks, not one event more in the parent's history.
+    emu.set_faults(&json!({"pending_describes": 12}));
+    let mut input = scheduled_input();
+    input["scheduled_time"] = json!("2026-11-28T03:00:00Z");
+    let slow = execute(&emu, &sfn, &machine, "daily-slow", &input).await;
+    emu.set_faults(&json!({}));
+    let r = report(&slow, &emu).await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+    let slow_arn = execution_arn(&sfn, &machine, "daily-slow").await;
+    let status_calls = emu.function_log("status").matches("status checked").count();
+    assert!(
+        status_calls >= 2 * 12,
+        "the children polled: {status_calls} checks"
+    );
+    assert_eq!(
+        history_events(&sfn, &slow_arn).await,
+        history_events(&sfn, &quick_arn).await,
+        "the parent's history does not grow with the polls"
+    );
+    // The polls are in the children's own histories.
+    let largest_child = |arn: String| {
+        let sfn = sfn.clone();
+        async move {
+            let runs = sfn
+                .list_map_runs()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .unwrap();
+            let children = sfn
+                .list_executions()
+                .map_run_arn(runs.map_runs()[0].map_run_arn())
+                .send()
+                .await
+                .unwrap();
+            let mut largest = 0;
+            for c in children.executions() {
+                largest = largest.max(history_events(&sfn, c.execution_arn()).await);
+            }
+            largest
+        }
+    };
+    let (quick_child, slow_child) = (
+        largest_child(quick_arn).await,
+        largest_child(slow_arn).await,
+    );
+    assert!(
+        quick_child > 2,
+        "a child's history has its states: {quick_child}"
+    );
+    assert!(
+        slow_child >= quick_child + 12 * 5,
+        "twelve more checks, each a Wait, a Status task and a Choice: {quick_child} -> {slow_child}"
+    );
+}
+
+/// Issue 8, item 4: a policy naming an AWS Organizations unit protects every
+/// account under it (its nested units too) through the unit's role, and no
+/// account outside it; where Organizations cannot be listed, the unit is
+/// reported as `Strongroom.AccessDenied` and nothing else is assumed.
+#[tokio::test]
+async fn an_organizational_unit_is_resolved_to_its_accounts() {
+    let emu = Emulator::start();
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let mut input = scheduled_input();
+    input["policy"]["organizational_units"] =
+        json!([{"id": "ou-ab12-cd34ef56", "role_name": "strongroom"}]);
+
+    // No organization yet: the unit is reported, nothing else is protected.
+    let _ = emu.seed("test");
+    let r = report(
+        &execute(&emu, &sfn, &machine, "no-organization", &input).await,
+        &emu,
+    )
+    .await;
+    assert_eq!(r.outcome, RunOutcome::Failed, "{r:?}");
+    assert!(
+        r.recovery_point_ids.is_empty(),
+        "the home account alone is never assumed"
+    );
+    assert!(
+        r.failures
+            .iter()
+            .all(|f| f.account.as_deref() == Some("ou-ab12-cd34ef56")
+                && f.error_type == "Strongroom.AccessDenied"),
+        "{:?}",
+        r.failures
+    );
+
+    let org = emu.organization();
+    let mut seeded = BTreeMap::new();
+    for name in ["prod-a", "prod-eu", "sandbox"] {
+        let m = emu.seed_in("test", &org.accounts[name], Some("strongroom"));
+        seeded.insert(name, m);
+    }
+    input["policy"]["organizational_units"] =
+        json!([{"id": org.units["prod"], "role_name": "strongroom"}]);
+    let r = report(
+        &execute(&emu, &sfn, &machine, "prod-unit", &input).await,
+        &emu,
+    )
+    .await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+    // 12 selected sources in each of prod-a and prod-eu (nested), none elsewhere.
+    assert_eq!(r.recovery_point_ids.len(), 24, "{:?}", r.recovery_point_ids);
+    for (name, covered) in [("prod-a", true), ("prod-eu", true), ("sandbox", false)] {
+        let m = &seeded[name];
+        let points = emu.recovery_points_in(m.role_arn.as_ref().unwrap()).await;
+        assert_eq!(!points.is_empty(), covered, "{name}: {points:?}");
+    }
+    assert!(
+        emu.recovery_points().await.is_empty(),
+        "the home account is not in the unit"
+    );
+}
+
+/// Issue 8, bad input: the Map items gone from S3 between Discover and the
+/// Distributed Map. The run reports the snapshot stage's error, creates
+/// nothing and prunes nothing; the next execution of the same scheduled
+/// time protects every source once.
+#[tokio::test]
+async fn items_gone_from_the_bucket_fail_the_run_clearly_and_a_rerun_creates_each_once() {
+    let emu = Emulator::start();
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = backup_machine(&sfn).await;
+    let mut input = scheduled_input();
+    input["policy"]["retention"] = json!({"keep_last": 1});
+    emu.set_faults(&json!({"vanishing_keys": ["batches.jsonl"]}));
+    let r = report(
+        &execute(&emu, &sfn, &machine, "items-gone", &input).await,
+        &emu,
+    )
+    .await;
+    emu.set_faults(&json!({}));
+    assert_eq!(r.outcome, RunOutcome::Failed, "{r:?}");
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    let f = &r.failures[0];
+    assert!(f.error_type.starts_with("States."), "{f:?}");
+    assert!(f.message.starts_with("the snapshot stage failed"), "{f:?}");
+    assert!(
+        f.message.contains("batches.jsonl") || f.message.contains("key"),
+        "{f:?}"
+    );
+    assert_eq!(
+        r.prune, None,
+        "no retention applied when the backups did not run"
+    );
+    assert!(emu.recovery_points().await.is_empty(), "nothing created");
+
+    let again = report(
+        &execute(&emu, &sfn, &machine, "items-again", &input).await,
+        &emu,
+    )
+    .await;
+    assert_eq!(again.outcome, RunOutcome::Succeeded, "{again:?}");
+    assert_eq!(sum(&again.recovery_points.created), 12);
+    assert_eq!(again.recovery_point_ids.len(), 12);
 }

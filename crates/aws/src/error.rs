@@ -19,6 +19,8 @@ const RATE_LIMITED: &[&str] = &[
     "TooManyRequestsException",
     "SnapshotCreationPerVolumeRateExceeded",
     "EC2ThrottledException",
+    // S3: "Reduce your request rate" (HTTP 503).
+    "SlowDown",
 ];
 
 /// Whether AWS refused the request for its rate, without processing it.
@@ -52,12 +54,15 @@ pub fn classify(code: &str) -> ErrorKind {
         "OptInRequired",
         "SignatureDoesNotMatch",
         "KMSKeyNotAccessibleFault",
+        // Organizations: the account is not in an organization, or not its
+        // management account nor a delegated administrator.
+        "AWSOrganizationsNotInUseException",
     ];
     if RATE_LIMITED.contains(&code) || TRANSIENT.contains(&code) {
         ErrorKind::Throttled
     } else if ACCESS.contains(&code) {
         ErrorKind::AccessDenied
-    } else if code.contains("NotFound") {
+    } else if code.contains("NotFound") || code == "NoSuchKey" || code == "NoSuchBucket" {
         ErrorKind::NotFound
     } else if code.contains("QuotaExceeded")
         || code.contains("LimitExceeded")

@@ -27,6 +27,10 @@ impl Identity for AwsCloud {
     fn use_roles(&self, accounts: &[AccountRole]) {
         self.set_roles(accounts);
     }
+
+    async fn accounts_under(&self, unit: &str) -> Result<Vec<String>, CloudError> {
+        self.list_accounts_under(unit).await
+    }
 }
 
 impl Inventory for AwsCloud {

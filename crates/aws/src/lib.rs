@@ -7,16 +7,20 @@
 //! - `kinds`: one module per kind of recovery point (create, states, listing,
 //!   delete), behind one trait; `sdk`: the plumbing they share.
 //! - [`recovery_points`], [`prune`]: the ports, dispatching to the kinds.
+//! - `organizations`: the accounts under an AWS Organizations unit.
+//! - `store`: the run's files in S3 (the `ObjectStore` port).
 //! - [`error`]: SDK errors -> classified [`strongroom_core::CloudError`].
 
 pub mod clients;
 pub mod error;
 pub mod inventory;
 mod kinds;
+mod organizations;
 pub mod prune;
 mod quota;
 pub mod recovery_points;
 mod sdk;
+mod store;
 
 pub use clients::{Clients, LocationClients, Role};
 
@@ -24,11 +28,20 @@ pub use clients::{Clients, LocationClients, Role};
 #[derive(Debug, Clone)]
 pub struct AwsCloud {
     pub clients: Clients,
+    /// The S3 client of the stack's bucket (home account and region), built
+    /// on first use.
+    s3: std::sync::OnceLock<aws_sdk_s3::Client>,
+    /// The Organizations client (home account), built on first use.
+    organizations: std::sync::OnceLock<aws_sdk_organizations::Client>,
 }
 
 impl AwsCloud {
     pub fn new(clients: Clients) -> Self {
-        Self { clients }
+        Self {
+            clients,
+            s3: std::sync::OnceLock::new(),
+            organizations: std::sync::OnceLock::new(),
+        }
     }
 
     /// Loads the shared configuration from the environment.

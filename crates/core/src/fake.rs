@@ -12,11 +12,12 @@ use crate::model::{
 };
 use crate::policy::AccountRole;
 use crate::ports::{
-    CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, Pruning,
-    RecoveryPoints, RunPoint,
+    CreateRequest, Created, FoundSource, Identity, Inventory, Listed, ListedPoint, ObjectStore,
+    Pruning, RecoveryPoints, RunPoint,
 };
 use crate::prune::DeletionPermit;
 use crate::quota::{Quota, QuotaLimits, QuotaUsage};
+use crate::runs::S3Object;
 use crate::tags::{RunKey, CREATED_AT, MANAGED, POLICY, RUN, SOURCE};
 
 /// A recovery point as the fake cloud stores it.
@@ -78,6 +79,13 @@ pub struct MemoryCloud {
     pub sharing_checks: AtomicUsize,
     pub creates: AtomicUsize,
     pub refreshes: AtomicUsize,
+    /// AWS Organizations: unit or root -> the accounts under it (an absent
+    /// unit is not found).
+    pub organization: RwLock<BTreeMap<String, Vec<String>>>,
+    /// The bucket's objects, by bucket and key.
+    pub objects: RwLock<BTreeMap<S3Object, Vec<u8>>>,
+    /// Writes to the bucket fail with this kind.
+    pub fail_put: RwLock<Option<ErrorKind>>,
     next_id: AtomicUsize,
 }
 
@@ -108,6 +116,16 @@ impl MemoryCloud {
         !self.hidden.read().unwrap().contains(id)
     }
 
+    /// The object `key` of `bucket`, parsed as JSON.
+    pub fn object_json(&self, bucket: &str, key: &str) -> Option<serde_json::Value> {
+        let objects = self.objects.read().unwrap();
+        let body = objects.get(&S3Object {
+            bucket: bucket.into(),
+            key: key.into(),
+        })?;
+        Some(serde_json::from_slice(body).expect("a JSON object"))
+    }
+
     pub fn stored(&self) -> Vec<StoredPoint> {
         self.points.read().unwrap().clone()
     }
@@ -127,6 +145,24 @@ impl Identity for MemoryCloud {
             .write()
             .unwrap()
             .extend(accounts.iter().cloned());
+    }
+
+    async fn accounts_under(&self, unit: &str) -> Result<Vec<String>, CloudError> {
+        self.organization
+            .read()
+            .unwrap()
+            .get(unit)
+            .cloned()
+            .ok_or_else(|| {
+                CloudError::new(
+                    ErrorKind::NotFound,
+                    "ListAccountsForParent",
+                    unit,
+                    "-",
+                    "You specified a container that doesn't exist.",
+                )
+                .with_code("ParentNotFoundException")
+            })
     }
 }
 
@@ -460,5 +496,33 @@ pub mod fixtures {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+}
+
+impl ObjectStore for MemoryCloud {
+    async fn put_object(&self, object: &S3Object, body: Vec<u8>) -> Result<(), CloudError> {
+        if let Some(kind) = *self.fail_put.read().unwrap() {
+            return Err(Self::err(kind, "PutObject", &object.key, "-"));
+        }
+        self.objects.write().unwrap().insert(object.clone(), body);
+        Ok(())
+    }
+
+    async fn get_object(&self, object: &S3Object) -> Result<Vec<u8>, CloudError> {
+        self.objects
+            .read()
+            .unwrap()
+            .get(object)
+            .cloned()
+            .ok_or_else(|| {
+                CloudError::new(
+                    ErrorKind::NotFound,
+                    "GetObject",
+                    object.to_string(),
+                    "-",
+                    "The specified key does not exist.",
+                )
+                .with_code("NoSuchKey")
+            })
     }
 }

@@ -13,6 +13,7 @@
 //! - [`listing`]: a location's listings -> the recovery points prune decides on (pure).
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`report`]: the run report, folding backup and prune into the run's output.
+//! - [`runs`]: the files a run keeps in S3 instead of in state.
 //! - [`sfn`]: Step Functions payload types shared by several states.
 //! - [`validate`]: what every function checks of its input before any call.
 //! - [`error`]: errors and their stable `Strongroom.*` names.
@@ -32,6 +33,7 @@ pub mod quota;
 pub mod reason;
 pub mod report;
 pub mod retention;
+pub mod runs;
 pub mod sfn;
 pub mod tags;
 pub mod validate;

@@ -42,6 +42,98 @@ pub struct Policy {
     /// is covered in every region of the selector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountRole>,
+    /// AWS Organizations units (or the root) whose accounts the policy also
+    /// covers, every OU below them included: Discover lists them (the
+    /// functions' role needs `organizations:ListAccountsForParent` and
+    /// `organizations:ListOrganizationalUnitsForParent`, i.e. the management
+    /// account or a delegated administrator) and adds each active account,
+    /// with the role named here, to `accounts`. An account listed in
+    /// `accounts` keeps its own role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizational_units: Vec<OrganizationalUnit>,
+}
+
+/// An AWS Organizations unit (or root) whose accounts a policy covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationalUnit {
+    /// The OU's id (`ou-` followed by the root's 4-32 and the OU's 8-32
+    /// lowercase letters or digits, e.g. `ou-ab12-cd34ef56`), or the root's
+    /// (`r-ab12`).
+    pub id: String,
+    /// The role to assume in each of its accounts, by name (with its path if
+    /// it has one, e.g. `strongroom` or `backup/strongroom`): the same role
+    /// in every account, as StackSets deploy it.
+    pub role_name: String,
+    /// The external id the roles' trust policies require, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Accounts of the unit to leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_accounts: Vec<String>,
+}
+
+impl OrganizationalUnit {
+    /// Checks the id against Organizations' rules and the role name and
+    /// external id against IAM's and STS's.
+    pub fn validate(&self, at: &str) -> Result<(), Error> {
+        let lower = |s: &str, range: std::ops::RangeInclusive<usize>| {
+            range.contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        let id_ok = match self.id.strip_prefix("ou-") {
+            Some(rest) => rest
+                .split_once('-')
+                .is_some_and(|(root, ou)| lower(root, 4..=32) && lower(ou, 8..=32)),
+            None => self.id.strip_prefix("r-").is_some_and(|r| lower(r, 4..=32)),
+        };
+        if !id_ok {
+            return Err(Error::invalid(
+                format!("{at}.id"),
+                format!(
+                    "`{}` is not an OU or root id; use e.g. ou-ab12-cd34ef56 or r-ab12 (Organizations console, or ListOrganizationalUnitsForParent)",
+                    self.id
+                ),
+            ));
+        }
+        // The role as any of the unit's accounts would name it.
+        AccountRole {
+            account: "000000000000".into(),
+            role_arn: Some(self.role_arn("aws", "000000000000")),
+            external_id: self.external_id.clone(),
+        }
+        .validate(at)
+        .map_err(|e| match e {
+            Error::InvalidInput { field, message } if field.ends_with(".role_arn") => {
+                Error::invalid(
+                    format!("{at}.role_name"),
+                    format!(
+                        "`{}` is not an IAM role name (with an optional path); {message}",
+                        self.role_name
+                    ),
+                )
+            }
+            other => other,
+        })?;
+        for (i, a) in self.exclude_accounts.iter().enumerate() {
+            if !is_account_id(a) {
+                return Err(Error::invalid(
+                    format!("{at}.exclude_accounts[{i}]"),
+                    format!("`{a}` is not an account id; use the 12 digits"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The role to assume in `account` of `partition`.
+    pub fn role_arn(&self, partition: &str, account: &str) -> String {
+        format!(
+            "arn:{partition}:iam::{account}:role/{}",
+            self.role_name.trim_start_matches('/')
+        )
+    }
 }
 
 /// An account a policy covers, and how Strongroom reaches it.
@@ -351,6 +443,16 @@ impl Policy {
                 return Err(Error::invalid(
                     format!("{at}.accounts[{i}].account"),
                     format!("`{}` is listed twice; list each account once", a.account),
+                ));
+            }
+        }
+        let mut units = BTreeSet::new();
+        for (i, u) in self.organizational_units.iter().enumerate() {
+            u.validate(&format!("{at}.organizational_units[{i}]"))?;
+            if !units.insert(&u.id) {
+                return Err(Error::invalid(
+                    format!("{at}.organizational_units[{i}].id"),
+                    format!("`{}` is listed twice; list each unit once", u.id),
                 ));
             }
         }

@@ -11,6 +11,7 @@ use crate::model::{
 use crate::policy::{AccountRole, Ec2Options};
 use crate::prune::DeletionPermit;
 use crate::quota::{Quota, QuotaLimits, QuotaUsage};
+use crate::runs::S3Object;
 use crate::tags::RunKey;
 
 /// A source found in a region, with the location (account) it lives in.
@@ -35,6 +36,23 @@ pub trait Identity: Send + Sync {
     /// The roles to assume in other accounts (the policy's `accounts`).
     /// Ignored by default.
     fn use_roles(&self, _accounts: &[AccountRole]) {}
+
+    /// The active accounts under an AWS Organizations unit or root, those of
+    /// every unit below it included, in the order listed. A listing cut short
+    /// is an error. By default there is no organization to ask: an error.
+    fn accounts_under(
+        &self,
+        unit: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send {
+        let e = CloudError::new(
+            crate::ErrorKind::Internal,
+            "ListAccountsForParent",
+            unit,
+            "-",
+            "this cloud has no AWS Organizations to list",
+        );
+        async move { Err(e) }
+    }
 }
 
 /// Finds sources by type and tags.
@@ -215,4 +233,20 @@ pub trait Pruning: Identity {
         &self,
         permit: &DeletionPermit,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Reads and writes the run's files in S3 (the stack's bucket).
+pub trait ObjectStore: Send + Sync {
+    /// Writes `body` as `object` (replacing it).
+    fn put_object(
+        &self,
+        object: &S3Object,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The contents of `object`; `NotFound` when there is none.
+    fn get_object(
+        &self,
+        object: &S3Object,
+    ) -> impl Future<Output = Result<Vec<u8>, CloudError>> + Send;
 }

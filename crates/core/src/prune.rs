@@ -24,9 +24,10 @@ use crate::model::{
     format_time, parse_time, Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, Tags,
 };
 use crate::policy::{parse_with_path, Policy};
-use crate::ports::{ListedPoint, Pruning};
+use crate::ports::{ListedPoint, ObjectStore, Pruning};
 use crate::reason::Reason;
 use crate::retention::{plan, PlanPoint, Rules};
+use crate::runs::S3Object;
 use crate::tags;
 
 /// Proof that a recovery point passed every invariant. Only [`authorize`] makes one.
@@ -168,6 +169,11 @@ pub struct PruneRequest {
     /// The time retention is evaluated at (RFC 3339); default: now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
+    /// Where to write the full report (the run's `files.prune`): the output
+    /// then carries the counts and this location instead of every decision,
+    /// which for a large estate would not fit in Step Functions state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_to: Option<S3Object>,
 }
 
 /// One decision in the report.
@@ -220,6 +226,50 @@ pub struct PruneReport {
     /// Plain words on anything unusual (no retention, nothing found).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the full report is, when the request named `report_to`
+    /// (`locations` is then left out here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_report: Option<S3Object>,
+}
+
+/// Writes the full `report` to `to` and returns it without its locations,
+/// pointing at `to`. The deletions are done by then: a write that fails
+/// leaves a note and keeps only the locations that aborted or failed a
+/// delete, without their decisions, so the run still reports them.
+pub async fn store_report<S: ObjectStore>(
+    mut report: PruneReport,
+    store: &S,
+    to: &S3Object,
+) -> PruneReport {
+    let body = match serde_json::to_vec_pretty(&report) {
+        Ok(b) => b,
+        Err(e) => {
+            report
+                .notes
+                .push(format!("the full report could not be written: {e}"));
+            return report;
+        }
+    };
+    match store.put_object(to, body).await {
+        Ok(()) => {
+            report.locations.clear();
+            report.full_report = Some(to.clone());
+        }
+        Err(e) => {
+            report
+                .notes
+                .push(format!("the full report could not be written to {to}: {e}"));
+            report
+                .locations
+                .retain(|l| l.aborted.is_some() || !l.failures.is_empty());
+            for l in &mut report.locations {
+                l.deleted.clear();
+                l.kept.clear();
+                l.refused.clear();
+            }
+        }
+    }
+    report
 }
 
 fn decision(p: &ListedPoint, reasons: Vec<Reason>) -> PointDecision {
@@ -253,6 +303,9 @@ pub fn parse_request(
         None => clock,
     };
     crate::validate::not_in_future(now, clock, "now")?;
+    if let Some(to) = &req.report_to {
+        to.validate("report_to")?;
+    }
     Ok((req, rules, now))
 }
 
@@ -396,9 +449,25 @@ pub async fn prune<P: Pruning>(
         ));
         return Ok(report);
     };
-    cloud.use_roles(&req.policy.accounts);
     let home = cloud.home_account().await?;
-    let locations = crate::backup::discover::policy_locations(&req.policy, &home, "policy")?;
+    // Units Discover resolved are in `accounts` already; any left (a prune
+    // run on its own, or a unit Discover could not list) are listed here.
+    let (policy, unit_errors) =
+        crate::backup::discover::resolve_units(&req.policy, &home, cloud).await?;
+    for (unit, e) in unit_errors {
+        for region in &policy.selector.regions {
+            report.locations.push(LocationReport {
+                location: Some(Location {
+                    account: unit.clone(),
+                    region: region.clone(),
+                }),
+                aborted: Some(ErrorReport::from(&e)),
+                ..Default::default()
+            });
+        }
+    }
+    cloud.use_roles(&policy.accounts);
+    let locations = crate::backup::discover::policy_locations(&policy, &home, "policy")?;
     for location in &locations {
         let l = prune_location(cloud, location, &req.policy.name, &rules, now, req.dry_run).await;
         if l.aborted.is_none() && l.listed == 0 {

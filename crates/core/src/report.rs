@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::discover::{RegionError, Skipped};
+use crate::backup::discover::{Findings, RegionError, Skipped};
 use crate::backup::snapshot::{BatchResult, Outcome};
+use crate::error::Error;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::model::{Location, RecoveryPointState, ResourceType};
+use crate::ports::ObjectStore;
 use crate::prune::{PointDecision, PruneReport};
+use crate::runs::{RunFiles, S3Object};
 use crate::sfn::StatesError;
 use crate::tags::RunKey;
 
@@ -53,6 +56,9 @@ pub struct ReportRequest {
     /// Discover's quota preflight.
     #[serde(default)]
     pub quota_warnings: Vec<QuotaWarning>,
+    /// The snapshot stage (the Distributed Map) failed as a whole: its error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots_error: Option<StatesError>,
 }
 
 /// What the Prune stage ended with.
@@ -61,6 +67,10 @@ pub struct ReportRequest {
 pub enum PruneOutcome {
     Done(PruneReport),
     Failed(StatesError),
+    /// Prune did not run (the snapshot stage failed as a whole): why.
+    Skipped {
+        skipped: String,
+    },
 }
 
 /// The prune part of the run summary: counts, every deletion and refusal.
@@ -154,6 +164,16 @@ pub fn report(req: ReportRequest) -> RunReport {
             message: e.error.message.clone(),
         })
         .collect();
+    if let Some(e) = &req.snapshots_error {
+        failures.push(Failure {
+            account: None,
+            resource_type: None,
+            id: None,
+            region: String::new(),
+            error_type: e.error.clone(),
+            message: format!("the snapshot stage failed: {}", brief(&e.cause)),
+        });
+    }
     let mut ids = BTreeMap::new();
     let mut skipped = req.skipped.len();
     // Selected sources found gone when their snapshot was due.
@@ -202,6 +222,16 @@ pub fn report(req: ReportRequest) -> RunReport {
                 }
             }
             BatchOutcome::Failed(f) => {
+                if f.targets.is_empty() {
+                    failures.push(Failure {
+                        account: None,
+                        resource_type: None,
+                        id: None,
+                        region: f.location.region.clone(),
+                        error_type: f.error.error.clone(),
+                        message: brief(&f.error.cause),
+                    });
+                }
                 for t in &f.targets {
                     bump(&mut counts.failed, t.resource_type);
                     failures.push(Failure {
@@ -210,13 +240,13 @@ pub fn report(req: ReportRequest) -> RunReport {
                         id: Some(t.id.clone()),
                         region: f.location.region.clone(),
                         error_type: f.error.error.clone(),
-                        message: f.error.cause.clone(),
+                        message: brief(&f.error.cause),
                     });
                 }
             }
         }
     }
-    let prune = req.prune.as_ref().map(|p| match p {
+    let prune = req.prune.as_ref().and_then(|p| match p {
         PruneOutcome::Done(r) => {
             for l in &r.locations {
                 let region = l
@@ -246,7 +276,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                     });
                 }
             }
-            PruneSummary {
+            Some(PruneSummary {
                 dry_run: r.dry_run,
                 deleted: r.deleted,
                 kept: r.kept,
@@ -259,7 +289,7 @@ pub fn report(req: ReportRequest) -> RunReport {
                     .collect(),
                 refusals: r.locations.iter().flat_map(|l| l.refused.clone()).collect(),
                 notes: r.notes.clone(),
-            }
+            })
         }
         PruneOutcome::Failed(e) => {
             failures.push(Failure {
@@ -270,11 +300,12 @@ pub fn report(req: ReportRequest) -> RunReport {
                 error_type: e.error.clone(),
                 message: format!("prune failed: {}", e.cause),
             });
-            PruneSummary {
+            Some(PruneSummary {
                 failed: 1,
                 ..Default::default()
-            }
+            })
         }
+        PruneOutcome::Skipped { .. } => None,
     });
     let selected: usize = req.found.values().sum::<usize>() - gone;
     let completed: usize = counts.completed.values().sum();
@@ -297,5 +328,282 @@ pub fn report(req: ReportRequest) -> RunReport {
         recovery_point_ids: ids,
         prune,
         quota_warnings: req.quota_warnings,
+    }
+}
+
+/// The longest Step Functions cause a failure quotes: a `States.*` cause may
+/// carry a whole state input.
+pub const MAX_CAUSE_CHARS: usize = 1000;
+
+/// `cause`, cut at [`MAX_CAUSE_CHARS`] characters.
+fn brief(cause: &str) -> String {
+    match cause.char_indices().nth(MAX_CAUSE_CHARS) {
+        Some((at, _)) => format!("{}… (cut at {MAX_CAUSE_CHARS} characters)", &cause[..at]),
+        None => cause.to_owned(),
+    }
+}
+
+/// Failures the run summary shows; the rest are in the report file.
+pub const SUMMARY_FAILURES: usize = 10;
+
+/// Where a Distributed Map's `ResultWriter` put its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultWriterDetails {
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+}
+
+/// A Distributed Map's output when it has a `ResultWriter`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapRunOutput {
+    #[serde(rename = "MapRunArn")]
+    pub map_run_arn: String,
+    #[serde(rename = "ResultWriterDetails")]
+    pub result_writer_details: ResultWriterDetails,
+}
+
+/// What the snapshot stage ended with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SnapshotsOutcome {
+    Written(MapRunOutput),
+    Failed(StatesError),
+}
+
+/// The Report function's input: where the run's files are, and what the
+/// snapshot and prune stages ended with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRun {
+    pub run: RunKey,
+    /// Discover's `files`.
+    pub files: RunFiles,
+    /// The Distributed Map's output, or its error.
+    pub snapshots: SnapshotsOutcome,
+    /// The Prune stage's output, or its error; absent when it did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneOutcome>,
+}
+
+/// The prune counts of the run summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneCounts {
+    pub dry_run: bool,
+    pub deleted: usize,
+    pub kept: usize,
+    pub refused: usize,
+    pub failed: usize,
+}
+
+/// The backup state machine's output: the run report's counts, its first
+/// failures, and where the whole report is. Its size does not grow with the
+/// estate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run: RunKey,
+    pub outcome: RunOutcome,
+    pub resources_found: BTreeMap<ResourceType, usize>,
+    pub skipped: usize,
+    pub recovery_points: Counts,
+    /// How many failures the report lists.
+    pub failures: usize,
+    /// The first [`SUMMARY_FAILURES`] of them.
+    pub first_failures: Vec<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneCounts>,
+    pub quota_warnings: usize,
+    /// The whole [`RunReport`].
+    pub report: S3Object,
+}
+
+impl RunSummary {
+    pub fn new(r: &RunReport, report: S3Object) -> Self {
+        Self {
+            run: r.run.clone(),
+            outcome: r.outcome,
+            resources_found: r.resources_found.clone(),
+            skipped: r.skipped,
+            recovery_points: r.recovery_points.clone(),
+            failures: r.failures.len(),
+            first_failures: r.failures.iter().take(SUMMARY_FAILURES).cloned().collect(),
+            prune: r.prune.as_ref().map(|p| PruneCounts {
+                dry_run: p.dry_run,
+                deleted: p.deleted,
+                kept: p.kept,
+                refused: p.refused,
+                failed: p.failed,
+            }),
+            quota_warnings: r.quota_warnings.len(),
+            report,
+        }
+    }
+}
+
+/// The `ResultWriter`'s manifest (`manifest.json`).
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    #[serde(rename = "ResultFiles", default)]
+    result_files: BTreeMap<String, Vec<ResultFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResultFile {
+    #[serde(rename = "Key")]
+    key: String,
+}
+
+/// One child execution in a result file (`SUCCEEDED_n.json`, `FAILED_n.json`,
+/// `PENDING_n.json`): its input and output are JSON in strings.
+#[derive(Debug, Deserialize)]
+struct ResultRow {
+    #[serde(rename = "Input", default)]
+    input: String,
+    #[serde(rename = "Output")]
+    output: Option<String>,
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Error")]
+    error: Option<String>,
+    #[serde(rename = "Cause")]
+    cause: Option<String>,
+}
+
+/// What a failed child's input tells: its location and targets.
+#[derive(Debug, Deserialize)]
+struct ChildInput {
+    location: Location,
+    targets: Vec<TargetRef>,
+}
+
+/// Reads the run's files (Discover's findings, every Map Run result file,
+/// Prune's full report), folds them into the [`RunReport`], writes that to
+/// `files.report` and returns its [`RunSummary`].
+pub async fn report_run<S: ObjectStore>(req: ReportRun, store: &S) -> Result<RunSummary, Error> {
+    req.files.validate(&req.run, "files")?;
+    let files = &req.files;
+    let findings: Findings = read_json(store, &files.object(&files.discovery)).await?;
+    if findings.run != req.run {
+        return Err(Error::invalid(
+            "files.discovery",
+            "holds the findings of another run; pass Discover's `files` unchanged",
+        ));
+    }
+    let mut batches = Vec::new();
+    let mut snapshots_error = None;
+    match &req.snapshots {
+        SnapshotsOutcome::Written(out) => {
+            let details = &out.result_writer_details;
+            if details.bucket != files.bucket || !details.key.starts_with(&files.results) {
+                return Err(Error::invalid(
+                    "snapshots.ResultWriterDetails",
+                    format!(
+                        "is not under s3://{}/{}; the snapshot Map's ResultWriter must write there",
+                        files.bucket, files.results
+                    ),
+                ));
+            }
+            let manifest: Manifest = read_json(store, &files.object(&details.key)).await?;
+            for (status, result_files) in &manifest.result_files {
+                for f in result_files {
+                    let rows: Vec<ResultRow> = read_json(store, &files.object(&f.key)).await?;
+                    batches.extend(rows.into_iter().map(|r| outcome_of(r, status)));
+                }
+            }
+        }
+        SnapshotsOutcome::Failed(e) => snapshots_error = Some(e.clone()),
+    }
+    let prune = match req.prune {
+        Some(PruneOutcome::Done(p)) => match &p.full_report {
+            Some(full) => {
+                if full.bucket != files.bucket || full.key != files.prune {
+                    return Err(Error::invalid(
+                        "prune.full_report",
+                        format!("is not s3://{}/{}", files.bucket, files.prune),
+                    ));
+                }
+                Some(PruneOutcome::Done(read_json(store, full).await?))
+            }
+            None => Some(PruneOutcome::Done(p)),
+        },
+        other => other,
+    };
+    let full = report(ReportRequest {
+        run: req.run,
+        found: findings.found,
+        skipped: findings.skipped,
+        region_errors: findings.region_errors,
+        batches,
+        prune,
+        quota_warnings: findings.quota_warnings,
+        snapshots_error,
+    });
+    let at = files.object(&files.report);
+    let body = serde_json::to_vec_pretty(&full).map_err(|e| Error::Internal(e.to_string()))?;
+    store.put_object(&at, body).await?;
+    Ok(RunSummary::new(&full, at))
+}
+
+async fn read_json<T: serde::de::DeserializeOwned, S: ObjectStore>(
+    store: &S,
+    object: &S3Object,
+) -> Result<T, Error> {
+    let body = store.get_object(object).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::Internal(format!("{object} is not what Strongroom wrote there: {e}")))
+}
+
+/// A child execution's row as a batch outcome: its output when it
+/// succeeded, else a failed batch of its input's targets.
+fn outcome_of(row: ResultRow, file_status: &str) -> BatchOutcome {
+    if row.status == "SUCCEEDED" {
+        if let Some(out) = &row.output {
+            match serde_json::from_str::<BatchOutcome>(out) {
+                Ok(o) => return o,
+                Err(e) => {
+                    return failed_child(
+                        &row,
+                        StatesError {
+                            error: ErrorKind::Internal.error_type().into(),
+                            cause: format!("the batch's output is unreadable: {e}"),
+                        },
+                    )
+                }
+            }
+        }
+    }
+    let error = StatesError {
+        error: row
+            .error
+            .clone()
+            .unwrap_or_else(|| ErrorKind::Internal.error_type().into()),
+        cause: row.cause.clone().unwrap_or_else(|| {
+            format!(
+                "the batch's child execution ended {} ({file_status})",
+                row.status
+            )
+        }),
+    };
+    failed_child(&row, error)
+}
+
+fn failed_child(row: &ResultRow, error: StatesError) -> BatchOutcome {
+    match serde_json::from_str::<ChildInput>(&row.input) {
+        Ok(input) => BatchOutcome::Failed(FailedBatch {
+            location: input.location,
+            targets: input.targets,
+            error,
+        }),
+        // Without a readable input a failed child names no targets: the
+        // run still reports its error.
+        Err(_) => BatchOutcome::Failed(FailedBatch {
+            location: Location {
+                account: String::new(),
+                region: String::new(),
+            },
+            targets: vec![],
+            error,
+        }),
     }
 }

@@ -166,6 +166,7 @@ mod tests {
             retention: None,
             quotas: None,
             accounts: vec![],
+            organizational_units: vec![],
         }
     }
 

@@ -312,6 +312,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
         batches: refreshed,
         prune: None,
         quota_warnings: vec![],
+        snapshots_error: None,
     });
     assert_eq!(rep.outcome, RunOutcome::Partial);
     assert_eq!(rep.failures.len(), 1);
@@ -357,6 +358,7 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
         batches: done,
         prune: None,
         quota_warnings: vec![],
+        snapshots_error: None,
     });
     assert_eq!(rep.outcome, RunOutcome::Succeeded, "{rep:?}");
     assert!(rep.failures.is_empty(), "{:?}", rep.failures);
@@ -485,6 +487,7 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
         })],
         prune: None,
         quota_warnings: vec![],
+        snapshots_error: None,
     });
     assert_eq!(rep.outcome, RunOutcome::Failed);
     assert_eq!(rep.failures.len(), 2);
@@ -1072,4 +1075,153 @@ async fn a_lost_ami_answer_is_found_by_the_completion_check() {
         1,
         "one AMI, never created again"
     );
+}
+
+const UNIT: &str = "ou-ab12-cd34ef56";
+const NESTED_ACCOUNT: &str = "444444444444";
+
+/// Issue 8, item 4: a policy naming an AWS Organizations unit covers every
+/// active account under it, through the unit's role; the home account with
+/// its own credentials; an account the policy names keeps its own role; an
+/// excluded one is left out.
+#[tokio::test]
+async fn an_organizational_unit_covers_its_accounts_through_its_role() {
+    let cloud = estate();
+    cloud.organization.write().unwrap().insert(
+        UNIT.into(),
+        vec![
+            ACCOUNT.into(),
+            OTHER.into(),
+            NESTED_ACCOUNT.into(),
+            GONE.into(),
+        ],
+    );
+    let mut p = daily_policy();
+    p["accounts"] =
+        json!([{"account": OTHER, "role_arn": format!("arn:aws:iam::{OTHER}:role/own")}]);
+    p["organizational_units"] = json!([{
+        "id": UNIT, "role_name": "backup/strongroom", "external_id": "sr-ext-2",
+        "exclude_accounts": [GONE]
+    }]);
+    let out = discover(request(p), &cloud).await.unwrap();
+    let accounts: Vec<_> = out
+        .policy
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.account.as_str(),
+                a.role_arn.as_deref(),
+                a.external_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        vec![
+            (OTHER, Some("arn:aws:iam::210987654321:role/own"), None),
+            (ACCOUNT, None, None),
+            (
+                NESTED_ACCOUNT,
+                Some("arn:aws:iam::444444444444:role/backup/strongroom"),
+                Some("sr-ext-2")
+            ),
+        ]
+    );
+    assert!(
+        out.policy.organizational_units.is_empty(),
+        "resolved: Prune need not list it again"
+    );
+    assert!(out.region_errors.is_empty(), "{:?}", out.region_errors);
+    // Every account × region was listed, the excluded one never.
+    let used = cloud.roles_used.read().unwrap().clone();
+    assert!(used.iter().all(|r| r.account != GONE), "{used:?}");
+    assert!(out
+        .batches
+        .iter()
+        .all(|b| b.policy.organizational_units.is_empty()));
+}
+
+/// A unit that cannot be listed (not the management account, say) is
+/// reported per region and stays in the policy: Prune tries it again and
+/// never falls back to the home account.
+#[tokio::test]
+async fn a_unit_that_cannot_be_listed_is_reported_and_nothing_else_is_assumed() {
+    let cloud = estate();
+    let mut p = daily_policy();
+    p["retention"] = json!({"keep_last": 1});
+    p["organizational_units"] = json!([{"id": UNIT, "role_name": "strongroom"}]);
+    let out = discover(request(p), &cloud).await.unwrap();
+    assert!(
+        out.batches.is_empty(),
+        "no account was resolved: nothing is protected"
+    );
+    assert_eq!(out.region_errors.len(), fixtures::REGIONS.len());
+    assert!(out
+        .region_errors
+        .iter()
+        .all(|e| e.account.as_deref() == Some(UNIT) && e.error.error_type == ErrorKind::NotFound));
+    assert_eq!(out.policy.organizational_units.len(), 1, "kept for Prune");
+    assert_eq!(cloud.creates.load(Ordering::SeqCst), 0);
+
+    let (req, rules, now) = strongroom_core::prune::parse_request(
+        json!({"policy": out.policy, "now": "2026-11-29T03:00:00Z"}),
+        NOW,
+    )
+    .unwrap();
+    let pruned = strongroom_core::prune::prune(req, rules, now, &cloud)
+        .await
+        .unwrap();
+    assert_eq!(pruned.locations.len(), fixtures::REGIONS.len());
+    assert!(pruned
+        .locations
+        .iter()
+        .all(|l| l.aborted.is_some() && l.location.as_ref().unwrap().account == UNIT));
+}
+
+#[tokio::test]
+async fn unit_mistakes_name_the_field_and_call_nothing() {
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (
+            json!([{"id": "ou-AB12-cd34ef56", "role_name": "sr"}]),
+            "policy.organizational_units[0].id",
+        ),
+        (
+            json!([{"id": "ou-ab12-cd34", "role_name": "sr"}]),
+            "policy.organizational_units[0].id",
+        ),
+        (
+            json!([{"id": "123456789012", "role_name": "sr"}]),
+            "policy.organizational_units[0].id",
+        ),
+        (
+            json!([{"id": UNIT, "role_name": "a b"}]),
+            "policy.organizational_units[0].role_name",
+        ),
+        (
+            json!([{"id": UNIT, "role_name": "sr", "external_id": "x"}]),
+            "policy.organizational_units[0].external_id",
+        ),
+        (
+            json!([{"id": UNIT, "role_name": "sr", "exclude_accounts": ["1"]}]),
+            "policy.organizational_units[0].exclude_accounts[0]",
+        ),
+        (
+            json!([{"id": "r-ab12", "role_name": "sr"}, {"id": "r-ab12", "role_name": "x"}]),
+            "policy.organizational_units[1].id",
+        ),
+    ];
+    for (units, field) in cases {
+        let cloud = estate();
+        cloud
+            .organization
+            .write()
+            .unwrap()
+            .insert(UNIT.into(), vec![OTHER.into()]);
+        let mut p = daily_policy();
+        p["organizational_units"] = units.clone();
+        let e = discover(request(p), &cloud).await.unwrap_err();
+        assert_eq!(invalid_field(e), field, "{units}");
+        assert!(cloud.roles_used.read().unwrap().is_empty());
+    }
 }

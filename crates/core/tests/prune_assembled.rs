@@ -248,7 +248,7 @@ proptest! {
             "retention": r
         })).unwrap();
         let rules = policy.retention.as_ref().unwrap().rules("retention").unwrap();
-        let req = PruneRequest { policy, dry_run: false, now: None };
+        let req = PruneRequest { policy, dry_run: false, now: None, report_to: None };
         block_on(prune(req, Some(rules), NOW, &raw)).unwrap();
         let deleted = raw.deleted.lock().unwrap().clone();
 

@@ -185,6 +185,7 @@ fn request(r: Retention, dry_run: bool) -> PruneRequest {
         },
         dry_run,
         now: None,
+        report_to: None,
     }
 }
 

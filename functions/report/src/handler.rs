@@ -1,15 +1,20 @@
-use strongroom_core::report::{report, ReportRequest, RunReport};
+use strongroom_core::ports::ObjectStore;
+use strongroom_core::report::{report_run, ReportRun, RunSummary};
 use strongroom_lambda::{parse, FunctionError};
 
-/// Discover's summary plus every Map item's outcome -> [`RunReport`].
-/// (Later stages add the S3 report, metrics and the completion event here.)
-pub fn handle(payload: serde_json::Value) -> Result<RunReport, FunctionError> {
-    let request: ReportRequest = parse(payload)?;
-    let out = report(request);
+/// The run's files (Discover's findings, the Map Run's result files, Prune's
+/// report) -> the run report, written to `files.report`; returns its summary.
+pub async fn handle<S: ObjectStore>(
+    payload: serde_json::Value,
+    store: &S,
+) -> Result<RunSummary, FunctionError> {
+    let request: ReportRun = parse(payload)?;
+    let out = report_run(request, store).await?;
     tracing::info!(
         policy = %out.run.policy,
         outcome = ?out.outcome,
-        failures = out.failures.len(),
+        failures = out.failures,
+        report = %out.report,
         "run report"
     );
     Ok(out)

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::error::CloudError;
 use crate::error::{Error, ErrorReport};
 use crate::model::{Location, RecoveryPointKind, ResourceType, Target};
+use crate::policy::AccountRole;
 use crate::policy::{Policy, RunInput, DEFAULT_POLL_SECONDS};
-use crate::ports::Inventory;
+use crate::ports::{Identity, Inventory, ObjectStore};
 use crate::quota::{check, kept_per_source, Demand, QuotaWarning};
+use crate::runs::{check_bucket, RunFiles, BUCKET_VARIABLE};
 use crate::tags::RunKey;
 
 /// Targets per Map item. Small enough for one Lambda invocation to finish well
@@ -63,9 +66,9 @@ pub struct Batch {
     pub targets: Vec<Target>,
 }
 
-/// Discover's output: the run's identity, what was found, and the batches.
+/// Everything Discover finds: the run's identity, what was found, and the batches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiscoverOutput {
+pub struct Discovery {
     pub run: RunKey,
     /// The validated policy, for the stages after the snapshots (Prune).
     pub policy: Policy,
@@ -87,7 +90,7 @@ pub struct DiscoverOutput {
 pub async fn discover<I: Inventory>(
     req: DiscoverRequest,
     inventory: &I,
-) -> Result<DiscoverOutput, Error> {
+) -> Result<Discovery, Error> {
     let input = RunInput::parse(req.input)?;
     if req.execution.is_empty() {
         return Err(Error::invalid(
@@ -100,12 +103,13 @@ pub async fn discover<I: Inventory>(
         scheduled_time: input.scheduled_time_or(&req.started_at)?,
         execution: req.execution,
     };
-    let policy = input.policy;
+    let home = inventory.home_account().await?;
+    let (policy, unit_errors) = resolve_units(&input.policy, &home, inventory).await?;
     let sel = &policy.selector;
     inventory.use_roles(&policy.accounts);
-    let home = inventory.home_account().await?;
     let locations = policy_locations(&policy, &home, "policy")?;
-    let named_accounts = !policy.accounts.is_empty();
+    let named_accounts =
+        !input.policy.accounts.is_empty() || !input.policy.organizational_units.is_empty();
     // A few locations at a time: many accounts must not mean a burst of
     // AssumeRole and Tagging API calls.
     let mut listings: Vec<_> = stream::iter(locations)
@@ -123,6 +127,15 @@ pub async fn discover<I: Inventory>(
     let mut found = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut region_errors = Vec::new();
+    for (unit, e) in unit_errors {
+        for region in &sel.regions {
+            region_errors.push(RegionError {
+                account: Some(unit.clone()),
+                region: region.clone(),
+                error: ErrorReport::from(&e),
+            });
+        }
+    }
     let mut by_location: BTreeMap<Location, Vec<Target>> = BTreeMap::new();
     for (location, listing) in listings {
         let sources = match listing {
@@ -165,6 +178,7 @@ pub async fn discover<I: Inventory>(
         batch_policy
             .accounts
             .retain(|a| a.account == location.account);
+        batch_policy.organizational_units.clear();
         for chunk in targets.chunks(BATCH_SIZE) {
             batches.push(Batch {
                 run: run.clone(),
@@ -175,7 +189,7 @@ pub async fn discover<I: Inventory>(
             });
         }
     }
-    Ok(DiscoverOutput {
+    Ok(Discovery {
         run,
         prune_dry_run: input.prune_dry_run,
         policy: policy.clone(),
@@ -188,11 +202,169 @@ pub async fn discover<I: Inventory>(
     })
 }
 
-/// Every location a policy covers: each of its accounts (the home account
-/// when it names none) in each of its regions. An account named without a
-/// role must be the home account: any other could not be reached.
+/// What Discover found besides the batches: the file Report reads back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Findings {
+    pub run: RunKey,
+    pub found: BTreeMap<ResourceType, usize>,
+    pub skipped: Vec<Skipped>,
+    pub region_errors: Vec<RegionError>,
+    pub quota_warnings: Vec<QuotaWarning>,
+}
+
+/// Discover's output, the state of the rest of the run: counts, and where
+/// the batches and findings are (its size does not grow with the estate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoverOutput {
+    pub run: RunKey,
+    /// The validated policy, for the stages after the snapshots (Prune).
+    pub policy: Policy,
+    /// Prune computes and reports its plan but deletes nothing.
+    pub prune_dry_run: bool,
+    pub poll_seconds: u32,
+    /// Selected sources per type.
+    pub found: BTreeMap<ResourceType, usize>,
+    pub skipped: usize,
+    pub region_errors: usize,
+    pub quota_warnings: usize,
+    /// Map items in `files.batches`.
+    pub batches: usize,
+    pub files: RunFiles,
+}
+
+/// [`discover`], then the batches and findings written to `bucket` (the
+/// stack's, from [`crate::runs::BUCKET_VARIABLE`]): the Distributed Map reads
+/// its items from there. A missing or malformed bucket fails before any call.
+pub async fn discover_run<C: Inventory + ObjectStore>(
+    req: DiscoverRequest,
+    cloud: &C,
+    bucket: Option<&str>,
+) -> Result<DiscoverOutput, Error> {
+    let bucket = bucket.ok_or_else(|| {
+        Error::invalid(
+            BUCKET_VARIABLE,
+            "is not set; set it to the bucket the run's files go to (the stack's bucket)",
+        )
+    })?;
+    check_bucket(bucket, BUCKET_VARIABLE)?;
+    let d = discover(req, cloud).await?;
+    let files = RunFiles::new(bucket, &d.run, BUCKET_VARIABLE)?;
+    let mut lines = Vec::new();
+    for b in &d.batches {
+        serde_json::to_writer(&mut lines, b).map_err(|e| Error::Internal(e.to_string()))?;
+        lines.push(b'\n');
+    }
+    cloud
+        .put_object(&files.object(&files.batches), lines)
+        .await?;
+    let findings = Findings {
+        run: d.run.clone(),
+        found: d.found.clone(),
+        skipped: d.skipped,
+        region_errors: d.region_errors,
+        quota_warnings: d.quota_warnings,
+    };
+    let out = DiscoverOutput {
+        run: d.run,
+        policy: d.policy,
+        prune_dry_run: d.prune_dry_run,
+        poll_seconds: d.poll_seconds,
+        found: d.found,
+        skipped: findings.skipped.len(),
+        region_errors: findings.region_errors.len(),
+        quota_warnings: findings.quota_warnings.len(),
+        batches: d.batches.len(),
+        files,
+    };
+    let body = serde_json::to_vec(&findings).map_err(|e| Error::Internal(e.to_string()))?;
+    cloud
+        .put_object(&out.files.object(&out.files.discovery), body)
+        .await?;
+    Ok(out)
+}
+
+/// Units of AWS Organizations listed at once.
+const UNITS_AT_ONCE: usize = 4;
+
+/// The policy with the active accounts of its organizational units added to
+/// `accounts` (each with its unit's role; the home account with none, as it
+/// is reached with the function's own credentials), and the units that could
+/// not be listed, which stay in `organizational_units` (so that a later stage
+/// tries them again, and never falls back to the home account alone). An
+/// account the policy lists itself keeps its own entry. Throttling is an
+/// error (the stage is retried); any other failure is the unit's.
+pub async fn resolve_units<I: Identity>(
+    policy: &Policy,
+    home: &str,
+    cloud: &I,
+) -> Result<(Policy, Vec<(String, CloudError)>), Error> {
+    let mut out = policy.clone();
+    if policy.organizational_units.is_empty() {
+        return Ok((out, vec![]));
+    }
+    let partition = partition_of(policy.selector.regions.first().map_or("", String::as_str));
+    let listed: Vec<_> = stream::iter(policy.organizational_units.iter())
+        .map(|u| async move { (u, cloud.accounts_under(&u.id).await) })
+        .buffered(UNITS_AT_ONCE)
+        .collect()
+        .await;
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    let mut added = BTreeMap::new();
+    for (unit, accounts) in listed {
+        match accounts {
+            Ok(accounts) => {
+                for account in accounts {
+                    if unit.exclude_accounts.contains(&account)
+                        || policy.accounts.iter().any(|a| a.account == account)
+                    {
+                        continue;
+                    }
+                    let own = account == home;
+                    added.entry(account.clone()).or_insert_with(|| AccountRole {
+                        role_arn: (!own).then(|| unit.role_arn(partition, &account)),
+                        external_id: if own { None } else { unit.external_id.clone() },
+                        account,
+                    });
+                }
+            }
+            Err(e) if e.kind.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                failed.push(unit.clone());
+                errors.push((unit.id.clone(), e));
+            }
+        }
+    }
+    out.accounts.extend(added.into_values());
+    out.organizational_units = failed;
+    Ok((out, errors))
+}
+
+/// The partition of a region: `aws-cn` for `cn-*`, `aws-us-gov` for
+/// `us-gov-*`, `aws-iso(-b)` for `us-iso(b)-*`, `aws` otherwise.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// Every location a policy covers: each of its accounts in each of its
+/// regions; the home account when it names neither accounts nor
+/// organizational units. An account named without a role must be the home
+/// account: any other could not be reached.
 pub fn policy_locations(policy: &Policy, home: &str, at: &str) -> Result<Vec<Location>, Error> {
-    let accounts: Vec<String> = if policy.accounts.is_empty() {
+    let accounts: Vec<String> = if policy.accounts.is_empty()
+        && policy.organizational_units.is_empty()
+    {
         vec![home.to_owned()]
     } else {
         let mut out = Vec::new();
