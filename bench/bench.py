@@ -17,6 +17,10 @@
    the same run without throttling, lost answers and delayed visibility.
    `--only-faults` measures only this and rewrites only its section of an
    existing BENCHMARKS.md (no release build, no Custodian needed).
+6. A run over 2,000 sources in 2 accounts x 2 regions (issue 8, `scale.py`):
+   wall time, API calls per source, the history events of the parent and
+   of its largest child, the largest state payload. `--only-scale` measures
+   only this and rewrites only its section.
 
 Everything runs on 127.0.0.1 with dummy credentials.
 """
@@ -43,6 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/emulator"))
 from client import ACCOUNT, Emulator  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import scale  # noqa: E402
 
 POLICY = {
     "name": "daily",
@@ -506,13 +513,18 @@ def fault_section(fr: dict[str, Any], cmd: str) -> list[str]:
 
 
 def splice_fault_section(text: str, section: list[str]) -> str:
-    """`text` (a BENCHMARKS.md) with its fault section replaced by `section`, or, if it has
-    none, with `section` put after the first API-calls section. Everything else is kept."""
+    """`text` (a BENCHMARKS.md) with its fault section replaced by `section`."""
+    return splice_section(text, FAULTS_HEADING, section)
+
+
+def splice_section(text: str, heading: str, section: list[str]) -> str:
+    """`text` (a BENCHMARKS.md) with the section under `heading` replaced by `section`, or, if
+    it has none, with `section` put after the first API-calls section. Everything else is kept."""
     lines = text.split("\n")
     heads = [i for i, line in enumerate(lines) if line.startswith("## ")]
     block = section + [""]
-    if FAULTS_HEADING in lines:
-        start = lines.index(FAULTS_HEADING)
+    if heading in lines:
+        start = lines.index(heading)
         end = next((i for i in heads if i > start), len(lines))
         return "\n".join(lines[:start] + block + lines[end:])
     first = next((i for i in heads if lines[i].startswith("## API calls of one backup run")), None)
@@ -520,6 +532,10 @@ def splice_fault_section(text: str, section: list[str]) -> str:
     if after is None:
         return text.rstrip("\n") + "\n\n" + "\n".join(block)
     return "\n".join(lines[:after] + block + lines[after:])
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def command_line() -> str:
@@ -537,7 +553,7 @@ def command_line() -> str:
     return " ".join(shown(a) for a in [sys.executable, script, *sys.argv[1:]])
 
 
-def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], cmd: str) -> None:
+def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], sc: dict[str, Any], cmd: str) -> None:
     s_total, c_total = sum(sr["calls"].values()), sum(c7n["calls"].values())
     actions = sorted(set(sr["calls"]) | set(c7n["calls"]))
     lines = [
@@ -593,6 +609,8 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         "(the emulator pages by tag count, 100 tags per page: 2 pages per region here).",
         "",
         *fault_section(fr, cmd),
+        "",
+        *scale.scale_section(sc, cmd, now()),
         "",
         "## Cold start of the `snapshot` release binary",
         "",
@@ -652,6 +670,11 @@ def main() -> None:
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--cold-runs", type=int, default=30)
     ap.add_argument(
+        "--only-scale",
+        action="store_true",
+        help="only the 2,000-source run; rewrites only its section of an existing --out",
+    )
+    ap.add_argument(
         "--only-faults",
         action="store_true",
         help="only the backup run under faults (and its clean twin); rewrites only its section of an existing --out",
@@ -668,6 +691,16 @@ def main() -> None:
         out.write_text(splice_fault_section(out.read_text(), fault_section(fr, cmd)))
         print(f"==> rewrote the section {FAULTS_HEADING[3:]!r} of {args.out}")
         return
+    if args.only_scale:
+        if not out.is_file():
+            ap.error(f"--only-scale rewrites one section of an existing file; {out} does not exist")
+        cmd = command_line()
+        print("==> 2,000 sources in 2 accounts x 2 regions", flush=True)
+        sc = scale.scale_run(args.functions_dir)
+        report_scale_run(sc)
+        out.write_text(splice_section(out.read_text(), scale.SCALE_HEADING, scale.scale_section(sc, cmd, now())))
+        print(f"==> rewrote the section {scale.SCALE_HEADING[3:]!r} of {args.out}")
+        return
     if not args.lambda_dir or not args.c7n:
         ap.error("--lambda-dir and --c7n are required (unless --only-faults)")
     print("==> Strongroom backup run over the bench estate", flush=True)
@@ -676,6 +709,9 @@ def main() -> None:
     print("==> The same backup run, clean and under faults", flush=True)
     fr = fault_run(args.functions_dir)
     report_fault_run(fr)
+    print("==> 2,000 sources in 2 accounts x 2 regions", flush=True)
+    sc = scale.scale_run(args.functions_dir)
+    report_scale_run(sc)
     print("==> Cloud Custodian over a freshly seeded bench estate", flush=True)
     c7n = custodian_run(args.functions_dir, args.c7n)
     print(f"    {sum(c7n['calls'].values())} calls: {dict(c7n['calls'])}", flush=True)
@@ -688,8 +724,21 @@ def main() -> None:
     print("==> API calls of a prune of 1,000 recovery points", flush=True)
     pc = prune_calls(args.functions_dir)
     print(f"    {sum(pc['calls'].values())} calls: {dict(pc['calls'])}", flush=True)
-    write(out, sr, c7n, cs, pt, pc, fr, "make bench")
+    write(out, sr, c7n, cs, pt, pc, fr, sc, "make bench")
     print(f"==> wrote {args.out}")
+
+
+def report_scale_run(sc: dict[str, Any]) -> None:
+    for name in ("quick", "slow", "small"):
+        r = sc[name]
+        print(
+            f"    {name}: {r['outcome']}, {r['selected']} selected, {r['completed']} completed, {r['failures']} failures, "
+            f"{sum(r['calls'].values())} calls, parent {r['parent_events']} events / {r['parent_payload']} B, "
+            f"{r['children']} children, largest {r['child_events_max']} events / {r['child_payload']} B, "
+            f"{r['wall_s']:.0f} s",
+            flush=True,
+        )
+    print(f"    a day pending: {sc['checks_in_a_day']} checks, ~{sc['day_child_events']} child events", flush=True)
 
 
 def report_fault_run(fr: dict[str, Any]) -> None:

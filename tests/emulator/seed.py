@@ -7,7 +7,7 @@ Estates:
          resources of all five types in two regions, plus a third region that
          no policy lists.
   bench  >= 100 resources of all five types in two regions (the API-call benchmark).
-  scale  500 sources of all five types in two regions (250 each): with
+  scale  1,000 sources of all five types in two regions (500 each): with
          ``--account``, one account of the 2,000-source benchmark.
 
 With ``--organization`` it instead makes the home account an AWS
@@ -190,15 +190,15 @@ def scale(e: Estate) -> None:
     for region in ("us-east-1", "eu-west-1"):
         short = region.replace("-", "")[:5]
         tags = lambda n: {"Name": n, "env": "prod", **DAILY}  # noqa: E731
-        for i in range(50):
+        for i in range(100):
             e.instance(region, tags(f"app-{short}-{i}"), data_volumes=1)
-        for i in range(150):
+        for i in range(300):
             e.volume(region, tags(f"vol-{short}-{i}"))
-        for i in range(25):
+        for i in range(50):
             e.rds(region, f"db-{short}-{i}", tags(f"db-{i}"))
-        for i in range(15):
+        for i in range(30):
             e.aurora(region, f"aurora-{short}-{i}", tags(f"aurora-{i}"))
-        for i in range(10):
+        for i in range(20):
             e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
 
 

@@ -133,17 +133,17 @@ async fn map_run(
 
 #[tokio::test]
 async fn a_run_keeps_its_batches_results_and_reports_in_the_bucket() {
-    let cloud = estate(60);
+    let cloud = estate(120);
     let out = discover_run(request(), &cloud, Some(BUCKET)).await.unwrap();
-    // The state holds counts and locations, not the 120 targets.
-    assert_eq!(out.found[&ResourceType::EbsVolume], 120);
-    assert_eq!(out.batches, 4, "60 per region, at most 50 per batch");
+    // The state holds counts and locations, not the 240 targets.
+    assert_eq!(out.found[&ResourceType::EbsVolume], 240);
+    assert_eq!(out.batches, 4, "120 per region, at most 100 per batch");
     assert!(serde_json::to_vec(&out).unwrap().len() < 4096);
     assert_eq!(out.files.batches, "runs/daily/exec-1/batches.jsonl");
     let findings = cloud
         .object_json(BUCKET, &out.files.discovery)
         .expect("the findings");
-    assert_eq!(findings["found"]["ebs-volume"], 120);
+    assert_eq!(findings["found"]["ebs-volume"], 240);
 
     let batches = read_batches(&cloud, &out);
     assert_eq!(batches.len(), out.batches);
@@ -164,7 +164,7 @@ async fn a_run_keeps_its_batches_results_and_reports_in_the_bucket() {
         "the decisions are in the bucket"
     );
     assert_eq!(pruned.full_report, Some(to.clone()));
-    assert_eq!(pruned.kept, 120 - last_targets);
+    assert_eq!(pruned.kept, 240 - last_targets);
 
     let summary = report_run(
         ReportRun {
@@ -181,7 +181,7 @@ async fn a_run_keeps_its_batches_results_and_reports_in_the_bucket() {
     assert_eq!(summary.report, object("runs/daily/exec-1/report.json"));
     let full: RunReport =
         serde_json::from_value(cloud.object_json(BUCKET, &summary.report.key).unwrap()).unwrap();
-    let done = 120 - last_targets;
+    let done = 240 - last_targets;
     assert_eq!(
         full.recovery_points.completed[&ResourceType::EbsVolume],
         done

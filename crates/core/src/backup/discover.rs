@@ -16,10 +16,13 @@ use crate::quota::{check, kept_per_source, Demand, QuotaWarning};
 use crate::runs::{check_bucket, RunFiles, BUCKET_VARIABLE};
 use crate::tags::RunKey;
 
-/// Targets per Map item. Small enough for one Lambda invocation to finish well
-/// inside its timeout, large enough that the per-location lookup and
-/// completion checks are shared by many targets.
-pub const BATCH_SIZE: usize = 50;
+/// Targets per Map item (one child execution). Every batch costs an
+/// idempotency lookup, a describe per kind per completion check and its
+/// child's state transitions, so batches are as large as is comfortable:
+/// 100 creates at 8 at a time finish in well under a minute of the Lambda's
+/// timeout, and a batch's result stays near 45 KiB, far below Step
+/// Functions' 256 KiB per state.
+pub const BATCH_SIZE: usize = 100;
 
 /// Locations (account × region) listed at once.
 pub const LOCATIONS_AT_ONCE: usize = 16;
