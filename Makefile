@@ -11,10 +11,13 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/strongroom
 VENV := $(CACHE)/venv
 C7N_VENV := $(CACHE)/venv-c7n
+INFRA_VENV := $(CACHE)/venv-infra
 TOOLS := $(CACHE)/tools
 PYTHON := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export STRONGROOM_PYTHON := $(PYTHON)
+# The backup state machine as the SAM stack deploys it (make check-infra), for the state machine tests.
+export STRONGROOM_DEPLOYED_BACKUP := $(CACHE)/infra/backup.deployed.asl.json
 export PATH := $(VENV)/bin:$(PATH)
 CARGO ?= cargo
 NPM_TOOLS := tools/node_modules/.bin
@@ -22,11 +25,12 @@ NPM_TOOLS := tools/node_modules/.bin
 REQS := tests/emulator/requirements.txt
 VENV_STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 C7N_STAMP := $(C7N_VENV)/.stamp-$(shell cat bench/requirements-c7n.txt | cksum | cut -d' ' -f1)
+INFRA_STAMP := $(INFRA_VENV)/.stamp-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cksum | cut -d' ' -f1)
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
-.PHONY: help setup demo test unit lint check-infra check-emulator build-functions build bench bench-scale schema clean-cache
+.PHONY: help setup demo test unit lint check-infra check-emulator build-functions build bench bench-scale schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -36,7 +40,7 @@ help:
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
 
-setup: $(VENV_STAMP) $(NPM_STAMP) $(MACHETE_STAMP)
+setup: $(VENV_STAMP) $(INFRA_STAMP) $(NPM_STAMP) $(MACHETE_STAMP)
 
 $(VENV_STAMP): $(REQS)
 	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -44,6 +48,13 @@ $(VENV_STAMP): $(REQS)
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r $(REQS)
 	@rm -f $(VENV)/.stamp-* && touch $@
+
+$(INFRA_STAMP): infra/requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+	@echo "==> Python venv with SAM CLI and cfn-lint (pinned) in $(INFRA_VENV)"
+	@test -x $(INFRA_VENV)/bin/python || python3 -m venv $(INFRA_VENV)
+	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@rm -f $(INFRA_VENV)/.stamp-* && touch $@
 
 $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is required for the ASL checks (apt-get install npm)" >&2; exit 1; }
@@ -87,9 +98,16 @@ lint: $(MACHETE_STAMP)
 	@echo "==> cargo clippy -D warnings"
 	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-check-infra: $(NPM_STAMP)
+check-infra: $(NPM_STAMP) $(INFRA_STAMP)
 	@echo "==> asl-validator on every state machine"
 	@for f in infra/statemachines/*.asl.json; do $(NPM_TOOLS)/asl-validator --json-path $$f; done
+	@echo "==> sam validate --lint (offline)"
+	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/sam validate --lint --region us-east-1 -t infra/template.yaml
+	@echo "==> SAM template -> CloudFormation (SAM translator), substitutions and IAM guards"
+	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/python infra/check_template.py --out $(CACHE)/infra/template.cfn.json \
+		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP)
+	@echo "==> cfn-lint on the converted template"
+	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json
 
 # The emulator's own patches and switchable faults, checked through boto3.
 check-emulator: $(VENV_STAMP)
@@ -117,6 +135,18 @@ bench: setup $(C7N_STAMP) build build-functions
 # Only the 2,000-source run (issue 8): rewrites its section of BENCHMARKS.md.
 bench-scale: setup build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-scale --out BENCHMARKS.md
+
+# Deploy with SAM (needs AWS credentials; never run by CI). `sam build` compiles
+# the functions with cargo-lambda (release, LTO: a long while on 2 cores).
+# ARCH=arm64 needs the aarch64 Rust target installed.
+ARCH ?= x86_64
+deploy: setup
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu; then \
+		echo "ARCH=arm64 needs the aarch64 Rust target (rustup target add aarch64-unknown-linux-gnu); use ARCH=x86_64" >&2; exit 2; fi
+	@cd infra && SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/sam build --config-file samconfig.toml \
+		--parameter-overrides Architecture=$(ARCH)
+	@cd infra && SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/sam deploy --config-file samconfig.toml --guided \
+		--parameter-overrides Architecture=$(ARCH)
 
 clean-cache:
 	rm -rf $(CACHE)

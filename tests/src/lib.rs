@@ -528,6 +528,25 @@ pub fn backup_definition() -> String {
     substitute(&asl)
 }
 
+/// The backup state machine as the SAM stack deploys it: the definition
+/// `infra/check_template.py` takes from the converted template, its
+/// `DefinitionSubstitutions` resolved to the emulator's functions (written by
+/// `make check-infra`, which `make test` runs first, to the file
+/// `STRONGROOM_DEPLOYED_BACKUP` names).
+pub fn deployed_backup_definition() -> String {
+    let path = std::env::var_os("STRONGROOM_DEPLOYED_BACKUP").unwrap_or_else(|| {
+        panic!(
+            "STRONGROOM_DEPLOYED_BACKUP is not set: run `make check-infra` (make test does) first"
+        )
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the deployed backup definition {} is missing ({e}): run `make check-infra` first",
+            PathBuf::from(&path).display()
+        )
+    })
+}
+
 /// Replaces `${XFunctionArn}` with the emulator's function ARNs.
 pub fn substitute(asl: &str) -> String {
     let mut out = asl.to_owned();

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use strongroom_core::model::ResourceType;
 use strongroom_core::report::{RunOutcome, RunReport, RunSummary, SUMMARY_FAILURES};
-use strongroom_tests::{backup_definition, workspace, Emulator, Manifest, ACCOUNT, RUNS_BUCKET};
+use strongroom_tests::{
+    backup_definition, deployed_backup_definition, workspace, Emulator, Manifest, ACCOUNT,
+    RUNS_BUCKET,
+};
 
 struct Execution {
     status: String,
@@ -21,9 +24,13 @@ async fn sfn(emu: &Emulator) -> aws_sdk_sfn::Client {
 }
 
 async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
+    machine_of(sfn, "strongroom-backup", backup_definition()).await
+}
+
+async fn machine_of(sfn: &aws_sdk_sfn::Client, name: &str, definition: String) -> String {
     sfn.create_state_machine()
-        .name("strongroom-backup")
-        .definition(backup_definition())
+        .name(name)
+        .definition(definition)
         .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/strongroom-backup"))
         .send()
         .await
@@ -856,4 +863,51 @@ async fn items_gone_from_the_bucket_fail_the_run_clearly_and_a_rerun_creates_eac
     assert_eq!(again.outcome, RunOutcome::Succeeded, "{again:?}");
     assert_eq!(sum(&again.recovery_points.created), 12);
     assert_eq!(again.recovery_point_ids.len(), 12);
+}
+
+/// Issue 9, item 5: the backup definition exactly as the SAM stack deploys it
+/// (converted by the SAM translator, substitutions resolved) runs green, and
+/// red: a source whose snapshot fails is caught and reported.
+#[tokio::test]
+async fn the_definition_the_stack_deploys_runs_green_and_red() {
+    let deployed = deployed_backup_definition();
+    let asl: Value = serde_json::from_str(&deployed).expect("the deployed definition is JSON");
+    assert_eq!(
+        asl,
+        serde_json::from_str::<Value>(&backup_definition()).unwrap(),
+        "the stack deploys the ASL file, substituted"
+    );
+    let emu = Emulator::start_with_env(&[("MOTO_RDS_SNAPSHOT_LIMIT", "4")]);
+    let _ = emu.seed("test");
+    let sfn = sfn(&emu).await;
+    let machine = machine_of(&sfn, "strongroom-backup", deployed).await;
+    // Red: 3 automated snapshots per region and a limit of 4 leave room for
+    // one of the two selected RDS instances per region.
+    let r = report(
+        &execute(&emu, &sfn, &machine, "deployed-red", &scheduled_input()).await,
+        &emu,
+    )
+    .await;
+    assert_eq!(r.outcome, RunOutcome::Partial, "{r:?}");
+    assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
+    assert!(r
+        .failures
+        .iter()
+        .all(|f| f.error_type == "Strongroom.QuotaExceeded"));
+    // Green: the next day, without the RDS instances.
+    let mut input = scheduled_input();
+    input["scheduled_time"] = json!("2026-11-28T03:00:00Z");
+    input["policy"]["selector"]["resource_types"] = json!([
+        "ebs-volume",
+        "ec2-instance",
+        "aurora-cluster",
+        "redshift-cluster"
+    ]);
+    let r = report(
+        &execute(&emu, &sfn, &machine, "deployed-green", &input).await,
+        &emu,
+    )
+    .await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+    assert_eq!(sum(&r.recovery_points.completed), 8);
 }
