@@ -27,6 +27,8 @@ VENV_STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 C7N_STAMP := $(C7N_VENV)/.stamp-$(shell cat bench/requirements-c7n.txt | cksum | cut -d' ' -f1)
 INFRA_STAMP := $(INFRA_VENV)/.stamp-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cksum | cut -d' ' -f1)
+CDK_STAMP := infra/cdk/node_modules/.stamp-$(shell cat infra/cdk/package-lock.json | cksum | cut -d' ' -f1)
+CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
@@ -40,7 +42,7 @@ help:
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
 
-setup: $(VENV_STAMP) $(INFRA_STAMP) $(NPM_STAMP) $(MACHETE_STAMP)
+setup: $(VENV_STAMP) $(INFRA_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP)
 
 $(VENV_STAMP): $(REQS)
 	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -61,6 +63,12 @@ $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@echo "==> Node tools (asl-validator) in tools/node_modules"
 	@cd tools && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@rm -f tools/node_modules/.stamp-* && touch $@
+
+$(CDK_STAMP): infra/cdk/package.json infra/cdk/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the CDK app (apt-get install npm)" >&2; exit 1; }
+	@echo "==> CDK app's packages (aws-cdk-lib, cdk-nag, TypeScript; pinned) in infra/cdk/node_modules"
+	@cd infra/cdk && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@rm -f infra/cdk/node_modules/.stamp-* && touch $@
 
 # cargo-machete finds dependencies a Cargo.toml declares and no source uses.
 # Built from crates.io with its own lock file, in a throwaway target dir (not
@@ -98,16 +106,24 @@ lint: $(MACHETE_STAMP)
 	@echo "==> cargo clippy -D warnings"
 	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-check-infra: $(NPM_STAMP) $(INFRA_STAMP)
+check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CDK_STAMP)
 	@echo "==> asl-validator on every state machine"
 	@for f in infra/statemachines/*.asl.json; do $(NPM_TOOLS)/asl-validator --json-path $$f; done
 	@echo "==> sam validate --lint (offline)"
 	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/sam validate --lint --region us-east-1 -t infra/template.yaml
-	@echo "==> SAM template -> CloudFormation (SAM translator), substitutions and IAM guards"
+	@echo "==> CDK app: tsc, its tests (aws-cdk-lib/assertions, cdk-nag), cdk synth with placeholder artifacts"
+	@cd infra/cdk && node_modules/.bin/tsc -p . && node --test dist/test/ > $(CACHE)/cdk-test.log 2>&1 \
+		|| { cat $(CACHE)/cdk-test.log; exit 1; }
+	@grep -E "^# (pass|fail)" $(CACHE)/cdk-test.log | tr '\n' ' ' && echo
+	@mkdir -p $(CACHE)/infra/placeholder-lambda && for f in discover snapshot status prune report; do \
+		mkdir -p $(CACHE)/infra/placeholder-lambda/$$f && echo placeholder > $(CACHE)/infra/placeholder-lambda/$$f/bootstrap; done
+	@cd infra/cdk && $(CDK_ENV) node_modules/.bin/cdk synth --no-notices -q \
+		-c artifacts=$(CACHE)/infra/placeholder-lambda -o $(CACHE)/cdk.out
+	@echo "==> SAM template -> CloudFormation (SAM translator): substitutions, schedules, IAM guards, same as CDK"
 	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/python infra/check_template.py --out $(CACHE)/infra/template.cfn.json \
-		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP)
-	@echo "==> cfn-lint on the converted template"
-	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json
+		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --cdk $(CACHE)/cdk.out/strongroom.template.json
+	@echo "==> cfn-lint on the converted SAM template and the CDK template"
+	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json $(CACHE)/cdk.out/strongroom.template.json
 
 # The emulator's own patches and switchable faults, checked through boto3.
 check-emulator: $(VENV_STAMP)

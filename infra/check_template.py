@@ -296,10 +296,82 @@ def deployed_definitions(cfn: dict[str, Any], arn_prefix: str) -> dict[str, Any]
     return out
 
 
+def canon(v: Any) -> Any:
+    """`v` with CloudFormation's equivalent spellings made one: Fn::Sub
+    strings and Fn::Join lists become `${Ref}` / `${Res.Attr}` strings."""
+    if isinstance(v, list):
+        return [canon(x) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if set(v) == {"Ref"}:
+        return "${%s}" % v["Ref"]
+    if set(v) == {"Fn::GetAtt"}:
+        target = v["Fn::GetAtt"]
+        return "${%s}" % (".".join(target) if isinstance(target, list) else target)
+    if set(v) == {"Fn::Sub"} and isinstance(v["Fn::Sub"], str):
+        return v["Fn::Sub"]
+    if set(v) == {"Fn::Join"}:
+        separator, parts = v["Fn::Join"]
+        parts = [canon(p) for p in parts]
+        if all(isinstance(p, str) for p in parts):
+            return separator.join(parts)
+        return {"Fn::Join": [separator, parts]}
+    return {k: canon(x) for k, x in v.items()}
+
+
+# Properties that differ by construction between the two templates, and why.
+BY_CONSTRUCTION = {
+    "AWS::Lambda::Function": {"Code", "Tags"},  # SAM: S3 after `sam package`, a createdBy tag; CDK: an asset
+    "AWS::StepFunctions::StateMachine": {"DefinitionString", "Tags"},  # compared as JSON below
+}
+
+
+def check_equivalent(sam: dict[str, Any], cdk: dict[str, Any]) -> list[str]:
+    """The CDK app deploys the SAM template's architecture: the same resources
+    with the same properties (IAM statements included), the same state
+    machine definitions; schedules as the SAM template's defaults."""
+    problems = []
+    defaults = {k: p.get("Default") for k, p in sam.get("Parameters", {}).items()}
+    ours = {k: r for k, r in cdk["Resources"].items() if r["Type"] != "AWS::CDK::Metadata"}
+    for name in sorted(set(sam["Resources"]) ^ set(ours)):
+        side = "SAM only" if name in sam["Resources"] else "CDK only"
+        problems.append(f"{name}: {side}")
+    for name in sorted(set(sam["Resources"]) & set(ours)):
+        a, b = sam["Resources"][name], ours[name]
+        if a["Type"] != b["Type"]:
+            problems.append(f"{name}: {a['Type']} (SAM) vs {b['Type']} (CDK)")
+            continue
+        skip = BY_CONSTRUCTION.get(a["Type"], set())
+        pa = {k: v for k, v in a.get("Properties", {}).items() if k not in skip}
+        pb = {k: v for k, v in b.get("Properties", {}).items() if k not in skip}
+        ca, cb = canon(pa), canon(pb)
+        if a["Type"] == "AWS::Scheduler::Schedule":
+            # SAM takes the example schedule's settings as parameters; CDK from its config.
+            text = json.dumps(ca)
+            for param, value in defaults.items():
+                text = text.replace('"${%s}"' % param, json.dumps(value))
+            ca = json.loads(text)
+            for side in (ca, cb):
+                side["Target"]["Input"] = json.loads(side["Target"]["Input"])
+        if ca != cb:
+            for key in sorted(set(ca) | set(cb)):
+                if ca.get(key) != cb.get(key):
+                    problems.append(f"{name}.{key}: SAM {json.dumps(ca.get(key))[:300]} vs CDK {json.dumps(cb.get(key))[:300]}")
+        if a["Type"] == "AWS::StepFunctions::StateMachine":
+            separator, lines = a["Properties"]["DefinitionString"]["Fn::Join"]
+            if json.loads(separator.join(lines)) != json.loads(b["Properties"]["DefinitionString"]):
+                problems.append(f"{name}: the definitions differ")
+        for attr in ("DeletionPolicy", "UpdateReplacePolicy", "Condition"):
+            if a.get(attr) != b.get(attr):
+                problems.append(f"{name}.{attr}: SAM {a.get(attr)} vs CDK {b.get(attr)}")
+    return problems
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--template", default=str(ROOT / "infra/template.yaml"))
     ap.add_argument("--out", required=True, help="where the converted CloudFormation template goes")
+    ap.add_argument("--cdk", help="the CDK app's synthesized template: must deploy the same architecture")
     ap.add_argument("--deployed-backup", help="also write the backup state machine's deployed definition here, "
                     "its functions at arn:aws:lambda:us-east-1:123456789012:function:<name> (the emulator's)")
     args = ap.parse_args()
@@ -312,12 +384,25 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(cfn, indent=1))
     self_test(cfn)
     problems += check_iam(cfn)
+    if args.cdk:
+        cdk = json.loads(Path(args.cdk).read_text())
+        problems += check_equivalent(cfn, cdk)
+        # The comparison must be able to fail: a guard dropped on the CDK side is found.
+        broken = copy.deepcopy(cdk)
+        for _, s in statements(broken):
+            if s.get("Sid") == "DeleteManagedEbsSnapshots":
+                s.pop("Condition", None)
+        if not any(p.startswith("PruneRole.") for p in check_equivalent(cfn, broken)):
+            raise SystemExit("self-test: the SAM/CDK comparison misses a dropped condition")
     if problems:
         sys.exit("template check failed:\n  " + "\n  ".join(problems))
     if args.deployed_backup:
         deployed = deployed_definitions(cfn, "arn:aws:lambda:us-east-1:123456789012:function:")
         Path(args.deployed_backup).write_text(json.dumps(deployed["BackupStateMachine"], indent=1))
     roles = sum(1 for r in cfn["Resources"].values() if r["Type"] == "AWS::IAM::Role")
+    if args.cdk:
+        print(f"ok    the CDK app ({Path(args.cdk).name}) deploys the same resources, properties, IAM statements, "
+              "definitions and schedules")
     print(f"ok    {path.name}: converted ({len(cfn['Resources'])} resources, {roles} roles), "
           "substitutions complete, schedule inputs valid, IAM guards in place (and the check rejects each one removed)")
 

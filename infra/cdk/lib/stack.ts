@@ -1,0 +1,647 @@
+// Strongroom as a CDK stack: the same architecture as infra/template.yaml
+// (same functions, state machine definition file, schedules, bucket, alerts
+// and IAM statements), written with the CloudFormation-level constructs so
+// that the two stay statement-for-statement comparable (the SAM/CDK
+// equivalence check in infra/check_template.py compares them).
+import * as fs from "fs";
+import * as path from "path";
+import { Aws, CfnCondition, CfnDeletionPolicy, CfnOutput, CfnParameter, Fn, Stack, StackProps } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as events from "aws-cdk-lib/aws-events";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as s3assets from "aws-cdk-lib/aws-s3-assets";
+import * as scheduler from "aws-cdk-lib/aws-scheduler";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { Construct } from "constructs";
+import { Config, ROOT } from "./config";
+
+export interface StrongroomProps extends StackProps {
+  /** cargo-lambda's output: `<artifacts>/<function>/bootstrap`. */
+  artifacts: string;
+  config: Config;
+}
+
+type Statement = Record<string, unknown>;
+
+const FUNCTIONS = ["discover", "snapshot", "status", "prune", "report"] as const;
+type FunctionName = (typeof FUNCTIONS)[number];
+
+export class StrongroomStack extends Stack {
+  readonly stateMachine: sfn.CfnStateMachine;
+
+  constructor(scope: Construct, id: string, props: StrongroomProps) {
+    super(scope, id, props);
+    const p = this.parameters();
+    const hasRoles = new CfnCondition(this, "HasAssumableRoles", {
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.join("", p.assumableRoleArns.valueAsList), "")),
+    });
+    const resolvesUnits = new CfnCondition(this, "ResolvesUnits", {
+      expression: Fn.conditionEquals(p.resolveUnits.valueAsString, "true"),
+    });
+    const hasEmail = new CfnCondition(this, "HasEmail", {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.email.valueAsString, "")),
+    });
+    const when = (condition: CfnCondition, statement: Statement): unknown =>
+      Fn.conditionIf(condition.logicalId, statement, Aws.NO_VALUE);
+    const otherAccounts = when(hasRoles, {
+      Sid: "OtherAccounts",
+      Effect: "Allow",
+      Action: "sts:AssumeRole",
+      Resource: p.assumableRoleArns.valueAsList,
+    });
+    const units = when(resolvesUnits, {
+      Sid: "OrganizationalUnits",
+      Effect: "Allow",
+      Action: ["organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent"],
+      Resource: "*",
+    });
+
+    // -- The run's files ---------------------------------------------------------------
+    const bucket = new s3.CfnBucket(this, "RunsBucket", {
+      bucketEncryption: {
+        serverSideEncryptionConfiguration: [
+          { serverSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: true },
+        ],
+      },
+      versioningConfiguration: { status: "Enabled" },
+      publicAccessBlockConfiguration: {
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
+      ownershipControls: { rules: [{ objectOwnership: "BucketOwnerEnforced" }] },
+      lifecycleConfiguration: {
+        rules: [
+          {
+            id: "expire-runs",
+            status: "Enabled",
+            prefix: "runs/",
+            expirationInDays: p.runRetention.valueAsNumber,
+            noncurrentVersionExpiration: { noncurrentDays: 30 },
+            abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+          },
+        ],
+      },
+    });
+    bucket.cfnOptions.deletionPolicy = CfnDeletionPolicy.RETAIN;
+    bucket.cfnOptions.updateReplacePolicy = CfnDeletionPolicy.RETAIN;
+    new s3.CfnBucketPolicy(this, "RunsBucketPolicy", {
+      bucket: bucket.ref,
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "TlsOnly",
+            Effect: "Deny",
+            Principal: "*",
+            Action: "s3:*",
+            Resource: [bucket.attrArn, `${bucket.attrArn}/*`],
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          },
+        ],
+      },
+    });
+    const runFiles = `${bucket.attrArn}/runs/*`;
+
+    // -- Functions ------------------------------------------------------------------
+    const partition = Aws.PARTITION;
+    const account = Aws.ACCOUNT_ID;
+    const tracing: Statement = {
+      Sid: "Tracing",
+      Effect: "Allow",
+      Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+      Resource: "*",
+    };
+    const statements: Record<FunctionName, unknown[]> = {
+      discover: [
+        tracing,
+        { Sid: "FindSources", Effect: "Allow", Action: "tag:GetResources", Resource: "*" },
+        {
+          Sid: "QuotaPreflight",
+          Effect: "Allow",
+          Action: ["rds:DescribeAccountAttributes", "redshift:DescribeClusterSnapshots", "ec2:DescribeSnapshots"],
+          Resource: "*",
+        },
+        { Sid: "RunFiles", Effect: "Allow", Action: "s3:PutObject", Resource: runFiles },
+        otherAccounts,
+        units,
+      ],
+      snapshot: [
+        tracing,
+        {
+          Sid: "Ec2Create",
+          Effect: "Allow",
+          Action: ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:CreateImage"],
+          Resource: "*",
+        },
+        {
+          Sid: "Ec2TagOnCreateOnly",
+          Effect: "Allow",
+          Action: "ec2:CreateTags",
+          Resource: [
+            `arn:${partition}:ec2:*:${account}:snapshot/*`,
+            `arn:${partition}:ec2:*::snapshot/*`,
+            `arn:${partition}:ec2:*::image/*`,
+          ],
+          Condition: { StringEquals: { "ec2:CreateAction": ["CreateSnapshot", "CreateSnapshots", "CreateImage"] } },
+        },
+        { Sid: "Ec2Lookups", Effect: "Allow", Action: ["ec2:DescribeSnapshots", "ec2:DescribeImages"], Resource: "*" },
+        {
+          Sid: "RdsCreate",
+          Effect: "Allow",
+          Action: ["rds:CreateDBSnapshot", "rds:CreateDBClusterSnapshot"],
+          Resource: [
+            `arn:${partition}:rds:*:${account}:db:*`,
+            `arn:${partition}:rds:*:${account}:cluster:*`,
+            `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+            `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+          ],
+        },
+        {
+          Sid: "RdsTagOnCreate",
+          Effect: "Allow",
+          Action: "rds:AddTagsToResource",
+          Resource: [
+            `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+            `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+          ],
+        },
+        {
+          Sid: "RdsLookups",
+          Effect: "Allow",
+          Action: ["rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
+          Resource: "*",
+        },
+        {
+          Sid: "RedshiftCreate",
+          Effect: "Allow",
+          Action: "redshift:CreateClusterSnapshot",
+          Resource: [
+            `arn:${partition}:redshift:*:${account}:cluster:*`,
+            `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
+          ],
+        },
+        {
+          Sid: "RedshiftTagOnCreate",
+          Effect: "Allow",
+          Action: "redshift:CreateTags",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
+        },
+        { Sid: "RedshiftLookups", Effect: "Allow", Action: "redshift:DescribeClusterSnapshots", Resource: "*" },
+        otherAccounts,
+      ],
+      status: [
+        tracing,
+        {
+          Sid: "CompletionChecks",
+          Effect: "Allow",
+          Action: [
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBClusterSnapshots",
+            "redshift:DescribeClusterSnapshots",
+          ],
+          Resource: "*",
+        },
+        otherAccounts,
+      ],
+      prune: [
+        tracing,
+        {
+          Sid: "Listings",
+          Effect: "Allow",
+          Action: [
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "ec2:DescribeLockedSnapshots",
+            "ec2:DescribeSnapshotAttribute",
+            "ec2:DescribeImageAttribute",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:DescribeDBSnapshotAttributes",
+            "rds:DescribeDBClusterSnapshotAttributes",
+            "redshift:DescribeClusterSnapshots",
+          ],
+          Resource: "*",
+        },
+        {
+          Sid: "DeleteManagedEbsSnapshots",
+          Effect: "Allow",
+          Action: "ec2:DeleteSnapshot",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "DeregisterManagedAmis",
+          Effect: "Allow",
+          Action: "ec2:DeregisterImage",
+          Resource: `arn:${partition}:ec2:*::image/*`,
+          Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "MarkManagedSnapshotsDeleting",
+          Effect: "Allow",
+          Action: "ec2:CreateTags",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: {
+            StringEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["strongroom:deleting"] },
+          },
+        },
+        {
+          Sid: "DeleteManagedDbSnapshots",
+          Effect: "Allow",
+          Action: "rds:DeleteDBSnapshot",
+          Resource: `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+          Condition: { StringEquals: { "rds:snapshot-tag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "DeleteManagedDbClusterSnapshots",
+          Effect: "Allow",
+          Action: "rds:DeleteDBClusterSnapshot",
+          Resource: `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+          Condition: { StringEquals: { "rds:cluster-snapshot-tag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "DeleteStrongroomRedshiftSnapshots",
+          Effect: "Allow",
+          Action: "redshift:DeleteClusterSnapshot",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
+        },
+        { Sid: "RunFiles", Effect: "Allow", Action: "s3:PutObject", Resource: runFiles },
+        otherAccounts,
+        units,
+      ],
+      report: [tracing, { Sid: "RunFiles", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles }],
+    };
+    const settings: Record<FunctionName, { description: string; timeout: number; memory?: number; reserved?: number; bucket?: boolean }> = {
+      discover: {
+        description: "Validates a run input, lists the policy's sources, writes the batches to the bucket.",
+        timeout: 300,
+        bucket: true,
+      },
+      snapshot: { description: "Creates one batch's recovery points, tagged at creation.", timeout: 300, reserved: 10 },
+      status: { description: "The completion check of one batch.", timeout: 120, reserved: 10 },
+      prune: {
+        description: "Applies the policy's retention at every location, guarded by the safety invariants.",
+        timeout: 900,
+        reserved: 2,
+        bucket: true,
+      },
+      report: {
+        description: "Folds the run's files into the run report and returns its summary.",
+        timeout: 300,
+        memory: 512,
+      },
+    };
+    const functions = {} as Record<FunctionName, lambda.CfnFunction>;
+    for (const fn of FUNCTIONS) {
+      const title = fn[0].toUpperCase() + fn.slice(1);
+      const s = settings[fn];
+      const logGroup = new logs.CfnLogGroup(this, `${title}Logs`, {
+        logGroupName: `/aws/lambda/${Aws.STACK_NAME}-${fn}`,
+        retentionInDays: p.logRetention.valueAsNumber,
+      });
+      const role = new iam.CfnRole(this, `${title}Role`, {
+        assumeRolePolicyDocument: {
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        },
+        policies: [
+          {
+            policyName: fn,
+            policyDocument: {
+              Version: "2012-10-17",
+              Statement: [
+                {
+                  Sid: "Logs",
+                  Effect: "Allow",
+                  Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                  Resource: logGroup.attrArn,
+                },
+                ...statements[fn],
+              ],
+            },
+          },
+        ],
+      });
+      const artifact = path.join(props.artifacts, fn);
+      if (!fs.existsSync(path.join(artifact, "bootstrap"))) {
+        throw new Error(
+          `${artifact}/bootstrap is missing: build the functions first (make build), or pass -c artifacts=<dir>`,
+        );
+      }
+      const code = new s3assets.Asset(this, `${title}Code`, { path: artifact });
+      functions[fn] = new lambda.CfnFunction(this, `${title}Function`, {
+        functionName: `${Aws.STACK_NAME}-${fn}`,
+        description: s.description,
+        runtime: "provided.al2023",
+        handler: "bootstrap",
+        architectures: [p.architecture.valueAsString],
+        memorySize: s.memory ?? 256,
+        timeout: s.timeout,
+        role: role.attrArn,
+        code: { s3Bucket: code.s3BucketName, s3Key: code.s3ObjectKey },
+        tracingConfig: { mode: "Active" },
+        loggingConfig: {
+          logFormat: "JSON",
+          applicationLogLevel: "INFO",
+          systemLogLevel: "WARN",
+          logGroup: logGroup.ref,
+        },
+        reservedConcurrentExecutions: s.reserved,
+        environment: s.bucket ? { variables: { STRONGROOM_BUCKET: bucket.ref } } : undefined,
+      });
+    }
+
+    // -- The backup state machine -----------------------------------------------------
+    const backupLogs = new logs.CfnLogGroup(this, "BackupLogs", {
+      logGroupName: `/aws/vendedlogs/states/${Aws.STACK_NAME}-backup`,
+      retentionInDays: p.logRetention.valueAsNumber,
+    });
+    const machineName = `${Aws.STACK_NAME}-backup`;
+    const backupRole = new iam.CfnRole(this, "BackupRole", {
+      assumeRolePolicyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { Service: "states.amazonaws.com" },
+            Action: "sts:AssumeRole",
+            Condition: { StringEquals: { "aws:SourceAccount": account } },
+          },
+        ],
+      },
+      policies: [
+        {
+          policyName: "backup",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "Functions",
+                Effect: "Allow",
+                Action: "lambda:InvokeFunction",
+                Resource: FUNCTIONS.map((fn) => functions[fn].attrArn),
+              },
+              { Sid: "MapItemsAndResults", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles },
+              {
+                Sid: "ChildExecutions",
+                Effect: "Allow",
+                Action: "states:StartExecution",
+                Resource: `arn:${partition}:states:${Aws.REGION}:${account}:stateMachine:${machineName}`,
+              },
+              {
+                Sid: "ChildExecutionsState",
+                Effect: "Allow",
+                Action: ["states:DescribeExecution", "states:StopExecution"],
+                Resource: `arn:${partition}:states:${Aws.REGION}:${account}:execution:${machineName}/*`,
+              },
+              {
+                Sid: "Logging",
+                Effect: "Allow",
+                Action: [
+                  "logs:CreateLogDelivery",
+                  "logs:GetLogDelivery",
+                  "logs:UpdateLogDelivery",
+                  "logs:DeleteLogDelivery",
+                  "logs:ListLogDeliveries",
+                  "logs:PutResourcePolicy",
+                  "logs:DescribeResourcePolicies",
+                  "logs:DescribeLogGroups",
+                ],
+                Resource: "*",
+              },
+              {
+                Sid: "Tracing",
+                Effect: "Allow",
+                Action: [
+                  "xray:PutTraceSegments",
+                  "xray:PutTelemetryRecords",
+                  "xray:GetSamplingRules",
+                  "xray:GetSamplingTargets",
+                ],
+                Resource: "*",
+              },
+            ],
+          },
+        },
+      ],
+    });
+    const definition = fs.readFileSync(path.join(ROOT, "infra", "statemachines", "backup.asl.json"), "utf8");
+    this.stateMachine = new sfn.CfnStateMachine(this, "BackupStateMachine", {
+      stateMachineName: machineName,
+      stateMachineType: "STANDARD",
+      definitionString: definition,
+      definitionSubstitutions: {
+        DiscoverFunctionArn: functions.discover.attrArn,
+        SnapshotFunctionArn: functions.snapshot.attrArn,
+        StatusFunctionArn: functions.status.attrArn,
+        PruneFunctionArn: functions.prune.attrArn,
+        ReportFunctionArn: functions.report.attrArn,
+      },
+      roleArn: backupRole.attrArn,
+      loggingConfiguration: {
+        level: "ERROR",
+        includeExecutionData: false,
+        destinations: [{ cloudWatchLogsLogGroup: { logGroupArn: backupLogs.attrArn } }],
+      },
+      tracingConfiguration: { enabled: true },
+    });
+
+    // -- Schedules ----------------------------------------------------------------------
+    const deadLetters = new sqs.CfnQueue(this, "ScheduleDeadLetters", {
+      messageRetentionPeriod: 1209600,
+      sqsManagedSseEnabled: true,
+    });
+    new sqs.CfnQueuePolicy(this, "ScheduleDeadLettersPolicy", {
+      queues: [deadLetters.ref],
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "TlsOnly",
+            Effect: "Deny",
+            Principal: "*",
+            Action: "sqs:*",
+            Resource: deadLetters.attrArn,
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          },
+        ],
+      },
+    });
+    const schedulerRole = new iam.CfnRole(this, "SchedulerRole", {
+      assumeRolePolicyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { Service: "scheduler.amazonaws.com" },
+            Action: "sts:AssumeRole",
+            Condition: { StringEquals: { "aws:SourceAccount": account } },
+          },
+        ],
+      },
+      policies: [
+        {
+          policyName: "start-backups",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              { Sid: "StartBackup", Effect: "Allow", Action: "states:StartExecution", Resource: this.stateMachine.ref },
+              { Sid: "DeadLetters", Effect: "Allow", Action: "sqs:SendMessage", Resource: deadLetters.attrArn },
+            ],
+          },
+        },
+      ],
+    });
+    for (const s of props.config.schedules) {
+      new scheduler.CfnSchedule(this, `${s.id}Schedule`, {
+        name: `${Aws.STACK_NAME}-${s.name}`,
+        description: s.description,
+        scheduleExpression: s.expression,
+        scheduleExpressionTimezone: s.timezone,
+        state: s.enabled ? "ENABLED" : "DISABLED",
+        flexibleTimeWindow: { mode: "OFF" },
+        target: {
+          arn: this.stateMachine.ref,
+          roleArn: schedulerRole.attrArn,
+          retryPolicy: { maximumRetryAttempts: 3, maximumEventAgeInSeconds: 3600 },
+          deadLetterConfig: { arn: deadLetters.attrArn },
+          input: Fn.sub(JSON.stringify(s.input, null, 2)),
+        },
+      });
+    }
+
+    // -- Failed and partial runs ------------------------------------------------------------
+    const alerts = new sns.CfnTopic(this, "RunAlerts", { kmsMasterKeyId: "alias/aws/sns" });
+    const rule = new events.CfnRule(this, "RunNotFullyProtected", {
+      description: "A backup run that did not protect every selected source.",
+      eventPattern: {
+        source: ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        detail: {
+          stateMachineArn: [this.stateMachine.ref],
+          $or: [
+            { status: ["FAILED", "TIMED_OUT", "ABORTED"] },
+            {
+              status: ["SUCCEEDED"],
+              output: [{ wildcard: '*"outcome":"partial"*' }, { wildcard: '*"outcome":"failed"*' }],
+            },
+          ],
+        },
+      },
+      targets: [{ id: "alerts", arn: alerts.ref }],
+    });
+    new sns.CfnTopicPolicy(this, "RunAlertsPolicy", {
+      topics: [alerts.ref],
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "EventsPublish",
+            Effect: "Allow",
+            Principal: { Service: "events.amazonaws.com" },
+            Action: "sns:Publish",
+            Resource: alerts.ref,
+            Condition: { ArnEquals: { "aws:SourceArn": rule.attrArn } },
+          },
+          {
+            Sid: "AlarmsPublish",
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: "sns:Publish",
+            Resource: alerts.ref,
+            Condition: { StringEquals: { "aws:SourceAccount": account } },
+          },
+          {
+            Sid: "TlsOnly",
+            Effect: "Deny",
+            Principal: "*",
+            Action: "sns:Publish",
+            Resource: alerts.ref,
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          },
+        ],
+      },
+    });
+    const email = new sns.CfnSubscription(this, "RunAlertsEmail", {
+      topicArn: alerts.ref,
+      protocol: "email",
+      endpoint: p.email.valueAsString,
+    });
+    email.cfnOptions.condition = hasEmail;
+    new cloudwatch.CfnAlarm(this, "ExecutionsFailedAlarm", {
+      alarmDescription: "A backup execution failed, timed out or was aborted.",
+      namespace: "AWS/States",
+      metricName: "ExecutionsFailed",
+      dimensions: [{ name: "StateMachineArn", value: this.stateMachine.ref }],
+      statistic: "Sum",
+      period: 3600,
+      evaluationPeriods: 1,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      treatMissingData: "notBreaching",
+      alarmActions: [alerts.ref],
+    });
+    this.outputs(bucket, schedulerRole, deadLetters, alerts);
+  }
+
+  private parameters() {
+    return {
+      architecture: new CfnParameter(this, "Architecture", {
+        type: "String",
+        default: "x86_64",
+        allowedValues: ["x86_64", "arm64"],
+        description: "Lambda architecture of the functions (arm64 needs the aarch64 Rust target at build time).",
+      }),
+      logRetention: new CfnParameter(this, "LogRetentionDays", {
+        type: "Number",
+        default: "90",
+        allowedValues: ["7", "14", "30", "60", "90", "180", "365", "731", "1827", "3653"],
+        description: "Days the functions' and the state machine's logs are kept.",
+      }),
+      runRetention: new CfnParameter(this, "RunRetentionDays", {
+        type: "Number",
+        default: 400,
+        minValue: 1,
+        maxValue: 3650,
+        description: "Days a run's files (batches, results, reports) stay in the bucket.",
+      }),
+      assumableRoleArns: new CfnParameter(this, "AssumableRoleArns", {
+        type: "CommaDelimitedList",
+        default: "",
+        description: "The roles, in other accounts, that the policies name. Empty: only this account.",
+      }),
+      resolveUnits: new CfnParameter(this, "ResolveOrganizationalUnits", {
+        type: "String",
+        default: "false",
+        allowedValues: ["true", "false"],
+        description: "Let Discover and Prune list AWS Organizations units (policy.organizational_units).",
+      }),
+      email: new CfnParameter(this, "NotificationEmail", {
+        type: "String",
+        default: "",
+        allowedPattern: "^$|^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",
+        constraintDescription: "an e-mail address, or empty",
+        description: "Where failed and partial runs are reported; empty for none.",
+      }),
+    };
+  }
+
+  private outputs(bucket: s3.CfnBucket, schedulerRole: iam.CfnRole, deadLetters: sqs.CfnQueue, alerts: sns.CfnTopic) {
+    const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    out("BackupStateMachineArn", this.stateMachine.ref, "Start a run by hand here (Step Functions console, Start execution, a run input).");
+    out("RunsBucketName", bucket.ref, "Where every run's batches, results and reports are.");
+    out("SchedulerRoleArn", schedulerRole.attrArn, "The role a policy's schedule uses to start the backup state machine.");
+    out("ScheduleDeadLettersArn", deadLetters.attrArn, "Dead-letter queue for schedules whose start failed.");
+    out("RunAlertsTopicArn", alerts.ref, "Failed and partial runs are published here.");
+  }
+}

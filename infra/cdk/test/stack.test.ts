@@ -1,0 +1,128 @@
+// The CDK app's tests (node:test, aws-cdk-lib/assertions): resources, IAM
+// conditions, schedules, the policy config checked at synth, cdk-nag.
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { App, Validations } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { loadConfig, validateConfig, ROOT } from "../lib/config";
+import { suppress } from "../lib/nag";
+import { StrongroomStack } from "../lib/stack";
+
+/** Placeholder artifacts: synth must never build the functions. */
+function artifacts(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "strongroom-cdk-"));
+  for (const fn of ["discover", "snapshot", "status", "prune", "report"]) {
+    fs.mkdirSync(path.join(dir, fn));
+    fs.writeFileSync(path.join(dir, fn, "bootstrap"), "placeholder");
+  }
+  return dir;
+}
+
+const config = loadConfig(path.join(ROOT, "infra", "cdk", "policies.json"));
+
+function synth(withNag: boolean, acknowledged = true): { app: App; stack: StrongroomStack } {
+  const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), "strongroom-cdk-out-")) });
+  const stack = new StrongroomStack(app, "strongroom", { artifacts: artifacts(), config });
+  if (acknowledged) suppress(stack);
+  if (withNag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, stack };
+}
+
+test("five functions on provided.al2023 with JSON logs, the bucket where it is needed", () => {
+  const t = Template.fromStack(synth(false).stack);
+  t.resourceCountIs("AWS::Lambda::Function", 5);
+  t.allResourcesProperties("AWS::Lambda::Function", {
+    Runtime: "provided.al2023",
+    Handler: "bootstrap",
+    LoggingConfig: Match.objectLike({ LogFormat: "JSON" }),
+    TracingConfig: { Mode: "Active" },
+  });
+  for (const fn of ["discover", "prune"]) {
+    t.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, `-${fn}`]] },
+      Environment: { Variables: { STRONGROOM_BUCKET: Match.anyValue() } },
+    });
+  }
+  t.resourceCountIs("AWS::Logs::LogGroup", 6);
+  t.resourceCountIs("AWS::IAM::Role", 7);
+});
+
+test("the state machine runs the ASL file, every placeholder substituted", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const machines = t.findResources("AWS::StepFunctions::StateMachine");
+  const [machine] = Object.values(machines) as { Properties: Record<string, unknown> }[];
+  const file = fs.readFileSync(path.join(ROOT, "infra", "statemachines", "backup.asl.json"), "utf8");
+  assert.equal(machine.Properties.DefinitionString, file);
+  const used = new Set([...file.matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]));
+  assert.deepEqual(new Set(Object.keys(machine.Properties.DefinitionSubstitutions as object)), used);
+  assert.deepEqual(machine.Properties.TracingConfiguration, { Enabled: true });
+});
+
+test("destructive actions carry their guards", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const guarded: Record<string, [string, string]> = {
+    "ec2:DeleteSnapshot": ["StringEquals", "aws:ResourceTag/strongroom:managed"],
+    "ec2:DeregisterImage": ["StringEquals", "aws:ResourceTag/strongroom:managed"],
+    "rds:DeleteDBSnapshot": ["StringEquals", "rds:snapshot-tag/strongroom:managed"],
+    "rds:DeleteDBClusterSnapshot": ["StringEquals", "rds:cluster-snapshot-tag/strongroom:managed"],
+  };
+  const statements = Object.values(t.findResources("AWS::IAM::Role")).flatMap((r) =>
+    ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Record<string, unknown>[] } }[]).flatMap(
+      (p) => p.PolicyDocument.Statement,
+    ),
+  );
+  for (const [action, [operator, key]] of Object.entries(guarded)) {
+    const granting = statements.filter((s) => [s.Action].flat().includes(action));
+    assert.ok(granting.length > 0, `${action} is granted`);
+    for (const s of granting) {
+      const condition = (s.Condition as Record<string, Record<string, string>>)?.[operator];
+      assert.equal(condition?.[key], "true", `${action} needs ${key}=true`);
+    }
+  }
+  for (const s of statements.filter((s) => s.Effect === "Allow")) {
+    for (const a of [s.Action].flat() as string[]) assert.ok(!a.includes("*"), `wildcard action ${a}`);
+  }
+});
+
+test("each schedule starts the backup with a valid run input, retries and a dead-letter queue", () => {
+  const t = Template.fromStack(synth(false).stack);
+  t.resourceCountIs("AWS::Scheduler::Schedule", config.schedules.length);
+  t.hasResourceProperties("AWS::Scheduler::Schedule", {
+    FlexibleTimeWindow: { Mode: "OFF" },
+    State: "DISABLED",
+    Target: Match.objectLike({
+      RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: Match.anyValue() },
+      Input: { "Fn::Sub": Match.stringLikeRegexp("<aws.scheduler.scheduled-time>") },
+    }),
+  });
+});
+
+test("a malformed policy fails at synth, naming the field", () => {
+  const bad = JSON.parse(JSON.stringify(config));
+  bad.schedules[0].input.policy.retention.keep_daily = "seven";
+  assert.throws(() => validateConfig(bad, "policies.json"), /schedules\[0\]\.input\.policy\.retention\.keep_daily/);
+  const noSelector = JSON.parse(JSON.stringify(config));
+  delete noSelector.schedules[0].input.policy.selector;
+  assert.throws(() => validateConfig(noSelector, "policies.json"), /schedules\[0\]\.input\.policy/);
+  const badExpression = JSON.parse(JSON.stringify(config));
+  badExpression.schedules[0].expression = "every day";
+  assert.throws(() => validateConfig(badExpression, "policies.json"), /schedules\[0\]\.expression/);
+});
+
+test("missing function artifacts fail synth with the fix, never a build", () => {
+  const app = new App();
+  assert.throws(
+    () => new StrongroomStack(app, "strongroom", { artifacts: "/nonexistent/lambda", config }),
+    /bootstrap is missing: build the functions first/,
+  );
+});
+
+test("cdk-nag AwsSolutions passes only with every acknowledgement", () => {
+  assert.doesNotThrow(() => synth(true).app.synth());
+  assert.throws(() => synth(true, false).app.synth());
+});
