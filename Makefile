@@ -12,6 +12,7 @@ CACHE ?= $(HOME)/.cache/strongroom
 VENV := $(CACHE)/venv
 C7N_VENV := $(CACHE)/venv-c7n
 INFRA_VENV := $(CACHE)/venv-infra
+CHECKOV_VENV := $(CACHE)/venv-checkov
 TOOLS := $(CACHE)/tools
 PYTHON := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CACHE)/target
@@ -26,6 +27,7 @@ REQS := tests/emulator/requirements.txt
 VENV_STAMP := $(VENV)/.stamp-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 C7N_STAMP := $(C7N_VENV)/.stamp-$(shell cat bench/requirements-c7n.txt | cksum | cut -d' ' -f1)
 INFRA_STAMP := $(INFRA_VENV)/.stamp-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
+CHECKOV_STAMP := $(CHECKOV_VENV)/.stamp-$(shell cat infra/requirements-checkov.txt | cksum | cut -d' ' -f1)
 NPM_STAMP := tools/node_modules/.stamp-$(shell cat tools/package-lock.json | cksum | cut -d' ' -f1)
 CDK_STAMP := infra/cdk/node_modules/.stamp-$(shell cat infra/cdk/package-lock.json | cksum | cut -d' ' -f1)
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
@@ -42,7 +44,7 @@ help:
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
 
-setup: $(VENV_STAMP) $(INFRA_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP)
+setup: $(VENV_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP)
 
 $(VENV_STAMP): $(REQS)
 	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -57,6 +59,12 @@ $(INFRA_STAMP): infra/requirements.txt
 	@test -x $(INFRA_VENV)/bin/python || python3 -m venv $(INFRA_VENV)
 	@$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	@rm -f $(INFRA_VENV)/.stamp-* && touch $@
+
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	@echo "==> Python venv with checkov (pinned) in $(CHECKOV_VENV)"
+	@test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.stamp-* && touch $@
 
 $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is required for the ASL checks (apt-get install npm)" >&2; exit 1; }
@@ -106,7 +114,7 @@ lint: $(MACHETE_STAMP)
 	@echo "==> cargo clippy -D warnings"
 	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CDK_STAMP)
+check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(CDK_STAMP)
 	@echo "==> asl-validator on every state machine"
 	@for f in infra/statemachines/*.asl.json; do $(NPM_TOOLS)/asl-validator --json-path $$f; done
 	@echo "==> sam validate --lint (offline)"
@@ -124,6 +132,10 @@ check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CDK_STAMP)
 		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --cdk $(CACHE)/cdk.out/strongroom.template.json
 	@echo "==> cfn-lint on the converted SAM template and the CDK template"
 	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json $(CACHE)/cdk.out/strongroom.template.json
+	@echo "==> checkov on both (skips and their reasons: infra/checkov.yaml)"
+	@out=$$($(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml \
+		-f $(CACHE)/infra/template.cfn.json -f $(CACHE)/cdk.out/strongroom.template.json) \
+		|| { echo "$$out"; exit 1; }; echo "$$out" | grep -E "checks:"
 
 # The emulator's own patches and switchable faults, checked through boto3.
 check-emulator: $(VENV_STAMP)
