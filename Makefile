@@ -34,7 +34,7 @@ CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
-.PHONY: help setup demo test unit lint check-infra check-emulator build-functions build bench bench-scale schema deploy clean-cache
+.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -43,6 +43,8 @@ help:
 	@echo "make build   release Lambda binaries with cargo-lambda (target/lambda/<fn>/bootstrap)"
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
+	@echo "make infra-check  ASL, SAM (sam validate, translator, cfn-lint, IAM guards), CDK (tests, cdk-nag, synth), SAM = CDK, checkov; offline"
+	@echo "make deploy  sam build + sam deploy --guided (ARCH=x86_64|arm64; needs AWS credentials)"
 
 setup: $(VENV_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP)
 
@@ -113,6 +115,9 @@ lint: $(MACHETE_STAMP)
 	@CARGO="$(CARGO)" tools/check-one-sdk-build.sh
 	@echo "==> cargo clippy -D warnings"
 	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+# `make infra-check` is the same target.
+infra-check: check-infra
 
 check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(CDK_STAMP)
 	@echo "==> asl-validator on every state machine"

@@ -84,6 +84,24 @@ def convert(template: dict[str, Any]) -> dict[str, Any]:
     return transform(template, {}, NoManagedPolicies())
 
 
+def check_parameters(template: dict[str, Any]) -> list[str]:
+    """Every parameter refuses what is out of range at deploy: AllowedValues,
+    AllowedPattern or MinValue/MaxValue (a CommaDelimitedList of role ARNs
+    is checked where it is used: IAM refuses a malformed ARN)."""
+    problems = []
+    for name, p in template.get("Parameters", {}).items():
+        if p.get("Type") == "CommaDelimitedList":
+            continue
+        if not any(k in p for k in ("AllowedValues", "AllowedPattern", "MinValue", "MaxValue")):
+            problems.append(f"parameter {name}: no AllowedValues, AllowedPattern or MinValue/MaxValue")
+        default = p.get("Default")
+        if "AllowedValues" in p and default is not None and str(default) not in [str(v) for v in p["AllowedValues"]]:
+            problems.append(f"parameter {name}: default {default!r} is not among its AllowedValues")
+        if "AllowedPattern" in p and default is not None and not re.fullmatch(p["AllowedPattern"], str(default)):
+            problems.append(f"parameter {name}: default {default!r} does not match its AllowedPattern")
+    return problems
+
+
 def check_substitutions(template: dict[str, Any], base: Path) -> list[str]:
     problems = []
     for name, r in template["Resources"].items():
@@ -378,6 +396,7 @@ def main() -> None:
     path = Path(args.template)
     template = load(path)
     problems = check_substitutions(template, path.parent)
+    problems += check_parameters(template)
     problems += check_schedules(template, ROOT / "infra/schemas/run-input.schema.json")
     cfn = convert(packaged(template, path.parent))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
