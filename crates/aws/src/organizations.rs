@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use aws_sdk_organizations::types::AccountState;
+use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
 use strongroom_core::CloudError;
 
 use crate::error::from_sdk;
@@ -39,7 +39,7 @@ impl AwsCloud {
                 accounts.extend(
                     page.accounts()
                         .iter()
-                        .filter(|a| a.state() == Some(&AccountState::Active))
+                        .filter(|a| active(a))
                         .filter_map(|a| a.id().map(str::to_owned)),
                 );
                 token = page.next_token().map(str::to_owned);
@@ -70,5 +70,37 @@ impl AwsCloud {
             }
         }
         Ok(accounts)
+    }
+}
+
+/// Whether an account is active: its `State` (AWS's field since 2025), or,
+/// where an answer has only the older `Status`, that. An account with
+/// neither is left out.
+#[allow(deprecated)] // `status` is deprecated in favour of `state`, which older answers lack
+fn active(a: &Account) -> bool {
+    match a.state() {
+        Some(state) => *state == AccountState::Active,
+        None => a.status() == Some(&AccountStatus::Active),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn an_account_is_active_by_its_state_or_else_its_status() {
+        let by_state = Account::builder().state(AccountState::Active).build();
+        let suspended = Account::builder()
+            .state(AccountState::Suspended)
+            .status(AccountStatus::Active)
+            .build();
+        let by_status = Account::builder().status(AccountStatus::Active).build();
+        let neither = Account::builder().build();
+        assert!(active(&by_state));
+        assert!(!active(&suspended), "State wins over the older Status");
+        assert!(active(&by_status));
+        assert!(!active(&neither));
     }
 }
