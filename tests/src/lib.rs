@@ -21,9 +21,13 @@ pub const ACCOUNT: &str = "123456789012";
 /// The stack's bucket the emulator makes (`STRONGROOM_BUCKET` of the functions).
 pub const RUNS_BUCKET: &str = "strongroom-runs-123456789012";
 
-/// The workspace root.
+/// The workspace root: of this checkout, from the `CARGO_MANIFEST_DIR`
+/// cargo sets when it runs a test (the compile-time value may name another
+/// checkout that shared the target directory).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

@@ -3,8 +3,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The fixtures of this checkout: cargo sets `CARGO_MANIFEST_DIR` when it
+/// runs a test, and the compile-time value may name another checkout that
+/// shared the target directory (cargo does not rebuild for a moved tree).
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.join("../../tests/fixtures")
 }
 
 fn strongroom(args: &[&str]) -> (i32, String, String) {

@@ -86,6 +86,16 @@ pub struct MemoryCloud {
     pub objects: RwLock<BTreeMap<S3Object, Vec<u8>>>,
     /// Writes to the bucket fail with this kind.
     pub fail_put: RwLock<Option<ErrorKind>>,
+    /// Snapshot or point id -> the KMS key it is encrypted with, and
+    /// whether that key is AWS managed.
+    pub keys: RwLock<BTreeMap<String, (String, bool)>>,
+    /// KMS grants made: (key, grant id, grantee).
+    pub grants: RwLock<Vec<(String, String, String)>>,
+    /// Copies started, and the most in flight at once per destination.
+    pub copy_starts: AtomicUsize,
+    pub peak_copies: RwLock<BTreeMap<Location, usize>>,
+    /// The id of every snapshot ever shared with another account.
+    pub ever_shared: RwLock<BTreeSet<String>>,
     next_id: AtomicUsize,
 }
 
@@ -394,7 +404,7 @@ impl Pruning for MemoryCloud {
             .read()
             .unwrap()
             .iter()
-            .filter(|p| p.point.location.region == location.region)
+            .filter(|p| p.point.location == *location)
             .filter(|p| {
                 everything
                     || (p.tags.get(POLICY).map(String::as_str) == Some(policy)
@@ -524,5 +534,248 @@ impl ObjectStore for MemoryCloud {
                 )
                 .with_code("NoSuchKey")
             })
+    }
+}
+
+impl MemoryCloud {
+    /// The stored point `id` is, or is a member of, at `location`.
+    fn holder(&self, location: &Location, id: &str) -> Option<StoredPoint> {
+        self.points
+            .read()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p.point.location == *location
+                    && (p.point.id == id || p.point.members.iter().any(|m| m == id))
+            })
+            .cloned()
+    }
+
+    fn copies_in_flight(&self, location: &Location, limit: crate::copy::CopyLimit) -> usize {
+        self.points
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|p| p.point.location == *location && p.tags.contains_key(crate::tags::COPY_OF))
+            .filter(|p| p.point.state == RecoveryPointState::Pending)
+            .filter(|p| crate::copy::CopyLimit::of(p.point.kind) == Some(limit))
+            .count()
+    }
+}
+
+impl crate::copy::Copies for MemoryCloud {
+    async fn find_copies(
+        &self,
+        destination: &Location,
+        run: &RunKey,
+        _kinds: &[RecoveryPointKind],
+    ) -> Result<crate::copy::CopyLookup, CloudError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let created = format_time(run.scheduled_time);
+        let points = self.points.read().unwrap();
+        let mut out = crate::copy::CopyLookup::default();
+        for p in points.iter().filter(|p| p.point.location == *destination) {
+            let Some(of) = p.tags.get(crate::tags::COPY_OF) else {
+                continue;
+            };
+            if !self.visible(&p.point.id) {
+                continue;
+            }
+            if p.point.state == RecoveryPointState::Pending {
+                if let Some(l) = crate::copy::CopyLimit::of(p.point.kind) {
+                    *out.in_flight.entry(l).or_insert(0) += 1;
+                }
+            }
+            if p.tags.get(POLICY) == Some(&run.policy) && p.tags.get(CREATED_AT) == Some(&created) {
+                out.found.push(crate::copy::FoundCopy {
+                    copy_of: of.clone(),
+                    id: p.point.id.clone(),
+                    state: p.point.state,
+                    execution: p.tags.get(RUN).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_sources(
+        &self,
+        location: &Location,
+        _kind: RecoveryPointKind,
+        ids: &[String],
+    ) -> Result<Vec<crate::copy::SourceSnapshot>, CloudError> {
+        let keys = self.keys.read().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let p = self.holder(location, id)?;
+                let key = keys.get(id).or_else(|| keys.get(&p.point.id));
+                let arn = if id.starts_with("snap-") {
+                    format!("arn:aws:ec2:{}::snapshot/{id}", location.region)
+                } else {
+                    crate::copy::db_snapshot_arn(&p.point, id)
+                };
+                Some(crate::copy::SourceSnapshot {
+                    id: id.clone(),
+                    arn,
+                    tags: p.tags.clone(),
+                    kms_key: key.map(|k| k.0.clone()),
+                    aws_managed_key: key.is_some_and(|k| k.1),
+                })
+            })
+            .collect())
+    }
+
+    async fn share(
+        &self,
+        location: &Location,
+        _kind: RecoveryPointKind,
+        snapshots: &[crate::copy::SourceSnapshot],
+        account: &str,
+        grantee: &str,
+    ) -> Result<crate::copy::Shared, CloudError> {
+        let mut shared = crate::copy::Shared {
+            account: account.to_owned(),
+            grants: vec![],
+        };
+        for s in snapshots {
+            if s.aws_managed_key {
+                return Err(CloudError::new(
+                    ErrorKind::InvalidInput,
+                    "ModifySnapshotAttribute",
+                    &s.id,
+                    &location.region,
+                    "Snapshots encrypted with the AWS Managed CMK can't be shared.",
+                )
+                .with_code("UnsupportedOperation"));
+            }
+            self.ever_shared.write().unwrap().insert(s.id.clone());
+            for p in self.points.write().unwrap().iter_mut() {
+                if p.point.location == *location
+                    && (p.point.id == s.id || p.point.members.contains(&s.id))
+                    && !p.shared_with.iter().any(|a| a == account)
+                {
+                    p.shared_with.push(account.to_owned());
+                }
+            }
+            if let Some(key) = &s.kms_key {
+                if !shared.grants.iter().any(|(k, _)| k == key) {
+                    let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+                    let grant = format!("grant-{n}");
+                    self.grants.write().unwrap().push((
+                        key.clone(),
+                        grant.clone(),
+                        grantee.to_owned(),
+                    ));
+                    shared.grants.push((key.clone(), grant));
+                }
+            }
+        }
+        Ok(shared)
+    }
+
+    async fn unshare(
+        &self,
+        location: &Location,
+        _kind: RecoveryPointKind,
+        ids: &[String],
+        shared: &crate::copy::Shared,
+    ) -> Result<(), CloudError> {
+        for p in self.points.write().unwrap().iter_mut() {
+            if p.point.location == *location
+                && ids
+                    .iter()
+                    .any(|id| p.point.id == *id || p.point.members.contains(id))
+            {
+                p.shared_with.retain(|a| *a != shared.account);
+            }
+        }
+        self.grants
+            .write()
+            .unwrap()
+            .retain(|(k, g, _)| !shared.grants.iter().any(|(sk, sg)| sk == k && sg == g));
+        Ok(())
+    }
+
+    async fn start_copy(
+        &self,
+        req: &crate::copy::StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        let limit = crate::copy::CopyLimit::of(req.kind).expect("a copyable kind");
+        if self.copies_in_flight(req.destination, limit) >= limit.max_in_flight() {
+            return Err(CloudError::new(
+                ErrorKind::QuotaExceeded,
+                "CopySnapshot",
+                &req.source.id,
+                &req.destination.region,
+                "Too many snapshot copies in progress.",
+            )
+            .with_code("ResourceLimitExceeded"));
+        }
+        if req.destination.account != req.source_location.account {
+            let src = self.holder(req.source_location, &req.source.id);
+            if !src.is_some_and(|p| p.shared_with.contains(&req.destination.account)) {
+                return Err(CloudError::new(
+                    ErrorKind::NotFound,
+                    "CopySnapshot",
+                    &req.source.id,
+                    &req.destination.region,
+                    "The snapshot does not exist or is not shared with this account.",
+                )
+                .with_code("InvalidSnapshot.NotFound"));
+            }
+        }
+        self.copy_starts.fetch_add(1, Ordering::SeqCst);
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = if req.name.is_empty() {
+            format!("snap-{n:08x}c")
+        } else {
+            req.name.clone()
+        };
+        let state = self
+            .initial_state
+            .read()
+            .unwrap()
+            .unwrap_or(RecoveryPointState::Pending);
+        let src = self
+            .holder(req.source_location, &req.source.id)
+            .expect("a described source");
+        let point = RecoveryPoint {
+            id: id.clone(),
+            kind: req.kind,
+            members: vec![],
+            location: req.destination.clone(),
+            state,
+            ..src.point
+        };
+        self.points.write().unwrap().push(StoredPoint {
+            point,
+            name: req.name.clone(),
+            tags: req.tags.clone(),
+            owner: req.destination.account.clone(),
+            locked: false,
+            used_by_amis: vec![],
+            deleting: false,
+            shared_with: vec![],
+        });
+        let now = self.copies_in_flight(req.destination, limit);
+        let mut peak = self.peak_copies.write().unwrap();
+        let e = peak.entry(req.destination.clone()).or_insert(0);
+        *e = (*e).max(now);
+        Ok((id, state))
+    }
+
+    async fn lock(
+        &self,
+        location: &Location,
+        ids: &[String],
+        _lock: &crate::copy::SnapshotLock,
+    ) -> Result<(), CloudError> {
+        for p in self.points.write().unwrap().iter_mut() {
+            if p.point.location == *location && ids.contains(&p.point.id) {
+                p.locked = true;
+            }
+        }
+        Ok(())
     }
 }

@@ -130,6 +130,20 @@ pub enum Snapshots {
     Members,
 }
 
+/// How a kind of recovery point is copied to another region or account, and
+/// which AWS limit on copies in flight it counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// Every EBS snapshot of it, one `CopySnapshot` each (an instance set's
+    /// members as one recovery point): EBS's concurrent snapshot copies.
+    EbsSnapshots,
+    /// One `CopyDBSnapshot` / `CopyDBClusterSnapshot`: RDS's copies in progress.
+    DbSnapshot,
+    /// Not copied by Strongroom yet (AMIs: `CopyImage`; Redshift: a cluster's
+    /// own cross-region copy configuration): a policy with copies refuses it.
+    NotYet,
+}
+
 /// What Strongroom knows about one kind of recovery point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindFacts {
@@ -146,6 +160,8 @@ pub struct KindFacts {
     pub tagged_resource: &'static str,
     /// The characters its service accepts in tags.
     pub tag_charset: TagCharset,
+    /// How it is copied.
+    pub copy: CopyMethod,
 }
 
 impl RecoveryPointKind {
@@ -174,6 +190,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::Itself,
             tagged_resource: "snapshot",
             tag_charset: TagCharset::Any,
+            copy: CopyMethod::EbsSnapshots,
         };
         const SET: KindFacts = KindFacts {
             kind: Ec2SnapshotSet,
@@ -184,6 +201,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::Members,
             tagged_resource: "snapshot",
             tag_charset: TagCharset::Any,
+            copy: CopyMethod::EbsSnapshots,
         };
         const AMI: KindFacts = KindFacts {
             kind: Ami,
@@ -195,6 +213,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::Members,
             tagged_resource: "image",
             tag_charset: TagCharset::Any,
+            copy: CopyMethod::NotYet,
         };
         const RDS: KindFacts = KindFacts {
             kind: RdsSnapshot,
@@ -206,6 +225,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::None,
             tagged_resource: "db-snapshot",
             tag_charset: TagCharset::Restricted,
+            copy: CopyMethod::DbSnapshot,
         };
         const AURORA: KindFacts = KindFacts {
             kind: AuroraSnapshot,
@@ -217,6 +237,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::None,
             tagged_resource: "cluster-snapshot",
             tag_charset: TagCharset::Restricted,
+            copy: CopyMethod::DbSnapshot,
         };
         const REDSHIFT: KindFacts = KindFacts {
             kind: RedshiftSnapshot,
@@ -228,6 +249,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::None,
             tagged_resource: "snapshot",
             tag_charset: TagCharset::Restricted,
+            copy: CopyMethod::NotYet,
         };
         match self {
             EbsSnapshot => &EBS,

@@ -11,6 +11,7 @@
 //! - [`period`]: the calendar periods of the retention rules.
 //! - [`reason`]: why a recovery point is kept, deleted or refused deletion.
 //! - [`listing`]: a location's listings -> the recovery points prune decides on (pure).
+//! - [`copy`]: copy destinations, the copy planner and the copy pass.
 //! - [`prune`]: the safety invariants and the prune use case.
 //! - [`report`]: the run report, folding backup and prune into the run's output.
 //! - [`runs`]: the files a run keeps in S3 instead of in state.
@@ -19,6 +20,7 @@
 //! - [`error`]: errors and their stable `Strongroom.*` names.
 
 pub mod backup;
+pub mod copy;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;

@@ -51,6 +51,11 @@ pub struct Policy {
     /// `accounts` keeps its own role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub organizational_units: Vec<OrganizationalUnit>,
+    /// Where every completed recovery point is also copied: other regions of
+    /// the same account, or a vault account. Each destination keeps its
+    /// copies under its own retention (the policy's when it has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::copy::CopyDestination>,
 }
 
 /// An AWS Organizations unit (or root) whose accounts a policy covers.
@@ -456,6 +461,7 @@ impl Policy {
                 ));
             }
         }
+        crate::copy::validate_destinations(self, at)?;
         if self.ec2.exclude_boot_volume && self.ec2.mode == Ec2Mode::Ami {
             return Err(Error::invalid(
                 format!("{at}.ec2.exclude_boot_volume"),

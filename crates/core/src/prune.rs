@@ -428,8 +428,9 @@ pub async fn prune_location<P: Pruning>(
     report
 }
 
-/// Prunes every location the policy writes to (its accounts in its
-/// regions; copy destinations join with the copy stage).
+/// Prunes every location the policy writes to: its accounts in its regions
+/// under the policy's retention, and each copy destination under its own
+/// (a vault account only through its prune role).
 pub async fn prune<P: Pruning>(
     req: PruneRequest,
     rules: Option<Rules>,
@@ -442,13 +443,29 @@ pub async fn prune<P: Pruning>(
         now: format_time(now),
         ..Default::default()
     };
-    let Some(rules) = rules else {
+    // Each copy destination keeps its copies under its own retention, else
+    // the policy's.
+    let destinations: Vec<(usize, Option<Rules>)> = req
+        .policy
+        .copies
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let own = d
+                .retention
+                .as_ref()
+                .map(|r| r.rules(&format!("policy.copies[{i}].retention")))
+                .transpose()?;
+            Ok((i, own.or_else(|| rules.clone())))
+        })
+        .collect::<Result<_, Error>>()?;
+    if rules.is_none() && destinations.iter().all(|(_, r)| r.is_none()) {
         report.notes.push(format!(
             "policy {} has no retention: nothing is pruned",
             req.policy.name
         ));
         return Ok(report);
-    };
+    }
     let home = cloud.home_account().await?;
     // Units Discover resolved are in `accounts` already; any left (a prune
     // run on its own, or a unit Discover could not list) are listed here.
@@ -466,10 +483,39 @@ pub async fn prune<P: Pruning>(
             });
         }
     }
-    cloud.use_roles(&policy.accounts);
-    let locations = crate::backup::discover::policy_locations(&policy, &home, "policy")?;
-    for location in &locations {
-        let l = prune_location(cloud, location, &req.policy.name, &rules, now, req.dry_run).await;
+    // A vault is reached through its prune role only, never the copy role.
+    let mut roles = policy.accounts.clone();
+    roles.extend(policy.copies.iter().filter_map(|d| d.prune_role()));
+    cloud.use_roles(&roles);
+    let mut work: Vec<(Location, Rules)> = Vec::new();
+    match &rules {
+        Some(rules) => {
+            for l in crate::backup::discover::policy_locations(&policy, &home, "policy")? {
+                work.push((l, rules.clone()));
+            }
+        }
+        None => report.notes.push(format!(
+            "policy {} has no retention: its sources' own recovery points are not pruned",
+            req.policy.name
+        )),
+    }
+    for (i, r) in destinations {
+        let d = &policy.copies[i];
+        let location = d.location(&home);
+        match r {
+            None => report.notes.push(format!(
+                "copies at {location} are not pruned: neither policy.copies[{i}] nor the policy has a retention"
+            )),
+            Some(_) if d.account.is_some() && d.prune_role_arn.is_none() => {
+                report.notes.push(format!(
+                    "copies at {location} are not pruned from here: policy.copies[{i}] has no prune_role_arn (the vault prunes itself)"
+                ))
+            }
+            Some(r) => work.push((location, r)),
+        }
+    }
+    for (location, rules) in &work {
+        let l = prune_location(cloud, location, &req.policy.name, rules, now, req.dry_run).await;
         if l.aborted.is_none() && l.listed == 0 {
             report.notes.push(format!(
                 "no recovery points of policy {} at {location}: nothing to prune",

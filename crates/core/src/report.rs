@@ -490,30 +490,11 @@ pub async fn report_run<S: ObjectStore>(req: ReportRun, store: &S) -> Result<Run
             "holds the findings of another run; pass Discover's `files` unchanged",
         ));
     }
-    let mut batches = Vec::new();
-    let mut snapshots_error = None;
-    match &req.snapshots {
-        SnapshotsOutcome::Written(out) => {
-            let details = &out.result_writer_details;
-            if details.bucket != files.bucket || !details.key.starts_with(&files.results) {
-                return Err(Error::invalid(
-                    "snapshots.ResultWriterDetails",
-                    format!(
-                        "is not under s3://{}/{}; the snapshot Map's ResultWriter must write there",
-                        files.bucket, files.results
-                    ),
-                ));
-            }
-            let manifest: Manifest = read_json(store, &files.object(&details.key)).await?;
-            for (status, result_files) in &manifest.result_files {
-                for f in result_files {
-                    let rows: Vec<ResultRow> = read_json(store, &files.object(&f.key)).await?;
-                    batches.extend(rows.into_iter().map(|r| outcome_of(r, status)));
-                }
-            }
-        }
-        SnapshotsOutcome::Failed(e) => snapshots_error = Some(e.clone()),
-    }
+    let batches = read_batches(store, files, &req.snapshots).await?;
+    let snapshots_error = match &req.snapshots {
+        SnapshotsOutcome::Failed(e) => Some(e.clone()),
+        SnapshotsOutcome::Written(_) => None,
+    };
     let prune = match req.prune {
         Some(PruneOutcome::Done(p)) => match &p.full_report {
             Some(full) => {
@@ -543,6 +524,37 @@ pub async fn report_run<S: ObjectStore>(req: ReportRun, store: &S) -> Result<Run
     let body = serde_json::to_vec_pretty(&full).map_err(|e| Error::Internal(e.to_string()))?;
     store.put_object(&at, body).await?;
     Ok(RunSummary::new(&full, at))
+}
+
+/// Every batch outcome of the snapshot stage, from its Map Run's result
+/// files (none when the stage failed as a whole). Files outside the run's
+/// `results` prefix are refused before any read.
+pub async fn read_batches<S: ObjectStore>(
+    store: &S,
+    files: &RunFiles,
+    snapshots: &SnapshotsOutcome,
+) -> Result<Vec<BatchOutcome>, Error> {
+    let mut batches = Vec::new();
+    if let SnapshotsOutcome::Written(out) = snapshots {
+        let details = &out.result_writer_details;
+        if details.bucket != files.bucket || !details.key.starts_with(&files.results) {
+            return Err(Error::invalid(
+                "snapshots.ResultWriterDetails",
+                format!(
+                    "is not under s3://{}/{}; the snapshot Map's ResultWriter must write there",
+                    files.bucket, files.results
+                ),
+            ));
+        }
+        let manifest: Manifest = read_json(store, &files.object(&details.key)).await?;
+        for (status, result_files) in &manifest.result_files {
+            for f in result_files {
+                let rows: Vec<ResultRow> = read_json(store, &files.object(&f.key)).await?;
+                batches.extend(rows.into_iter().map(|r| outcome_of(r, status)));
+            }
+        }
+    }
+    Ok(batches)
 }
 
 async fn read_json<T: serde::de::DeserializeOwned, S: ObjectStore>(

@@ -167,6 +167,7 @@ mod tests {
             quotas: None,
             accounts: vec![],
             organizational_units: vec![],
+            copies: vec![],
         }
     }
 

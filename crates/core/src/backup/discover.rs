@@ -111,6 +111,17 @@ pub async fn discover<I: Inventory>(
     let sel = &policy.selector;
     inventory.use_roles(&policy.accounts);
     let locations = policy_locations(&policy, &home, "policy")?;
+    // With accounts resolved (units included), no copy may land where the
+    // policy protects: its copies would mix with the sources' own points.
+    for (i, d) in policy.copies.iter().enumerate() {
+        let at = d.location(&home);
+        if locations.contains(&at) {
+            return Err(Error::invalid(
+                format!("policy.copies[{i}]"),
+                format!("{at} is a location the policy protects; a copy must go to another region or account"),
+            ));
+        }
+    }
     let named_accounts =
         !input.policy.accounts.is_empty() || !input.policy.organizational_units.is_empty();
     // A few locations at a time: many accounts must not mean a burst of
@@ -234,6 +245,8 @@ pub struct DiscoverOutput {
     /// Map items in `files.batches`.
     pub batches: usize,
     pub files: RunFiles,
+    /// The indexes of `policy.copies`: the copy stage's Map items.
+    pub copy_destinations: Vec<usize>,
 }
 
 /// [`discover`], then the batches and findings written to `bucket` (the
@@ -268,6 +281,7 @@ pub async fn discover_run<C: Inventory + ObjectStore>(
         region_errors: d.region_errors,
         quota_warnings: d.quota_warnings,
     };
+    let copy_destinations = (0..d.policy.copies.len()).collect();
     let out = DiscoverOutput {
         run: d.run,
         policy: d.policy,
@@ -279,6 +293,7 @@ pub async fn discover_run<C: Inventory + ObjectStore>(
         quota_warnings: findings.quota_warnings.len(),
         batches: d.batches.len(),
         files,
+        copy_destinations,
     };
     let body = serde_json::to_vec(&findings).map_err(|e| Error::Internal(e.to_string()))?;
     cloud
