@@ -35,6 +35,7 @@ FUNCTIONS = {
     "StatusFunctionArn": "status",
     "ReportFunctionArn": "report",
     "PruneFunctionArn": "prune",
+    "CopyFunctionArn": "copy",
 }
 
 

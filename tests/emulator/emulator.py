@@ -155,6 +155,15 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     administrator"; delegated administrators are not modelled). moto answers
     ``ParentNotFoundException`` without an organization and lets members list.
     ``seed.py --organization`` makes the home account a management account.
+17. Snapshot copies as AWS makes them (tests/emulator/copies.py documents
+    each part, with AWS's wording): copies in progress for their first
+    describes; at most 20 copies in flight per destination region and account
+    (EBS ``ResourceLimitExceeded``, RDS ``SnapshotQuotaExceeded``), with the
+    peak kept (``GET /_strongroom/copies``); ``CopySnapshot`` and the RDS
+    copies of a snapshot another account shared with the caller (moto looks
+    in the caller's account only), failing when its key grants the caller
+    nothing; the AWS managed ``aws/ebs`` key reported as AWS managed, carried
+    by snapshots, and refused for sharing.
 
 The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
 in the home region, as the stack does, and gives the functions its name in
@@ -183,13 +192,14 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import copies
 import distributed_map
 import faults
 
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
 HOME_REGION = "us-east-1"
-FUNCTIONS = ("discover", "snapshot", "status", "report", "prune")
+FUNCTIONS = ("discover", "snapshot", "status", "copy", "report", "prune")
 RUNS_BUCKET = f"strongroom-runs-{ACCOUNT}"
 MAX_INSTANCES = 4
 INVOKE_TIMEOUT_S = 900
@@ -228,6 +238,7 @@ def patch_moto() -> None:
     _patch_organizations_listing()
     faults.patch_moto_faults()
     distributed_map.patch_moto_distributed_map()
+    copies.patch_moto_copies()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -924,6 +935,8 @@ class Front:
             return [body]
         if path == "/_strongroom/faults":
             return faults.control(environ, start_response)
+        if path == "/_strongroom/copies":
+            return copies.control(environ, start_response)
         if path.startswith("/moto-api"):
             return self.moto_app(environ, start_response)
         call = self.log_call(environ)

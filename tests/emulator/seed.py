@@ -9,6 +9,13 @@ Estates:
   bench  >= 100 resources of all five types in two regions (the API-call benchmark).
   scale  1,000 sources of all five types in two regions (500 each): with
          ``--account``, one account of the 2,000-source benchmark.
+  copies, copies-many, copies-default-key
+         sources in us-east-1 for copies to us-west-2: three volumes under a
+         customer key, an instance and a database; fifty volumes; two volumes
+         under the AWS managed aws/ebs key. Each also makes the destination's
+         key (``keys`` in the manifest).
+  vault  a vault account: roles ``strongroom-vault-copy`` and
+         ``strongroom-vault-prune`` and a key in us-west-2.
 
 With ``--organization`` it instead makes the home account an AWS
 Organizations management account with a small tree and prints its ids:
@@ -37,6 +44,8 @@ class Estate:
         self.endpoint = endpoint
         self.account = account
         self.resources: list[dict[str, Any]] = []
+        self.keys: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
 
     def client(self, service: str, region: str) -> Any:
         c = aws_client(self.endpoint, service, region)
@@ -58,9 +67,19 @@ class Estate:
             "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}],
         }
-        return self.client("iam", "us-east-1").create_role(
+        arn = self.client("iam", "us-east-1").create_role(
             RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
         )["Role"]["Arn"]
+        self.roles[name] = arn
+        return arn
+
+    def key(self, region: str, name: str) -> str:
+        """A customer-managed KMS key in `region`, aliased alias/<name>."""
+        kms = self.client("kms", region)
+        arn = kms.create_key(Description=f"strongroom test key {name}")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=f"alias/{name}", TargetKeyId=arn)
+        self.keys[name] = arn
+        return arn
 
     def _add(self, rtype: str, rid: str, arn: str, region: str, tags: dict[str, str], **extra: Any) -> None:
         arn = arn.replace(f":{ACCOUNT}:", f":{self.account}:", 1)
@@ -73,10 +92,16 @@ class Estate:
     def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
-    def volume(self, region: str, tags: dict[str, str], size: int = 8) -> str:
+    def volume(self, region: str, tags: dict[str, str], size: int = 8, kms: str | None = None) -> str:
+        """A volume; `kms`: encrypted with that key ARN, or `default` (the account's aws/ebs key)."""
         ec2 = self.client("ec2", region)
         spec = [{"ResourceType": "volume", "Tags": self._tags(tags)}] if tags else []
-        v = ec2.create_volume(AvailabilityZone=f"{region}a", Size=size, TagSpecifications=spec)
+        encryption: dict[str, Any] = {}
+        if kms == "default":
+            encryption = {"Encrypted": True}
+        elif kms:
+            encryption = {"Encrypted": True, "KmsKeyId": kms}
+        v = ec2.create_volume(AvailabilityZone=f"{region}a", Size=size, TagSpecifications=spec, **encryption)
         vid = v["VolumeId"]
         self._add("ebs-volume", vid, f"arn:aws:ec2:{region}:{ACCOUNT}:volume/{vid}", region, tags)
         return vid
@@ -202,11 +227,51 @@ def scale(e: Estate) -> None:
             e.redshift(region, f"dwh-{short}-{i}", tags(f"dwh-{i}"))
 
 
+# Copies (issue 10): sources in us-east-1, copies to us-west-2.
+COPY_SOURCE = "us-east-1"
+COPY_DESTINATION = "us-west-2"
+
+
+def copies(e: Estate) -> None:
+    """Three volumes under a customer key, an instance, a database; the destination's key."""
+    source = e.key(COPY_SOURCE, "strongroom-source")
+    for i in range(3):
+        e.volume(COPY_SOURCE, {"Name": f"data-{i}", "team": "core", **DAILY}, kms=source)
+    e.instance(COPY_SOURCE, {"Name": "app", **DAILY}, data_volumes=1)
+    e.rds(COPY_SOURCE, "orders", {"team": "core", **DAILY})
+    e.key(COPY_DESTINATION, "strongroom-destination")
+
+
+def copies_many(e: Estate) -> None:
+    """Fifty volumes under a customer key: more copies than may be in flight."""
+    source = e.key(COPY_SOURCE, "strongroom-source")
+    for i in range(50):
+        e.volume(COPY_SOURCE, {"Name": f"data-{i}", **DAILY}, kms=source)
+    e.key(COPY_DESTINATION, "strongroom-destination")
+
+
+def copies_default_key(e: Estate) -> None:
+    """Two volumes under the account's AWS managed aws/ebs key."""
+    for i in range(2):
+        e.volume(COPY_SOURCE, {"Name": f"data-{i}", **DAILY}, kms="default")
+    e.key(COPY_DESTINATION, "strongroom-destination")
+
+
+def vault(e: Estate) -> None:
+    """A vault account: its copy and prune roles and its key in the destination region."""
+    e.role("strongroom-vault-copy")
+    e.role("strongroom-vault-prune")
+    e.key(COPY_DESTINATION, "strongroom-vault")
+
+
 def empty(e: Estate) -> None:
     """Nothing: with --role, just the role."""
 
 
-ESTATES = {"demo": demo, "test": test, "bench": bench, "scale": scale, "empty": empty}
+ESTATES = {
+    "demo": demo, "test": test, "bench": bench, "scale": scale, "empty": empty,
+    "copies": copies, "copies-many": copies_many, "copies-default-key": copies_default_key, "vault": vault,
+}
 
 
 def organization(endpoint: str) -> dict[str, Any]:
@@ -247,7 +312,8 @@ def main() -> None:
     e = Estate(args.endpoint, args.account)
     role = e.role(args.role) if args.role else None
     ESTATES[args.estate](e)
-    json.dump({"estate": args.estate, "account": args.account, "role_arn": role, "resources": e.resources},
+    json.dump({"estate": args.estate, "account": args.account, "role_arn": role, "resources": e.resources,
+               "keys": e.keys, "roles": e.roles},
               sys.stdout, indent=1)
     print()
 

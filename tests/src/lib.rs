@@ -13,6 +13,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub mod executions;
 use serde::Deserialize;
 use strongroom_core::model::ResourceType;
 
@@ -102,6 +104,12 @@ pub struct Manifest {
     #[serde(default)]
     pub role_arn: Option<String>,
     pub resources: Vec<SeededResource>,
+    /// KMS keys the estate made, by name -> key ARN.
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+    /// IAM roles the estate made, by name -> role ARN.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
 }
 
 /// An AWS Organizations tree `seed.py --organization` made: ids by name.
@@ -388,19 +396,38 @@ impl Emulator {
 
     /// The same in another account, read through `role_arn` there.
     pub async fn recovery_points_in(&self, role_arn: &str) -> Vec<Found> {
+        Self::recovery_points_with(self.harness_config_as(role_arn).await).await
+    }
+
+    /// The harness's configuration acting through `role_arn` (another account).
+    pub async fn harness_config_as(&self, role_arn: &str) -> SdkConfig {
         let base = self.harness_config().await;
         let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
             .session_name("strongroom-tests")
             .configure(&base)
             .build()
             .await;
-        let conf = base
-            .to_builder()
+        base.to_builder()
             .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
                 provider,
             ))
-            .build();
-        Self::recovery_points_with(conf).await
+            .build()
+    }
+
+    /// The emulator's copy settings and the most copies it saw in flight per
+    /// `<account>/<region>/<ebs|db>` (patch 17, `/_strongroom/copies`).
+    pub fn copies(&self) -> serde_json::Value {
+        serde_json::from_str(&self.http("GET", "/_strongroom/copies"))
+            .expect("/_strongroom/copies answers JSON")
+    }
+
+    /// Replaces the emulator's copy settings (patch 17).
+    pub fn set_copies(&self, config: &serde_json::Value) {
+        let answer = self.http_with("POST", "/_strongroom/copies", &config.to_string());
+        assert!(
+            answer.contains("\"config\""),
+            "POST /_strongroom/copies refused {config}: {answer}"
+        );
     }
 
     async fn recovery_points_with(conf: SdkConfig) -> Vec<Found> {
@@ -560,6 +587,7 @@ pub fn substitute(asl: &str) -> String {
         ("StatusFunctionArn", "status"),
         ("ReportFunctionArn", "report"),
         ("PruneFunctionArn", "prune"),
+        ("CopyFunctionArn", "copy"),
     ] {
         out = out.replace(
             &format!("${{{var}}}"),

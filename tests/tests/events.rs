@@ -31,6 +31,9 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
             let req: ReportRun = parse(value).map_err(|e| e.0)?;
             req.files.validate(&req.run, "files")
         }
+        "copy" => parse::<strongroom_core::copy::CopyRequest>(value)
+            .map_err(|e| e.0)?
+            .validate(time::OffsetDateTime::now_utc()),
         other => panic!("events/{other}/ has no known input type: add it to this test"),
     }
 }

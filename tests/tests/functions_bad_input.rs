@@ -12,7 +12,7 @@ async fn every_function_refuses_bad_input_before_any_call() {
     let before = emu.recovery_points().await;
     emu.reset_calls();
     let mut sent = 0;
-    for function in ["discover", "snapshot", "status", "prune", "report"] {
+    for function in ["discover", "snapshot", "status", "copy", "prune", "report"] {
         let dir = workspace().join("events").join(function);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()

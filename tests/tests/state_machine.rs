@@ -2,87 +2,15 @@
 //! with the real function binaries behind its Lambda tasks.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strongroom_core::model::ResourceType;
-use strongroom_core::report::{RunOutcome, RunReport, RunSummary, SUMMARY_FAILURES};
+use strongroom_core::report::RunOutcome;
+use strongroom_tests::executions::{backup_machine, execute, machine_of, report, sfn};
 use strongroom_tests::{
     backup_definition, deployed_backup_definition, workspace, Emulator, Manifest, ACCOUNT,
     RUNS_BUCKET,
 };
-
-struct Execution {
-    status: String,
-    output: Option<Value>,
-    error: Option<String>,
-    cause: Option<String>,
-}
-
-async fn sfn(emu: &Emulator) -> aws_sdk_sfn::Client {
-    aws_sdk_sfn::Client::new(&emu.harness_config().await)
-}
-
-async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
-    machine_of(sfn, "strongroom-backup", backup_definition()).await
-}
-
-async fn machine_of(sfn: &aws_sdk_sfn::Client, name: &str, definition: String) -> String {
-    sfn.create_state_machine()
-        .name(name)
-        .definition(definition)
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/strongroom-backup"))
-        .send()
-        .await
-        .expect("create the state machine")
-        .state_machine_arn()
-        .to_owned()
-}
-
-async fn execute(
-    emu: &Emulator,
-    sfn: &aws_sdk_sfn::Client,
-    machine: &str,
-    name: &str,
-    input: &Value,
-) -> Execution {
-    let arn = sfn
-        .start_execution()
-        .state_machine_arn(machine)
-        .name(name)
-        .input(input.to_string())
-        .send()
-        .await
-        .expect("start the execution")
-        .execution_arn()
-        .to_owned();
-    let started = Instant::now();
-    loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .expect("describe the execution");
-        let status = d.status().as_str().to_owned();
-        if status != "RUNNING" {
-            return Execution {
-                status,
-                output: d
-                    .output()
-                    .map(|o| serde_json::from_str(o).expect("output is JSON")),
-                error: d.error().map(str::to_owned),
-                cause: d.cause().map(str::to_owned),
-            };
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "execution {name} still running after 180 s; snapshot log:\n{}",
-            emu.function_log("snapshot")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The shipped scheduled input, with completion checks every 0 s.
 fn scheduled_input() -> Value {
@@ -90,29 +18,6 @@ fn scheduled_input() -> Value {
     let mut v: Value = serde_json::from_str(&text).unwrap();
     v["poll_seconds"] = json!(0);
     v
-}
-
-/// The run report of a succeeded execution: its output is the summary, the
-/// whole report is in the stack's bucket, and the two agree.
-async fn report(e: &Execution, emu: &Emulator) -> RunReport {
-    assert_eq!(
-        e.status,
-        "SUCCEEDED",
-        "error {:?} cause {:?}\ndiscover log:\n{}",
-        e.error,
-        e.cause,
-        emu.function_log("discover")
-    );
-    let summary: RunSummary = serde_json::from_value(e.output.clone().expect("an output"))
-        .expect("the output is a run summary");
-    let r = emu.run_report(&summary).await;
-    assert_eq!(summary, RunSummary::new(&r, summary.report.clone()));
-    assert!(summary.first_failures.len() <= SUMMARY_FAILURES);
-    assert_eq!(
-        summary.report.key,
-        format!("runs/{}/{}/report.json", r.run.policy, r.run.execution)
-    );
-    r
 }
 
 fn sum(m: &std::collections::BTreeMap<ResourceType, usize>) -> usize {
@@ -358,7 +263,8 @@ fn lambda_tasks_retry_every_transient_lambda_error() {
         .iter()
         .filter(|r| r.iter().any(|e| e.starts_with("Lambda.")))
         .collect();
-    assert_eq!(lambda.len(), 5, "{retries:?}");
+    // Discover, Snapshot, Status, Copy, Prune, Report.
+    assert_eq!(lambda.len(), 6, "{retries:?}");
     for r in lambda {
         for e in [
             "Lambda.ServiceException",

@@ -320,6 +320,14 @@ impl LocationClients {
         )
     }
 
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&self.config)
+                .region(self.region())
+                .build(),
+        )
+    }
+
     pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
         aws_sdk_resourcegroupstagging::Client::from_conf(
             aws_sdk_resourcegroupstagging::config::Builder::from(&self.config)

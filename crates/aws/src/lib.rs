@@ -6,12 +6,14 @@
 //!   quota preflight's facts (`quota`).
 //! - `kinds`: one module per kind of recovery point (create, states, listing,
 //!   delete), behind one trait; `sdk`: the plumbing they share.
-//! - [`recovery_points`], [`prune`]: the ports, dispatching to the kinds.
+//! - [`recovery_points`], [`prune`], [`copies`]: the ports, dispatching to
+//!   the kinds (copies: with KMS grants and EBS Snapshot Lock).
 //! - `organizations`: the accounts under an AWS Organizations unit.
 //! - `store`: the run's files in S3 (the `ObjectStore` port).
 //! - [`error`]: SDK errors -> classified [`strongroom_core::CloudError`].
 
 pub mod clients;
+pub mod copies;
 pub mod error;
 pub mod inventory;
 mod kinds;

@@ -600,6 +600,36 @@ pub struct CopyRequest {
     pub wait_seconds: u32,
 }
 
+impl CopyRequest {
+    /// Checks a pass's input before any call: the policy, the run's files,
+    /// the destination's index, and a run time not in the future.
+    pub fn validate(&self, now: OffsetDateTime) -> Result<(), Error> {
+        self.policy.validate("policy")?;
+        self.files.validate(&self.run, "files")?;
+        if self.run.policy != self.policy.name {
+            return Err(Error::invalid(
+                "run.policy",
+                format!(
+                    "names policy {}, not {}; pass Discover's run and policy unchanged",
+                    self.run.policy, self.policy.name
+                ),
+            ));
+        }
+        crate::validate::not_in_future(self.run.scheduled_time, now, "run.scheduled_time")?;
+        if self.destination >= self.policy.copies.len() {
+            return Err(Error::invalid(
+                "destination",
+                format!(
+                    "is {}, but the policy has {} copy destinations; pass an index of policy.copies",
+                    self.destination,
+                    self.policy.copies.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Counts of a destination's copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyCounts {
@@ -716,7 +746,8 @@ pub trait Copies: Send + Sync {
     ) -> impl std::future::Future<Output = Result<(), CloudError>> + Send;
 
     /// Starts a copy; returns its id and state. A destination at its limit
-    /// answers `QuotaExceeded`.
+    /// of copies in flight answers `NotReady` (wait); `QuotaExceeded` is a
+    /// quota that waiting does not lift (the manual snapshot count).
     fn start_copy(
         &self,
         request: &StartCopy<'_>,
@@ -841,25 +872,8 @@ pub async fn copy_pass<C>(
 where
     C: Copies + RecoveryPoints + ObjectStore + crate::ports::Identity,
 {
-    req.policy.validate("policy")?;
-    req.files.validate(&req.run, "files")?;
-    if req.run.policy != req.policy.name {
-        return Err(Error::invalid(
-            "run.policy",
-            format!("names policy {}, not {}", req.run.policy, req.policy.name),
-        ));
-    }
-    crate::validate::not_in_future(req.run.scheduled_time, now, "run.scheduled_time")?;
-    let dest = req.policy.copies.get(req.destination).ok_or_else(|| {
-        Error::invalid(
-            "destination",
-            format!(
-                "is {}, but the policy has {} copy destinations",
-                req.destination,
-                req.policy.copies.len()
-            ),
-        )
-    })?;
+    req.validate(now)?;
+    let dest = &req.policy.copies[req.destination];
     let home = cloud.home_account().await?;
     let location = dest.location(&home);
     let mut roles = req.policy.accounts.clone();
@@ -1284,7 +1298,7 @@ async fn start_planned<C: Copies>(
                 }
                 // The destination is at its limit (copies Strongroom could
                 // not see): the rest waits for the next pass.
-                Err(e) if e.kind == ErrorKind::QuotaExceeded || e.kind.is_retryable() => {
+                Err(e) if e.kind == ErrorKind::NotReady || e.kind.is_retryable() => {
                     full.insert(limit);
                     break;
                 }

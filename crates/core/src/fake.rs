@@ -704,7 +704,7 @@ impl crate::copy::Copies for MemoryCloud {
         let limit = crate::copy::CopyLimit::of(req.kind).expect("a copyable kind");
         if self.copies_in_flight(req.destination, limit) >= limit.max_in_flight() {
             return Err(CloudError::new(
-                ErrorKind::QuotaExceeded,
+                ErrorKind::NotReady,
                 "CopySnapshot",
                 &req.source.id,
                 &req.destination.region,

@@ -59,6 +59,93 @@ pub struct ReportRequest {
     /// The snapshot stage (the Distributed Map) failed as a whole: its error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots_error: Option<StatesError>,
+    /// Each copy destination's outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<DestinationReport>,
+}
+
+/// What a destination's copy loop ended with (the Copies Map's item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CopyOutcome {
+    Done(crate::copy::CopyPassOutput),
+    Failed {
+        destination: usize,
+        error: StatesError,
+    },
+}
+
+/// One recovery point that did not reach a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyFailure {
+    pub recovery_point: String,
+    pub source: String,
+    /// The snapshot whose copy failed (an instance set's member), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    pub error_type: String,
+    pub message: String,
+}
+
+/// A destination in the run report: its copies counted, and every failure
+/// with the AWS code in its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationReport {
+    pub destination: usize,
+    /// Absent when the loop failed before it knew the location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    pub counts: crate::copy::CopyCounts,
+    /// The most copies in flight at once per limit, over the passes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peak_in_flight: BTreeMap<crate::copy::CopyLimit, usize>,
+    pub passes: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CopyFailure>,
+    /// The loop itself failed: its error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StatesError>,
+}
+
+impl DestinationReport {
+    /// A destination's report from its final state file.
+    pub fn from_state(state: &crate::copy::CopyState, counts: crate::copy::CopyCounts) -> Self {
+        let mut peak: BTreeMap<crate::copy::CopyLimit, usize> = BTreeMap::new();
+        for pass in &state.passes {
+            for (l, r) in pass {
+                let p = peak.entry(*l).or_insert(0);
+                *p = (*p).max(r.in_flight);
+            }
+        }
+        let mut failures = Vec::new();
+        for job in &state.jobs {
+            let failed_unit = job
+                .units
+                .iter()
+                .find(|u| u.state == crate::copy::UnitState::Failed || u.error.is_some());
+            let error = failed_unit
+                .and_then(|u| u.error.clone())
+                .or_else(|| job.error.clone());
+            if let Some(e) = error {
+                failures.push(CopyFailure {
+                    recovery_point: job.point.id.clone(),
+                    source: job.point.source.clone(),
+                    snapshot: failed_unit.map(|u| u.source.clone()),
+                    error_type: e.error_type.error_type().into(),
+                    message: e.message,
+                });
+            }
+        }
+        Self {
+            destination: state.destination,
+            location: Some(state.location.clone()),
+            counts,
+            peak_in_flight: peak,
+            passes: state.passes.len(),
+            failures,
+            error: None,
+        }
+    }
 }
 
 /// What the Prune stage ended with.
@@ -147,6 +234,9 @@ pub struct RunReport {
     /// preflight): warnings, not failures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quota_warnings: Vec<QuotaWarning>,
+    /// Copies per destination: started, reused, completed, failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<DestinationReport>,
 }
 
 /// Folds every batch into the run summary.
@@ -246,6 +336,38 @@ pub fn report(req: ReportRequest) -> RunReport {
             }
         }
     }
+    for d in &req.copies {
+        let region = d
+            .location
+            .as_ref()
+            .map(|l| l.region.clone())
+            .unwrap_or_default();
+        let account = d.location.as_ref().map(|l| l.account.clone());
+        if let Some(e) = &d.error {
+            failures.push(Failure {
+                account: account.clone(),
+                resource_type: None,
+                id: None,
+                region: region.clone(),
+                error_type: e.error.clone(),
+                message: format!(
+                    "the copies to destination {} failed: {}",
+                    d.destination,
+                    brief(&e.cause)
+                ),
+            });
+        }
+        for f in &d.failures {
+            failures.push(Failure {
+                account: account.clone(),
+                resource_type: None,
+                id: Some(f.recovery_point.clone()),
+                region: region.clone(),
+                error_type: f.error_type.clone(),
+                message: format!("copy failed: {}", f.message),
+            });
+        }
+    }
     let prune = req.prune.as_ref().and_then(|p| match p {
         PruneOutcome::Done(r) => {
             for l in &r.locations {
@@ -328,6 +450,7 @@ pub fn report(req: ReportRequest) -> RunReport {
         recovery_point_ids: ids,
         prune,
         quota_warnings: req.quota_warnings,
+        copies: req.copies,
     }
 }
 
@@ -382,6 +505,9 @@ pub struct ReportRun {
     pub files: RunFiles,
     /// The Distributed Map's output, or its error.
     pub snapshots: SnapshotsOutcome,
+    /// The copy stage's outcome per destination (empty without copies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyOutcome>,
     /// The Prune stage's output, or its error; absent when it did not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneOutcome>,
@@ -414,8 +540,20 @@ pub struct RunSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneCounts>,
     pub quota_warnings: usize,
+    /// Copies per destination (failures are in `failures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopySummary>,
     /// The whole [`RunReport`].
     pub report: S3Object,
+}
+
+/// A destination's counts in the run summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopySummary {
+    pub destination: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    pub counts: crate::copy::CopyCounts,
 }
 
 impl RunSummary {
@@ -436,6 +574,15 @@ impl RunSummary {
                 failed: p.failed,
             }),
             quota_warnings: r.quota_warnings.len(),
+            copies: r
+                .copies
+                .iter()
+                .map(|d| CopySummary {
+                    destination: d.destination,
+                    location: d.location.clone(),
+                    counts: d.counts.clone(),
+                })
+                .collect(),
             report,
         }
     }
@@ -495,6 +642,31 @@ pub async fn report_run<S: ObjectStore>(req: ReportRun, store: &S) -> Result<Run
         SnapshotsOutcome::Failed(e) => Some(e.clone()),
         SnapshotsOutcome::Written(_) => None,
     };
+    let mut copies = Vec::new();
+    for c in &req.copies {
+        copies.push(match c {
+            CopyOutcome::Done(out) => {
+                let expected = crate::copy::state_key(files, out.destination);
+                if out.state.bucket != files.bucket || out.state.key != expected {
+                    return Err(Error::invalid(
+                        "copies",
+                        format!("names {}, not s3://{}/{expected}", out.state, files.bucket),
+                    ));
+                }
+                let state: crate::copy::CopyState = read_json(store, &out.state).await?;
+                DestinationReport::from_state(&state, out.counts.clone())
+            }
+            CopyOutcome::Failed { destination, error } => DestinationReport {
+                destination: *destination,
+                location: None,
+                counts: Default::default(),
+                peak_in_flight: BTreeMap::new(),
+                passes: 0,
+                failures: vec![],
+                error: Some(error.clone()),
+            },
+        });
+    }
     let prune = match req.prune {
         Some(PruneOutcome::Done(p)) => match &p.full_report {
             Some(full) => {
@@ -519,6 +691,7 @@ pub async fn report_run<S: ObjectStore>(req: ReportRun, store: &S) -> Result<Run
         prune,
         quota_warnings: findings.quota_warnings,
         snapshots_error,
+        copies,
     });
     let at = files.object(&files.report);
     let body = serde_json::to_vec_pretty(&full).map_err(|e| Error::Internal(e.to_string()))?;

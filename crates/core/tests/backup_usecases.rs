@@ -305,6 +305,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
         ));
     }
     let rep = report(ReportRequest {
+        copies: vec![],
         run: out.run.clone(),
         found: out.found.clone(),
         skipped: out.skipped.clone(),
@@ -351,6 +352,7 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
         ErrorKind::NotFound
     );
     let rep = report(ReportRequest {
+        copies: vec![],
         run: out.run.clone(),
         found: out.found.clone(),
         skipped: out.skipped.clone(),
@@ -461,6 +463,7 @@ fn failed_batches_and_region_errors_make_a_failed_run() {
         execution: "e".into(),
     };
     let rep = report(ReportRequest {
+        copies: vec![],
         run,
         found: [(ResourceType::EbsVolume, 2)].into(),
         skipped: vec![],

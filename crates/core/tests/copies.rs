@@ -396,7 +396,7 @@ async fn a_vault_copy_shares_for_the_copy_only_and_uses_the_vault_key() {
 #[tokio::test]
 async fn an_aws_managed_key_fails_clearly_before_anything_is_shared() {
     let cloud = estate(2, false);
-    let (out, snapshots) = backup(&cloud, &policy(vault()), "exec-1").await;
+    let (discovered, snapshots) = backup(&cloud, &policy(vault()), "exec-1").await;
     for p in cloud.stored() {
         cloud.keys.write().unwrap().insert(
             p.point.id.clone(),
@@ -406,7 +406,7 @@ async fn an_aws_managed_key_fails_clearly_before_anything_is_shared() {
             ),
         );
     }
-    let out = copy_pass(request(&out, &snapshots), &cloud, NOW)
+    let out = copy_pass(request(&discovered, &snapshots), &cloud, NOW)
         .await
         .unwrap();
     assert_eq!(out.counts.failed, 2);
@@ -426,6 +426,31 @@ async fn an_aws_managed_key_fails_clearly_before_anything_is_shared() {
     assert_eq!(e.error_type, ErrorKind::InvalidInput);
     assert!(e.message.contains("customer-managed key"), "{}", e.message);
     assert!(e.message.contains("policy.copies[0]"), "{}", e.message);
+    // The run report lists the destination's copies and each failure.
+    let summary = strongroom_core::report::report_run(
+        strongroom_core::report::ReportRun {
+            run: state.run.clone(),
+            files: request(&discovered, &snapshots).files,
+            snapshots: snapshots.clone(),
+            copies: vec![strongroom_core::report::CopyOutcome::Done(out.clone())],
+            prune: None,
+        },
+        &cloud,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.copies[0].counts.failed, 2);
+    assert_eq!(summary.copies[0].location.as_ref(), Some(&dest(VAULT)));
+    let full: strongroom_core::report::RunReport =
+        serde_json::from_slice(&cloud.objects.read().unwrap()[&summary.report]).unwrap();
+    assert_eq!(full.copies[0].failures.len(), 2);
+    assert!(
+        full.failures
+            .iter()
+            .any(|f| f.error_type == "Strongroom.InvalidInput"
+                && f.message.starts_with("copy failed"))
+    );
+    assert_eq!(full.outcome, strongroom_core::report::RunOutcome::Partial);
 }
 
 #[tokio::test]

@@ -168,6 +168,7 @@ async fn a_run_keeps_its_batches_results_and_reports_in_the_bucket() {
 
     let summary = report_run(
         ReportRun {
+            copies: vec![],
             run: out.run.clone(),
             files: out.files.clone(),
             snapshots,
@@ -228,6 +229,7 @@ async fn a_failed_snapshot_stage_is_reported_and_nothing_is_read_from_elsewhere(
     let cloud = estate(2);
     let out = discover_run(request(), &cloud, Some(BUCKET)).await.unwrap();
     let failed = ReportRun {
+        copies: vec![],
         run: out.run.clone(),
         files: out.files.clone(),
         snapshots: SnapshotsOutcome::Failed(StatesError {

@@ -10,5 +10,8 @@ super::db::db_snapshot_kind! {
     arn: db_cluster_snapshot_arn,
     delete: delete_db_cluster_snapshot / "DeleteDBClusterSnapshot",
     attributes: describe_db_cluster_snapshot_attributes / "DescribeDBClusterSnapshotAttributes" / db_cluster_snapshot_attributes_result / db_cluster_snapshot_attributes,
+    modify: modify_db_cluster_snapshot_attribute / "ModifyDBClusterSnapshotAttribute",
+    copy: copy_db_cluster_snapshot / "CopyDBClusterSnapshot" / db_cluster_snapshot / source_db_cluster_snapshot_identifier / target_db_cluster_snapshot_identifier,
+    encrypted: storage_encrypted,
     explain: |err| err,
 }

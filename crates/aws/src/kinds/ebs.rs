@@ -13,13 +13,14 @@ use strongroom_core::ports::{CreateRequest, Created, RunPoint};
 use strongroom_core::tags::{self, RunKey};
 use strongroom_core::CloudError;
 
-use super::{KindAdapter, SnapshotStates};
+use super::{DestinationCopies, KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk, is_rate_limited};
 use crate::sdk::{
     all_pages, ec2_filter, image_of, is_image_snapshot, states_by_id, tag_filter, with_states,
     PointState, TagsExt, ToSdkTags,
 };
+use strongroom_core::copy::{FoundCopy, SourceSnapshot, StartCopy};
 
 /// Values per EC2 describe filter (EC2 accepts 200).
 const FILTER_CHUNK: usize = 200;
@@ -136,6 +137,189 @@ impl KindAdapter for Ebs {
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError> {
         delete_snapshots(cx, std::slice::from_ref(&point.id)).await
     }
+
+    /// Two tag-filtered listings: this run's copies (by policy and time),
+    /// and every Strongroom copy still pending here.
+    async fn find_copies(
+        &self,
+        cx: &LocationClients,
+        run: &RunKey,
+    ) -> Result<DestinationCopies, CloudError> {
+        let copy_filter = || ec2_filter("tag-key", [tags::COPY_OF.to_owned()]);
+        let ours = snapshots(
+            cx,
+            [
+                tag_filter(tags::POLICY, run.policy.clone()),
+                tag_filter(tags::CREATED_AT, format_time(run.scheduled_time)),
+                copy_filter(),
+            ],
+        )
+        .await?;
+        let pending = snapshots(
+            cx,
+            [copy_filter(), ec2_filter("status", ["pending".to_owned()])],
+        )
+        .await?;
+        let found = ours
+            .into_iter()
+            .map(|s| FoundCopy {
+                copy_of: s.tags.get(tags::COPY_OF).cloned().unwrap_or_default(),
+                execution: s.tags.get(tags::RUN).cloned().unwrap_or_default(),
+                id: s.id,
+                state: s.state,
+            })
+            .collect();
+        Ok((found, pending.len()))
+    }
+
+    async fn describe_sources(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+    ) -> Result<Vec<SourceSnapshot>, CloudError> {
+        let ec2 = cx.ec2();
+        let partition = strongroom_core::backup::discover::partition_of(cx.region_name());
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_CHUNK) {
+            let pages = ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(ec2_filter("snapshot-id", chunk.to_vec()))
+                .max_results(PAGE)
+                .into_paginator()
+                .send();
+            out.extend(
+                all_pages(pages, "DescribeSnapshots", cx.region_name(), |p| {
+                    p.snapshots()
+                        .iter()
+                        .filter_map(|s| {
+                            let id = s.snapshot_id()?.to_owned();
+                            Some(SourceSnapshot {
+                                arn: format!(
+                                    "arn:{partition}:ec2:{}::snapshot/{id}",
+                                    cx.region_name()
+                                ),
+                                id,
+                                tags: s.tags().to_tags(),
+                                kms_key: s
+                                    .encrypted()
+                                    .unwrap_or(false)
+                                    .then(|| s.kms_key_id().map(str::to_owned))
+                                    .flatten(),
+                                aws_managed_key: false,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// One `ModifySnapshotAttribute` (createVolumePermission) per snapshot.
+    async fn set_shared(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+        account: &str,
+        add: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ec2::types::{CreateVolumePermission, CreateVolumePermissionModifications};
+        let permission = CreateVolumePermission::builder().user_id(account).build();
+        let change = if add {
+            CreateVolumePermissionModifications::builder().add(permission)
+        } else {
+            CreateVolumePermissionModifications::builder().remove(permission)
+        }
+        .build();
+        let ec2 = cx.ec2();
+        for id in ids {
+            match ec2
+                .modify_snapshot_attribute()
+                .snapshot_id(id)
+                .create_volume_permission(change.clone())
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                // Unsharing what is gone: nothing is shared any more.
+                Err(e) if !add && code_of(&e) == Some("InvalidSnapshot.NotFound") => {}
+                Err(e) => return Err(from_sdk(e, "ModifySnapshotAttribute", id, cx.region_name())),
+            }
+        }
+        Ok(())
+    }
+
+    /// `CopySnapshot` in the destination's region, encrypted with its key
+    /// and tagged at creation. It takes no client token, so it is sent again
+    /// only while AWS refuses it for its rate; a lost answer is found by the
+    /// next pass's lookup (`strongroom:copy-of`).
+    async fn start_copy(
+        &self,
+        cx: &LocationClients,
+        req: &StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        let description = format!(
+            "strongroom copy of {} from {}",
+            req.source.id, req.source_location
+        );
+        let out = send_unless_processed(|| async {
+            cx.ec2()
+                .copy_snapshot()
+                .source_region(&req.source_location.region)
+                .source_snapshot_id(&req.source.id)
+                .encrypted(true)
+                .kms_key_id(req.kms_key)
+                .description(&description)
+                .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+                .customize()
+                .config_override(no_retries())
+                .send()
+                .await
+                .map_err(|e| {
+                    let mut err = from_sdk(e, "CopySnapshot", &req.source.id, cx.region_name());
+                    // "Concurrent snapshot copies per destination Region" (20).
+                    if err.code.as_deref() == Some("ResourceLimitExceeded") {
+                        err.kind = strongroom_core::ErrorKind::NotReady;
+                    }
+                    err
+                })
+        })
+        .await?;
+        Ok((
+            out.snapshot_id().unwrap_or_default().to_owned(),
+            RecoveryPointState::Pending,
+        ))
+    }
+}
+
+/// Locks `ids` (EBS Snapshot Lock), one `LockSnapshot` each.
+pub(crate) async fn lock_snapshots(
+    cx: &LocationClients,
+    ids: &[String],
+    lock: &strongroom_core::copy::SnapshotLock,
+) -> Result<(), CloudError> {
+    use aws_sdk_ec2::types::LockMode;
+    let ec2 = cx.ec2();
+    let mode = match lock.mode {
+        strongroom_core::copy::LockMode::Governance => LockMode::Governance,
+        strongroom_core::copy::LockMode::Compliance => LockMode::Compliance,
+    };
+    for id in ids {
+        let mut req = ec2
+            .lock_snapshot()
+            .snapshot_id(id)
+            .lock_mode(mode.clone())
+            .lock_duration(i32::try_from(lock.duration_days).unwrap_or(i32::MAX));
+        if let Some(h) = lock.cool_off_hours {
+            req = req.cool_off_period(i32::try_from(h).unwrap_or(i32::MAX));
+        }
+        req.send()
+            .await
+            .map_err(|e| from_sdk(e, "LockSnapshot", id, cx.region_name()))?;
+    }
+    Ok(())
 }
 
 /// The accounts (or `all`) with create-volume permission on any of `ids`:

@@ -15,22 +15,40 @@ pub(crate) mod redshift;
 
 use std::collections::HashMap;
 
+use strongroom_core::copy::{FoundCopy, SourceSnapshot, StartCopy};
 use strongroom_core::listing::Listing;
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::tags::RunKey;
 use strongroom_core::CloudError;
 
 use crate::clients::LocationClients;
 
 pub(crate) use ami::run_images;
-pub(crate) use ebs::{locked_snapshots, run_lookup, snapshot_states};
+pub(crate) use ebs::{lock_snapshots, locked_snapshots, run_lookup, snapshot_states};
 
 /// EBS snapshot id -> state at one location, fetched once per completion
 /// check for every kind whose points are EBS snapshots or sets of them.
 pub(crate) type SnapshotStates = HashMap<String, RecoveryPointState>;
 
+/// The error of a copy call on a kind that is not copied (the policy's
+/// validation refuses such policies first).
+pub(crate) fn not_copied(kind: &str, op: &'static str, cx: &LocationClients) -> CloudError {
+    CloudError::new(
+        strongroom_core::ErrorKind::Internal,
+        op,
+        kind,
+        cx.region_name(),
+        format!("Strongroom does not copy {kind} recovery points"),
+    )
+}
+
+/// This run's copies at a destination, and how many Strongroom copies
+/// (any policy, any run) are in flight there.
+pub(crate) type DestinationCopies = (Vec<FoundCopy>, usize);
+
 /// What Strongroom does to one kind of recovery point at one location.
-/// (Copy and restore join with their stages.)
+/// (Restore joins with its stage.)
 pub(crate) trait KindAdapter {
     /// Makes this run's recovery point of `req.target`, tagged at creation;
     /// for deterministic names, finds the one a previous attempt made.
@@ -69,6 +87,47 @@ pub(crate) trait KindAdapter {
 
     /// Deletes the recovery point (only ever called with a deletion permit).
     async fn delete(&self, cx: &LocationClients, point: &RecoveryPoint) -> Result<(), CloudError>;
+
+    /// At a copy destination: `run`'s copies of this kind, and the count of
+    /// Strongroom copies of this kind in flight there.
+    async fn find_copies(
+        &self,
+        cx: &LocationClients,
+        _run: &RunKey,
+    ) -> Result<DestinationCopies, CloudError> {
+        Err(not_copied("this kind of", "FindCopies", cx))
+    }
+
+    /// The snapshots `ids` with their tags and keys (`aws_managed_key` is
+    /// left false: KMS answers that).
+    async fn describe_sources(
+        &self,
+        cx: &LocationClients,
+        _ids: &[String],
+    ) -> Result<Vec<SourceSnapshot>, CloudError> {
+        Err(not_copied("this kind of", "DescribeSources", cx))
+    }
+
+    /// Shares `ids` with `account` (`add`), or stops sharing them.
+    async fn set_shared(
+        &self,
+        cx: &LocationClients,
+        _ids: &[String],
+        _account: &str,
+        _add: bool,
+    ) -> Result<(), CloudError> {
+        Err(not_copied("this kind of", "Share", cx))
+    }
+
+    /// Starts a copy at the destination `cx`; a destination at its limit of
+    /// copies in flight is `NotReady`.
+    async fn start_copy(
+        &self,
+        cx: &LocationClients,
+        _req: &StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        Err(not_copied("this kind of", "Copy", cx))
+    }
 }
 
 /// Evaluates `$body` with `$a` bound to the module of `$kind`: the only

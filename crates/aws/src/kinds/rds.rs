@@ -10,6 +10,9 @@ super::db::db_snapshot_kind! {
     arn: db_snapshot_arn,
     delete: delete_db_snapshot / "DeleteDBSnapshot",
     attributes: describe_db_snapshot_attributes / "DescribeDBSnapshotAttributes" / db_snapshot_attributes_result / db_snapshot_attributes,
+    modify: modify_db_snapshot_attribute / "ModifyDBSnapshotAttribute",
+    copy: copy_db_snapshot / "CopyDBSnapshot" / db_snapshot / source_db_snapshot_identifier / target_db_snapshot_identifier,
+    encrypted: encrypted,
     explain: |mut err| {
         if matches!(
             err.code.as_deref(),

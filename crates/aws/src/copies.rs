@@ -1,0 +1,211 @@
+//! The [`Copies`] port: each call goes to the module of the kind it is
+//! about (`crate::kinds`); KMS (is a key AWS managed, grants to the vault)
+//! and EBS Snapshot Lock are here.
+
+use std::collections::BTreeMap;
+
+use futures::FutureExt;
+use strongroom_core::copy::{
+    Copies, CopyLimit, CopyLookup, Shared, SnapshotLock, SourceSnapshot, StartCopy,
+};
+use strongroom_core::model::{Location, RecoveryPointKind, RecoveryPointState};
+use strongroom_core::tags::RunKey;
+use strongroom_core::{CloudError, ErrorKind};
+
+use crate::clients::LocationClients;
+use crate::error::{code_of, from_sdk};
+use crate::kinds::{lock_snapshots, with_adapter};
+use crate::AwsCloud;
+
+/// What the vault's copy role may do with a source key, by grant: what
+/// copying a shared encrypted snapshot needs ("Share the KMS key", EBS
+/// User Guide; "Sharing encrypted snapshots", RDS User Guide).
+const GRANT_OPERATIONS: [aws_sdk_kms::types::GrantOperation; 5] = [
+    aws_sdk_kms::types::GrantOperation::Decrypt,
+    aws_sdk_kms::types::GrantOperation::DescribeKey,
+    aws_sdk_kms::types::GrantOperation::CreateGrant,
+    aws_sdk_kms::types::GrantOperation::ReEncryptFrom,
+    aws_sdk_kms::types::GrantOperation::GenerateDataKeyWithoutPlaintext,
+];
+
+impl Copies for AwsCloud {
+    async fn find_copies(
+        &self,
+        destination: &Location,
+        run: &RunKey,
+        kinds: &[RecoveryPointKind],
+    ) -> Result<CopyLookup, CloudError> {
+        let cx = self.clients.for_location(destination).await?;
+        let mut out = CopyLookup::default();
+        for kind in kinds {
+            let (found, pending) =
+                with_adapter!(*kind, |a| a.find_copies(&cx, run).boxed()).await?;
+            out.found.extend(found);
+            if let Some(limit) = CopyLimit::of(*kind) {
+                *out.in_flight.entry(limit).or_insert(0) += pending;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_sources(
+        &self,
+        location: &Location,
+        kind: RecoveryPointKind,
+        ids: &[String],
+    ) -> Result<Vec<SourceSnapshot>, CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        let mut sources = with_adapter!(kind, |a| a.describe_sources(&cx, ids).boxed()).await?;
+        // One DescribeKey per key.
+        let mut managed: BTreeMap<String, bool> = BTreeMap::new();
+        for s in &mut sources {
+            let Some(key) = s.kms_key.clone() else {
+                continue;
+            };
+            let aws = match managed.get(&key) {
+                Some(m) => *m,
+                None => {
+                    let m = Box::pin(aws_managed(&cx, &key)).await?;
+                    managed.insert(key, m);
+                    m
+                }
+            };
+            s.aws_managed_key = aws;
+        }
+        Ok(sources)
+    }
+
+    async fn share(
+        &self,
+        location: &Location,
+        kind: RecoveryPointKind,
+        snapshots: &[SourceSnapshot],
+        account: &str,
+        grantee: &str,
+    ) -> Result<Shared, CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        let mut shared = Shared {
+            account: account.to_owned(),
+            grants: vec![],
+        };
+        // The keys first: a key policy that refuses the grant stops the
+        // copy before anything is shared.
+        for s in snapshots {
+            let Some(key) = &s.kms_key else { continue };
+            if shared.grants.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            match Box::pin(grant(&cx, key, grantee, account)).await {
+                Ok(g) => shared.grants.push((key.clone(), g)),
+                Err(e) => {
+                    // Undo the grants made so far.
+                    let _ = Box::pin(revoke(&cx, &shared.grants)).await;
+                    return Err(e);
+                }
+            }
+        }
+        let ids: Vec<String> = snapshots.iter().map(|s| s.id.clone()).collect();
+        if let Err(e) =
+            with_adapter!(kind, |a| a.set_shared(&cx, &ids, account, true).boxed()).await
+        {
+            let _ = with_adapter!(kind, |a| a.set_shared(&cx, &ids, account, false).boxed()).await;
+            let _ = Box::pin(revoke(&cx, &shared.grants)).await;
+            return Err(e);
+        }
+        Ok(shared)
+    }
+
+    async fn unshare(
+        &self,
+        location: &Location,
+        kind: RecoveryPointKind,
+        ids: &[String],
+        shared: &Shared,
+    ) -> Result<(), CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        with_adapter!(kind, |a| a
+            .set_shared(&cx, ids, &shared.account, false)
+            .boxed())
+        .await?;
+        Box::pin(revoke(&cx, &shared.grants)).await
+    }
+
+    async fn start_copy(
+        &self,
+        req: &StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        let cx = self.clients.for_location(req.destination).await?;
+        with_adapter!(req.kind, |a| a.start_copy(&cx, req).boxed()).await
+    }
+
+    async fn lock(
+        &self,
+        location: &Location,
+        ids: &[String],
+        lock: &SnapshotLock,
+    ) -> Result<(), CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        Box::pin(lock_snapshots(&cx, ids, lock)).await
+    }
+}
+
+/// Whether `key` is AWS managed (`KeyManager` = `AWS`): such a key cannot
+/// be used by another account, so what it encrypts cannot be shared.
+async fn aws_managed(cx: &LocationClients, key: &str) -> Result<bool, CloudError> {
+    let out = cx
+        .kms()
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeKey", key, cx.region_name()))?;
+    Ok(out
+        .key_metadata()
+        .and_then(|m| m.key_manager())
+        .is_some_and(|m| *m == aws_sdk_kms::types::KeyManagerType::Aws))
+}
+
+/// Lets `grantee` (the vault's copy role) use `key` for the copy. A key
+/// policy that does not let this account's role create grants is
+/// `AccessDenied` naming the statement to add.
+async fn grant(
+    cx: &LocationClients,
+    key: &str,
+    grantee: &str,
+    vault: &str,
+) -> Result<String, CloudError> {
+    let sent = cx
+        .kms()
+        .create_grant()
+        .key_id(key)
+        .grantee_principal(grantee)
+        .set_operations(Some(GRANT_OPERATIONS.to_vec()))
+        .name("strongroom-vault-copy")
+        .send()
+        .await;
+    match sent {
+        Ok(out) => Ok(out.grant_id().unwrap_or_default().to_owned()),
+        Err(e) => {
+            let mut err = from_sdk(e, "CreateGrant", key, cx.region_name());
+            if err.kind == ErrorKind::AccessDenied {
+                err.message.push_str(&format!(
+                    ". The copy function's role may not create grants on {key}: add to its key policy a statement allowing that role kms:CreateGrant (or allow the vault account {vault} kms:Decrypt, kms:DescribeKey, kms:CreateGrant, kms:ReEncryptFrom and kms:GenerateDataKeyWithoutPlaintext directly)"
+                ));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Revokes grants made by [`grant`]; one gone already counts as revoked.
+async fn revoke(cx: &LocationClients, grants: &[(String, String)]) -> Result<(), CloudError> {
+    let kms = cx.kms();
+    for (key, id) in grants {
+        match kms.revoke_grant().key_id(key).grant_id(id).send().await {
+            Ok(_) => {}
+            Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => {}
+            Err(e) => return Err(from_sdk(e, "RevokeGrant", key, cx.region_name())),
+        }
+    }
+    Ok(())
+}
