@@ -128,18 +128,21 @@ check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(CDK_STAMP)
 	@cd infra/cdk && node_modules/.bin/tsc -p . && node --test dist/test/ > $(CACHE)/cdk-test.log 2>&1 \
 		|| { cat $(CACHE)/cdk-test.log; exit 1; }
 	@grep -E "^# (pass|fail)" $(CACHE)/cdk-test.log | tr '\n' ' ' && echo
-	@mkdir -p $(CACHE)/infra/placeholder-lambda && for f in discover snapshot status prune report; do \
+	@mkdir -p $(CACHE)/infra/placeholder-lambda && for f in discover snapshot status copy prune report; do \
 		mkdir -p $(CACHE)/infra/placeholder-lambda/$$f && echo placeholder > $(CACHE)/infra/placeholder-lambda/$$f/bootstrap; done
 	@cd infra/cdk && $(CDK_ENV) node_modules/.bin/cdk synth --no-notices -q \
 		-c artifacts=$(CACHE)/infra/placeholder-lambda -o $(CACHE)/cdk.out
-	@echo "==> SAM template -> CloudFormation (SAM translator): substitutions, schedules, IAM guards, same as CDK"
+	@echo "==> SAM template -> CloudFormation (SAM translator): substitutions, schedules, IAM guards, same as CDK; the vault template too"
 	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/python infra/check_template.py --out $(CACHE)/infra/template.cfn.json \
-		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --cdk $(CACHE)/cdk.out/strongroom.template.json
-	@echo "==> cfn-lint on the converted SAM template and the CDK template"
-	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json $(CACHE)/cdk.out/strongroom.template.json
-	@echo "==> checkov on both (skips and their reasons: infra/checkov.yaml)"
+		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --cdk $(CACHE)/cdk.out/strongroom.template.json \
+		--vault infra/vault-account.yaml --vault-cdk $(CACHE)/cdk.out/strongroom-vault.template.json
+	@echo "==> cfn-lint on the converted SAM template, the vault template and the CDK templates"
+	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json $(CACHE)/cdk.out/strongroom.template.json \
+		infra/vault-account.yaml $(CACHE)/cdk.out/strongroom-vault.template.json
+	@echo "==> checkov on all four (skips and their reasons: infra/checkov.yaml)"
 	@out=$$($(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml \
-		-f $(CACHE)/infra/template.cfn.json -f $(CACHE)/cdk.out/strongroom.template.json) \
+		-f $(CACHE)/infra/template.cfn.json -f $(CACHE)/cdk.out/strongroom.template.json \
+		-f infra/vault-account.yaml -f $(CACHE)/cdk.out/strongroom-vault.template.json) \
 		|| { echo "$$out"; exit 1; }; echo "$$out" | grep -E "checks:"
 
 # The emulator's own patches and switchable faults, checked through boto3.

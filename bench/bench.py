@@ -21,6 +21,10 @@
    wall time, API calls per source, the history events of the parent and
    of its largest child, the largest state payload. `--only-scale` measures
    only this and rewrites only its section.
+7. Copies of 100 recovery points to another region, in the same account and
+   in a vault account (issue 10, `copying.py`): API calls per copied recovery
+   point, the peak of copies in flight and how full the queue kept the limit.
+   `--only-copies` measures only this and rewrites only its section.
 
 Everything runs on 127.0.0.1 with dummy credentials.
 """
@@ -49,6 +53,7 @@ sys.path.insert(0, str(ROOT / "tests/emulator"))
 from client import ACCOUNT, Emulator  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+import copying  # noqa: E402
 import scale  # noqa: E402
 
 POLICY = {
@@ -553,7 +558,7 @@ def command_line() -> str:
     return " ".join(shown(a) for a in [sys.executable, script, *sys.argv[1:]])
 
 
-def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], sc: dict[str, Any], cmd: str) -> None:
+def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], sc: dict[str, Any], cp: dict[str, Any], cmd: str) -> None:
     s_total, c_total = sum(sr["calls"].values()), sum(c7n["calls"].values())
     actions = sorted(set(sr["calls"]) | set(c7n["calls"]))
     lines = [
@@ -611,6 +616,8 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         *fault_section(fr, cmd),
         "",
         *scale.scale_section(sc, cmd, now()),
+        "",
+        *copying.copies_section(cp, cmd, now()),
         "",
         "## Cold start of the `snapshot` release binary",
         "",
@@ -675,6 +682,11 @@ def main() -> None:
         help="only the 2,000-source run; rewrites only its section of an existing --out",
     )
     ap.add_argument(
+        "--only-copies",
+        action="store_true",
+        help="only the copies of 100 recovery points; rewrites only its section of an existing --out",
+    )
+    ap.add_argument(
         "--only-faults",
         action="store_true",
         help="only the backup run under faults (and its clean twin); rewrites only its section of an existing --out",
@@ -690,6 +702,16 @@ def main() -> None:
         report_fault_run(fr)
         out.write_text(splice_fault_section(out.read_text(), fault_section(fr, cmd)))
         print(f"==> rewrote the section {FAULTS_HEADING[3:]!r} of {args.out}")
+        return
+    if args.only_copies:
+        if not out.is_file():
+            ap.error(f"--only-copies rewrites one section of an existing file; {out} does not exist")
+        cmd = command_line()
+        print("==> Copies of 100 recovery points, same account and vault account", flush=True)
+        cp = copying.copies_run(args.functions_dir)
+        report_copies_run(cp)
+        out.write_text(splice_section(out.read_text(), copying.COPIES_HEADING, copying.copies_section(cp, cmd, now())))
+        print(f"==> rewrote the section {copying.COPIES_HEADING[3:]!r} of {args.out}")
         return
     if args.only_scale:
         if not out.is_file():
@@ -712,6 +734,9 @@ def main() -> None:
     print("==> 2,000 sources in 2 accounts x 2 regions", flush=True)
     sc = scale.scale_run(args.functions_dir)
     report_scale_run(sc)
+    print("==> Copies of 100 recovery points, same account and vault account", flush=True)
+    cp = copying.copies_run(args.functions_dir)
+    report_copies_run(cp)
     print("==> Cloud Custodian over a freshly seeded bench estate", flush=True)
     c7n = custodian_run(args.functions_dir, args.c7n)
     print(f"    {sum(c7n['calls'].values())} calls: {dict(c7n['calls'])}", flush=True)
@@ -724,8 +749,18 @@ def main() -> None:
     print("==> API calls of a prune of 1,000 recovery points", flush=True)
     pc = prune_calls(args.functions_dir)
     print(f"    {sum(pc['calls'].values())} calls: {dict(pc['calls'])}", flush=True)
-    write(out, sr, c7n, cs, pt, pc, fr, sc, "make bench")
+    write(out, sr, c7n, cs, pt, pc, fr, sc, cp, "make bench")
     print(f"==> wrote {args.out}")
+
+
+def report_copies_run(cp: dict[str, Any]) -> None:
+    for name in ("same", "vault"):
+        r = cp[name]
+        print(
+            f"    {name}: {r['counts']}, {r['passes']} passes, {sum(r['calls'].values())} calls, "
+            f"peak {r['peak_ebs']} EBS / {r['peak_db']} DB in flight, utilisation {r['utilisation']}, {r['wall_s']:.0f} s",
+            flush=True,
+        )
 
 
 def report_scale_run(sc: dict[str, Any]) -> None:

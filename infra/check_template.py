@@ -16,14 +16,29 @@
    `DeleteClusterSnapshot` is limited to Strongroom's `strongroom-*` names,
    see README "IAM"); `ec2:CreateTags` only at creation or for the
    `strongroom:deleting` mark on managed snapshots; `sts:AssumeRole` only on
-   the `AssumableRoleArns` parameter. The check first proves it can fail: it
-   must reject the template with each guard removed.
+   the `AssumableRoleArns` parameter. Only the prune role may delete a
+   recovery point (the copy role never: no `ec2:Delete*`,
+   `ec2:DeregisterImage`, `rds:Delete*`, `redshift:Delete*`, nor a wildcard
+   that would match one), and no role may unlock a snapshot or schedule a
+   key's deletion. Every parameter refuses what is out of range. Each check
+   first proves it can fail: it must reject the template with each guard
+   removed.
+4. Checks `infra/vault-account.yaml` (the vault account's key and roles) the
+   same way, and more: its copy role's trust names exactly the
+   `SourceCopyRoleArn` parameter (the prune role's, `SourcePruneRoleArn`),
+   with the external id when one is set; no Allow statement of the copy role
+   deletes or unlocks; its explicit Deny covers deleting and unlocking; the
+   key's policy names no principal but the vault account and the copy role.
+5. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
+   resources, properties and IAM statements as the SAM template and the
+   vault template.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -44,7 +59,24 @@ TAG_GUARDED = {
 NAME_GUARDED = {
     "redshift:DeleteClusterSnapshot": ":snapshot:*/strongroom-*",
 }
-CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage"}
+# The ec2:CreateAction values that make a tag one at creation (copies included).
+CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot"}
+# Actions that remove a recovery point: only the roles in DELETERS may have
+# them (IAM patterns, matched case-insensitively like IAM does).
+DELETE_ACTIONS = ["ec2:Delete*", "ec2:DeregisterImage", "rds:Delete*", "redshift:Delete*"]
+DELETERS = {"PruneRole", "VaultPruneRole"}
+# No role of either template may have these: a lock is only ever let expire,
+# and a key whose deletion is scheduled takes every copy it encrypts with it.
+NEVER = ["ec2:UnlockSnapshot", "kms:ScheduleKeyDeletion"]
+# Concrete actions that the patterns above stand for, to find wildcards
+# (`ec2:D*`, `*`) that would match one of them.
+DESTRUCTIVE_EXAMPLES = [
+    "ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot",
+    "rds:DeleteDBClusterSnapshot", "redshift:DeleteClusterSnapshot", "kms:ScheduleKeyDeletion",
+]
+# The vault copy role's explicit Deny must name at least these (on "*", unconditioned).
+VAULT_COPY_DENIED = ["ec2:DeleteSnapshot", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot"]
+VAULT_PRUNE_DENIED = ["ec2:UnlockSnapshot", "kms:ScheduleKeyDeletion"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -100,6 +132,19 @@ def check_parameters(template: dict[str, Any]) -> list[str]:
         if "AllowedPattern" in p and default is not None and not re.fullmatch(p["AllowedPattern"], str(default)):
             problems.append(f"parameter {name}: default {default!r} does not match its AllowedPattern")
     return problems
+
+
+def self_test_parameters(template: dict[str, Any], where: str) -> None:
+    """The parameter check must reject a parameter without its constraint."""
+    params = template.get("Parameters", {})
+    name = next((n for n, p in params.items() if "AllowedPattern" in p), None)
+    if name is None:
+        raise SystemExit(f"self-test: {where} has no parameter with an AllowedPattern; the check would prove nothing")
+    broken = copy.deepcopy(template)
+    for key in ("AllowedValues", "AllowedPattern", "MinValue", "MaxValue"):
+        broken["Parameters"][name].pop(key, None)
+    if not any(name in p for p in check_parameters(broken)):
+        raise SystemExit(f"self-test: the parameter check accepts {where}'s {name} without a constraint")
 
 
 def check_substitutions(template: dict[str, Any], base: Path) -> list[str]:
@@ -185,8 +230,79 @@ def check_iam(cfn: dict[str, Any]) -> list[str]:
     return problems
 
 
-def self_test(cfn: dict[str, Any]) -> None:
-    """The IAM check must reject each guard taken away."""
+def role_statements(cfn: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
+    """Every concrete statement (Allow and Deny) that applies to `role`: its
+    inline policies and the template's policies attached to it."""
+    props = cfn["Resources"][role].get("Properties", {})
+    docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    for r in cfn["Resources"].values():
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") and {"Ref": role} in r["Properties"].get("Roles", []):
+            docs.append(r["Properties"]["PolicyDocument"])
+    for doc in docs:
+        for s in doc.get("Statement", []):
+            for concrete in branches(s):
+                if isinstance(concrete, dict):
+                    yield concrete
+
+
+def matches(action: str, pattern: str) -> bool:
+    """Whether IAM action `action` (perhaps a wildcard) may grant what `pattern` names."""
+    a, p = action.lower(), pattern.lower()
+    if fnmatch.fnmatchcase(a, p) or fnmatch.fnmatchcase(p, a):
+        return True
+    return any(fnmatch.fnmatchcase(x.lower(), a) and fnmatch.fnmatchcase(x.lower(), p) for x in DESTRUCTIVE_EXAMPLES)
+
+
+def check_deleters(cfn: dict[str, Any]) -> list[str]:
+    """Only DELETERS may delete a recovery point; no role may unlock a
+    snapshot or schedule a key's deletion; a role's permissions are all in
+    the template (no managed policy, no NotAction) so that this can be told."""
+    problems = []
+    for role, r in cfn["Resources"].items():
+        if r["Type"] != "AWS::IAM::Role":
+            continue
+        if r.get("Properties", {}).get("ManagedPolicyArns"):
+            problems.append(f"{role}: managed policies, whose actions this check cannot see")
+        forbidden = NEVER + ([] if role in DELETERS else DELETE_ACTIONS)
+        for s in role_statements(cfn, role):
+            if s.get("Effect") != "Allow":
+                continue
+            sid = s.get("Sid", "?")
+            if "NotAction" in s:
+                problems.append(f"{role} {sid}: an Allow with NotAction (grants all but the actions it names)")
+            for a in as_list(s.get("Action", [])):
+                hits = [f for f in forbidden if matches(a, f)]
+                if hits:
+                    problems.append(f"{role} {sid} {a}: may {', '.join(hits)}, which {role} must never")
+    return problems
+
+
+def self_test_deleters(cfn: dict[str, Any], role: str, deleter: str | None) -> None:
+    """The deleters check must reject `role` given any delete or unlock
+    action, or a wildcard matching one; and `deleter` given an unlock."""
+
+    def with_action(target: str, action: str) -> list[str]:
+        broken = copy.deepcopy(cfn)
+        policies = broken["Resources"][target]["Properties"]["Policies"]
+        policies[0]["PolicyDocument"]["Statement"].append(
+            {"Sid": "Injected", "Effect": "Allow", "Action": action, "Resource": "*"})
+        return check_deleters(broken)
+
+    if role not in cfn["Resources"]:
+        raise SystemExit(f"self-test: no {role}; the check would prove nothing")
+    for action in DESTRUCTIVE_EXAMPLES + ["ec2:*", "rds:Delete*", "*"]:
+        if not any(p.startswith(f"{role} Injected") for p in with_action(role, action)):
+            raise SystemExit(f"self-test: the deleters check accepts {action} in {role}")
+    if deleter is not None:
+        if deleter not in cfn["Resources"]:
+            raise SystemExit(f"self-test: no {deleter}; the check would prove nothing")
+        if not any(p.startswith(f"{deleter} Injected") for p in with_action(deleter, "ec2:UnlockSnapshot")):
+            raise SystemExit(f"self-test: the deleters check accepts ec2:UnlockSnapshot in {deleter}")
+
+
+def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
+    """The IAM check must reject each guard taken away (`complete`: every
+    guarded action must be in the template; else those that are)."""
 
     def without(mutate: Any) -> list[str]:
         broken = copy.deepcopy(cfn)
@@ -202,9 +318,13 @@ def self_test(cfn: dict[str, Any]) -> None:
 
     for action in list(TAG_GUARDED) + ["ec2:CreateTags"]:
         if not any(action in as_list(s.get("Action", [])) for _, s in statements(cfn)):
+            if not complete:
+                continue
             raise SystemExit(f"self-test: no statement grants {action}; the check would prove nothing")
         if not any(action in p for p in without(drop_condition(action))):
             raise SystemExit(f"self-test: the check accepts {action} without its condition")
+    if not complete:
+        return
 
     def widen(s: dict[str, Any]) -> None:
         if "redshift:DeleteClusterSnapshot" in as_list(s.get("Action", [])):
@@ -226,6 +346,160 @@ def self_test(cfn: dict[str, Any]) -> None:
 
     if not any("AssumableRoleArns" in p for p in without(any_role)):
         raise SystemExit("self-test: the check accepts sts:AssumeRole on *")
+
+
+def check_trust(cfn: dict[str, Any], role: str, parameter: str) -> list[str]:
+    """`role` may be assumed by the role the `parameter` names and nobody
+    else, only as a principal of SourceAccountId (the ARN's account cannot
+    be checked by a pattern), with the external id when ExternalId is set."""
+    problems = []
+    doc = cfn["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]
+    allows = [c for s in doc.get("Statement", []) for c in branches(s) if isinstance(c, dict) and c.get("Effect") == "Allow"]
+    if not allows:
+        problems.append(f"{role}: nobody may assume it")
+    external_id = {"Fn::If": ["HasExternalId", {"Ref": "ExternalId"}, {"Ref": "AWS::NoValue"}]}
+    for s in allows:
+        sid = s.get("Sid", "?")
+        if "NotPrincipal" in s or s.get("Principal") != {"AWS": {"Ref": parameter}}:
+            problems.append(f"{role} trust {sid}: the principal is not exactly the {parameter} parameter "
+                            f"({json.dumps(s.get('Principal', s.get('NotPrincipal')))})")
+        if as_list(s.get("Action", [])) != ["sts:AssumeRole"]:
+            problems.append(f"{role} trust {sid}: {s.get('Action')} (only sts:AssumeRole)")
+        equals = s.get("Condition", {}).get("StringEquals", {})
+        if equals.get("aws:PrincipalAccount") != {"Ref": "SourceAccountId"}:
+            problems.append(f"{role} trust {sid}: does not require a principal of SourceAccountId (aws:PrincipalAccount)")
+        if equals.get("sts:ExternalId") != external_id:
+            problems.append(f"{role} trust {sid}: does not require the external id when ExternalId is set")
+    return problems
+
+
+def check_denied(cfn: dict[str, Any], role: str, required: list[str]) -> list[str]:
+    """`role` has an explicit, unconditioned Deny on "*" of every `required`
+    action: it holds whatever else is ever attached to the role."""
+    denied: set[str] = set()
+    for s in role_statements(cfn, role):
+        if s.get("Effect") == "Deny" and s.get("Resource") == "*" and "Condition" not in s:
+            denied |= {a.lower() for a in as_list(s.get("Action", []))}
+    return [f"{role}: no explicit Deny of {a} (on \"*\", unconditioned)" for a in required if a.lower() not in denied]
+
+
+def check_key_policy(cfn: dict[str, Any]) -> list[str]:
+    """The vault key's policy lets only the vault account (its IAM policies)
+    and the copy role in, the copy role only through EBS and RDS, and the key rotates."""
+    problems = []
+    key = cfn["Resources"]["VaultKey"]
+    props = key["Properties"]
+    if props.get("EnableKeyRotation") is not True:
+        problems.append("VaultKey: EnableKeyRotation is not true")
+    if key.get("DeletionPolicy") != "Retain":
+        problems.append("VaultKey: not retained with the stack (deleting it makes every copy unreadable)")
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    copy_role = {"AWS": {"Fn::GetAtt": ["VaultCopyRole", "Arn"]}}
+    for s in props["KeyPolicy"]["Statement"]:
+        sid = s.get("Sid", "?")
+        if s.get("Effect") != "Allow":
+            continue
+        principal = canon(s.get("Principal"))
+        if principal == canon(root):
+            continue
+        if principal != canon(copy_role):
+            problems.append(f"VaultKey policy {sid}: lets in {json.dumps(s.get('Principal'))}")
+            continue
+        via = canon(s.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService"))
+        if sorted(as_list(via or [])) != ["ec2.${AWS::Region}.amazonaws.com", "rds.${AWS::Region}.amazonaws.com"]:
+            problems.append(f"VaultKey policy {sid}: the copy role may use the key other than through EBS and RDS")
+        for a in as_list(s.get("Action", [])):
+            if "*" in a or not a.startswith("kms:"):
+                problems.append(f"VaultKey policy {sid}: {a} for the copy role")
+            if a == "kms:CreateGrant" and s.get("Condition", {}).get("Bool", {}).get("kms:GrantIsForAWSResource") != "true":
+                problems.append(f"VaultKey policy {sid}: kms:CreateGrant not only for AWS resources")
+    return problems
+
+
+def check_vault(cfn: dict[str, Any]) -> list[str]:
+    problems = check_parameters(cfn) + check_iam(cfn) + check_deleters(cfn) + check_key_policy(cfn)
+    problems += check_trust(cfn, "VaultCopyRole", "SourceCopyRoleArn")
+    problems += check_denied(cfn, "VaultCopyRole", VAULT_COPY_DENIED)
+    if "VaultPruneRole" in cfn["Resources"]:
+        if cfn["Resources"]["VaultPruneRole"].get("Condition") != "HasPruneRole":
+            problems.append("VaultPruneRole: made without SourcePruneRoleArn (needs Condition: HasPruneRole)")
+        problems += check_trust(cfn, "VaultPruneRole", "SourcePruneRoleArn")
+        problems += check_denied(cfn, "VaultPruneRole", VAULT_PRUNE_DENIED)
+    return problems
+
+
+def self_test_vault(cfn: dict[str, Any]) -> None:
+    """Each vault check must reject its guard taken away."""
+
+    def broken_by(mutate: Any) -> list[str]:
+        broken = copy.deepcopy(cfn)
+        mutate(broken["Resources"])
+        return check_vault(broken)
+
+    def trust(role: str, change: Any) -> Any:
+        def mutate(resources: dict[str, Any]) -> None:
+            change(resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0])
+        return mutate
+
+    for role, parameter in (("VaultCopyRole", "SourceCopyRoleArn"), ("VaultPruneRole", "SourcePruneRoleArn")):
+        for principal in ("*", {"AWS": "*"}, {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${SourceAccountId}:root"}}):
+            if not any(p.startswith(f"{role} trust") for p in broken_by(trust(role, lambda s, principal=principal: s.update(Principal=principal)))):
+                raise SystemExit(f"self-test: the trust check accepts {role} assumable by {principal}, not {parameter}")
+        for key, says in (("sts:ExternalId", "external id"), ("aws:PrincipalAccount", "SourceAccountId")):
+            if not any(says in p for p in broken_by(trust(role, lambda s, key=key: s["Condition"]["StringEquals"].pop(key)))):
+                raise SystemExit(f"self-test: the trust check accepts {role} without its {key} condition")
+
+    def drop_deny(role: str, action: str | None) -> Any:
+        def mutate(resources: dict[str, Any]) -> None:
+            for s in resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+                if s.get("Effect") == "Deny":
+                    s["Action"] = [a for a in as_list(s["Action"]) if action is not None and a != action]
+        return mutate
+
+    for role, required in (("VaultCopyRole", VAULT_COPY_DENIED), ("VaultPruneRole", VAULT_PRUNE_DENIED)):
+        for action in required:
+            if not any(action in p for p in broken_by(drop_deny(role, action))):
+                raise SystemExit(f"self-test: the Deny check accepts {role} without denying {action}")
+        if not any(p.startswith(f"{role}: no explicit Deny") for p in broken_by(drop_deny(role, None))):
+            raise SystemExit(f"self-test: the Deny check accepts {role} without its Deny")
+
+    def conditioned_deny(resources: dict[str, Any]) -> None:
+        for s in resources["VaultCopyRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+            if s.get("Effect") == "Deny":
+                s["Condition"] = {"Bool": {"aws:ViaAWSService": "false"}}
+
+    if not any("no explicit Deny" in p for p in broken_by(conditioned_deny)):
+        raise SystemExit("self-test: the Deny check accepts a conditioned Deny")
+
+    def unconditional_prune(resources: dict[str, Any]) -> None:
+        resources["VaultPruneRole"].pop("Condition")
+
+    if not any("HasPruneRole" in p for p in broken_by(unconditional_prune)):
+        raise SystemExit("self-test: the vault check accepts a prune role made without SourcePruneRoleArn")
+
+    def open_key(resources: dict[str, Any]) -> None:
+        resources["VaultKey"]["Properties"]["KeyPolicy"]["Statement"].append(
+            {"Sid": "Injected", "Effect": "Allow", "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${SourceAccountId}:root"}},
+             "Action": "kms:Decrypt", "Resource": "*"})
+
+    if not any("Injected" in p for p in broken_by(open_key)):
+        raise SystemExit("self-test: the key policy check accepts the source account in the vault key's policy")
+
+    def copy_role_anywhere(resources: dict[str, Any]) -> None:
+        for s in resources["VaultKey"]["Properties"]["KeyPolicy"]["Statement"]:
+            s.get("Condition", {}).pop("StringEquals", None)
+
+    if not any("other than through EBS and RDS" in p for p in broken_by(copy_role_anywhere)):
+        raise SystemExit("self-test: the key policy check accepts the copy role using the key directly")
+
+    def no_rotation(resources: dict[str, Any]) -> None:
+        resources["VaultKey"]["Properties"]["EnableKeyRotation"] = False
+
+    if not any("EnableKeyRotation" in p for p in broken_by(no_rotation)):
+        raise SystemExit("self-test: the key check accepts a key that does not rotate")
+    self_test_deleters(cfn, "VaultCopyRole", "VaultPruneRole")
+    self_test(cfn, complete=False)
+    self_test_parameters(cfn, "the vault template")
 
 
 def schedule_inputs(template: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -344,20 +618,21 @@ BY_CONSTRUCTION = {
 }
 
 
-def check_equivalent(sam: dict[str, Any], cdk: dict[str, Any]) -> list[str]:
+def check_equivalent(sam: dict[str, Any], cdk: dict[str, Any], label: str = "SAM") -> list[str]:
     """The CDK app deploys the SAM template's architecture: the same resources
     with the same properties (IAM statements included), the same state
-    machine definitions; schedules as the SAM template's defaults."""
+    machine definitions; schedules as the SAM template's defaults. (`label`
+    names the template's side in the problems: the vault's is plain YAML.)"""
     problems = []
     defaults = {k: p.get("Default") for k, p in sam.get("Parameters", {}).items()}
     ours = {k: r for k, r in cdk["Resources"].items() if r["Type"] != "AWS::CDK::Metadata"}
     for name in sorted(set(sam["Resources"]) ^ set(ours)):
-        side = "SAM only" if name in sam["Resources"] else "CDK only"
+        side = f"{label} only" if name in sam["Resources"] else "CDK only"
         problems.append(f"{name}: {side}")
     for name in sorted(set(sam["Resources"]) & set(ours)):
         a, b = sam["Resources"][name], ours[name]
         if a["Type"] != b["Type"]:
-            problems.append(f"{name}: {a['Type']} (SAM) vs {b['Type']} (CDK)")
+            problems.append(f"{name}: {a['Type']} ({label}) vs {b['Type']} (CDK)")
             continue
         skip = BY_CONSTRUCTION.get(a["Type"], set())
         pa = {k: v for k, v in a.get("Properties", {}).items() if k not in skip}
@@ -374,14 +649,30 @@ def check_equivalent(sam: dict[str, Any], cdk: dict[str, Any]) -> list[str]:
         if ca != cb:
             for key in sorted(set(ca) | set(cb)):
                 if ca.get(key) != cb.get(key):
-                    problems.append(f"{name}.{key}: SAM {json.dumps(ca.get(key))[:300]} vs CDK {json.dumps(cb.get(key))[:300]}")
+                    problems.append(f"{name}.{key}: {label} {json.dumps(ca.get(key))[:300]} vs CDK {json.dumps(cb.get(key))[:300]}")
         if a["Type"] == "AWS::StepFunctions::StateMachine":
             separator, lines = a["Properties"]["DefinitionString"]["Fn::Join"]
             if json.loads(separator.join(lines)) != json.loads(b["Properties"]["DefinitionString"]):
                 problems.append(f"{name}: the definitions differ")
         for attr in ("DeletionPolicy", "UpdateReplacePolicy", "Condition"):
             if a.get(attr) != b.get(attr):
-                problems.append(f"{name}.{attr}: SAM {a.get(attr)} vs CDK {b.get(attr)}")
+                problems.append(f"{name}.{attr}: {label} {a.get(attr)} vs CDK {b.get(attr)}")
+    return problems
+
+
+def check_sections_equivalent(yaml: dict[str, Any], cdk: dict[str, Any]) -> list[str]:
+    """Parameters, conditions and outputs the same (a plain template, so all
+    of them), but what the CDK adds for itself: its bootstrap version
+    parameter and the condition of its AWS::CDK::Metadata resource."""
+    problems = []
+    if yaml.get("Description") != cdk.get("Description"):
+        problems.append("Description: the templates' descriptions differ")
+    for section in ("Parameters", "Conditions", "Outputs"):
+        a = canon(yaml.get(section, {}))
+        b = canon({k: v for k, v in cdk.get(section, {}).items() if k not in ("BootstrapVersion", "CDKMetadataAvailable")})
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                problems.append(f"{section}.{key}: YAML {json.dumps(a.get(key))[:300]} vs CDK {json.dumps(b.get(key))[:300]}")
     return problems
 
 
@@ -390,19 +681,42 @@ def main() -> None:
     ap.add_argument("--template", default=str(ROOT / "infra/template.yaml"))
     ap.add_argument("--out", required=True, help="where the converted CloudFormation template goes")
     ap.add_argument("--cdk", help="the CDK app's synthesized template: must deploy the same architecture")
+    ap.add_argument("--vault", default=str(ROOT / "infra/vault-account.yaml"),
+                    help="the vault account's template (a plain CloudFormation template)")
+    ap.add_argument("--vault-cdk", help="the CDK app's synthesized vault template: must deploy the same")
     ap.add_argument("--deployed-backup", help="also write the backup state machine's deployed definition here, "
                     "its functions at arn:aws:lambda:us-east-1:123456789012:function:<name> (the emulator's)")
     args = ap.parse_args()
     path = Path(args.template)
     template = load(path)
     problems = check_substitutions(template, path.parent)
+    self_test_parameters(template, path.name)
     problems += check_parameters(template)
     problems += check_schedules(template, ROOT / "infra/schemas/run-input.schema.json")
     cfn = convert(packaged(template, path.parent))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(cfn, indent=1))
     self_test(cfn)
+    self_test_deleters(cfn, "CopyRole", "PruneRole")
     problems += check_iam(cfn)
+    problems += check_deleters(cfn)
+    vault_path = Path(args.vault)
+    vault = load(vault_path)
+    self_test_vault(vault)
+    problems += check_vault(vault)
+    if args.vault_cdk:
+        vault_cdk = json.loads(Path(args.vault_cdk).read_text())
+        problems += check_equivalent(vault, vault_cdk, "YAML") + check_sections_equivalent(vault, vault_cdk)
+        # The comparison must be able to fail: the copy role's Deny dropped on the CDK side is found.
+        broken = copy.deepcopy(vault_cdk)
+        statements_of = broken["Resources"]["VaultCopyRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        statements_of["Statement"] = [s for s in statements_of["Statement"] if s.get("Effect") != "Deny"]
+        if not any(p.startswith("VaultCopyRole.") for p in check_equivalent(vault, broken, "YAML")):
+            raise SystemExit("self-test: the vault YAML/CDK comparison misses a dropped Deny")
+        broken = copy.deepcopy(vault_cdk)
+        broken["Parameters"]["SourceAccountId"].pop("AllowedPattern")
+        if not any(p.startswith("Parameters.SourceAccountId") for p in check_sections_equivalent(vault, broken)):
+            raise SystemExit("self-test: the vault YAML/CDK comparison misses a dropped parameter constraint")
     if args.cdk:
         cdk = json.loads(Path(args.cdk).read_text())
         problems += check_equivalent(cfn, cdk)
@@ -424,6 +738,11 @@ def main() -> None:
               "definitions and schedules")
     print(f"ok    {path.name}: converted ({len(cfn['Resources'])} resources, {roles} roles), "
           "substitutions complete, schedule inputs valid, IAM guards in place (and the check rejects each one removed)")
+    if args.vault_cdk:
+        print(f"ok    the CDK app ({Path(args.vault_cdk).name}) deploys the same vault: resources, properties, "
+              "IAM statements, parameters, conditions and outputs")
+    print(f"ok    {vault_path.name}: trust only the source's roles, no delete or unlock allowed to the copy role, "
+          "explicit Denies, key policy, parameters (and the check rejects each guard removed)")
 
 
 if __name__ == "__main__":

@@ -168,6 +168,25 @@ class Emulator:
         )
         return json.loads(urllib.request.urlopen(req).read())
 
+    def copies(self) -> dict[str, Any]:
+        """Patch 17's copy settings and the most copies seen in flight (`GET /_strongroom/copies`)."""
+        return json.loads(urllib.request.urlopen(f"{self.endpoint}/_strongroom/copies").read())
+
+    def set_copies(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Replaces patch 17's copy settings (and clears the peaks)."""
+        req = urllib.request.Request(
+            f"{self.endpoint}/_strongroom/copies",
+            data=json.dumps(config).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        return json.loads(urllib.request.urlopen(req).read())
+
+    def object_json(self, key: str) -> Any:
+        """A JSON object of the stack's bucket (`runs/...`)."""
+        body = self.client("s3").get_object(Bucket=f"strongroom-runs-{ACCOUNT}", Key=key)["Body"].read()
+        return json.loads(body)
+
     def create_backup_machine(self) -> str:
         """Creates the backup state machine (`backup_definition()`); returns its ARN."""
         return self.sfn.create_state_machine(

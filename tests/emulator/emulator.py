@@ -7,7 +7,8 @@ One process serves, on one loopback port:
 * Lambda invocations (``POST /2015-03-31/functions/<fn>/invocations``), routed
   to Strongroom's real function binaries, each run under a small
   implementation of the Lambda Runtime API (one loopback port per function);
-* ``/_strongroom/calls``: a log of every AWS API call that reached moto, by
+* ``/_strongroom/calls``: a log of every AWS API call that reached moto (with
+  ``function``, the Lambda function that made it, for Strongroom's calls), by
   service, action and client, which is how the benchmarks count API calls;
 * ``/_strongroom/faults``: the switchable faults of patch 10 (GET the
   configuration, POST a new one).
@@ -199,6 +200,8 @@ import faults
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
 HOME_REGION = "us-east-1"
+# `app/<name>` in a function's user agent (AWS_SDK_UA_APP_ID).
+APP_ID = re.compile(r"\bapp/([A-Za-z0-9._-]+)")
 FUNCTIONS = ("discover", "snapshot", "status", "copy", "report", "prune")
 RUNS_BUCKET = f"strongroom-runs-{ACCOUNT}"
 MAX_INSTANCES = 4
@@ -981,6 +984,11 @@ class Front:
         else:
             client = "other"
         call = {"service": service, "region": region, "action": action, "client": client}
+        # Each function runs with AWS_SDK_UA_APP_ID set to its name (the SDK
+        # puts it in its user agent as app/<name>): the log says which made the call.
+        made_by = APP_ID.search(agent)
+        if client == "strongroom" and made_by:
+            call["function"] = made_by.group(1)
         with self.calls_lock:
             self.calls.append(call)
         return call
@@ -1049,7 +1057,7 @@ def main() -> None:
         STRONGROOM_BUCKET=RUNS_BUCKET,
     )
     hosts = {
-        name: FunctionHost(name, os.path.join(args.functions_dir, name), fn_env, log_dir)
+        name: FunctionHost(name, os.path.join(args.functions_dir, name), {**fn_env, "AWS_SDK_UA_APP_ID": name}, log_dir)
         for name in FUNCTIONS
     }
     placeholder["front"] = Front(moto_app, hosts)

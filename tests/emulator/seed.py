@@ -9,10 +9,11 @@ Estates:
   bench  >= 100 resources of all five types in two regions (the API-call benchmark).
   scale  1,000 sources of all five types in two regions (500 each): with
          ``--account``, one account of the 2,000-source benchmark.
-  copies, copies-many, copies-default-key
+  copies, copies-many, copies-default-key, copies-bench
          sources in us-east-1 for copies to us-west-2: three volumes under a
          customer key, an instance and a database; fifty volumes; two volumes
-         under the AWS managed aws/ebs key. Each also makes the destination's
+         under the AWS managed aws/ebs key; a hundred recovery points of four
+         kinds (the copy benchmark). Each also makes the destination's
          key (``keys`` in the manifest).
   vault  a vault account: roles ``strongroom-vault-copy`` and
          ``strongroom-vault-prune`` and a key in us-west-2.
@@ -250,6 +251,19 @@ def copies_many(e: Estate) -> None:
     e.key(COPY_DESTINATION, "strongroom-destination")
 
 
+def copies_bench(e: Estate) -> None:
+    """A hundred recovery points to copy: 70 volumes under a customer key, 10
+    instances (2 volumes each), 10 RDS instances, 10 Aurora clusters."""
+    source = e.key(COPY_SOURCE, "strongroom-source")
+    for i in range(70):
+        e.volume(COPY_SOURCE, {"Name": f"data-{i}", **DAILY}, kms=source)
+    for i in range(10):
+        e.instance(COPY_SOURCE, {"Name": f"app-{i}", **DAILY}, data_volumes=1)
+        e.rds(COPY_SOURCE, f"db-{i}", DAILY)
+        e.aurora(COPY_SOURCE, f"aurora-{i}", DAILY)
+    e.key(COPY_DESTINATION, "strongroom-destination")
+
+
 def copies_default_key(e: Estate) -> None:
     """Two volumes under the account's AWS managed aws/ebs key."""
     for i in range(2):
@@ -270,7 +284,7 @@ def empty(e: Estate) -> None:
 
 ESTATES = {
     "demo": demo, "test": test, "bench": bench, "scale": scale, "empty": empty,
-    "copies": copies, "copies-many": copies_many, "copies-default-key": copies_default_key, "vault": vault,
+    "copies": copies, "copies-many": copies_many, "copies-default-key": copies_default_key, "copies-bench": copies_bench, "vault": vault,
 }
 
 

@@ -133,6 +133,9 @@ pub struct Call {
     /// `lost-response`, `quota`), if any.
     #[serde(default)]
     pub fault: Option<String>,
+    /// The function that made the call (Strongroom's calls).
+    #[serde(default)]
+    pub function: Option<String>,
 }
 
 impl Emulator {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use strongroom_core::copy::{
-    Copies, CopyLimit, CopyLookup, Shared, SnapshotLock, SourceSnapshot, StartCopy,
+    Copies, CopyLimit, CopyLookup, SnapshotLock, SourceSnapshot, StartCopy,
 };
 use strongroom_core::model::{Location, RecoveryPointKind, RecoveryPointState};
 use strongroom_core::tags::RunKey;
@@ -53,9 +53,13 @@ impl Copies for AwsCloud {
         location: &Location,
         kind: RecoveryPointKind,
         ids: &[String],
+        key_managers: bool,
     ) -> Result<Vec<SourceSnapshot>, CloudError> {
         let cx = self.clients.for_location(location).await?;
         let mut sources = with_adapter!(kind, |a| a.describe_sources(&cx, ids).boxed()).await?;
+        if !key_managers {
+            return Ok(sources);
+        }
         // One DescribeKey per key.
         let mut managed: BTreeMap<String, bool> = BTreeMap::new();
         for s in &mut sources {
@@ -75,59 +79,26 @@ impl Copies for AwsCloud {
         Ok(sources)
     }
 
-    async fn share(
-        &self,
-        location: &Location,
-        kind: RecoveryPointKind,
-        snapshots: &[SourceSnapshot],
-        account: &str,
-        grantee: &str,
-    ) -> Result<Shared, CloudError> {
-        let cx = self.clients.for_location(location).await?;
-        let mut shared = Shared {
-            account: account.to_owned(),
-            grants: vec![],
-        };
-        // The keys first: a key policy that refuses the grant stops the
-        // copy before anything is shared.
-        for s in snapshots {
-            let Some(key) = &s.kms_key else { continue };
-            if shared.grants.iter().any(|(k, _)| k == key) {
-                continue;
-            }
-            match Box::pin(grant(&cx, key, grantee, account)).await {
-                Ok(g) => shared.grants.push((key.clone(), g)),
-                Err(e) => {
-                    // Undo the grants made so far.
-                    let _ = Box::pin(revoke(&cx, &shared.grants)).await;
-                    return Err(e);
-                }
-            }
-        }
-        let ids: Vec<String> = snapshots.iter().map(|s| s.id.clone()).collect();
-        if let Err(e) =
-            with_adapter!(kind, |a| a.set_shared(&cx, &ids, account, true).boxed()).await
-        {
-            let _ = with_adapter!(kind, |a| a.set_shared(&cx, &ids, account, false).boxed()).await;
-            let _ = Box::pin(revoke(&cx, &shared.grants)).await;
-            return Err(e);
-        }
-        Ok(shared)
-    }
-
-    async fn unshare(
+    async fn set_shared(
         &self,
         location: &Location,
         kind: RecoveryPointKind,
         ids: &[String],
-        shared: &Shared,
+        account: &str,
+        add: bool,
     ) -> Result<(), CloudError> {
         let cx = self.clients.for_location(location).await?;
-        with_adapter!(kind, |a| a
-            .set_shared(&cx, ids, &shared.account, false)
-            .boxed())
-        .await?;
-        Box::pin(revoke(&cx, &shared.grants)).await
+        with_adapter!(kind, |a| a.set_shared(&cx, ids, account, add).boxed()).await
+    }
+
+    async fn grant(&self, key: &str, grantee: &str, account: &str) -> Result<String, CloudError> {
+        let cx = self.clients.for_location(&key_location(key)?).await?;
+        Box::pin(grant(&cx, key, grantee, account)).await
+    }
+
+    async fn revoke(&self, key: &str, grant_id: &str) -> Result<(), CloudError> {
+        let cx = self.clients.for_location(&key_location(key)?).await?;
+        Box::pin(revoke(&cx, key, grant_id)).await
     }
 
     async fn start_copy(
@@ -197,15 +168,36 @@ async fn grant(
     }
 }
 
-/// Revokes grants made by [`grant`]; one gone already counts as revoked.
-async fn revoke(cx: &LocationClients, grants: &[(String, String)]) -> Result<(), CloudError> {
-    let kms = cx.kms();
-    for (key, id) in grants {
-        match kms.revoke_grant().key_id(key).grant_id(id).send().await {
-            Ok(_) => {}
-            Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => {}
-            Err(e) => return Err(from_sdk(e, "RevokeGrant", key, cx.region_name())),
-        }
+/// Revokes a grant made by [`grant`]; one gone already counts as revoked.
+async fn revoke(cx: &LocationClients, key: &str, grant_id: &str) -> Result<(), CloudError> {
+    match cx
+        .kms()
+        .revoke_grant()
+        .key_id(key)
+        .grant_id(grant_id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => Ok(()),
+        Err(e) => Err(from_sdk(e, "RevokeGrant", key, cx.region_name())),
     }
-    Ok(())
+}
+
+/// The account and region of a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<id>`).
+fn key_location(key: &str) -> Result<Location, CloudError> {
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "kms", region, account, _] => Ok(Location {
+            account: (*account).to_owned(),
+            region: (*region).to_owned(),
+        }),
+        _ => Err(CloudError::new(
+            ErrorKind::Internal,
+            "CreateGrant",
+            key,
+            "-",
+            "the snapshot's KmsKeyId is not a key ARN",
+        )),
+    }
 }

@@ -414,15 +414,15 @@ pub struct CopyUnit {
     pub error: Option<ErrorReport>,
 }
 
-/// What the source account shared so the vault could copy: undone once the
-/// recovery point's copies are finished.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shared {
-    /// The account it was shared with.
-    pub account: String,
-    /// KMS grants made on the source's keys: (key ARN, grant id).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub grants: Vec<(String, String)>,
+/// A KMS grant that lets the vault's copy role use a source key: made once
+/// per key for a destination's copies, revoked when they are all done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyGrant {
+    /// The source key's ARN.
+    pub key: String,
+    pub grant_id: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 /// One recovery point's copy to the destination.
@@ -431,9 +431,9 @@ pub struct CopyJob {
     /// The recovery point copied (at its own location).
     pub point: RecoveryPoint,
     pub units: Vec<CopyUnit>,
-    /// Cross-account: what is shared now, until unshared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared: Option<Shared>,
+    /// Cross-account: its snapshots are shared with the vault account, until unshared.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     /// Cross-account: sharing was undone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unshared: bool,
@@ -465,7 +465,7 @@ impl CopyJob {
                 })
                 .collect(),
             point,
-            shared: None,
+            shared: false,
             unshared: false,
             error: None,
         }
@@ -537,6 +537,9 @@ pub struct CopyState {
     pub destination: usize,
     pub location: Location,
     pub jobs: Vec<CopyJob>,
+    /// Grants on source keys to the vault's copy role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<KeyGrant>,
     /// Per pass, per limit: what was in flight and waiting.
     #[serde(default)]
     pub passes: Vec<BTreeMap<CopyLimit, PassRecord>>,
@@ -717,32 +720,42 @@ pub trait Copies: Send + Sync {
     ) -> impl std::future::Future<Output = Result<CopyLookup, CloudError>> + Send;
 
     /// The snapshots `ids` (all of `kind`) at `location`, with their tags
-    /// and keys. One left out is gone.
+    /// and keys; with `key_managers`, whether each key is AWS managed (one
+    /// question per key). One left out is gone.
     fn describe_sources(
         &self,
         location: &Location,
         kind: RecoveryPointKind,
         ids: &[String],
+        key_managers: bool,
     ) -> impl std::future::Future<Output = Result<Vec<SourceSnapshot>, CloudError>> + Send;
 
-    /// Lets `account`'s `grantee` role copy `snapshots` (of `kind`, at
-    /// `location`): shares each, and grants the role use of each key.
-    fn share(
-        &self,
-        location: &Location,
-        kind: RecoveryPointKind,
-        snapshots: &[SourceSnapshot],
-        account: &str,
-        grantee: &str,
-    ) -> impl std::future::Future<Output = Result<Shared, CloudError>> + Send;
-
-    /// Undoes [`Copies::share`].
-    fn unshare(
+    /// Shares `ids` (of `kind`, at `location`) with `account`, or (`add`
+    /// false) stops sharing them.
+    fn set_shared(
         &self,
         location: &Location,
         kind: RecoveryPointKind,
         ids: &[String],
-        shared: &Shared,
+        account: &str,
+        add: bool,
+    ) -> impl std::future::Future<Output = Result<(), CloudError>> + Send;
+
+    /// Lets `grantee` (the vault's copy role, in `account`) use the key
+    /// `key` (an ARN, in its own account and region) to copy what it
+    /// encrypts; returns the grant's id.
+    fn grant(
+        &self,
+        key: &str,
+        grantee: &str,
+        account: &str,
+    ) -> impl std::future::Future<Output = Result<String, CloudError>> + Send;
+
+    /// Revokes a grant [`Copies::grant`] made.
+    fn revoke(
+        &self,
+        key: &str,
+        grant_id: &str,
     ) -> impl std::future::Future<Output = Result<(), CloudError>> + Send;
 
     /// Starts a copy; returns its id and state. A destination at its limit
@@ -856,6 +869,7 @@ async fn first_state<S: ObjectStore>(
         destination: req.destination,
         location: destination.clone(),
         jobs: points.into_iter().map(CopyJob::new).collect(),
+        grants: Vec::new(),
         passes: Vec::new(),
     })
 }
@@ -970,8 +984,9 @@ where
         + state
             .jobs
             .iter()
-            .filter(|j| j.shared.is_some() && !j.unshared && j.finished() && j.error.is_none())
-            .count();
+            .filter(|j| j.shared && !j.unshared && j.finished() && j.error.is_none())
+            .count()
+        + state.grants.iter().filter(|g| !g.revoked).count();
     let body = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
     cloud.put_object(&object, body).await?;
     let cap = MAX_WAIT_BETWEEN_PASSES.max(req.poll_seconds);
@@ -1153,15 +1168,12 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
         }
     }
     for job in &mut state.jobs {
-        let Some(shared) = job.shared.clone() else {
-            continue;
-        };
-        if job.unshared || !job.finished() {
+        if !job.shared || job.unshared || !job.finished() {
             continue;
         }
         let ids: Vec<String> = job.units.iter().map(|u| u.source.clone()).collect();
         match cloud
-            .unshare(&job.point.location, job.unit_kind(), &ids, &shared)
+            .set_shared(&job.point.location, job.unit_kind(), &ids, &location.account, false)
             .await
         {
             Ok(()) => job.unshared = true,
@@ -1169,6 +1181,130 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
             Err(e) => job.error = Some(ErrorReport::from(&e)),
         }
     }
+    // Grants last while any copy may still need them, the waiting ones too.
+    let needed = state
+        .jobs
+        .iter()
+        .any(|j| !j.finished() && j.error.is_none());
+    if !needed {
+        for g in state.grants.iter_mut().filter(|g| !g.revoked) {
+            match cloud.revoke(&g.key, &g.grant_id).await {
+                Ok(()) => g.revoked = true,
+                Err(e) if e.kind.is_retryable() => {}
+                Err(e) => {
+                    // Left for a person to revoke: said in every job it served.
+                    g.revoked = true;
+                    for job in state.jobs.iter_mut().filter(|j| j.shared) {
+                        job.error.get_or_insert(ErrorReport::new(
+                            e.kind,
+                            format!("the grant {} on {} could not be revoked: {e}", g.grant_id, g.key),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a pass learnt of the sources it is about to copy: by job, each
+/// snapshot's tags and key, or why the job cannot go on.
+type Described = BTreeMap<usize, Result<Vec<SourceSnapshot>, ErrorReport>>;
+
+/// One `describe_sources` per source location and kind for every job the
+/// pass starts (KMS is asked whether keys are AWS managed only for copies to
+/// another account, the only ones it matters for).
+async fn describe_planned<C: Copies>(
+    state: &CopyState,
+    cloud: &C,
+    jobs: &BTreeSet<usize>,
+) -> Result<Described, Error> {
+    let mut groups: BTreeMap<(Location, RecoveryPointKind), Vec<usize>> = BTreeMap::new();
+    for &j in jobs {
+        let job = &state.jobs[j];
+        groups
+            .entry((job.point.location.clone(), job.unit_kind()))
+            .or_default()
+            .push(j);
+    }
+    let mut out = Described::new();
+    for ((location, kind), members) in groups {
+        let ids: Vec<String> = members
+            .iter()
+            .flat_map(|&j| state.jobs[j].units.iter().map(|u| u.source.clone()))
+            .collect();
+        let cross_account = location.account != state.location.account;
+        let found = match cloud.describe_sources(&location, kind, &ids, cross_account).await {
+            Ok(f) => f,
+            Err(e) if e.kind.is_retryable() => continue,
+            Err(e) => {
+                for j in members {
+                    out.insert(j, Err(ErrorReport::from(&e)));
+                }
+                continue;
+            }
+        };
+        let by_id: BTreeMap<&str, &SourceSnapshot> =
+            found.iter().map(|s| (s.id.as_str(), s)).collect();
+        for j in members {
+            let job = &state.jobs[j];
+            let mut sources = Vec::new();
+            let mut missing = None;
+            for u in &job.units {
+                match by_id.get(u.source.as_str()) {
+                    Some(s) => sources.push((*s).clone()),
+                    None => missing = Some(u.source.clone()),
+                }
+            }
+            out.insert(
+                j,
+                match missing {
+                    None => Ok(sources),
+                    Some(m) => Err(ErrorReport::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "snapshot {m} of recovery point {} is gone from {}",
+                            job.point.id, job.point.location
+                        ),
+                    )),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Why a copy to another account cannot be made from `sources`, if it cannot.
+fn cross_account_refusal(
+    req: &CopyRequest,
+    job: &CopyJob,
+    sources: &[SourceSnapshot],
+    destination: &Location,
+) -> Option<ErrorReport> {
+    if let Some(s) = sources.iter().find(|s| s.aws_managed_key) {
+        return Some(ErrorReport::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "policy.copies[{}]: {} is encrypted with the AWS managed key {}, which AWS does not let another account use; encrypt the source with a customer-managed key (a volume's or database's key is chosen at its creation, or copy it once with one) so it can be copied to the vault account {}",
+                req.destination,
+                s.id,
+                s.kms_key.as_deref().unwrap_or("aws/ebs"),
+                destination.account
+            ),
+        ));
+    }
+    if job.unit_kind() == RecoveryPointKind::AuroraSnapshot
+        && destination.region != job.point.location.region
+        && sources.iter().any(|s| s.kms_key.is_some())
+    {
+        return Some(ErrorReport::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "policy.copies[{}]: Aurora cannot copy an encrypted cluster snapshot shared by another account to another region in one step; copy to the vault in {} (the source's region), or to {} within the source account",
+                req.destination, job.point.location.region, destination.region
+            ),
+        ));
+    }
+    None
 }
 
 /// Starts what the planner allows; returns how many per limit.
@@ -1186,86 +1322,81 @@ async fn start_planned<C: Copies>(
         by_job.entry(j).or_default().push(u);
     }
     let location = state.location.clone();
+    let jobs: BTreeSet<usize> = by_job.keys().copied().collect();
+    let mut described = describe_planned(state, cloud, &jobs).await?;
+    let grantee = dest.role_arn.clone().unwrap_or_default();
     let mut full: BTreeSet<CopyLimit> = BTreeSet::new();
     for (j, units) in by_job {
-        let job = &mut state.jobs[j];
-        let Some(limit) = job.limit() else { continue };
+        let Some(limit) = state.jobs[j].limit() else {
+            continue;
+        };
         if full.contains(&limit) {
             continue;
         }
-        let kind = job.unit_kind();
-        // What the source snapshots are: their tags and keys.
-        let ids: Vec<String> = job.units.iter().map(|u| u.source.clone()).collect();
-        let sources = match cloud
-            .describe_sources(&job.point.location, kind, &ids)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) if e.kind.is_retryable() => continue,
-            Err(e) => {
-                job.fail_waiting(ErrorReport::from(&e));
+        let sources = match described.remove(&j) {
+            // Throttled: the next pass tries again.
+            None => continue,
+            Some(Err(e)) => {
+                state.jobs[j].fail_waiting(e);
                 continue;
             }
+            Some(Ok(s)) => s,
         };
-        let by_id: BTreeMap<&str, &SourceSnapshot> =
-            sources.iter().map(|s| (s.id.as_str(), s)).collect();
-        if let Some(missing) = ids.iter().find(|id| !by_id.contains_key(id.as_str())) {
-            job.fail_waiting(ErrorReport::new(
-                ErrorKind::NotFound,
-                format!(
-                    "snapshot {missing} of recovery point {} is gone from {}",
-                    job.point.id, job.point.location
-                ),
-            ));
-            continue;
-        }
-        let cross_account = location.account != job.point.location.account;
-        if cross_account && job.shared.is_none() {
-            if let Some(s) = sources.iter().find(|s| s.aws_managed_key) {
-                job.fail_waiting(ErrorReport::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "policy.copies[{}]: {} is encrypted with the AWS managed key {}, which AWS does not let another account use; encrypt the source with a customer-managed key (a volume's or database's key is chosen at its creation, or copy it once with one) so it can be copied to the vault account {}",
-                        req.destination,
-                        s.id,
-                        s.kms_key.as_deref().unwrap_or("aws/ebs"),
-                        location.account
-                    ),
-                ));
+        let kind = state.jobs[j].unit_kind();
+        let cross_account = location.account != state.jobs[j].point.location.account;
+        if cross_account && !state.jobs[j].shared {
+            if let Some(e) = cross_account_refusal(req, &state.jobs[j], &sources, &location) {
+                state.jobs[j].fail_waiting(e);
                 continue;
             }
-            if kind == RecoveryPointKind::AuroraSnapshot
-                && location.region != job.point.location.region
-                && sources.iter().any(|s| s.kms_key.is_some())
-            {
-                job.fail_waiting(ErrorReport::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "policy.copies[{}]: Aurora cannot copy an encrypted cluster snapshot shared by another account to another region in one step; copy to the vault in {} (the source's region), or to {} within the source account",
-                        req.destination, job.point.location.region, location.region
-                    ),
-                ));
-                continue;
+            // The vault's copy role may use each source key, by one grant per key.
+            let mut refused = None;
+            for key in sources.iter().filter_map(|s| s.kms_key.as_deref()) {
+                if state.grants.iter().any(|g| g.key == key && !g.revoked) {
+                    continue;
+                }
+                match cloud.grant(key, &grantee, &location.account).await {
+                    Ok(id) => state.grants.push(KeyGrant {
+                        key: key.to_owned(),
+                        grant_id: id,
+                        revoked: false,
+                    }),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
             }
-            let grantee = dest.role_arn.as_deref().unwrap_or_default();
+            match refused {
+                Some(e) if e.kind.is_retryable() => continue,
+                Some(e) => {
+                    state.jobs[j].fail_waiting(ErrorReport::from(&e));
+                    continue;
+                }
+                None => {}
+            }
+            let ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+            let point_location = state.jobs[j].point.location.clone();
             match cloud
-                .share(
-                    &job.point.location,
-                    kind,
-                    &sources,
-                    &location.account,
-                    grantee,
-                )
+                .set_shared(&point_location, kind, &ids, &location.account, true)
                 .await
             {
-                Ok(s) => job.shared = Some(s),
-                Err(e) if e.kind.is_retryable() => continue,
+                Ok(()) => state.jobs[j].shared = true,
                 Err(e) => {
-                    job.fail_waiting(ErrorReport::from(&e));
+                    // Whatever was shared is unshared before the job fails.
+                    let _ = cloud
+                        .set_shared(&point_location, kind, &ids, &location.account, false)
+                        .await;
+                    if !e.kind.is_retryable() {
+                        state.jobs[j].fail_waiting(ErrorReport::from(&e));
+                    }
                     continue;
                 }
             }
         }
+        let by_id: BTreeMap<&str, &SourceSnapshot> =
+            sources.iter().map(|s| (s.id.as_str(), s)).collect();
+        let job = &mut state.jobs[j];
         for u in units {
             let source = by_id[job.units[u].source.as_str()];
             let name = if kind.facts().name_rules.is_some() {
@@ -1297,7 +1428,7 @@ async fn start_planned<C: Copies>(
                     }
                 }
                 // The destination is at its limit (copies Strongroom could
-                // not see): the rest waits for the next pass.
+                // not see), or throttled: the rest waits for the next pass.
                 Err(e) if e.kind == ErrorKind::NotReady || e.kind.is_retryable() => {
                     full.insert(limit);
                     break;

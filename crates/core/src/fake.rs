@@ -96,6 +96,9 @@ pub struct MemoryCloud {
     pub peak_copies: RwLock<BTreeMap<Location, usize>>,
     /// The id of every snapshot ever shared with another account.
     pub ever_shared: RwLock<BTreeSet<String>>,
+    /// Calls of `describe_sources`, and grants made.
+    pub source_describes: AtomicUsize,
+    pub grants_made: AtomicUsize,
     next_id: AtomicUsize,
 }
 
@@ -603,7 +606,9 @@ impl crate::copy::Copies for MemoryCloud {
         location: &Location,
         _kind: RecoveryPointKind,
         ids: &[String],
+        key_managers: bool,
     ) -> Result<Vec<crate::copy::SourceSnapshot>, CloudError> {
+        self.source_describes.fetch_add(1, Ordering::SeqCst);
         let keys = self.keys.read().unwrap();
         Ok(ids
             .iter()
@@ -620,80 +625,75 @@ impl crate::copy::Copies for MemoryCloud {
                     arn,
                     tags: p.tags.clone(),
                     kms_key: key.map(|k| k.0.clone()),
-                    aws_managed_key: key.is_some_and(|k| k.1),
+                    aws_managed_key: key_managers && key.is_some_and(|k| k.1),
                 })
             })
             .collect())
     }
 
-    async fn share(
+    async fn set_shared(
         &self,
         location: &Location,
         _kind: RecoveryPointKind,
-        snapshots: &[crate::copy::SourceSnapshot],
+        ids: &[String],
         account: &str,
-        grantee: &str,
-    ) -> Result<crate::copy::Shared, CloudError> {
-        let mut shared = crate::copy::Shared {
-            account: account.to_owned(),
-            grants: vec![],
-        };
-        for s in snapshots {
-            if s.aws_managed_key {
+        add: bool,
+    ) -> Result<(), CloudError> {
+        let keys = self.keys.read().unwrap();
+        for id in ids {
+            let p = self.holder(location, id);
+            let managed = keys
+                .get(id)
+                .or_else(|| p.as_ref().and_then(|p| keys.get(&p.point.id)))
+                .is_some_and(|k| k.1);
+            if add && managed {
                 return Err(CloudError::new(
                     ErrorKind::InvalidInput,
                     "ModifySnapshotAttribute",
-                    &s.id,
+                    id,
                     &location.region,
                     "Snapshots encrypted with the AWS Managed CMK can't be shared.",
                 )
                 .with_code("UnsupportedOperation"));
             }
-            self.ever_shared.write().unwrap().insert(s.id.clone());
-            for p in self.points.write().unwrap().iter_mut() {
-                if p.point.location == *location
-                    && (p.point.id == s.id || p.point.members.contains(&s.id))
-                    && !p.shared_with.iter().any(|a| a == account)
-                {
-                    p.shared_with.push(account.to_owned());
-                }
-            }
-            if let Some(key) = &s.kms_key {
-                if !shared.grants.iter().any(|(k, _)| k == key) {
-                    let n = self.next_id.fetch_add(1, Ordering::SeqCst);
-                    let grant = format!("grant-{n}");
-                    self.grants.write().unwrap().push((
-                        key.clone(),
-                        grant.clone(),
-                        grantee.to_owned(),
-                    ));
-                    shared.grants.push((key.clone(), grant));
-                }
+            if add {
+                self.ever_shared.write().unwrap().insert(id.clone());
             }
         }
-        Ok(shared)
-    }
-
-    async fn unshare(
-        &self,
-        location: &Location,
-        _kind: RecoveryPointKind,
-        ids: &[String],
-        shared: &crate::copy::Shared,
-    ) -> Result<(), CloudError> {
         for p in self.points.write().unwrap().iter_mut() {
             if p.point.location == *location
                 && ids
                     .iter()
                     .any(|id| p.point.id == *id || p.point.members.contains(id))
             {
-                p.shared_with.retain(|a| *a != shared.account);
+                if add {
+                    if !p.shared_with.iter().any(|a| a == account) {
+                        p.shared_with.push(account.to_owned());
+                    }
+                } else {
+                    p.shared_with.retain(|a| a != account);
+                }
             }
         }
+        Ok(())
+    }
+
+    async fn grant(&self, key: &str, grantee: &str, _account: &str) -> Result<String, CloudError> {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("grant-{n}");
         self.grants
             .write()
             .unwrap()
-            .retain(|(k, g, _)| !shared.grants.iter().any(|(sk, sg)| sk == k && sg == g));
+            .push((key.to_owned(), id.clone(), grantee.to_owned()));
+        self.grants_made.fetch_add(1, Ordering::SeqCst);
+        Ok(id)
+    }
+
+    async fn revoke(&self, key: &str, grant_id: &str) -> Result<(), CloudError> {
+        self.grants
+            .write()
+            .unwrap()
+            .retain(|(k, g, _)| !(k == key && g == grant_id));
         Ok(())
     }
 

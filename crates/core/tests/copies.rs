@@ -268,6 +268,8 @@ async fn never_more_copies_in_flight_than_the_limit() {
     assert_eq!(first.counts.started, 20, "the first pass fills the limit");
     assert_eq!(first.counts.waiting, 30);
     assert!(first.remaining > 0);
+    // The twenty sources it started were described in one call.
+    assert_eq!(cloud.source_describes.load(Ordering::SeqCst), 1);
     // Nothing completed: a second pass starts nothing more.
     let second = copy_pass(req.clone(), &cloud, NOW).await.unwrap();
     assert_eq!(second.counts.started, 20);
@@ -374,8 +376,12 @@ async fn a_vault_copy_shares_for_the_copy_only_and_uses_the_vault_key() {
         .unwrap()
         .iter()
         .all(|(k, _, g)| k == SOURCE_KEY && g.ends_with(":role/strongroom-vault-copy")));
+    // One grant for the one source key, whatever the number of snapshots.
+    assert_eq!(cloud.grants_made.load(Ordering::SeqCst), 1);
     cloud.settle(RecoveryPointState::Completed);
     let state = copy_all(&cloud, &req).await;
+    assert_eq!(cloud.grants_made.load(Ordering::SeqCst), 1);
+    assert!(state.grants.iter().all(|g| g.revoked));
     // Copies belong to the vault, in its region; sharing and grants are undone.
     let copies = at(&cloud, &dest(VAULT));
     assert_eq!(copies.len(), 5);
@@ -384,7 +390,7 @@ async fn a_vault_copy_shares_for_the_copy_only_and_uses_the_vault_key() {
         .iter()
         .all(|p| p.shared_with.is_empty()));
     assert!(cloud.grants.read().unwrap().is_empty());
-    assert!(state.jobs.iter().all(|j| j.unshared));
+    assert!(state.jobs.iter().all(|j| j.shared && j.unshared));
     assert!(cloud
         .roles_used
         .read()
@@ -731,7 +737,7 @@ mod planner {
                     error: None,
                 })
                 .collect(),
-            shared: None,
+            shared: false,
             unshared: false,
             error: None,
         }

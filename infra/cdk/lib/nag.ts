@@ -5,6 +5,11 @@ export function suppress(stack: Stack): void {
   for (const a of ACKNOWLEDGED) Validations.of(stack).acknowledge(a);
 }
 
+/** The same for the vault account's stack (lib/vault-stack.ts). */
+export function suppressVault(stack: Stack): void {
+  for (const a of VAULT_ACKNOWLEDGED) Validations.of(stack).acknowledge(a);
+}
+
 const IAM5 = "AwsSolutions::AwsSolutions-IAM5";
 
 export const ACKNOWLEDGED: { id: string; reason: string }[] = [
@@ -13,7 +18,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
     reason:
       "Only for actions that take no resource ARN: tag:GetResources, the EC2/RDS/Redshift Describe* calls, " +
       "rds:DescribeAccountAttributes, the Organizations lists, ec2:Create{Snapshot,Snapshots,Image} (their tags are " +
-      "limited by ec2:CreateAction), X-Ray and vended log delivery.",
+      "limited by ec2:CreateAction), X-Ray and vended log delivery; and the copy function's kms:DescribeKey (is a " +
+      "source key AWS managed) and its key use only through EBS and RDS (kms:ViaService).",
   },
   {
     id: `${IAM5}[Resource::<RunsBucket.Arn>/runs/*]`,
@@ -21,7 +27,9 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
-    reason: "Deletes and the deleting mark are conditioned on aws:ResourceTag/strongroom:managed=true; tags at creation on ec2:CreateAction.",
+    reason:
+      "Deletes, the deleting mark, sharing with a vault and locks are conditioned on aws:ResourceTag/strongroom:managed=true; " +
+      "tags at creation on ec2:CreateAction; CopySnapshot copies the run's own recovery points (their ids come from the run).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:snapshot/*]`,
@@ -33,15 +41,25 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:snapshot:strongroom-*]`,
-    reason: "Only snapshots named by Strongroom; deletes also need rds:snapshot-tag/strongroom:managed=true.",
+    reason:
+      "Only snapshots named by Strongroom (copies keep their name); deletes and sharing with a vault also need " +
+      "rds:snapshot-tag/strongroom:managed=true.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:cluster-snapshot:strongroom-*]`,
-    reason: "Only cluster snapshots named by Strongroom; deletes also need rds:cluster-snapshot-tag/strongroom:managed=true.",
+    reason:
+      "Only cluster snapshots named by Strongroom (copies keep their name); deletes and sharing with a vault also need " +
+      "rds:cluster-snapshot-tag/strongroom:managed=true.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:snapshot:*/strongroom-*]`,
     reason: "Only Redshift snapshots named by Strongroom (any cluster); prune deletes only its policy's managed points.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:kms:*:<AWS::AccountId>:key/*]`,
+    reason:
+      "The copy function grants the vault's copy role the use of a source's key for one copy, and revokes it: the keys " +
+      "are the policy's sources' (any of this account's); a grant may give only the operations a copy needs (kms:GrantOperations).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:db:*]`,
@@ -72,5 +90,45 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: "AwsSolutions::AwsSolutions-SQS3",
     reason: "This queue is the schedules' dead-letter queue.",
+  },
+];
+
+/** The vault stack's deliberate findings. */
+export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
+  {
+    id: `${IAM5}[Resource::*]`,
+    reason:
+      "Only for the EC2 and RDS Describe* calls, which take no resource ARN; the Deny statements on * are not grants.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
+    reason:
+      "CopySnapshot of the source's shared snapshots, whose ids come from the run; tags only at creation (ec2:CreateAction " +
+      "CopySnapshot); locks and deletes only on aws:ResourceTag/strongroom:managed=true; deleting, unlocking and sharing " +
+      "the copy role may not do at all (explicit Deny).",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:snapshot:strongroom-*]`,
+    reason: "Only the copies, named like their Strongroom sources; deletes (prune role) also need rds:snapshot-tag/strongroom:managed=true.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:cluster-snapshot:strongroom-*]`,
+    reason:
+      "Only the copies, named like their Strongroom sources; deletes (prune role) also need " +
+      "rds:cluster-snapshot-tag/strongroom:managed=true.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<SourceAccountId>:snapshot:strongroom-*]`,
+    reason: "The source account's Strongroom snapshots, shared with this account for one copy (CopyDBSnapshot only).",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<SourceAccountId>:cluster-snapshot:strongroom-*]`,
+    reason: "The source account's Strongroom cluster snapshots, shared with this account for one copy (CopyDBClusterSnapshot only).",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:kms:*:<SourceAccountId>:key/*]`,
+    reason:
+      "The source's keys, used only through EBS and RDS (kms:ViaService) and only as far as the grant the source makes " +
+      "for one copy allows.",
   },
 ];

@@ -28,7 +28,7 @@ export interface StrongroomProps extends StackProps {
 
 type Statement = Record<string, unknown>;
 
-const FUNCTIONS = ["discover", "snapshot", "status", "prune", "report"] as const;
+export const FUNCTIONS = ["discover", "snapshot", "status", "copy", "prune", "report"] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 
 export class StrongroomStack extends Stack {
@@ -212,6 +212,100 @@ export class StrongroomStack extends Stack {
         },
         otherAccounts,
       ],
+      // Copies never delete (a guard in infra/check_template.py).
+      copy: [
+        tracing,
+        {
+          Sid: "Inspect",
+          Effect: "Allow",
+          Action: ["ec2:DescribeSnapshots", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
+          Resource: "*",
+        },
+        // Whether a source's key is AWS managed: what it encrypts cannot be shared.
+        { Sid: "KeyFacts", Effect: "Allow", Action: "kms:DescribeKey", Resource: "*" },
+        { Sid: "CopyEbsSnapshots", Effect: "Allow", Action: "ec2:CopySnapshot", Resource: `arn:${partition}:ec2:*::snapshot/*` },
+        {
+          Sid: "TagCopiesAtCreation",
+          Effect: "Allow",
+          Action: "ec2:CreateTags",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: { StringEquals: { "ec2:CreateAction": "CopySnapshot" } },
+        },
+        {
+          Sid: "CopyDbSnapshots",
+          Effect: "Allow",
+          Action: ["rds:CopyDBSnapshot", "rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"],
+          Resource: [
+            `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+            `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+          ],
+        },
+        // A copy to a vault account: shared with the vault for the copy, unshared after it.
+        {
+          Sid: "ShareManagedEbsSnapshots",
+          Effect: "Allow",
+          Action: "ec2:ModifySnapshotAttribute",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "ShareManagedDbSnapshots",
+          Effect: "Allow",
+          Action: "rds:ModifyDBSnapshotAttribute",
+          Resource: `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+          Condition: { StringEquals: { "rds:snapshot-tag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "ShareManagedDbClusterSnapshots",
+          Effect: "Allow",
+          Action: "rds:ModifyDBClusterSnapshotAttribute",
+          Resource: `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+          Condition: { StringEquals: { "rds:cluster-snapshot-tag/strongroom:managed": "true" } },
+        },
+        {
+          Sid: "LockCopies",
+          Effect: "Allow",
+          Action: "ec2:LockSnapshot",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+        },
+        // The vault's copy role may use a source's key for one copy (only what a copy needs), revoked after it.
+        {
+          Sid: "GrantsOnSourceKeys",
+          Effect: "Allow",
+          Action: ["kms:CreateGrant", "kms:RevokeGrant"],
+          Resource: `arn:${partition}:kms:*:${account}:key/*`,
+          Condition: {
+            "ForAllValues:StringEquals": {
+              "kms:GrantOperations": [
+                "Decrypt",
+                "DescribeKey",
+                "CreateGrant",
+                "ReEncryptFrom",
+                "GenerateDataKeyWithoutPlaintext",
+              ],
+            },
+          },
+        },
+        // CopySnapshot / CopyDBSnapshot in this account: EBS and RDS use the keys on the function's behalf.
+        {
+          Sid: "UseKeysThroughEbsAndRds",
+          Effect: "Allow",
+          Action: [
+            "kms:Decrypt",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+          ],
+          Resource: "*",
+          Condition: { StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] } },
+        },
+        // The snapshot stage's result files and each destination's state file.
+        { Sid: "RunFiles", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles },
+        otherAccounts,
+      ],
       prune: [
         tracing,
         {
@@ -289,6 +383,14 @@ export class StrongroomStack extends Stack {
       },
       snapshot: { description: "Creates one batch's recovery points, tagged at creation.", timeout: 300, reserved: 10 },
       status: { description: "The completion check of one batch.", timeout: 120, reserved: 10 },
+      // Reserved like Snapshot's: the copy APIs are rate-limited per account and region.
+      copy: {
+        description:
+          "Copies a run's completed recovery points to one destination (region or vault account), a pass at a time.",
+        timeout: 900,
+        reserved: 10,
+        bucket: true,
+      },
       prune: {
         description: "Applies the policy's retention at every location, guarded by the safety invariants.",
         timeout: 900,
@@ -302,6 +404,7 @@ export class StrongroomStack extends Stack {
       },
     };
     const functions = {} as Record<FunctionName, lambda.CfnFunction>;
+    const roles = {} as Record<FunctionName, iam.CfnRole>;
     for (const fn of FUNCTIONS) {
       const title = fn[0].toUpperCase() + fn.slice(1);
       const s = settings[fn];
@@ -309,7 +412,7 @@ export class StrongroomStack extends Stack {
         logGroupName: `/aws/lambda/${Aws.STACK_NAME}-${fn}`,
         retentionInDays: p.logRetention.valueAsNumber,
       });
-      const role = new iam.CfnRole(this, `${title}Role`, {
+      const role = (roles[fn] = new iam.CfnRole(this, `${title}Role`, {
         assumeRolePolicyDocument: {
           Version: "2012-10-17",
           Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
@@ -331,7 +434,7 @@ export class StrongroomStack extends Stack {
             },
           },
         ],
-      });
+      }));
       const artifact = path.join(props.artifacts, fn);
       if (!fs.existsSync(path.join(artifact, "bootstrap"))) {
         throw new Error(
@@ -444,6 +547,7 @@ export class StrongroomStack extends Stack {
         DiscoverFunctionArn: functions.discover.attrArn,
         SnapshotFunctionArn: functions.snapshot.attrArn,
         StatusFunctionArn: functions.status.attrArn,
+        CopyFunctionArn: functions.copy.attrArn,
         PruneFunctionArn: functions.prune.attrArn,
         ReportFunctionArn: functions.report.attrArn,
       },
@@ -591,7 +695,7 @@ export class StrongroomStack extends Stack {
       treatMissingData: "notBreaching",
       alarmActions: [alerts.ref],
     });
-    this.outputs(bucket, schedulerRole, deadLetters, alerts);
+    this.outputs(bucket, roles, schedulerRole, deadLetters, alerts);
   }
 
   private parameters() {
@@ -618,7 +722,9 @@ export class StrongroomStack extends Stack {
       assumableRoleArns: new CfnParameter(this, "AssumableRoleArns", {
         type: "CommaDelimitedList",
         default: "",
-        description: "The roles, in other accounts, that the policies name. Empty: only this account.",
+        description:
+          "The roles, in other accounts, that the policies name, and the vault accounts' copy and prune roles " +
+          "(the CopyRoleArn and PruneRoleArn outputs of infra/vault-account.yaml). Empty: only this account.",
       }),
       resolveUnits: new CfnParameter(this, "ResolveOrganizationalUnits", {
         type: "String",
@@ -636,10 +742,18 @@ export class StrongroomStack extends Stack {
     };
   }
 
-  private outputs(bucket: s3.CfnBucket, schedulerRole: iam.CfnRole, deadLetters: sqs.CfnQueue, alerts: sns.CfnTopic) {
+  private outputs(
+    bucket: s3.CfnBucket,
+    roles: Record<FunctionName, iam.CfnRole>,
+    schedulerRole: iam.CfnRole,
+    deadLetters: sqs.CfnQueue,
+    alerts: sns.CfnTopic,
+  ) {
     const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     out("BackupStateMachineArn", this.stateMachine.ref, "Start a run by hand here (Step Functions console, Start execution, a run input).");
     out("RunsBucketName", bucket.ref, "Where every run's batches, results and reports are.");
+    out("CopyRoleArn", roles.copy.attrArn, "The copy function's role, the SourceCopyRoleArn of a vault account's stack (infra/vault-account.yaml).");
+    out("PruneRoleArn", roles.prune.attrArn, "The prune function's role, the SourcePruneRoleArn of a vault account's stack (infra/vault-account.yaml).");
     out("SchedulerRoleArn", schedulerRole.attrArn, "The role a policy's schedule uses to start the backup state machine.");
     out("ScheduleDeadLettersArn", deadLetters.attrArn, "Dead-letter queue for schedules whose start failed.");
     out("RunAlertsTopicArn", alerts.ref, "Failed and partial runs are published here.");

@@ -10,12 +10,12 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { loadConfig, validateConfig, ROOT } from "../lib/config";
 import { suppress } from "../lib/nag";
-import { StrongroomStack } from "../lib/stack";
+import { FUNCTIONS, StrongroomStack } from "../lib/stack";
 
 /** Placeholder artifacts: synth must never build the functions. */
 function artifacts(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "strongroom-cdk-"));
-  for (const fn of ["discover", "snapshot", "status", "prune", "report"]) {
+  for (const fn of FUNCTIONS) {
     fs.mkdirSync(path.join(dir, fn));
     fs.writeFileSync(path.join(dir, fn, "bootstrap"), "placeholder");
   }
@@ -32,23 +32,23 @@ function synth(withNag: boolean, acknowledged = true): { app: App; stack: Strong
   return { app, stack };
 }
 
-test("five functions on provided.al2023 with JSON logs, the bucket where it is needed", () => {
+test("six functions on provided.al2023 with JSON logs, the bucket where it is needed", () => {
   const t = Template.fromStack(synth(false).stack);
-  t.resourceCountIs("AWS::Lambda::Function", 5);
+  t.resourceCountIs("AWS::Lambda::Function", 6);
   t.allResourcesProperties("AWS::Lambda::Function", {
     Runtime: "provided.al2023",
     Handler: "bootstrap",
     LoggingConfig: Match.objectLike({ LogFormat: "JSON" }),
     TracingConfig: { Mode: "Active" },
   });
-  for (const fn of ["discover", "prune"]) {
+  for (const fn of ["discover", "copy", "prune"]) {
     t.hasResourceProperties("AWS::Lambda::Function", {
       FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, `-${fn}`]] },
       Environment: { Variables: { STRONGROOM_BUCKET: Match.anyValue() } },
     });
   }
-  t.resourceCountIs("AWS::Logs::LogGroup", 6);
-  t.resourceCountIs("AWS::IAM::Role", 7);
+  t.resourceCountIs("AWS::Logs::LogGroup", 7);
+  t.resourceCountIs("AWS::IAM::Role", 8);
 });
 
 test("the state machine runs the ASL file, every placeholder substituted", () => {
@@ -86,6 +86,52 @@ test("destructive actions carry their guards", () => {
   for (const s of statements.filter((s) => s.Effect === "Allow")) {
     for (const a of [s.Action].flat() as string[]) assert.ok(!a.includes("*"), `wildcard action ${a}`);
   }
+});
+
+type Statement = Record<string, unknown>;
+
+function roleStatements(t: Template, role: string): Statement[] {
+  const r = t.findResources("AWS::IAM::Role")[role];
+  return ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+    (p) => p.PolicyDocument.Statement,
+  );
+}
+
+test("the copy role copies, shares, locks and grants, and never deletes", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "CopyRole");
+  const sids = statements.map((s) => s.Sid).filter(Boolean);
+  assert.deepEqual(sids, [
+    "Logs",
+    "Tracing",
+    "Inspect",
+    "KeyFacts",
+    "CopyEbsSnapshots",
+    "TagCopiesAtCreation",
+    "CopyDbSnapshots",
+    "ShareManagedEbsSnapshots",
+    "ShareManagedDbSnapshots",
+    "ShareManagedDbClusterSnapshots",
+    "LockCopies",
+    "GrantsOnSourceKeys",
+    "UseKeysThroughEbsAndRds",
+    "RunFiles",
+  ]);
+  const actions = statements.flatMap((s) => [s.Action ?? []].flat() as string[]);
+  for (const a of actions) {
+    assert.ok(!/^(ec2:Delete|ec2:DeregisterImage|rds:Delete|redshift:Delete)/i.test(a), `the copy role may ${a}`);
+  }
+  const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
+  assert.deepEqual(bySid("TagCopiesAtCreation").Condition, { StringEquals: { "ec2:CreateAction": "CopySnapshot" } });
+  assert.deepEqual(bySid("UseKeysThroughEbsAndRds").Condition, {
+    StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] },
+  });
+  for (const sid of ["ShareManagedEbsSnapshots", "LockCopies"]) {
+    assert.deepEqual(bySid(sid).Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
+  }
+  // The state machine may invoke it.
+  const backup = roleStatements(t, "BackupRole").find((s) => s.Sid === "Functions") as Statement;
+  assert.ok((backup.Resource as unknown[]).some((r) => JSON.stringify(r).includes("CopyFunction")));
 });
 
 test("each schedule starts the backup with a valid run input, retries and a dead-letter queue", () => {

@@ -1,0 +1,321 @@
+// The vault account's stack: the same template as infra/vault-account.yaml
+// (its key, copy role and optional prune role, parameters and outputs),
+// written with the CloudFormation-level constructs so that the two stay
+// statement-for-statement comparable (infra/check_template.py compares them).
+// Deployed in the vault account, once per destination region; see the
+// comment at the top of infra/vault-account.yaml.
+import { Aws, BootstraplessSynthesizer, CfnCondition, CfnDeletionPolicy, CfnOutput, CfnParameter, Fn, Stack, StackProps } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import { Construct } from "constructs";
+
+export const VAULT_DESCRIPTION =
+  "Strongroom vault: the KMS key and the roles through which a source account's Strongroom copies " +
+  "recovery points into this account (and, optionally, prunes them); the copy role can never " +
+  "delete, unlock or share a copy.";
+
+/** The IAM role ARN pattern of the source's roles (the vault template's). */
+const ROLE_ARN = "arn:aws[a-z-]*:iam::\\d{12}:role/[\\w+=,.@/-]{1,512}";
+
+export class VaultStack extends Stack {
+  readonly copyRole: iam.CfnRole;
+
+  constructor(scope: Construct, id: string, props: StackProps = {}) {
+    // No assets and no bootstrap version rule: the vault account deploys it
+    // without `cdk bootstrap` there (cdk deploy, which falls back to the
+    // caller's credentials when the bootstrap's deploy role is absent, or the
+    // synthesized template with aws cloudformation deploy).
+    super(scope, id, { description: VAULT_DESCRIPTION, synthesizer: new BootstraplessSynthesizer(), ...props });
+    const p = this.parameters();
+    const hasExternalId = new CfnCondition(this, "HasExternalId", {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.externalId.valueAsString, "")),
+    });
+    const hasPruneRole = new CfnCondition(this, "HasPruneRole", {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.sourcePruneRole.valueAsString, "")),
+    });
+    const partition = Aws.PARTITION;
+    const account = Aws.ACCOUNT_ID;
+    const source = p.sourceAccount.valueAsString;
+    const snapshots = `arn:${partition}:ec2:*::snapshot/*`;
+    const managed = { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } };
+    /** Only `principal` may assume the role, with the external id when one is set. */
+    const trust = (sid: string, principal: string) => ({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: sid,
+          Effect: "Allow",
+          Principal: { AWS: principal },
+          Action: "sts:AssumeRole",
+          // A role of another account than SourceAccountId cannot assume it, whatever ARN was given.
+          Condition: {
+            StringEquals: {
+              "aws:PrincipalAccount": p.sourceAccount.valueAsString,
+              "sts:ExternalId": Fn.conditionIf(hasExternalId.logicalId, p.externalId.valueAsString, Aws.NO_VALUE),
+            },
+          },
+        },
+      ],
+    });
+
+    // -- Copying into the vault -------------------------------------------------------------
+    this.copyRole = new iam.CfnRole(this, "VaultCopyRole", {
+      description: "Strongroom's copy function in the source account copies recovery points here; it can never delete them.",
+      assumeRolePolicyDocument: trust("SourceCopyFunction", p.sourceCopyRole.valueAsString),
+      policies: [
+        {
+          policyName: "copy-into-vault",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "Inspect",
+                Effect: "Allow",
+                Action: [
+                  "ec2:DescribeSnapshots",
+                  "ec2:DescribeLockedSnapshots",
+                  "rds:DescribeDBSnapshots",
+                  "rds:DescribeDBClusterSnapshots",
+                ],
+                Resource: "*",
+              },
+              { Sid: "CopyEbsSnapshots", Effect: "Allow", Action: "ec2:CopySnapshot", Resource: snapshots },
+              {
+                Sid: "TagCopiesAtCreation",
+                Effect: "Allow",
+                Action: "ec2:CreateTags",
+                Resource: snapshots,
+                Condition: { StringEquals: { "ec2:CreateAction": "CopySnapshot" } },
+              },
+              { Sid: "LockCopies", Effect: "Allow", Action: "ec2:LockSnapshot", Resource: snapshots, Condition: managed },
+              {
+                Sid: "CopyDbSnapshots",
+                Effect: "Allow",
+                Action: ["rds:CopyDBSnapshot", "rds:CopyDBClusterSnapshot"],
+                Resource: [
+                  `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+                  `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+                  `arn:${partition}:rds:*:${source}:snapshot:strongroom-*`,
+                  `arn:${partition}:rds:*:${source}:cluster-snapshot:strongroom-*`,
+                ],
+              },
+              // RDS has no condition key that tells tags at creation from later ones.
+              {
+                Sid: "TagDbCopies",
+                Effect: "Allow",
+                Action: "rds:AddTagsToResource",
+                Resource: [
+                  `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+                  `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+                ],
+              },
+              // The source's key, through the grant the source makes for one copy.
+              {
+                Sid: "UseSourceKeysThroughEbsAndRds",
+                Effect: "Allow",
+                Action: [
+                  "kms:Decrypt",
+                  "kms:DescribeKey",
+                  "kms:CreateGrant",
+                  "kms:ReEncryptFrom",
+                  "kms:GenerateDataKeyWithoutPlaintext",
+                ],
+                Resource: `arn:${partition}:kms:*:${source}:key/*`,
+                Condition: { StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] } },
+              },
+              // Whatever else is ever attached to this role: a compromised source can create
+              // and tag copies, never delete, unlock, share or archive them, nor end the key.
+              {
+                Sid: "DenyDeletingOrUnlocking",
+                Effect: "Deny",
+                Action: [
+                  "ec2:DeleteSnapshot",
+                  "ec2:DeregisterImage",
+                  "ec2:UnlockSnapshot",
+                  "ec2:ModifySnapshotAttribute",
+                  "ec2:ModifySnapshotTier",
+                  "rds:DeleteDBSnapshot",
+                  "rds:DeleteDBClusterSnapshot",
+                  "rds:ModifyDBSnapshotAttribute",
+                  "rds:ModifyDBClusterSnapshotAttribute",
+                  "kms:ScheduleKeyDeletion",
+                  "kms:DisableKey",
+                  "kms:PutKeyPolicy",
+                  "kms:RevokeGrant",
+                ],
+                Resource: "*",
+              },
+            ],
+          },
+        },
+      ],
+    });
+
+    // -- The copies' key (retained: deleting it would make every copy unreadable) -------------
+    const viaEbsAndRds = [`ec2.${Aws.REGION}.amazonaws.com`, `rds.${Aws.REGION}.amazonaws.com`];
+    const key = new kms.CfnKey(this, "VaultKey", {
+      description: "Strongroom vault copies (EBS and RDS snapshots copied from the source account).",
+      enableKeyRotation: true,
+      pendingWindowInDays: 30,
+      keyPolicy: {
+        Version: "2012-10-17",
+        Statement: [
+          // The standard statement: this account's IAM policies decide who administers and uses the key.
+          {
+            Sid: "VaultAccountAdministers",
+            Effect: "Allow",
+            Principal: { AWS: `arn:${partition}:iam::${account}:root` },
+            Action: "kms:*",
+            Resource: "*",
+          },
+          // The copy role uses the key through EBS and RDS only (same account: the key policy is enough).
+          {
+            Sid: "CopyRoleThroughEbsAndRds",
+            Effect: "Allow",
+            Principal: { AWS: this.copyRole.attrArn },
+            Action: ["kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:DescribeKey"],
+            Resource: "*",
+            Condition: { StringEquals: { "kms:ViaService": viaEbsAndRds } },
+          },
+          {
+            Sid: "CopyRoleGrantsForEbsAndRds",
+            Effect: "Allow",
+            Principal: { AWS: this.copyRole.attrArn },
+            Action: "kms:CreateGrant",
+            Resource: "*",
+            Condition: {
+              StringEquals: { "kms:ViaService": viaEbsAndRds },
+              Bool: { "kms:GrantIsForAWSResource": "true" },
+            },
+          },
+        ],
+      },
+    });
+    key.cfnOptions.deletionPolicy = CfnDeletionPolicy.RETAIN;
+    key.cfnOptions.updateReplacePolicy = CfnDeletionPolicy.RETAIN;
+    new kms.CfnAlias(this, "VaultKeyAlias", { aliasName: "alias/strongroom-vault", targetKeyId: key.ref });
+
+    // -- Pruning the vault (optional) ---------------------------------------------------------
+    // Locked copies (EBS Snapshot Lock, compliance mode) cannot be deleted by anyone until the
+    // lock expires, so even this role cannot remove them early.
+    const pruneRole = new iam.CfnRole(this, "VaultPruneRole", {
+      description: "Strongroom's prune function in the source account deletes expired Strongroom copies here.",
+      assumeRolePolicyDocument: trust("SourcePruneFunction", p.sourcePruneRole.valueAsString),
+      policies: [
+        {
+          policyName: "prune-vault",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "Listings",
+                Effect: "Allow",
+                Action: [
+                  "ec2:DescribeSnapshots",
+                  "ec2:DescribeImages",
+                  "ec2:DescribeLockedSnapshots",
+                  "ec2:DescribeSnapshotAttribute",
+                  "ec2:DescribeImageAttribute",
+                  "rds:DescribeDBSnapshots",
+                  "rds:DescribeDBClusterSnapshots",
+                  "rds:DescribeDBSnapshotAttributes",
+                  "rds:DescribeDBClusterSnapshotAttributes",
+                  "redshift:DescribeClusterSnapshots",
+                ],
+                Resource: "*",
+              },
+              { Sid: "DeleteManagedEbsSnapshots", Effect: "Allow", Action: "ec2:DeleteSnapshot", Resource: snapshots, Condition: managed },
+              {
+                Sid: "MarkManagedSnapshotsDeleting",
+                Effect: "Allow",
+                Action: "ec2:CreateTags",
+                Resource: snapshots,
+                Condition: {
+                  StringEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+                  "ForAllValues:StringEquals": { "aws:TagKeys": ["strongroom:deleting"] },
+                },
+              },
+              {
+                Sid: "DeleteManagedDbSnapshots",
+                Effect: "Allow",
+                Action: "rds:DeleteDBSnapshot",
+                Resource: `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
+                Condition: { StringEquals: { "rds:snapshot-tag/strongroom:managed": "true" } },
+              },
+              {
+                Sid: "DeleteManagedDbClusterSnapshots",
+                Effect: "Allow",
+                Action: "rds:DeleteDBClusterSnapshot",
+                Resource: `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
+                Condition: { StringEquals: { "rds:cluster-snapshot-tag/strongroom:managed": "true" } },
+              },
+              {
+                Sid: "DenyUnlockingOrSharing",
+                Effect: "Deny",
+                Action: [
+                  "ec2:UnlockSnapshot",
+                  "ec2:ModifySnapshotAttribute",
+                  "kms:ScheduleKeyDeletion",
+                  "kms:DisableKey",
+                  "kms:PutKeyPolicy",
+                ],
+                Resource: "*",
+              },
+            ],
+          },
+        },
+      ],
+    });
+    pruneRole.cfnOptions.condition = hasPruneRole;
+
+    new CfnOutput(this, "CopyRoleArn", {
+      value: this.copyRole.attrArn,
+      description: "The policy's copies[].role_arn (and one of the source stack's AssumableRoleArns).",
+    });
+    new CfnOutput(this, "PruneRoleArn", {
+      value: pruneRole.attrArn,
+      condition: hasPruneRole,
+      description: "The policy's copies[].prune_role_arn (and one of the source stack's AssumableRoleArns).",
+    });
+    new CfnOutput(this, "KeyArn", {
+      value: key.attrArn,
+      description: "The policy's copies[].kms_key, the key the copies are encrypted with.",
+    });
+  }
+
+  private parameters() {
+    return {
+      sourceAccount: new CfnParameter(this, "SourceAccountId", {
+        type: "String",
+        allowedPattern: "^\\d{12}$",
+        constraintDescription: "a 12-digit AWS account id",
+        description: "The account whose Strongroom stack copies recovery points into this one.",
+      }),
+      sourceCopyRole: new CfnParameter(this, "SourceCopyRoleArn", {
+        type: "String",
+        allowedPattern: `^${ROLE_ARN}$`,
+        constraintDescription: "an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+        description:
+          "The source stack's copy function role (its CopyRoleArn output), a role of SourceAccountId " +
+          "(which no pattern can say: the role's trust also requires that account).",
+      }),
+      sourcePruneRole: new CfnParameter(this, "SourcePruneRoleArn", {
+        type: "String",
+        default: "",
+        allowedPattern: `^$|^${ROLE_ARN}$`,
+        constraintDescription: "an IAM role ARN, or empty",
+        description:
+          "The source stack's prune function role (its PruneRoleArn output), a role of " +
+          "SourceAccountId; when set, a prune role lets the source apply the retention here. " +
+          "Empty: the source never deletes here.",
+      }),
+      externalId: new CfnParameter(this, "ExternalId", {
+        type: "String",
+        default: "",
+        allowedPattern: "^$|^[\\w+=,.@:/-]{2,1224}$",
+        constraintDescription: "2-1224 letters, digits or +=,.@:/-_, or empty",
+        description: "The external id the roles' trust requires (the copies[] entry's external_id); empty for none.",
+      }),
+    };
+  }
+}
