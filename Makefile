@@ -34,7 +34,7 @@ CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
-.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale schema deploy clean-cache
+.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale bench-copies schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -171,6 +171,10 @@ bench: setup $(C7N_STAMP) build build-functions
 # Only the 2,000-source run (issue 8): rewrites its section of BENCHMARKS.md.
 bench-scale: setup build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-scale --out BENCHMARKS.md
+
+# Only the copies of 100 recovery points (issue 10): rewrites its section of BENCHMARKS.md.
+bench-copies: setup build-functions
+	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-copies --out BENCHMARKS.md
 
 # Deploy with SAM (needs AWS credentials; never run by CI). `sam build` compiles
 # the functions with cargo-lambda (release, LTO: a long while on 2 cores).

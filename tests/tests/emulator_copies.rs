@@ -260,7 +260,11 @@ async fn copies_land_in_each_region_and_account_with_its_key_tags_and_lock() {
     // It was shared, with the vault only, and unshared: once each per snapshot.
     assert_eq!(strongroom_count(&emu, "ec2:ModifySnapshotAttribute"), 2 * 5);
     assert_eq!(strongroom_count(&emu, "rds:ModifyDBSnapshotAttribute"), 2);
-    assert_eq!(strongroom_count(&emu, "kms:CreateGrant"), 1, "one per source key");
+    assert_eq!(
+        strongroom_count(&emu, "kms:CreateGrant"),
+        1,
+        "one per source key"
+    );
     assert_eq!(strongroom_count(&emu, "kms:RevokeGrant"), 1);
     // Whether a key is AWS managed is asked only for the vault's copies, once per key.
     assert_eq!(strongroom_count(&emu, "kms:DescribeKey"), 1);
@@ -408,4 +412,45 @@ async fn a_locked_vault_copy_survives_a_prune_that_would_delete_it() {
         let kept = at_vault.kept.iter().find(|d| &d.id == id).unwrap();
         assert_eq!(kept.reasons, vec![strongroom_core::Reason::Locked]);
     }
+}
+
+#[tokio::test]
+async fn a_vault_role_that_cannot_be_assumed_fails_its_destination_and_shares_nothing() {
+    let emu = Emulator::start();
+    let home = emu.seed("copies");
+    // The vault exists, but not the role the policy names.
+    let vault = emu.seed_in("vault", VAULT, None);
+    let mut destination = vault_destination(&vault);
+    destination["role_arn"] = json!(format!("arn:aws:iam::{VAULT}:role/not-deployed"));
+    destination
+        .as_object_mut()
+        .unwrap()
+        .remove("prune_role_arn");
+    let mut p = policy(
+        json!([same_account(&home), destination]),
+        json!({"keep_last": 2}),
+    );
+    p["selector"]["resource_types"] = json!(["ebs-volume"]);
+    let r = run(&emu, "no-vault-role", &input(p, &hours_ago(1))).await;
+    // The other destination is copied; the vault's loop fails, naming it.
+    assert_eq!(r.outcome, RunOutcome::Partial, "{:#?}", r.failures);
+    assert_eq!(r.copies[0].counts.completed, 3);
+    let failed = &r.copies[1];
+    let e = failed.error.as_ref().expect("the vault's loop failed");
+    assert_eq!(e.error, "Strongroom.AccessDenied");
+    assert!(e.cause.contains("policy.copies[1]"), "{}", e.cause);
+    assert!(e.cause.contains("not-deployed"), "{}", e.cause);
+    assert_eq!(
+        strongroom_count(&emu, "ec2:ModifySnapshotAttribute"),
+        0,
+        "nothing shared"
+    );
+    assert_eq!(strongroom_count(&emu, "kms:CreateGrant"), 0);
+    let in_vault = snapshots(
+        &emu.harness_config_as(&vault.roles["strongroom-vault-copy"])
+            .await,
+        DESTINATION,
+    )
+    .await;
+    assert!(in_vault.is_empty(), "{in_vault:?}");
 }

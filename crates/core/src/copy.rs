@@ -920,7 +920,18 @@ where
         .into_iter()
         .collect();
     if !state.jobs.is_empty() {
-        let lookup = cloud.find_copies(&location, &req.run, &kinds).await?;
+        // The destination's first call: a vault role that cannot be assumed
+        // fails the pass here, before anything is shared or copied.
+        let lookup = cloud
+            .find_copies(&location, &req.run, &kinds)
+            .await
+            .map_err(|mut e| {
+                e.message = format!(
+                    "policy.copies[{}] ({location}): {}",
+                    req.destination, e.message
+                );
+                e
+            })?;
         let mut in_flight = lookup.in_flight.clone();
         adopt_found(&mut state, &lookup, &req.run);
         refresh_in_flight(&mut state, cloud, &location).await?;
@@ -1173,7 +1184,13 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
         }
         let ids: Vec<String> = job.units.iter().map(|u| u.source.clone()).collect();
         match cloud
-            .set_shared(&job.point.location, job.unit_kind(), &ids, &location.account, false)
+            .set_shared(
+                &job.point.location,
+                job.unit_kind(),
+                &ids,
+                &location.account,
+                false,
+            )
             .await
         {
             Ok(()) => job.unshared = true,
@@ -1197,7 +1214,10 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
                     for job in state.jobs.iter_mut().filter(|j| j.shared) {
                         job.error.get_or_insert(ErrorReport::new(
                             e.kind,
-                            format!("the grant {} on {} could not be revoked: {e}", g.grant_id, g.key),
+                            format!(
+                                "the grant {} on {} could not be revoked: {e}",
+                                g.grant_id, g.key
+                            ),
                         ));
                     }
                 }
@@ -1233,7 +1253,10 @@ async fn describe_planned<C: Copies>(
             .flat_map(|&j| state.jobs[j].units.iter().map(|u| u.source.clone()))
             .collect();
         let cross_account = location.account != state.location.account;
-        let found = match cloud.describe_sources(&location, kind, &ids, cross_account).await {
+        let found = match cloud
+            .describe_sources(&location, kind, &ids, cross_account)
+            .await
+        {
             Ok(f) => f,
             Err(e) if e.kind.is_retryable() => continue,
             Err(e) => {
