@@ -6,8 +6,8 @@ looking like a customer's. The copy stage of Strongroom has to cope with all
 of that, so this module makes the emulator do what AWS does:
 
 * **Copies take time.** A snapshot made by EC2 ``CopySnapshot`` (EBS
-  ``pending``) or by RDS ``CopyDBSnapshot`` / ``CopyDBClusterSnapshot``
-  (``creating``) stays in progress for its first ``copy_describes``
+  ``pending``), an AMI made by ``CopyImage`` (``pending``), or a snapshot made
+  by RDS ``CopyDBSnapshot`` / ``CopyDBClusterSnapshot`` (``creating``) stays in progress for its first ``copy_describes``
   describes by Strongroom that include it (default 1), then completes (AWS:
   "Snapshot copies ... are created asynchronously"; a copy is ``pending``
   until it is ``completed``). Harness and seed describes see the state
@@ -18,7 +18,11 @@ of that, so this module makes the emulator do what AWS does:
   ``ResourceLimitExceeded``), RDS "up to 20 snapshot copy requests in
   progress to a single destination Region per account" (Copying a DB
   snapshot; one more is ``SnapshotQuotaExceeded``). EBS and database copies
-  are counted apart. The most in flight at once is kept per destination:
+  are counted apart. AMI copies: at most ``image_copy_limit`` (default 25)
+  pending per destination region and account (EC2: "Destination Regions are
+  limited to 50 concurrent AMI copies at a time, with no more than 25 of
+  those coming from a single source Region"; one more is
+  ``ResourceLimitExceeded``). The most in flight at once is kept per destination:
   ``GET /_strongroom/copies`` answers it.
 * **Copies across accounts.** ``CopySnapshot`` of a snapshot another account
   owns works when that account shared it with the caller
@@ -29,6 +33,16 @@ of that, so this module makes the emulator do what AWS does:
   account's key is copied only if that key grants the caller's account
   (``CreateGrant``); otherwise the copy ends in ``error`` (AWS: the copy
   fails, its ``StateMessage`` "Given key ID is not accessible").
+* **CopyImage as AWS does it** (moto copies within the caller's account only
+  and ignores everything but the id, region, name and description): an AMI
+  another account owns is copied when its launch permission names the
+  caller, else ``InvalidAMIID.NotFound``; when its snapshot is not shared
+  with the caller too, the copy ends ``failed`` (AWS: "the owner of the
+  source AMI must grant you read permissions for the storage that backs the
+  AMI"); ``TagSpecifications`` tag the new AMI (``image``) and its snapshots
+  (``snapshot``); ``KmsKeyId`` / ``Encrypted`` encrypt its snapshots; a name
+  the caller's AMIs already use is ``InvalidAMIName.Duplicate``; the same
+  ``ClientToken`` returns the same AMI (AWS: "Ensuring idempotency").
 * **The AWS managed EBS key.** An encrypted volume made without a key uses
   the account's ``aws/ebs`` key, whose ``KeyManager`` is ``AWS`` (moto makes
   the key but calls it ``CUSTOMER``); snapshots carry their volume's key
@@ -39,7 +53,8 @@ of that, so this module makes the emulator do what AWS does:
 
 Configuration: JSON from ``STRONGROOM_EMULATOR_COPIES`` at start, or
 ``POST /_strongroom/copies`` at runtime (replaces the configuration and
-clears the peaks): ``copy_describes`` (int >= 0), ``copy_limit`` (int >= 1).
+clears the peaks): ``copy_describes`` (int >= 0), ``copy_limit`` and
+``image_copy_limit`` (int >= 1).
 """
 
 from __future__ import annotations
@@ -51,7 +66,7 @@ from typing import Any
 
 import faults
 
-DEFAULTS = {"copy_describes": 1, "copy_limit": 20}
+DEFAULTS = {"copy_describes": 1, "copy_limit": 20, "image_copy_limit": 25}
 _LOCK = threading.Lock()
 CONFIG: dict[str, int] = dict(DEFAULTS)
 # "<account>/<region>/<ebs|db>" -> the most copies in flight there at once.
@@ -64,8 +79,9 @@ def configure(raw: dict[str, Any]) -> dict[str, int]:
         raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     new = dict(DEFAULTS)
     for k, v in raw.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if k == "copy_limit" else 0):
-            raise ValueError(f"{k} must be an integer >= {1 if k == 'copy_limit' else 0}")
+        least = 0 if k == "copy_describes" else 1
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ValueError(f"{k} must be an integer >= {least}")
         new[k] = v
     with _LOCK:
         CONFIG.clear()
@@ -96,18 +112,23 @@ def control(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [body]
 
 
-def _in_flight(snapshots: Any, status: str) -> int:
-    return sum(1 for s in snapshots if getattr(s, "_strongroom_copy", False) and s.__dict__.get("_strongroom_status", s.__dict__.get("status")) == status)
+def _in_flight(objects: Any, status: str, attr: str = "status") -> int:
+    return sum(
+        1
+        for o in objects
+        if getattr(o, "_strongroom_copy", False) and o.__dict__.get(f"_strongroom_{attr}", o.__dict__.get(attr)) == status
+    )
 
 
-def _started(copy: Any, key: str, in_flight: int, done: str) -> None:
-    """Marks a new copy in progress and records the peak."""
+def _started(copy: Any, key: str, in_flight: int, done: str, attr: str = "status") -> None:
+    """Marks a new copy in progress (its `attr`) and records the peak."""
     left = CONFIG["copy_describes"]
     copy._strongroom_copy = True
+    copy._strongroom_copy_attr = attr
     if left > 0:
         copy._strongroom_copy_left = left
         copy._strongroom_copy_done = done
-        copy.status = "pending" if done == "completed" else "creating"
+        setattr(copy, attr, "creating" if done == "available" and attr == "status" else "pending")
         in_flight += 1
     with _LOCK:
         PEAKS[key] = max(PEAKS.get(key, 0), in_flight)
@@ -122,7 +143,7 @@ def _advance(found: list[Any], action: str) -> list[Any]:
         if left > 0:
             o._strongroom_copy_left = left - 1
         elif getattr(o, "_strongroom_copy_done", None):
-            o.status = o._strongroom_copy_done
+            setattr(o, getattr(o, "_strongroom_copy_attr", "status"), o._strongroom_copy_done)
             o._strongroom_copy_done = None
     return found
 
@@ -225,6 +246,74 @@ def patch_moto_copies() -> None:
 
     def describe_and_advance(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         return _advance(describe_snapshots(self, *args, **kwargs), "DescribeSnapshots")
+
+    # CopyImage.
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.models.amis import Ami, AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+    from moto.ec2.utils import random_ami_id
+
+    def copy_image(self):  # type: ignore[no-untyped-def]
+        source_image_id = self._get_param("SourceImageId")
+        source_region = self._get_param("SourceRegion")
+        name = self._get_param("Name")
+        description = self._get_param("Description")
+        kms_key_id = self._get_param("KmsKeyId")
+        encrypted = str(self._get_param("Encrypted", False)).lower() == "true"
+        token = self._get_param("ClientToken")
+        specs = self._get_param("TagSpecification", []) or self._get_param("TagSpecifications", [])
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        tokens = backend.__dict__.setdefault("_strongroom_copy_tokens", {})
+        if token and token in tokens:
+            return ActionResult({"ImageId": tokens[token]})
+        source, source_account = None, None
+        for account, regions in list(ec2_backends.items()):
+            candidate = regions[source_region].amis.get(source_image_id)
+            if candidate is None:
+                continue
+            if account == backend.account_id or candidate.is_public or {"UserId": backend.account_id} in candidate.launch_permissions:
+                source, source_account = candidate, account
+                break
+        if source is None:
+            raise InvalidAMIIdError(source_image_id)
+        for ami in backend.amis.values():
+            if ami.name == name:
+                raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+        in_flight = _in_flight(backend.amis.values(), "pending", "state")
+        if in_flight >= CONFIG["image_copy_limit"]:
+            raise EC2ClientError(
+                "ResourceLimitExceeded",
+                f"You have reached your quota of {CONFIG['image_copy_limit']} concurrent AMI copies for this region.",
+            )
+        ami = Ami(backend, random_ami_id(), instance=None, source_ami=source, name=name, description=description)
+        backend.amis[ami.id] = ami
+        for spec in specs:
+            tags = {t["Key"]: t["Value"] for t in spec.get("Tag", spec.get("Tags", []))}
+            if spec.get("ResourceType") == "image":
+                for k, v in tags.items():
+                    ami.add_tag(k, v)
+            elif spec.get("ResourceType") == "snapshot":
+                backend.create_tags([ami.ebs_snapshot.id], tags)
+        if kms_key_id or encrypted:
+            ami.ebs_snapshot.encrypted = True
+            ami.ebs_snapshot.kms_key_id = kms_key_id or ami.ebs_snapshot.kms_key_id
+        _started(ami, f"{backend.account_id}/{backend.region_name}/image", in_flight, "available", "state")
+        snapshot = getattr(source, "ebs_snapshot", None)
+        if source_account != backend.account_id and snapshot is not None and backend.account_id not in snapshot.create_volume_permission_userids:
+            ami._strongroom_copy_done = "failed"
+        if token:
+            tokens[token] = ami.id
+        return ActionResult({"ImageId": ami.id})
+
+    describe_images = AmiBackend.describe_images
+
+    def describe_images_and_advance(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return _advance(describe_images(self, *args, **kwargs), "DescribeImages")
+
+    AmisResponse.copy_image = copy_image
+    AmiBackend.describe_images = describe_images_and_advance
 
     EBSBackend._create_default_encryption_key = aws_managed_default_key
     Snapshot.__init__ = snapshot_with_volume_key  # type: ignore[method-assign]

@@ -454,3 +454,103 @@ async fn a_vault_role_that_cannot_be_assumed_fails_its_destination_and_shares_no
     .await;
     assert!(in_vault.is_empty(), "{in_vault:?}");
 }
+
+/// An AMI and what the test reads of it.
+async fn images(conf: &SdkConfig, region: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    ec2(conf, region)
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn amis_are_copied_whole_tagged_encrypted_locked_and_once() {
+    let emu = Emulator::start();
+    let home = emu.seed("copies");
+    let vault = emu.seed_in("vault", VAULT, None);
+    let mut p = policy(
+        json!([same_account(&home), vault_destination(&vault)]),
+        json!({"keep_last": 2}),
+    );
+    p["selector"]["resource_types"] = json!(["ec2-instance"]);
+    p["ec2"] = json!({"mode": "ami"});
+    let scheduled = hours_ago(1);
+    let r = run(&emu, "amis-1", &input(p.clone(), &scheduled)).await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:#?}", r.failures);
+    for d in &r.copies {
+        assert_eq!(d.counts.completed, 1, "{d:#?}");
+    }
+    let here = emu.harness_config().await;
+    let source = images(&here, SOURCE).await;
+    assert_eq!(source.len(), 1);
+    let source_name = source[0].name().unwrap().to_owned();
+    let source_id = source[0].image_id().unwrap().to_owned();
+    let in_vault = emu
+        .harness_config_as(&vault.roles["strongroom-vault-copy"])
+        .await;
+    for (conf, key) in [
+        (&here, &home.keys["strongroom-destination"]),
+        (&in_vault, &vault.keys["strongroom-vault"]),
+    ] {
+        let copies = images(conf, DESTINATION).await;
+        assert_eq!(copies.len(), 1, "{copies:#?}");
+        let copy = &copies[0];
+        assert_eq!(
+            copy.name(),
+            Some(source_name.as_str()),
+            "named as its source"
+        );
+        let tags: BTreeMap<String, String> = copy
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+            .collect();
+        assert_eq!(tags[contract::COPY_OF], source_id);
+        assert_eq!(tags[contract::KIND], "ami");
+        assert_eq!(tags[contract::SOURCE_REGION], SOURCE);
+        // Its snapshot is encrypted with the destination's key and tagged at creation.
+        let snaps = snapshots(conf, DESTINATION).await;
+        let snap = snaps
+            .iter()
+            .find(|s| s.tags.get(contract::COPY_OF) == Some(&source_id))
+            .expect("the copy's snapshot carries the tags");
+        assert_eq!(snap.kms_key.as_ref(), Some(key));
+    }
+    // The vault copy's snapshot is locked; the source AMI is no longer shared.
+    let vault_snap: Vec<String> = snapshots(&in_vault, DESTINATION)
+        .await
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let locked = ec2(&in_vault, DESTINATION)
+        .describe_locked_snapshots()
+        .set_snapshot_ids(Some(vault_snap))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.snapshots().len(), 1);
+    let launch = ec2(&here, SOURCE)
+        .describe_image_attribute()
+        .image_id(&source_id)
+        .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+        .send()
+        .await
+        .unwrap();
+    assert!(launch.launch_permissions().is_empty(), "{launch:?}");
+    assert_eq!(strongroom_count(&emu, "ec2:ModifyImageAttribute"), 2);
+    assert_eq!(strongroom_count(&emu, "ec2:CopyImage"), 2);
+
+    // The same scheduled run again copies nothing.
+    emu.reset_calls();
+    let again = run(&emu, "amis-2", &input(p, &scheduled)).await;
+    assert!(
+        again.copies.iter().all(|d| d.counts.reused == 1),
+        "{:#?}",
+        again.copies
+    );
+    assert_eq!(strongroom_count(&emu, "ec2:CopyImage"), 0);
+}

@@ -361,6 +361,11 @@ pub enum CopyLimit {
     /// destination Region per account" (Copying a DB snapshot, RDS User
     /// Guide); Aurora's cluster snapshot copies are counted in the same pool.
     DbSnapshots,
+    /// EC2 `CopyImage`: "Destination Regions are limited to 50 concurrent AMI
+    /// copies at a time, with no more than 25 of those coming from a single
+    /// source Region" (Copy an AMI, EC2 User Guide): 25, as a destination's
+    /// copies may all come from one source region.
+    Images,
 }
 
 impl CopyLimit {
@@ -369,6 +374,7 @@ impl CopyLimit {
         match self {
             Self::EbsSnapshots => 20,
             Self::DbSnapshots => 20,
+            Self::Images => 25,
         }
     }
 
@@ -377,6 +383,7 @@ impl CopyLimit {
         match kind.facts().copy {
             CopyMethod::EbsSnapshots => Some(Self::EbsSnapshots),
             CopyMethod::DbSnapshot => Some(Self::DbSnapshots),
+            CopyMethod::Image => Some(Self::Images),
             CopyMethod::NotYet => None,
         }
     }
@@ -410,6 +417,9 @@ pub struct CopyUnit {
     /// Locked as the destination asks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// An AMI copy's own EBS snapshots, once AWS tells them (what a lock locks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_snapshots: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
 }
@@ -461,6 +471,7 @@ impl CopyJob {
                     state: UnitState::Waiting,
                     reused: false,
                     locked: false,
+                    copy_snapshots: Vec::new(),
                     error: None,
                 })
                 .collect(),
@@ -685,6 +696,9 @@ pub struct CopyLookup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSnapshot {
     pub id: String,
+    /// Its name where the kind has one (DB snapshot identifier, AMI name):
+    /// the copy gets the same.
+    pub name: String,
     /// The ARN (DB snapshots: what the destination's copy call names).
     pub arn: String,
     pub tags: Tags,
@@ -808,7 +822,7 @@ pub fn copy_tags(source: &SourceSnapshot, job: &CopyJob, run: &RunKey) -> Tags {
     );
     t.insert(
         tags::COPY_OF.into(),
-        tags::fit_tag_value(&source.arn_or_id(), charset),
+        tags::fit_tag_value(&copy_of(job, &source.id), charset),
     );
     // AWS's 50-tag limit: drop customer tags (never the contract's) beyond it.
     while t.len() > tags::MAX_TAGS {
@@ -825,16 +839,14 @@ pub fn copy_tags(source: &SourceSnapshot, job: &CopyJob, run: &RunKey) -> Tags {
     t
 }
 
-impl SourceSnapshot {
-    /// What `strongroom:copy-of` names: the ARN for DB snapshots (their
-    /// identifiers are names, unique only per account and region), the id
-    /// for EBS snapshots.
-    pub fn arn_or_id(&self) -> String {
-        if self.id.starts_with("snap-") {
-            self.id.clone()
-        } else {
-            self.arn.clone()
-        }
+/// What `strongroom:copy-of` names for the snapshot `source` of `job`:
+/// the ARN of a DB or cluster snapshot (their identifiers are names, unique
+/// only per account and region), the id of an EBS snapshot or AMI.
+pub fn copy_of(job: &CopyJob, source: &str) -> String {
+    if job.point.kind.facts().copy == CopyMethod::DbSnapshot {
+        db_snapshot_arn(&job.point, source)
+    } else {
+        source.to_owned()
     }
 }
 
@@ -934,7 +946,7 @@ where
             })?;
         let mut in_flight = lookup.in_flight.clone();
         adopt_found(&mut state, &lookup, &req.run);
-        refresh_in_flight(&mut state, cloud, &location).await?;
+        refresh_in_flight(&mut state, cloud, &location, dest.lock.is_some()).await?;
         // Ours in flight that the listing did not show yet count too.
         let listed: BTreeSet<&str> = lookup.found.iter().map(|f| f.id.as_str()).collect();
         for job in &state.jobs {
@@ -1032,15 +1044,7 @@ fn adopt_found(state: &mut CopyState, lookup: &CopyLookup, run: &RunKey) {
     for job in &mut state.jobs {
         let charset = job.unit_kind().facts().tag_charset;
         let mine = tags::fit_tag_value(&run.execution, charset);
-        let arn_of = |source: &str| -> String {
-            // DB snapshots are tagged with their ARN; EBS with their id.
-            if source.starts_with("snap-") {
-                source.to_owned()
-            } else {
-                db_snapshot_arn(&job.point, source)
-            }
-        };
-        let keys: Vec<String> = job.units.iter().map(|u| arn_of(&u.source)).collect();
+        let keys: Vec<String> = job.units.iter().map(|u| copy_of(job, &u.source)).collect();
         for (u, key) in job.units.iter_mut().zip(keys) {
             if u.state != UnitState::Waiting {
                 continue;
@@ -1084,11 +1088,21 @@ async fn refresh_in_flight<C: RecoveryPoints>(
     state: &mut CopyState,
     cloud: &C,
     location: &Location,
+    locking: bool,
 ) -> Result<(), Error> {
     let mut probes = Vec::new();
     for job in &state.jobs {
         for u in &job.units {
-            if let (UnitState::InFlight, Some(copy)) = (u.state, &u.copy) {
+            // Also a completed AMI copy to lock whose snapshots are not known yet.
+            let unlocked_image = locking
+                && u.state == UnitState::Completed
+                && !u.locked
+                && u.copy_snapshots.is_empty()
+                && job.point.kind.facts().copy == CopyMethod::Image;
+            if u.state != UnitState::InFlight && !unlocked_image {
+                continue;
+            }
+            if let Some(copy) = &u.copy {
                 probes.push(RecoveryPoint {
                     id: copy.clone(),
                     kind: job.unit_kind(),
@@ -1116,10 +1130,15 @@ async fn refresh_in_flight<C: RecoveryPoints>(
         fresh.iter().map(|p| (p.id.as_str(), p.state)).collect();
     for job in &mut state.jobs {
         for u in &mut job.units {
+            let Some(copy) = &u.copy else { continue };
+            if let Some(p) = fresh.iter().find(|p| &p.id == copy) {
+                if !p.members.is_empty() {
+                    u.copy_snapshots = p.members.clone();
+                }
+            }
             if u.state != UnitState::InFlight {
                 continue;
             }
-            let Some(copy) = &u.copy else { continue };
             match by_id.get(copy.as_str()) {
                 Some(RecoveryPointState::Completed) => u.state = UnitState::Completed,
                 Some(RecoveryPointState::Failed) => {
@@ -1151,26 +1170,35 @@ async fn refresh_in_flight<C: RecoveryPoints>(
 async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDestination) {
     let location = state.location.clone();
     if let Some(lock) = &dest.lock {
+        // EBS copies themselves; an AMI copy's snapshots.
         let ids: Vec<String> = state
             .jobs
             .iter()
-            .filter(|j| j.unit_kind() == RecoveryPointKind::EbsSnapshot)
-            .flat_map(|j| &j.units)
-            .filter(|u| u.state == UnitState::Completed && !u.locked)
-            .filter_map(|u| u.copy.clone())
+            .flat_map(|j| j.units.iter().map(move |u| (j, u)))
+            .filter(|(_, u)| u.state == UnitState::Completed && !u.locked)
+            .flat_map(|(j, u)| match j.point.kind.facts().copy {
+                CopyMethod::EbsSnapshots => u.copy.clone().into_iter().collect(),
+                CopyMethod::Image => u.copy_snapshots.clone(),
+                _ => Vec::new(),
+            })
             .collect();
         if !ids.is_empty() {
             match cloud.lock(&location, &ids, lock).await {
                 Ok(()) => {
                     for u in state.jobs.iter_mut().flat_map(|j| &mut j.units) {
-                        if u.copy.as_ref().is_some_and(|c| ids.contains(c)) {
+                        if u.copy.as_ref().is_some_and(|c| ids.contains(c))
+                            || (!u.copy_snapshots.is_empty()
+                                && u.copy_snapshots.iter().all(|c| ids.contains(c)))
+                        {
                             u.locked = true;
                         }
                     }
                 }
                 Err(e) => {
                     for u in state.jobs.iter_mut().flat_map(|j| &mut j.units) {
-                        if u.copy.as_ref().is_some_and(|c| ids.contains(c)) {
+                        if u.copy.as_ref().is_some_and(|c| ids.contains(c))
+                            || u.copy_snapshots.iter().any(|c| ids.contains(c))
+                        {
                             u.error = Some(ErrorReport::from(&e));
                         }
                     }
@@ -1423,7 +1451,7 @@ async fn start_planned<C: Copies>(
         for u in units {
             let source = by_id[job.units[u].source.as_str()];
             let name = if kind.facts().name_rules.is_some() {
-                source.id.clone()
+                source.name.clone()
             } else {
                 String::new()
             };

@@ -617,11 +617,18 @@ impl crate::copy::Copies for MemoryCloud {
                 let key = keys.get(id).or_else(|| keys.get(&p.point.id));
                 let arn = if id.starts_with("snap-") {
                     format!("arn:aws:ec2:{}::snapshot/{id}", location.region)
+                } else if id.starts_with("ami-") {
+                    format!("arn:aws:ec2:{}::image/{id}", location.region)
                 } else {
                     crate::copy::db_snapshot_arn(&p.point, id)
                 };
                 Some(crate::copy::SourceSnapshot {
                     id: id.clone(),
+                    name: if id.starts_with("snap-") {
+                        String::new()
+                    } else {
+                        p.name.clone()
+                    },
                     arn,
                     tags: p.tags.clone(),
                     kms_key: key.map(|k| k.0.clone()),
@@ -727,10 +734,12 @@ impl crate::copy::Copies for MemoryCloud {
         }
         self.copy_starts.fetch_add(1, Ordering::SeqCst);
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let id = if req.name.is_empty() {
-            format!("snap-{n:08x}c")
+        let (id, members) = if req.kind == RecoveryPointKind::Ami {
+            (format!("ami-{n:08x}c"), vec![format!("snap-{n:08x}m")])
+        } else if req.name.is_empty() {
+            (format!("snap-{n:08x}c"), vec![])
         } else {
-            req.name.clone()
+            (req.name.clone(), vec![])
         };
         let state = self
             .initial_state
@@ -743,7 +752,7 @@ impl crate::copy::Copies for MemoryCloud {
         let point = RecoveryPoint {
             id: id.clone(),
             kind: req.kind,
-            members: vec![],
+            members,
             location: req.destination.clone(),
             state,
             ..src.point

@@ -139,8 +139,12 @@ pub enum CopyMethod {
     EbsSnapshots,
     /// One `CopyDBSnapshot` / `CopyDBClusterSnapshot`: RDS's copies in progress.
     DbSnapshot,
-    /// Not copied by Strongroom yet (AMIs: `CopyImage`; Redshift: a cluster's
-    /// own cross-region copy configuration): a policy with copies refuses it.
+    /// One `CopyImage`, which copies the AMI's snapshots with it: EC2's
+    /// concurrent AMI copies.
+    Image,
+    /// Not copied by Strongroom (Redshift: a cluster copies its snapshots to
+    /// one region by its own configuration, and another account can only be
+    /// given access): a policy with copies refuses it.
     NotYet,
 }
 
@@ -213,7 +217,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::Members,
             tagged_resource: "image",
             tag_charset: TagCharset::Any,
-            copy: CopyMethod::NotYet,
+            copy: CopyMethod::Image,
         };
         const RDS: KindFacts = KindFacts {
             kind: RdsSnapshot,

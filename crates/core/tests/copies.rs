@@ -556,6 +556,50 @@ async fn a_vault_without_a_prune_role_is_not_pruned_from_the_source() {
 }
 
 #[tokio::test]
+async fn an_ami_is_copied_whole_and_its_copy_s_snapshots_are_locked() {
+    let cloud = estate(0, true);
+    let mut destination = vault();
+    destination["lock"] = json!({"mode": "governance", "duration_days": 7});
+    let mut p = policy(destination);
+    p["selector"]["resource_types"] = json!(["ec2-instance"]);
+    p["ec2"] = json!({"mode": "ami"});
+    let (out, snapshots) = backup(&cloud, &p, "exec-1").await;
+    let state = copy_all(&cloud, &request(&out, &snapshots)).await;
+    assert_eq!(state.jobs.len(), 1);
+    let job = &state.jobs[0];
+    assert_eq!(job.point.kind, RecoveryPointKind::Ami);
+    assert_eq!(job.units.len(), 1, "one CopyImage for the whole AMI");
+    let unit = &job.units[0];
+    assert!(unit.copy.as_ref().unwrap().starts_with("ami-"));
+    assert!(
+        !unit.copy_snapshots.is_empty(),
+        "the copy's snapshots are known"
+    );
+    assert!(unit.locked);
+    let copy = at(&cloud, &dest(VAULT))
+        .into_iter()
+        .find(|c| Some(&c.point.id) == unit.copy.as_ref())
+        .unwrap();
+    assert_eq!(copy.point.kind, RecoveryPointKind::Ami);
+    let source = at(&cloud, &source_location())
+        .into_iter()
+        .find(|p| p.point.id == job.point.id)
+        .unwrap();
+    assert!(
+        source.name.starts_with("strongroom-daily-"),
+        "{}",
+        source.name
+    );
+    assert_eq!(copy.name, source.name, "the copy keeps the AMI's name");
+    assert_eq!(copy.tags[contract::COPY_OF], job.point.id);
+    assert_eq!(copy.tags[contract::KIND], "ami");
+    assert!(
+        job.shared && job.unshared,
+        "shared with the vault for the copy only"
+    );
+}
+
+#[tokio::test]
 async fn a_pass_refuses_another_runs_files_and_a_missing_destination() {
     let cloud = estate(1, false);
     let (out, snapshots) = backup(&cloud, &policy(same_account()), "exec-1").await;
@@ -693,11 +737,11 @@ fn bad_destinations_are_named_with_their_fix() {
     }
     // Kinds Strongroom does not copy yet are refused, not skipped.
     let mut p = policy(same_account());
-    p["ec2"] = json!({"mode": "ami"});
+    p["selector"]["resource_types"] = json!(["ebs-volume", "redshift-cluster"]);
     match strongroom_core::policy::RunInput::parse(json!({"policy": p})) {
         Err(Error::InvalidInput { field, message }) => {
             assert_eq!(field, "policy.copies");
-            assert!(message.contains("ami"), "{message}");
+            assert!(message.contains("redshift"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -734,6 +778,7 @@ mod planner {
                     state: *s,
                     reused: false,
                     locked: false,
+                    copy_snapshots: vec![],
                     error: None,
                 })
                 .collect(),
@@ -758,6 +803,7 @@ mod planner {
             Just(RecoveryPointKind::Ec2SnapshotSet),
             Just(RecoveryPointKind::RdsSnapshot),
             Just(RecoveryPointKind::AuroraSnapshot),
+            Just(RecoveryPointKind::Ami),
         ]
     }
 
@@ -772,7 +818,7 @@ mod planner {
             db in 0usize..30,
         ) {
             let jobs: Vec<CopyJob> = jobs.iter().enumerate().map(|(n, (k, s))| job(*k, s, n)).collect();
-            let in_flight = BTreeMap::from([(CopyLimit::EbsSnapshots, ebs), (CopyLimit::DbSnapshots, db)]);
+            let in_flight = BTreeMap::from([(CopyLimit::EbsSnapshots, ebs), (CopyLimit::DbSnapshots, db), (CopyLimit::Images, ebs + db)]);
             let planned = plan(&jobs, &in_flight);
             let mut seen = std::collections::BTreeSet::new();
             let mut per: BTreeMap<CopyLimit, usize> = BTreeMap::new();
@@ -781,7 +827,7 @@ mod planner {
                 prop_assert_eq!(jobs[*j].units[*u].state, UnitState::Waiting);
                 *per.entry(CopyLimit::of(jobs[*j].point.kind).unwrap()).or_default() += 1;
             }
-            for limit in [CopyLimit::EbsSnapshots, CopyLimit::DbSnapshots] {
+            for limit in [CopyLimit::EbsSnapshots, CopyLimit::DbSnapshots, CopyLimit::Images] {
                 let started = per.get(&limit).copied().unwrap_or(0);
                 let busy = in_flight[&limit];
                 prop_assert!(busy.max(limit.max_in_flight()) >= busy + started || started == 0);

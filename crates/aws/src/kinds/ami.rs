@@ -14,13 +14,14 @@ use strongroom_core::tags::{self, RunKey};
 use strongroom_core::{CloudError, ErrorKind};
 
 use super::ebs::{delete_snapshots, description, mark_deleting, snapshots_shared_with};
-use super::{KindAdapter, SnapshotStates};
+use super::{DestinationCopies, KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::{code_of, from_sdk};
 use crate::sdk::{
     all_pages, check_same_owner, ec2_filter, image_snapshots, run_tag, states_by_id, tag_filter,
     PointState, TagsExt, ToSdkTags,
 };
+use strongroom_core::copy::{FoundCopy, SourceSnapshot, StartCopy};
 
 /// Values per EC2 describe filter.
 const FILTER_CHUNK: usize = 200;
@@ -285,6 +286,203 @@ impl KindAdapter for Ami {
             ),
         ))
     }
+    /// Two tag-filtered `DescribeImages`: this run's AMI copies, and every
+    /// Strongroom AMI copy still pending here.
+    async fn find_copies(
+        &self,
+        cx: &LocationClients,
+        run: &RunKey,
+    ) -> Result<DestinationCopies, CloudError> {
+        let copy_filter = || ec2_filter("tag-key", [tags::COPY_OF.to_owned()]);
+        let ours = images(
+            cx,
+            vec![
+                tag_filter(tags::POLICY, run.policy.clone()),
+                tag_filter(tags::CREATED_AT, format_time(run.scheduled_time)),
+                copy_filter(),
+            ],
+        )
+        .await?;
+        let pending = images(
+            cx,
+            vec![copy_filter(), ec2_filter("state", ["pending".to_owned()])],
+        )
+        .await?;
+        let found = ours
+            .iter()
+            .map(|i| {
+                let t = i.tags().to_tags();
+                FoundCopy {
+                    copy_of: t.get(tags::COPY_OF).cloned().unwrap_or_default(),
+                    execution: t.get(tags::RUN).cloned().unwrap_or_default(),
+                    id: i.image_id().unwrap_or_default().to_owned(),
+                    state: i.point_state(),
+                }
+            })
+            .collect();
+        Ok((found, pending.len()))
+    }
+
+    /// The AMIs with their names, tags, and the key of their (first
+    /// encrypted) snapshot.
+    async fn describe_sources(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+    ) -> Result<Vec<SourceSnapshot>, CloudError> {
+        let partition = strongroom_core::backup::discover::partition_of(cx.region_name());
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_CHUNK) {
+            for i in images(cx, vec![ec2_filter("image-id", chunk.to_vec())]).await? {
+                let id = i.image_id().unwrap_or_default().to_owned();
+                out.push(SourceSnapshot {
+                    arn: format!("arn:{partition}:ec2:{}::image/{id}", cx.region_name()),
+                    name: i.name().unwrap_or_default().to_owned(),
+                    tags: i.tags().to_tags(),
+                    kms_key: i
+                        .block_device_mappings()
+                        .iter()
+                        .filter_map(|m| m.ebs())
+                        .find(|e| e.encrypted().unwrap_or(false))
+                        .and_then(|e| e.kms_key_id().map(str::to_owned)),
+                    aws_managed_key: false,
+                    id,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The AMI's launch permission and its snapshots' create-volume
+    /// permission: another account copies an AMI only with both.
+    async fn set_shared(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+        account: &str,
+        add: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
+        let region = cx.region_name();
+        let permission = LaunchPermission::builder().user_id(account).build();
+        let change = if add {
+            LaunchPermissionModifications::builder().add(permission)
+        } else {
+            LaunchPermissionModifications::builder().remove(permission)
+        }
+        .build();
+        for i in images(cx, vec![ec2_filter("image-id", ids.to_vec())]).await? {
+            let id = i.image_id().unwrap_or_default();
+            cx.ec2()
+                .modify_image_attribute()
+                .image_id(id)
+                .launch_permission(change.clone())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "ModifyImageAttribute", id, region))?;
+            super::ebs::Ebs
+                .set_shared(cx, &image_snapshots(&i), account, add)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `CopyImage` in the destination's region: encrypted with its key,
+    /// named as the source, tagged at creation (the AMI and its snapshots),
+    /// with a client token made of the source and the destination, so a
+    /// repeated request makes no second copy.
+    async fn start_copy(
+        &self,
+        cx: &LocationClients,
+        req: &StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        let region = cx.region_name();
+        let token = copy_token(req);
+        let sent = cx
+            .ec2()
+            .copy_image()
+            .source_image_id(&req.source.id)
+            .source_region(&req.source_location.region)
+            .name(&req.name)
+            .description(format!(
+                "strongroom copy of {} from {}",
+                req.source.id, req.source_location
+            ))
+            .encrypted(true)
+            .kms_key_id(req.kms_key)
+            .client_token(token)
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Image))
+            .tag_specifications(req.tags.ec2_spec(Ec2ResourceType::Snapshot))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok((
+                out.image_id().unwrap_or_default().to_owned(),
+                RecoveryPointState::Pending,
+            )),
+            Err(e) => {
+                let mut err = from_sdk(e, "CopyImage", &req.source.id, region);
+                match err.code.as_deref() {
+                    // Concurrent AMI copies per destination region.
+                    Some("ResourceLimitExceeded") => err.kind = ErrorKind::NotReady,
+                    // The name is this copy's when its copy-of says so.
+                    Some("InvalidAMIName.Duplicate") => {
+                        let found =
+                            images(cx, vec![ec2_filter("name", [req.name.clone()])]).await?;
+                        if let Some(i) = found.first() {
+                            if i.tags().to_tags().get(tags::COPY_OF) == req.tags.get(tags::COPY_OF)
+                            {
+                                return Ok((
+                                    i.image_id().unwrap_or_default().to_owned(),
+                                    i.point_state(),
+                                ));
+                            }
+                        }
+                        err.message
+                            .push_str(" (the name is taken by an AMI that is not this copy)");
+                    }
+                    _ => {}
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// `CopyImage`'s client token: 64 ASCII characters at most, the same for the
+/// same source, destination, policy and run time.
+fn copy_token(req: &StartCopy<'_>) -> String {
+    let key = format!(
+        "{}|{}|{}|{}",
+        req.source.arn,
+        req.destination,
+        req.tags.get(tags::POLICY).map_or("", String::as_str),
+        req.tags.get(tags::CREATED_AT).map_or("", String::as_str)
+    );
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("strongroom-copy-{hash:016x}")
+}
+
+/// Our AMIs matching `filters` (disabled ones too), every page.
+async fn images(
+    cx: &LocationClients,
+    filters: Vec<aws_sdk_ec2::types::Filter>,
+) -> Result<Vec<aws_sdk_ec2::types::Image>, CloudError> {
+    let pages = cx
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .include_disabled(true)
+        .set_filters(Some(filters))
+        .max_results(PAGE)
+        .into_paginator()
+        .send();
+    all_pages(pages, "DescribeImages", cx.region_name(), |p| {
+        p.images().to_vec()
+    })
+    .await
 }
 
 /// The AMIs `run`'s policy made for `run.scheduled_time` at this location,

@@ -228,6 +228,7 @@ macro_rules! db_snapshot_kind {
                                 .iter()
                                 .map(|s| SourceSnapshot {
                                     id: id_of(s),
+                                    name: id_of(s),
                                     arn: s.$arn().unwrap_or_default().to_owned(),
                                     tags: s.tag_list().to_tags(),
                                     kms_key: s

@@ -195,6 +195,7 @@ impl KindAdapter for Ebs {
                         .filter_map(|s| {
                             let id = s.snapshot_id()?.to_owned();
                             Some(SourceSnapshot {
+                                name: String::new(),
                                 arn: format!(
                                     "arn:{partition}:ec2:{}::snapshot/{id}",
                                     cx.region_name()
