@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Checks the emulator's patches 10 (faults), 11 (DeregisterImage with
-DeleteAssociatedSnapshots), 12 (sharing), 13, 14 and 15 (Distributed Map)
+DeleteAssociatedSnapshots), 12 (sharing), 13, 14, 15 (Distributed Map), 16
+and 18 (IAM enforced: infra/vault-account.yaml's vault roles, rendered with
+PyYAML, which moto[server] brings, and judged by moto's IAM evaluator)
 through boto3.
 
 Starts its own emulator (no function binaries needed: functions only run when
@@ -16,6 +18,7 @@ Usage: ``check_faults.py`` (from any directory). Exits non-zero if a check fails
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -793,6 +796,337 @@ def check_vanishing_keys(check: "Check") -> None:
     assert check.http("GET", "/_strongroom/faults")[1]["vanishing_keys"] == ["batches.jsonl"]
 
 
+# -- patch 18: IAM enforced for the vault roles --------------------------------------
+
+VAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "infra/vault-account.yaml"
+VAULT_ACCOUNT = "210987654321"
+VAULT_REGION = "us-west-2"
+VAULT_PARAMETERS = {
+    "SourceAccountId": "123456789012",
+    "SourceCopyRoleArn": "arn:aws:iam::123456789012:role/strongroom-copy",
+    "SourcePruneRoleArn": "arn:aws:iam::123456789012:role/strongroom-prune",
+    "ExternalId": "",
+}
+ENFORCE = {"Key": "strongroom-emulator:enforce-iam", "Value": "true"}
+MANAGED = [{"Key": "strongroom:managed", "Value": "true"}]
+NO_VALUE = object()
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """A CloudFormation YAML template, its short tags (!Sub, !Ref, !If, ...) as their long forms."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def short_form(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        if suffix == "Ref":
+            return {"Ref": value}
+        if suffix == "Condition":
+            return {"Condition": value}
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        return {f"Fn::{suffix}": value}
+
+    Loader.add_multi_constructor("!", short_form)
+    return yaml.load(path.read_text(), Loader)  # noqa: S506 - SafeLoader with the CloudFormation tags
+
+
+def render(node: Any, refs: dict[str, Any], conditions: dict[str, bool]) -> Any:
+    """Resolves Ref, Fn::Sub, Fn::GetAtt, Fn::If and the condition functions; drops AWS::NoValue.
+    A reference it does not know fails (KeyError): nothing is left unresolved."""
+    if isinstance(node, list):
+        items = [render(n, refs, conditions) for n in node]
+        return [i for i in items if i is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return refs[arg]
+        if fn == "Fn::GetAtt":
+            return refs[".".join(arg)]
+        if fn == "Fn::Sub":
+            text, own = (arg, {}) if isinstance(arg, str) else (arg[0], render(arg[1], refs, conditions))
+            return re.sub(r"\$\{([^!}][^}]*)\}", lambda m: str(own[m[1]] if m[1] in own else refs[m[1]]), text)
+        if fn == "Fn::If":
+            return render(arg[1] if conditions[arg[0]] else arg[2], refs, conditions)
+        if fn == "Fn::Equals":
+            return render(arg[0], refs, conditions) == render(arg[1], refs, conditions)
+        if fn == "Fn::Not":
+            return not render(arg[0], refs, conditions)
+        if fn == "Fn::And":
+            return all(render(a, refs, conditions) for a in arg)
+        if fn == "Fn::Or":
+            return any(render(a, refs, conditions) for a in arg)
+        if fn == "Condition":
+            return conditions[arg]
+        if fn.startswith("Fn::"):
+            raise KeyError(f"{fn} is not rendered")
+    out = {k: render(v, refs, conditions) for k, v in node.items()}
+    return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+
+def check_vault_roles_enforced(check: "Check") -> None:
+    """Patch 18: infra/vault-account.yaml's VaultCopyRole and VaultPruneRole,
+    rendered (SourceAccountId 123456789012, no external id, AWS::AccountId
+    210987654321, AWS::Region us-west-2) and created in the vault account
+    tagged for enforcement, judged by moto's IAM evaluator: the source's copy
+    role cannot delete, deregister, unlock, share, disable or archive a vault
+    copy (EBS, RDS, and AMIs when the template copies them), nor schedule the
+    deletion of or disable the key, even with a broader policy attached; it
+    can copy, tag at creation, lock (managed copies only) and describe. The
+    prune role deletes an unlocked managed copy (and deregisters a managed
+    AMI when the template lets it), not one without the tag, not a locked
+    one (the lock refuses it), and cannot unlock. A role not tagged for
+    enforcement stays unrestricted, even with a Deny-everything policy.
+
+    What the evaluator judges here (iam_enforcement.py): every statement's
+    Action and Resource (snapshot, DB snapshot and key ARNs named per
+    action); the explicit Denies (Resource "*", no condition) as AWS does;
+    StringEquals on aws:ResourceTag/strongroom:managed,
+    rds:snapshot-tag/strongroom:managed and ec2:CreateAction, from the
+    resource's tags and the creating action. Not judged (treated as met):
+    kms:ViaService, kms:GrantIsForAWSResource, aws:TagKeys
+    (ForAllValues), the trust policy's principal and aws:PrincipalAccount;
+    the key's policy takes no part."""
+    template = load_template(VAULT_TEMPLATE)
+    params = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    params.update(VAULT_PARAMETERS)
+    assert set(params) == set(template["Parameters"]), sorted(params)
+    refs: dict[str, Any] = {
+        **params, "AWS::Partition": "aws", "AWS::AccountId": VAULT_ACCOUNT, "AWS::Region": VAULT_REGION,
+        "AWS::NoValue": NO_VALUE,
+    }
+    conditions: dict[str, bool] = {}
+    for name, expression in template["Conditions"].items():
+        conditions[name] = bool(render(expression, refs, conditions))
+    assert conditions == {"HasExternalId": False, "HasPruneRole": True}, conditions
+    names = {"VaultCopyRole": "strongroom-vault-VaultCopyRole", "VaultPruneRole": "strongroom-vault-VaultPruneRole"}
+    for logical, name in names.items():
+        refs[logical] = name
+        refs[f"{logical}.Arn"] = f"arn:aws:iam::{VAULT_ACCOUNT}:role/{name}"
+
+    def in_vault(client: Any) -> Any:
+        client.meta.events.register(
+            "before-sign", lambda request, **_: request.headers.__setitem__("x-moto-account-id", VAULT_ACCOUNT))
+        return client
+
+    iam = in_vault(check.client("iam", "harness"))
+    v_ec2 = in_vault(check.client("ec2", "harness", VAULT_REGION))
+    v_rds = in_vault(check.client("rds", "harness", VAULT_REGION))
+    v_kms = in_vault(check.client("kms", "harness", VAULT_REGION))
+    key = template["Resources"]["VaultKey"]["Properties"]
+    key_arn = v_kms.create_key(
+        Description=key["Description"], Policy=json.dumps(render(key["KeyPolicy"], refs, conditions)),
+    )["KeyMetadata"]["Arn"]
+    refs["VaultKey"], refs["VaultKey.Arn"] = key_arn.rsplit("/", 1)[1], key_arn
+    allowed: dict[str, set[str]] = {}  # role -> the actions its Allow statements name
+    for logical, name in names.items():
+        resource = template["Resources"][logical]
+        assert resource.get("Condition") is None or conditions[resource["Condition"]], logical
+        props = render(resource["Properties"], refs, conditions)
+        allowed[logical] = {
+            a for p in props["Policies"] for st in p["PolicyDocument"]["Statement"] if st["Effect"] == "Allow"
+            for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        }
+        # Anything else that grants (ManagedPolicyArns, a boundary) would go unjudged: fail instead.
+        assert set(props) <= {"Description", "AssumeRolePolicyDocument", "Policies"}, sorted(props)
+        iam.create_role(
+            RoleName=name, Description=props["Description"],
+            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]), Tags=[ENFORCE],
+        )
+        for policy in props["Policies"]:
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"]))
+
+    def assume(role_arn: str, session: str) -> Callable[..., Any]:
+        """Clients with the credentials AssumeRole gives the home account (as the source's functions get them)."""
+        creds = check.client("sts", "harness").assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+
+        def client(service: str, region: str = VAULT_REGION) -> Any:
+            return boto3.client(
+                service, endpoint_url=check.endpoint, region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+                config=Config(retries={"total_max_attempts": 1}),
+            )
+
+        return client
+
+    def refused(call: Callable[[], Any], code: str, status: int, what: str, why: str = "explicit deny") -> None:
+        try:
+            call()
+        except ClientError as e:
+            got = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+            message = e.response["Error"].get("Message", "")
+            assert got == (code, status), f"{what}: expected {code} HTTP {status}, got {got} {message}"
+            if code == "UnauthorizedOperation":
+                assert message.startswith("You are not authorized to perform this operation."), message
+            assert why in message, f"{what}: {message!r} does not say {why!r}"
+            return
+        raise AssertionError(f"{what}: allowed, expected {code} HTTP {status}")
+
+    def snapshot_exists(sid: str) -> bool:
+        return bool(v_ec2.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [sid]}])["Snapshots"])
+
+    # The source's recovery points, shared with the vault account, as the copy function finds them.
+    h_ec2, h_rds = check.client("ec2", "harness"), check.client("rds", "harness")
+    source = h_ec2.create_snapshot(VolumeId=check.volume)["SnapshotId"]
+    h_ec2.modify_snapshot_attribute(SnapshotId=source, Attribute="createVolumePermission",
+                                    CreateVolumePermission={"Add": [{"UserId": VAULT_ACCOUNT}]})
+    db_source = check.name("strongroom-vault-db")
+    h_rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=db_source)
+    h_rds.modify_db_snapshot_attribute(DBSnapshotIdentifier=db_source, AttributeName="restore",
+                                       ValuesToAdd=[VAULT_ACCOUNT])
+    db_source_arn = f"arn:aws:rds:us-east-1:123456789012:snapshot:{db_source}"
+    # A snapshot of the vault account's own, not managed.
+    volume = v_ec2.create_volume(AvailabilityZone=f"{VAULT_REGION}a", Size=1)["VolumeId"]
+    unmanaged = v_ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+
+    # -- the copy role -------------------------------------------------------------
+    as_copy = assume(refs["VaultCopyRole.Arn"], "strongroom-copy")
+    who = as_copy("sts").get_caller_identity()
+    assert who["Account"] == VAULT_ACCOUNT and ":assumed-role/strongroom-vault-VaultCopyRole/" in who["Arn"], who
+    ec2, rds, kms = as_copy("ec2"), as_copy("rds"), as_copy("kms")
+
+    def copy() -> str:
+        return ec2.copy_snapshot(
+            SourceSnapshotId=source, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=key_arn,
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": MANAGED}],
+        )["SnapshotId"]
+
+    kept, pruned = copy(), copy()  # CopySnapshot, with ec2:CreateTags at creation
+    assert v_ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [kept]}])["Tags"][0]["Value"] == "true"
+    assert {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]} >= {kept, pruned}
+    ec2.lock_snapshot(SnapshotId=kept, LockMode="compliance", LockDuration=1)  # a managed copy
+    assert [s["SnapshotId"] for s in ec2.describe_locked_snapshots(SnapshotIds=[kept])["Snapshots"]] == [kept]
+    unauthorized = ("UnauthorizedOperation", 403)
+    refused(lambda: ec2.delete_snapshot(SnapshotId=pruned), *unauthorized, "copy role DeleteSnapshot")
+    assert snapshot_exists(pruned), "a refused DeleteSnapshot deleted the copy"
+    refused(lambda: ec2.unlock_snapshot(SnapshotId=kept), *unauthorized, "copy role UnlockSnapshot")
+    assert v_ec2.describe_locked_snapshots(SnapshotIds=[kept])["Snapshots"], "a refused unlock unlocked"
+    refused(lambda: ec2.modify_snapshot_attribute(
+        SnapshotId=pruned, Attribute="createVolumePermission", CreateVolumePermission={"Add": [{"Group": "all"}]},
+    ), *unauthorized, "copy role ModifySnapshotAttribute (public)")
+    refused(lambda: ec2.modify_snapshot_attribute(
+        SnapshotId=pruned, Attribute="createVolumePermission", OperationType="add", UserIds=[OTHER_ACCOUNT],
+    ), *unauthorized, "copy role ModifySnapshotAttribute (another account)")
+    perms = v_ec2.describe_snapshot_attribute(SnapshotId=pruned, Attribute="createVolumePermission")
+    assert not perms["CreateVolumePermissions"], perms
+    refused(lambda: ec2.modify_snapshot_tier(SnapshotId=pruned, StorageTier="archive"), *unauthorized,
+            "copy role ModifySnapshotTier")
+    refused(lambda: ec2.deregister_image(ImageId="ami-12345678"), *unauthorized, "copy role DeregisterImage")
+    # Allowed only as the template says: tags only at creation, locks only on managed copies.
+    refused(lambda: ec2.create_tags(Resources=[pruned], Tags=[{"Key": "strongroom:managed", "Value": "false"}]),
+            *unauthorized, "copy role CreateTags after creation", "because no identity-based policy allows")
+    refused(lambda: ec2.lock_snapshot(SnapshotId=unmanaged, LockMode="governance", LockDuration=1),
+            *unauthorized, "copy role LockSnapshot of an unmanaged snapshot", "because no identity-based policy")
+    refused(lambda: ec2.create_volume(AvailabilityZone=f"{VAULT_REGION}a", Size=1), *unauthorized,
+            "copy role CreateVolume", "because no identity-based policy allows")
+    # AMIs, when the template copies them: CopyImage (and tags at creation), never
+    # deregistered, shared or disabled.
+    ami_copy = ami_unmanaged = None
+    if "ec2:CopyImage" in allowed["VaultCopyRole"]:
+        root = v_ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+        ami_unmanaged = v_ec2.register_image(
+            Name=check.name("vault-ami"), RootDeviceName="/dev/sda1",
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": root}}],
+        )["ImageId"]
+        ami_copy = ec2.copy_image(
+            SourceImageId=ami_unmanaged, SourceRegion=VAULT_REGION, Name=check.name("vault-ami-copy"),
+            TagSpecifications=[{"ResourceType": kind, "Tags": MANAGED} for kind in ("image", "snapshot")],
+        )["ImageId"]
+        v_ec2.create_tags(Resources=[ami_copy], Tags=MANAGED)  # moto's CopyImage drops TagSpecifications
+        assert [i["ImageId"] for i in ec2.describe_images(ImageIds=[ami_copy])["Images"]] == [ami_copy]
+        refused(lambda: ec2.deregister_image(ImageId=ami_copy), *unauthorized, "copy role DeregisterImage")
+        refused(lambda: ec2.modify_image_attribute(
+            ImageId=ami_copy, LaunchPermission={"Add": [{"Group": "all"}]}), *unauthorized,
+            "copy role ModifyImageAttribute (public)")
+        refused(lambda: ec2.disable_image(ImageId=ami_copy), *unauthorized, "copy role DisableImage")
+    # RDS: copies of strongroom-* names only; never deleted or shared.
+    db_copy = db_source
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier=db_source_arn, TargetDBSnapshotIdentifier=db_copy,
+                         KmsKeyId=key_arn, Tags=MANAGED)
+    db_untagged = check.name("strongroom-vault-untagged")
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier=db_source_arn, TargetDBSnapshotIdentifier=db_untagged,
+                         KmsKeyId=key_arn)
+    assert rds.describe_db_snapshots(DBSnapshotIdentifier=db_copy)["DBSnapshots"], db_copy
+    refused(lambda: rds.copy_db_snapshot(SourceDBSnapshotIdentifier=db_source_arn,
+                                         TargetDBSnapshotIdentifier=check.name("elsewhere"), KmsKeyId=key_arn),
+            "AccessDenied", 403, "copy role CopyDBSnapshot to another name", "because no identity-based policy")
+    refused(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier=db_copy), "AccessDenied", 403,
+            "copy role DeleteDBSnapshot")
+    refused(lambda: rds.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier=db_copy, AttributeName="restore", ValuesToAdd=["all"]),
+        "AccessDenied", 403, "copy role ModifyDBSnapshotAttribute")
+    assert v_rds.describe_db_snapshots(DBSnapshotIdentifier=db_copy)["DBSnapshots"], "a refused delete deleted"
+    # The key: never disabled, nor its deletion scheduled.
+    refused(lambda: kms.schedule_key_deletion(KeyId=key_arn, PendingWindowInDays=7), "AccessDeniedException", 400,
+            "copy role ScheduleKeyDeletion")
+    refused(lambda: kms.disable_key(KeyId=key_arn), "AccessDeniedException", 400, "copy role DisableKey")
+    assert v_kms.describe_key(KeyId=key_arn)["KeyMetadata"]["KeyState"] == "Enabled"
+    # A broader policy attached later (attached policies count): the explicit Deny still wins.
+    broad = iam.create_policy(PolicyName="strongroom-vault-broad", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["ec2:*", "kms:*"], "Resource": "*"}]}),
+    )["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=names["VaultCopyRole"], PolicyArn=broad)
+    ec2.delete_volume(VolumeId=ec2.create_volume(AvailabilityZone=f"{VAULT_REGION}a", Size=1)["VolumeId"])
+    refused(lambda: ec2.delete_snapshot(SnapshotId=pruned), *unauthorized, "DeleteSnapshot with ec2:* attached")
+    refused(lambda: ec2.unlock_snapshot(SnapshotId=kept), *unauthorized, "UnlockSnapshot with ec2:* attached")
+    refused(lambda: kms.schedule_key_deletion(KeyId=key_arn), "AccessDeniedException", 400,
+            "ScheduleKeyDeletion with kms:* attached")
+    iam.detach_role_policy(RoleName=names["VaultCopyRole"], PolicyArn=broad)
+    assert snapshot_exists(pruned) and snapshot_exists(kept)
+
+    # -- the prune role --------------------------------------------------------------
+    as_prune = assume(refs["VaultPruneRole.Arn"], "strongroom-prune")
+    ec2, rds = as_prune("ec2"), as_prune("rds")
+    assert {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]} >= {kept, pruned}
+    deleting = [{"Key": "strongroom:deleting", "Value": "true"}]
+    refused(lambda: ec2.create_tags(Resources=[unmanaged], Tags=deleting), *unauthorized,
+            "prune role marks an unmanaged snapshot", "because no identity-based policy allows")
+    refused(lambda: ec2.delete_snapshot(SnapshotId=unmanaged), *unauthorized, "prune role deletes an unmanaged one",
+            "because no identity-based policy allows")
+    assert snapshot_exists(unmanaged)
+    refused(lambda: ec2.unlock_snapshot(SnapshotId=kept), *unauthorized, "prune role UnlockSnapshot")
+    check.expect_error(lambda: ec2.delete_snapshot(SnapshotId=kept), "SnapshotLocked", 400,
+                       "prune role deletes a locked copy (allowed by IAM, refused by the lock)")
+    ec2.create_tags(Resources=[pruned], Tags=deleting)
+    ec2.delete_snapshot(SnapshotId=pruned)
+    assert not snapshot_exists(pruned) and snapshot_exists(kept)
+    if ami_copy and "ec2:DeregisterImage" in allowed["VaultPruneRole"]:
+        refused(lambda: ec2.deregister_image(ImageId=ami_unmanaged), *unauthorized,
+                "prune role deregisters an unmanaged AMI", "because no identity-based policy allows")
+        ec2.deregister_image(ImageId=ami_copy)
+        assert not v_ec2.describe_images(Filters=[{"Name": "image-id", "Values": [ami_copy]}])["Images"]
+    refused(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier=db_untagged), "AccessDenied", 403,
+            "prune role deletes an untagged DB snapshot", "because no identity-based policy allows")
+    rds.delete_db_snapshot(DBSnapshotIdentifier=db_copy)
+    assert db_copy not in {s["DBSnapshotIdentifier"] for s in v_rds.describe_db_snapshots()["DBSnapshots"]}
+
+    # -- not tagged for enforcement: unrestricted, whatever its policies ---------------------
+    iam.create_role(RoleName="strongroom-vault-unenforced", AssumeRolePolicyDocument=json.dumps(
+        render(template["Resources"]["VaultCopyRole"]["Properties"]["AssumeRolePolicyDocument"], refs, conditions)))
+    iam.put_role_policy(RoleName="strongroom-vault-unenforced", PolicyName="deny-everything", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
+    ec2 = assume(f"arn:aws:iam::{VAULT_ACCOUNT}:role/strongroom-vault-unenforced", "strongroom-copy")("ec2")
+    first = v_ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    ec2.delete_snapshot(SnapshotId=first)
+    # The tag is read at each request: tagged, the same credentials are judged; untagged, not.
+    iam.tag_role(RoleName="strongroom-vault-unenforced", Tags=[ENFORCE])
+    second = v_ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    refused(lambda: ec2.delete_snapshot(SnapshotId=second), *unauthorized, "once tagged for enforcement")
+    iam.untag_role(RoleName="strongroom-vault-unenforced", TagKeys=[ENFORCE["Key"]])
+    ec2.delete_snapshot(SnapshotId=second)
+    assert not snapshot_exists(first) and not snapshot_exists(second)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, Emulator(
         functions_dir, {"STRONGROOM_EMULATOR_FAULTS": json.dumps(INITIAL)}
@@ -821,6 +1155,7 @@ def main() -> None:
             ("Distributed Map", lambda: check_distributed_map(check)),
             ("Organizations listing needs the management account", lambda: check_organizations_listing(check)),
             ("vanishing keys", lambda: check_vanishing_keys(check)),
+            ("IAM enforced for the vault roles (infra/vault-account.yaml)", lambda: check_vault_roles_enforced(check)),
         ]:
             check.run(name, section)
     if check.failures:

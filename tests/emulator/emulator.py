@@ -165,6 +165,17 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     in the caller's account only), failing when its key grants the caller
     nothing; the AWS managed ``aws/ebs`` key reported as AWS managed, carried
     by snapshots, and refused for sharing.
+18. IAM policies enforced, by moto's own evaluator, for requests signed with
+    credentials STS ``AssumeRole`` handed out for a role tagged
+    ``strongroom-emulator:enforce-iam`` = ``true`` (tests/emulator/iam_enforcement.py
+    documents what moto's evaluator judges and how, resources and condition
+    keys included): the role's inline and attached policies decide, and "an
+    explicit deny in any policy overrides any allows" (AWS, IAM policy
+    evaluation logic); a denied EC2 call is HTTP 403 ``UnauthorizedOperation``
+    ("You are not authorized to perform this operation."), a JSON service's
+    HTTP 400 ``AccessDeniedException``, another's HTTP 403 ``AccessDenied``.
+    moto enforces IAM for every request or none (the emulator's dummy
+    credentials are no IAM user): every other request stays unrestricted.
 
 The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
 in the home region, as the stack does, and gives the functions its name in
@@ -196,6 +207,7 @@ from typing import Any
 import copies
 import distributed_map
 import faults
+import iam_enforcement
 
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
@@ -242,6 +254,7 @@ def patch_moto() -> None:
     faults.patch_moto_faults()
     distributed_map.patch_moto_distributed_map()
     copies.patch_moto_copies()
+    iam_enforcement.patch_moto_iam_enforcement()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
