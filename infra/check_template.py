@@ -14,9 +14,12 @@
    action carries its guard (the `strongroom:managed` resource-tag
    condition where the service evaluates one; for Redshift, whose
    `DeleteClusterSnapshot` is limited to Strongroom's `strongroom-*` names,
-   see README "IAM"); `ec2:CreateTags` only at creation or for the
-   `strongroom:deleting` mark on managed snapshots; `sts:AssumeRole` only on
-   the `AssumableRoleArns` parameter. Only the prune role may delete a
+   see README "IAM"); sharing (`ec2:ModifySnapshotAttribute`,
+   `ec2:ModifyImageAttribute`, `rds:Modify*SnapshotAttribute`) only of
+   managed recovery points; `ec2:CreateTags` only at creation (copies by
+   `CopySnapshot` and `CopyImage` included) or for the `strongroom:deleting`
+   mark on managed snapshots; `sts:AssumeRole` only on the
+   `AssumableRoleArns` parameter. Only the prune role may delete a
    recovery point (the copy role never: no `ec2:Delete*`,
    `ec2:DeregisterImage`, `rds:Delete*`, `redshift:Delete*`, nor a wildcard
    that would match one), and no role may unlock a snapshot or schedule a
@@ -27,8 +30,9 @@
    same way, and more: its copy role's trust names exactly the
    `SourceCopyRoleArn` parameter (the prune role's, `SourcePruneRoleArn`),
    with the external id when one is set; no Allow statement of the copy role
-   deletes or unlocks; its explicit Deny covers deleting and unlocking; the
-   key's policy names no principal but the vault account and the copy role.
+   deletes or unlocks; its explicit Deny covers deleting, deregistering,
+   unlocking and sharing (snapshots and AMIs); the key's policy names no
+   principal but the vault account and the copy role.
 5. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
    resources, properties and IAM statements as the SAM template and the
    vault template.
@@ -55,12 +59,21 @@ TAG_GUARDED = {
     "rds:DeleteDBSnapshot": ["rds:snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
     "rds:DeleteDBClusterSnapshot": ["rds:cluster-snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
 }
+# Sharing (a copy to a vault account shares the recovery point for the copy) ->
+# the condition keys that keep it to managed recovery points (any one, "true"):
+# unguarded, it could make any snapshot or AMI of the account public.
+SHARE_GUARDED = {
+    "ec2:ModifySnapshotAttribute": ["aws:ResourceTag/strongroom:managed", "ec2:ResourceTag/strongroom:managed"],
+    "ec2:ModifyImageAttribute": ["aws:ResourceTag/strongroom:managed", "ec2:ResourceTag/strongroom:managed"],
+    "rds:ModifyDBSnapshotAttribute": ["rds:snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
+    "rds:ModifyDBClusterSnapshotAttribute": ["rds:cluster-snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
+}
 # Destructive actions guarded by the names Strongroom gives instead (the resource ARN).
 NAME_GUARDED = {
     "redshift:DeleteClusterSnapshot": ":snapshot:*/strongroom-*",
 }
 # The ec2:CreateAction values that make a tag one at creation (copies included).
-CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot"}
+CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot", "CopyImage"}
 # Actions that remove a recovery point: only the roles in DELETERS may have
 # them (IAM patterns, matched case-insensitively like IAM does).
 DELETE_ACTIONS = ["ec2:Delete*", "ec2:DeregisterImage", "rds:Delete*", "redshift:Delete*"]
@@ -74,9 +87,13 @@ DESTRUCTIVE_EXAMPLES = [
     "ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot",
     "rds:DeleteDBClusterSnapshot", "redshift:DeleteClusterSnapshot", "kms:ScheduleKeyDeletion",
 ]
-# The vault copy role's explicit Deny must name at least these (on "*", unconditioned).
-VAULT_COPY_DENIED = ["ec2:DeleteSnapshot", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot"]
-VAULT_PRUNE_DENIED = ["ec2:UnlockSnapshot", "kms:ScheduleKeyDeletion"]
+# The vault copy role's explicit Deny must name at least these (on "*", unconditioned):
+# deleting a copy, deregistering an AMI copy, unlocking, sharing an AMI copy out.
+VAULT_COPY_DENIED = [
+    "ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:UnlockSnapshot", "ec2:ModifyImageAttribute",
+    "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot",
+]
+VAULT_PRUNE_DENIED = ["ec2:UnlockSnapshot", "ec2:ModifyImageAttribute", "kms:ScheduleKeyDeletion"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -212,6 +229,10 @@ def check_iam(cfn: dict[str, Any]) -> list[str]:
                 eq = condition.get("StringEquals", {})
                 if not any(eq.get(k) == "true" for k in TAG_GUARDED[a]):
                     problems.append(f"{where}: destructive without a strongroom:managed=true resource-tag condition")
+            if a in SHARE_GUARDED:
+                eq = condition.get("StringEquals", {})
+                if not any(eq.get(k) == "true" for k in SHARE_GUARDED[a]):
+                    problems.append(f"{where}: shares without a strongroom:managed=true resource-tag condition")
             if a in NAME_GUARDED:
                 resources = [resource_text(r) for r in as_list(s.get("Resource", []))]
                 if not resources or not all(NAME_GUARDED[a] in r for r in resources):
@@ -316,13 +337,23 @@ def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
                 s.pop("Condition", None)
         return mutate
 
-    for action in list(TAG_GUARDED) + ["ec2:CreateTags"]:
+    for action in list(TAG_GUARDED) + list(SHARE_GUARDED) + ["ec2:CreateTags"]:
         if not any(action in as_list(s.get("Action", [])) for _, s in statements(cfn)):
             if not complete:
                 continue
             raise SystemExit(f"self-test: no statement grants {action}; the check would prove nothing")
         if not any(action in p for p in without(drop_condition(action))):
             raise SystemExit(f"self-test: the check accepts {action} without its condition")
+
+    # Tags at creation are those of the actions that create: one that does
+    # not (here, sharing an AMI) among them tags existing resources.
+    def not_at_creation(s: dict[str, Any]) -> None:
+        equals = s.get("Condition", {}).get("StringEquals", {})
+        if "ec2:CreateAction" in equals:
+            equals["ec2:CreateAction"] = as_list(equals["ec2:CreateAction"]) + ["ModifyImageAttribute"]
+
+    if not any("ec2:CreateTags" in p and "tags existing" in p for p in without(not_at_creation)):
+        raise SystemExit("self-test: the check accepts ec2:CreateTags with an ec2:CreateAction that creates nothing")
     if not complete:
         return
 

@@ -5,8 +5,9 @@ Starts the emulator (moto + Strongroom's real function binaries), seeds a small
 estate in two regions, runs the backup state machine through Step Functions
 with the shipped scheduled input (events/backup/scheduled.json), follows its
 states as they happen, prints what it protected, runs the same schedule again
-to show that a re-run creates nothing, and stops everything it started, also
-on Ctrl-C or when a step fails.
+to show that a re-run creates nothing, runs a second policy that copies every
+recovery point to another region (the disaster-recovery copies), and stops
+everything it started, also on Ctrl-C or when a step fails.
 """
 
 from __future__ import annotations
@@ -136,6 +137,45 @@ def main() -> None:
         say(f"    outcome {report2['outcome']}: created {created}, found existing {existing}, pruned {deleted}")
         if created != 0 or deleted != 0:
             raise SystemExit("a re-run created or deleted recovery points: idempotency is broken")
+        say()
+        say("==> Disaster recovery: a policy 'dr' copies every recovery point to us-west-2, under its own key")
+        key = emu.client("kms", "us-west-2").create_key(Description="strongroom demo destination")["KeyMetadata"]["Arn"]
+        dr_input = {
+            "policy": {
+                "name": "dr",
+                "selector": {
+                    "resource_types": [t for t in TYPES if t != "redshift-cluster"],
+                    "regions": policy["selector"]["regions"],
+                    "tags": policy["selector"]["tags"],
+                    "exclude_tags": policy["selector"].get("exclude_tags", {}),
+                },
+                "retention": {"keep_last": 7},
+                "copies": [{"region": "us-west-2", "kms_key": key, "retention": {"keep_last": 30}}],
+            },
+            "scheduled_time": "2026-11-29T04:00:00Z",
+            "poll_seconds": 0,
+        }
+        execution = emu.run_execution(machine, "demo-dr-2026-11-29", dr_input)
+        desc = execution.description
+        if desc["status"] != "SUCCEEDED":
+            raise SystemExit(f"the execution {desc['status']}: {desc.get('error')} {desc.get('cause')}")
+        dr = execution.report()
+        say(f"    run {dr['run']['execution']}: {dr['outcome']}")
+        rows = [["destination", "started", "reused", "completed", "failed", "passes", "most in flight"]]
+        for d in dr.get("copies", []):
+            loc = d.get("location") or {}
+            c = d["counts"]
+            rows.append([f"{loc.get('account', '?')}/{loc.get('region', '?')}", str(c["started"]), str(c["reused"]),
+                         str(c["completed"]), str(c["failed"]), str(d["passes"]),
+                         ", ".join(f"{k} {v}" for k, v in sorted(d.get("peak_in_flight", {}).items()))])
+        table(rows)
+        for f in dr["failures"]:
+            say(f"    FAILED {f.get('id')} in {f['region']}: {f['error_type']}: {f['message']}")
+        copies = [p for p in emu.recovery_points(["us-west-2"]) if "strongroom:copy-of" in p.tags]
+        say(f"    {len(copies)} copies in us-west-2, each tagged strongroom:copy-of (e.g. "
+            f"{copies[0].id} <- {copies[0].tags['strongroom:copy-of']})" if copies else "    no copies found")
+        if not copies or any(d["counts"]["failed"] for d in dr.get("copies", [])):
+            raise SystemExit("the disaster-recovery copies did not all complete")
         counts = Counter(r["resource_type"] for r in resources)
         say()
         say(f"Done: {len(resources)} resources seeded ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "

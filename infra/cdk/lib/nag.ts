@@ -29,7 +29,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
     reason:
       "Deletes, the deleting mark, sharing with a vault and locks are conditioned on aws:ResourceTag/strongroom:managed=true; " +
-      "tags at creation on ec2:CreateAction; CopySnapshot copies the run's own recovery points (their ids come from the run).",
+      "tags at creation on ec2:CreateAction; CopySnapshot and CopyImage copy the run's own recovery points (their ids come " +
+      "from the run).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:snapshot/*]`,
@@ -37,7 +38,9 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::image/*]`,
-    reason: "Deregistration is conditioned on aws:ResourceTag/strongroom:managed=true; tags at creation on ec2:CreateAction.",
+    reason:
+      "Deregistration and sharing with a vault are conditioned on aws:ResourceTag/strongroom:managed=true; tags at creation " +
+      "on ec2:CreateAction; CopyImage copies the run's own AMIs (their ids come from the run).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:snapshot:strongroom-*]`,
@@ -103,9 +106,16 @@ export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
     reason:
-      "CopySnapshot of the source's shared snapshots, whose ids come from the run; tags only at creation (ec2:CreateAction " +
-      "CopySnapshot); locks and deletes only on aws:ResourceTag/strongroom:managed=true; deleting, unlocking and sharing " +
-      "the copy role may not do at all (explicit Deny).",
+      "CopySnapshot and CopyImage of the source's shared snapshots and AMIs, whose ids come from the run; tags only at " +
+      "creation (ec2:CreateAction CopySnapshot or CopyImage); locks and deletes only on aws:ResourceTag/strongroom:managed=true; " +
+      "deleting, unlocking and sharing the copy role may not do at all (explicit Deny).",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::image/*]`,
+    reason:
+      "CopyImage of the source's shared AMIs, whose ids come from the run; tags only at creation (ec2:CreateAction " +
+      "CopyImage); deregistration (prune role) only on aws:ResourceTag/strongroom:managed=true; deregistering, sharing " +
+      "and disabling the copy role may not do at all (explicit Deny).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:snapshot:strongroom-*]`,

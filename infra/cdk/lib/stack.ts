@@ -215,21 +215,30 @@ export class StrongroomStack extends Stack {
       // Copies never delete (a guard in infra/check_template.py).
       copy: [
         tracing,
+        // The sources (an AMI's name, tags and block device mappings too) and the copies made or pending.
         {
           Sid: "Inspect",
           Effect: "Allow",
-          Action: ["ec2:DescribeSnapshots", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
+          Action: ["ec2:DescribeSnapshots", "ec2:DescribeImages", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
           Resource: "*",
         },
         // Whether a source's key is AWS managed: what it encrypts cannot be shared.
         { Sid: "KeyFacts", Effect: "Allow", Action: "kms:DescribeKey", Resource: "*" },
         { Sid: "CopyEbsSnapshots", Effect: "Allow", Action: "ec2:CopySnapshot", Resource: `arn:${partition}:ec2:*::snapshot/*` },
+        // CopyImage is authorized on the source AMI, the new AMI and the snapshots it copies with it.
+        {
+          Sid: "CopyAmis",
+          Effect: "Allow",
+          Action: "ec2:CopyImage",
+          Resource: [`arn:${partition}:ec2:*::image/*`, `arn:${partition}:ec2:*::snapshot/*`],
+        },
+        // A copied AMI and its snapshots are tagged by CopyImage's TagSpecifications, at creation.
         {
           Sid: "TagCopiesAtCreation",
           Effect: "Allow",
           Action: "ec2:CreateTags",
-          Resource: `arn:${partition}:ec2:*::snapshot/*`,
-          Condition: { StringEquals: { "ec2:CreateAction": "CopySnapshot" } },
+          Resource: [`arn:${partition}:ec2:*::snapshot/*`, `arn:${partition}:ec2:*::image/*`],
+          Condition: { StringEquals: { "ec2:CreateAction": ["CopySnapshot", "CopyImage"] } },
         },
         {
           Sid: "CopyDbSnapshots",
@@ -246,6 +255,14 @@ export class StrongroomStack extends Stack {
           Effect: "Allow",
           Action: "ec2:ModifySnapshotAttribute",
           Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+        },
+        // An AMI's launch permission (its snapshots' by the statement above), added for the copy, removed after it.
+        {
+          Sid: "ShareManagedAmis",
+          Effect: "Allow",
+          Action: "ec2:ModifyImageAttribute",
+          Resource: `arn:${partition}:ec2:*::image/*`,
           Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
         },
         {
@@ -287,7 +304,7 @@ export class StrongroomStack extends Stack {
             },
           },
         },
-        // CopySnapshot / CopyDBSnapshot in this account: EBS and RDS use the keys on the function's behalf.
+        // CopySnapshot / CopyImage / CopyDBSnapshot in this account: EBS and RDS use the keys on the function's behalf.
         {
           Sid: "UseKeysThroughEbsAndRds",
           Effect: "Allow",

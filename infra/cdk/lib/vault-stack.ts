@@ -37,6 +37,7 @@ export class VaultStack extends Stack {
     const account = Aws.ACCOUNT_ID;
     const source = p.sourceAccount.valueAsString;
     const snapshots = `arn:${partition}:ec2:*::snapshot/*`;
+    const images = `arn:${partition}:ec2:*::image/*`;
     const managed = { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } };
     /** Only `principal` may assume the role, with the external id when one is set. */
     const trust = (sid: string, principal: string) => ({
@@ -73,6 +74,7 @@ export class VaultStack extends Stack {
                 Effect: "Allow",
                 Action: [
                   "ec2:DescribeSnapshots",
+                  "ec2:DescribeImages",
                   "ec2:DescribeLockedSnapshots",
                   "rds:DescribeDBSnapshots",
                   "rds:DescribeDBClusterSnapshots",
@@ -80,12 +82,15 @@ export class VaultStack extends Stack {
                 Resource: "*",
               },
               { Sid: "CopyEbsSnapshots", Effect: "Allow", Action: "ec2:CopySnapshot", Resource: snapshots },
+              // The source's AMI (shared with this account with its snapshots), the copy and its snapshots.
+              { Sid: "CopyAmis", Effect: "Allow", Action: "ec2:CopyImage", Resource: [images, snapshots] },
+              // Tags only as CopySnapshot or CopyImage creates a copy: never on a copy already made.
               {
                 Sid: "TagCopiesAtCreation",
                 Effect: "Allow",
                 Action: "ec2:CreateTags",
-                Resource: snapshots,
-                Condition: { StringEquals: { "ec2:CreateAction": "CopySnapshot" } },
+                Resource: [snapshots, images],
+                Condition: { StringEquals: { "ec2:CreateAction": ["CopySnapshot", "CopyImage"] } },
               },
               { Sid: "LockCopies", Effect: "Allow", Action: "ec2:LockSnapshot", Resource: snapshots, Condition: managed },
               {
@@ -123,8 +128,8 @@ export class VaultStack extends Stack {
                 Resource: `arn:${partition}:kms:*:${source}:key/*`,
                 Condition: { StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] } },
               },
-              // Whatever else is ever attached to this role: a compromised source can create
-              // and tag copies, never delete, unlock, share or archive them, nor end the key.
+              // Whatever else is ever attached to this role: a compromised source can create and
+              // tag copies, never delete, deregister, unlock, share, disable or archive them, nor end the key.
               {
                 Sid: "DenyDeletingOrUnlocking",
                 Effect: "Deny",
@@ -133,6 +138,8 @@ export class VaultStack extends Stack {
                   "ec2:DeregisterImage",
                   "ec2:UnlockSnapshot",
                   "ec2:ModifySnapshotAttribute",
+                  "ec2:ModifyImageAttribute",
+                  "ec2:DisableImage",
                   "ec2:ModifySnapshotTier",
                   "rds:DeleteDBSnapshot",
                   "rds:DeleteDBClusterSnapshot",
@@ -225,6 +232,8 @@ export class VaultStack extends Stack {
                 Resource: "*",
               },
               { Sid: "DeleteManagedEbsSnapshots", Effect: "Allow", Action: "ec2:DeleteSnapshot", Resource: snapshots, Condition: managed },
+              // An expired AMI copy; its snapshots, deleted with it or after it, are the statement above's.
+              { Sid: "DeregisterManagedAmis", Effect: "Allow", Action: "ec2:DeregisterImage", Resource: images, Condition: managed },
               {
                 Sid: "MarkManagedSnapshotsDeleting",
                 Effect: "Allow",
@@ -255,6 +264,7 @@ export class VaultStack extends Stack {
                 Action: [
                   "ec2:UnlockSnapshot",
                   "ec2:ModifySnapshotAttribute",
+                  "ec2:ModifyImageAttribute",
                   "kms:ScheduleKeyDeletion",
                   "kms:DisableKey",
                   "kms:PutKeyPolicy",

@@ -97,7 +97,7 @@ function roleStatements(t: Template, role: string): Statement[] {
   );
 }
 
-test("the copy role copies, shares, locks and grants, and never deletes", () => {
+test("the copy role copies (snapshots and AMIs), shares, locks and grants, and never deletes", () => {
   const t = Template.fromStack(synth(false).stack);
   const statements = roleStatements(t, "CopyRole");
   const sids = statements.map((s) => s.Sid).filter(Boolean);
@@ -107,9 +107,11 @@ test("the copy role copies, shares, locks and grants, and never deletes", () => 
     "Inspect",
     "KeyFacts",
     "CopyEbsSnapshots",
+    "CopyAmis",
     "TagCopiesAtCreation",
     "CopyDbSnapshots",
     "ShareManagedEbsSnapshots",
+    "ShareManagedAmis",
     "ShareManagedDbSnapshots",
     "ShareManagedDbClusterSnapshots",
     "LockCopies",
@@ -122,11 +124,19 @@ test("the copy role copies, shares, locks and grants, and never deletes", () => 
     assert.ok(!/^(ec2:Delete|ec2:DeregisterImage|rds:Delete|redshift:Delete)/i.test(a), `the copy role may ${a}`);
   }
   const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
-  assert.deepEqual(bySid("TagCopiesAtCreation").Condition, { StringEquals: { "ec2:CreateAction": "CopySnapshot" } });
+  assert.deepEqual(bySid("TagCopiesAtCreation").Condition, {
+    StringEquals: { "ec2:CreateAction": ["CopySnapshot", "CopyImage"] },
+  });
+  // CopyImage is authorized on the source AMI, the new AMI and its snapshots; never conditioned away to "*".
+  assert.deepEqual(bySid("CopyAmis").Resource, [
+    { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":ec2:*::image/*"]] },
+    { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":ec2:*::snapshot/*"]] },
+  ]);
+  assert.ok(actions.includes("ec2:DescribeImages"), "the copy role looks up AMIs");
   assert.deepEqual(bySid("UseKeysThroughEbsAndRds").Condition, {
     StringLike: { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"] },
   });
-  for (const sid of ["ShareManagedEbsSnapshots", "LockCopies"]) {
+  for (const sid of ["ShareManagedEbsSnapshots", "ShareManagedAmis", "LockCopies"]) {
     assert.deepEqual(bySid(sid).Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
   }
   // The state machine may invoke it.

@@ -57,9 +57,23 @@ test("the copy role has the explicit Deny, and no Allow that deletes, unlocks or
   assert.equal(deny.Effect, "Deny");
   assert.equal(deny.Resource, "*");
   assert.equal(deny.Condition, undefined);
-  for (const a of ["ec2:DeleteSnapshot", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot"]) {
+  for (const a of [
+    "ec2:DeleteSnapshot",
+    "ec2:DeregisterImage",
+    "ec2:UnlockSnapshot",
+    "ec2:ModifyImageAttribute",
+    "rds:DeleteDBSnapshot",
+    "rds:DeleteDBClusterSnapshot",
+  ]) {
     assert.ok(actions(deny).includes(a), `the Deny names ${a}`);
   }
+  // Tags (snapshot and AMI copies) only at creation.
+  const tags = copy.statements.filter((s) => s.Effect === "Allow" && actions(s).includes("ec2:CreateTags"));
+  assert.deepEqual(
+    tags.map((s) => s.Condition),
+    [{ StringEquals: { "ec2:CreateAction": ["CopySnapshot", "CopyImage"] } }],
+  );
+  assert.ok(copy.statements.some((s) => s.Sid === "CopyAmis" && actions(s).includes("ec2:CopyImage")));
   for (const s of copy.statements.filter((s) => s.Effect === "Allow")) {
     assert.equal(s.NotAction, undefined);
     for (const a of actions(s)) {
@@ -69,20 +83,21 @@ test("the copy role has the explicit Deny, and no Allow that deletes, unlocks or
   }
 });
 
-test("the prune role exists only with SourcePruneRoleArn, deletes only managed copies, never unlocks", () => {
+test("the prune role exists only with SourcePruneRoleArn, deletes only managed copies, never unlocks or shares", () => {
   const t = Template.fromStack(synth(false).stack);
   t.hasCondition("HasPruneRole", { "Fn::Not": [{ "Fn::Equals": [{ Ref: "SourcePruneRoleArn" }, ""] }] });
   const prune = role(t, "VaultPruneRole");
   assert.equal(prune.condition, "HasPruneRole");
   assert.deepEqual(prune.trust[0].Principal, { AWS: { Ref: "SourcePruneRoleArn" } });
-  const deletes = prune.statements.filter((s) => s.Effect === "Allow" && actions(s).some((a) => /:Delete/.test(a)));
-  assert.equal(deletes.length, 3);
+  const deletes = prune.statements.filter((s) => s.Effect === "Allow" && actions(s).some((a) => /:(Delete|Deregister)/.test(a)));
+  assert.equal(deletes.length, 4);
   for (const s of deletes) {
     const equals = (s.Condition as Record<string, Record<string, string>>).StringEquals;
     assert.ok(Object.entries(equals).some(([k, v]) => k.endsWith("strongroom:managed") && v === "true"), `${s.Sid}`);
   }
   const deny = prune.statements.find((s) => s.Effect === "Deny") as Statement;
   assert.ok(actions(deny).includes("ec2:UnlockSnapshot"));
+  assert.ok(actions(deny).includes("ec2:ModifyImageAttribute"));
   const outputs = t.findOutputs("PruneRoleArn");
   assert.equal(outputs.PruneRoleArn.Condition, "HasPruneRole");
 });
