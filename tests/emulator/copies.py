@@ -43,6 +43,13 @@ of that, so this module makes the emulator do what AWS does:
   (``snapshot``); ``KmsKeyId`` / ``Encrypted`` encrypt its snapshots; a name
   the caller's AMIs already use is ``InvalidAMIName.Duplicate``; the same
   ``ClientToken`` returns the same AMI (AWS: "Ensuring idempotency").
+* **Redshift cross-region snapshot copy.** A manual snapshot of a cluster
+  configured with ``EnableSnapshotCopy`` is copied by the cluster to its
+  destination region, under the same identifier, untagged, ``creating`` for
+  its first describes as above (AWS: "When a snapshot is created in the
+  cluster's primary AWS Region, it's copied to a secondary AWS Region"; only
+  snapshots taken after the copy was configured). moto stores the
+  configuration and copies nothing.
 * **The AWS managed EBS key.** An encrypted volume made without a key uses
   the account's ``aws/ebs`` key, whose ``KeyManager`` is ``AWS`` (moto makes
   the key but calls it ``CUSTOMER``); snapshots carry their volume's key
@@ -315,6 +322,29 @@ def patch_moto_copies() -> None:
     AmisResponse.copy_image = copy_image
     AmiBackend.describe_images = describe_images_and_advance
 
+    # Redshift: a configured cluster copies its new manual snapshots.
+    from moto.redshift.models import RedshiftBackend, redshift_backends
+    from moto.redshift.models import Snapshot as RedshiftSnapshot
+
+    create_cluster_snapshot = RedshiftBackend.create_cluster_snapshot
+
+    def create_and_copy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        made = create_cluster_snapshot(self, *args, **kwargs)
+        cluster = self.clusters.get(made.cluster_identifier)
+        status = getattr(cluster, "cluster_snapshot_copy_status", None)
+        if made.snapshot_type == "manual" and status:
+            dest = status["DestinationRegion"]
+            backend = redshift_backends[self.account_id][dest]
+            if made.snapshot_identifier not in backend.snapshots:
+                in_flight = _in_flight(backend.snapshots.values(), "creating")
+                copy = RedshiftSnapshot(cluster, made.snapshot_identifier, self.account_id, dest, None)
+                copy._strongroom_source_region = self.region_name
+                backend.snapshots[made.snapshot_identifier] = copy
+                _started(copy, f"{self.account_id}/{dest}/redshift", in_flight, "available")
+        return made
+
+    RedshiftBackend.create_cluster_snapshot = create_and_copy
+
     EBSBackend._create_default_encryption_key = aws_managed_default_key
     Snapshot.__init__ = snapshot_with_volume_key  # type: ignore[method-assign]
     EBSBackend.add_create_volume_permission = share_unless_aws_managed
@@ -362,4 +392,5 @@ def patch_moto_copies() -> None:
     RDSBackend.describe_db_cluster_snapshots = advancing(RDSBackend.describe_db_cluster_snapshots, "DescribeDBClusterSnapshots")
     # Keep the names referenced: the exceptions are what the patched calls raise.
     _ = (DBSnapshotNotFoundFault, DBClusterSnapshotNotFoundError, DBSnapshot, DBClusterSnapshot)
+    RedshiftBackend.describe_cluster_snapshots = advancing(RedshiftBackend.describe_cluster_snapshots, "DescribeClusterSnapshots")
     EBSBackend._strongroom_copies = True

@@ -11,7 +11,7 @@ Estates:
          ``--account``, one account of the 2,000-source benchmark.
   copies, copies-many, copies-default-key, copies-bench
          sources in us-east-1 for copies to us-west-2: three volumes under a
-         customer key, an instance and a database; fifty volumes; two volumes
+         customer key, an instance, a database and a Redshift cluster; fifty volumes; two volumes
          under the AWS managed aws/ebs key; a hundred recovery points of four
          kinds (the copy benchmark). Each also makes the destination's
          key (``keys`` in the manifest).
@@ -234,12 +234,14 @@ COPY_DESTINATION = "us-west-2"
 
 
 def copies(e: Estate) -> None:
-    """Three volumes under a customer key, an instance, a database; the destination's key."""
+    """Three volumes under a customer key, an instance, a database, a Redshift
+    cluster; the destination's key."""
     source = e.key(COPY_SOURCE, "strongroom-source")
     for i in range(3):
         e.volume(COPY_SOURCE, {"Name": f"data-{i}", "team": "core", **DAILY}, kms=source)
     e.instance(COPY_SOURCE, {"Name": "app", **DAILY}, data_volumes=1)
     e.rds(COPY_SOURCE, "orders", {"team": "core", **DAILY})
+    e.redshift(COPY_SOURCE, "warehouse", {"team": "core", **DAILY})
     e.key(COPY_DESTINATION, "strongroom-destination")
 
 

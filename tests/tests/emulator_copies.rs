@@ -554,3 +554,69 @@ async fn amis_are_copied_whole_tagged_encrypted_locked_and_once() {
     );
     assert_eq!(strongroom_count(&emu, "ec2:CopyImage"), 0);
 }
+
+#[tokio::test]
+async fn a_redshift_cluster_is_configured_to_copy_and_its_copy_is_found_and_tagged() {
+    let emu = Emulator::start();
+    let home = emu.seed("copies");
+    let mut p = policy(json!([same_account(&home)]), json!({"keep_last": 2}));
+    p["selector"]["resource_types"] = json!(["redshift-cluster"]);
+    let scheduled = hours_ago(1);
+    let r = run(&emu, "redshift-1", &input(p.clone(), &scheduled)).await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:#?}", r.failures);
+    assert_eq!(r.copies[0].counts.completed, 1, "{:#?}", r.copies);
+    let here = emu.harness_config().await;
+    // The cluster now copies its snapshots to the destination, kept until pruned.
+    let rs_source = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&here)
+            .region(aws_config::Region::new(SOURCE))
+            .build(),
+    );
+    let cluster = rs_source
+        .describe_clusters()
+        .cluster_identifier("warehouse")
+        .send()
+        .await
+        .unwrap();
+    let status = cluster.clusters()[0]
+        .cluster_snapshot_copy_status()
+        .expect("copy configured");
+    assert_eq!(status.destination_region(), Some(DESTINATION));
+    // The copy the cluster made is Strongroom's: tagged with the contract.
+    let rs_dest = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&here)
+            .region(aws_config::Region::new(DESTINATION))
+            .build(),
+    );
+    let copies = rs_dest
+        .describe_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copies.snapshots().len(), 1);
+    let copy = &copies.snapshots()[0];
+    assert!(copy
+        .snapshot_identifier()
+        .unwrap()
+        .starts_with("strongroom-daily-"));
+    let tags: BTreeMap<String, String> = copy
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+        .collect();
+    assert_eq!(tags[contract::MANAGED], "true");
+    assert_eq!(tags[contract::KIND], "redshift-snapshot");
+    assert_eq!(tags[contract::SOURCE_REGION], SOURCE);
+    assert!(tags[contract::COPY_OF].starts_with(&format!(
+        "arn:aws:redshift:{SOURCE}:{ACCOUNT}:snapshot:warehouse/strongroom-daily-"
+    )));
+    assert_eq!(strongroom_count(&emu, "redshift:EnableSnapshotCopy"), 1);
+
+    // A re-run finds the tagged copy and configures nothing again.
+    emu.reset_calls();
+    let again = run(&emu, "redshift-2", &input(p, &scheduled)).await;
+    assert_eq!(again.copies[0].counts.reused, 1, "{:#?}", again.copies);
+    assert_eq!(strongroom_count(&emu, "redshift:EnableSnapshotCopy"), 0);
+    assert_eq!(strongroom_count(&emu, "redshift:CreateTags"), 0);
+}

@@ -320,6 +320,15 @@ impl LocationClients {
         )
     }
 
+    /// The Redshift client of this location's account in another region.
+    pub fn redshift_in(&self, region: &str) -> aws_sdk_redshift::Client {
+        aws_sdk_redshift::Client::from_conf(
+            aws_sdk_redshift::config::Builder::from(&self.config)
+                .region(Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
     pub fn kms(&self) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::from_conf(
             aws_sdk_kms::config::Builder::from(&self.config)

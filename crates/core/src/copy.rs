@@ -329,16 +329,29 @@ pub fn validate_destinations(policy: &Policy, at: &str) -> Result<(), Error> {
             ));
         }
     }
-    if !policy.copies.is_empty() {
-        for t in &policy.selector.resource_types {
-            let kind = RecoveryPointKind::for_source(*t, policy.ec2.mode);
-            if kind.facts().copy == CopyMethod::NotYet {
+    // A kind whose copies the service makes (Redshift): one region of the
+    // same account, never another account.
+    for t in &policy.selector.resource_types {
+        let kind = RecoveryPointKind::for_source(*t, policy.ec2.mode);
+        if kind.facts().copy != CopyMethod::ClusterConfigured {
+            continue;
+        }
+        let mut regions = 0;
+        for (i, d) in policy.copies.iter().enumerate() {
+            if d.account.is_some() {
                 return Err(Error::invalid(
-                    format!("{at}.copies"),
+                    format!("{at}.copies[{i}].account"),
                     format!(
-                        "cannot copy {} recovery points ({}): Strongroom does not copy them yet; protect them with a policy without copies",
-                        kind.facts().tag,
-                        t
+                        "the policy selects {t}, and AWS never copies a Redshift snapshot into another account: it can only share one, which the source account can revoke or delete; copy Redshift with a policy of its own to a region of this account"
+                    ),
+                ));
+            }
+            regions += 1;
+            if regions > 1 {
+                return Err(Error::invalid(
+                    format!("{at}.copies[{i}]"),
+                    format!(
+                        "the policy selects {t}, and a Redshift cluster copies its snapshots to one other region only; keep one destination, or copy Redshift with a policy of its own"
                     ),
                 ));
             }
@@ -366,6 +379,10 @@ pub enum CopyLimit {
     /// source Region" (Copy an AMI, EC2 User Guide): 25, as a destination's
     /// copies may all come from one source region.
     Images,
+    /// Redshift: AWS copies each new snapshot of a configured cluster on its
+    /// own, with no limit to keep; Strongroom only finds and tags the copies,
+    /// at most this many per pass.
+    ClusterCopies,
 }
 
 impl CopyLimit {
@@ -375,6 +392,7 @@ impl CopyLimit {
             Self::EbsSnapshots => 20,
             Self::DbSnapshots => 20,
             Self::Images => 25,
+            Self::ClusterCopies => 100,
         }
     }
 
@@ -384,7 +402,7 @@ impl CopyLimit {
             CopyMethod::EbsSnapshots => Some(Self::EbsSnapshots),
             CopyMethod::DbSnapshot => Some(Self::DbSnapshots),
             CopyMethod::Image => Some(Self::Images),
-            CopyMethod::NotYet => None,
+            CopyMethod::ClusterConfigured => Some(Self::ClusterCopies),
         }
     }
 }
@@ -551,6 +569,13 @@ pub struct CopyState {
     /// Grants on source keys to the vault's copy role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<KeyGrant>,
+    /// When the first pass ran (the clock of [`CLUSTER_COPY_DEADLINE`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::model::utc_time::option"
+    )]
+    pub started_at: Option<OffsetDateTime>,
     /// Per pass, per limit: what was in flight and waiting.
     #[serde(default)]
     pub passes: Vec<BTreeMap<CopyLimit, PassRecord>>,
@@ -843,10 +868,53 @@ pub fn copy_tags(source: &SourceSnapshot, job: &CopyJob, run: &RunKey) -> Tags {
 /// the ARN of a DB or cluster snapshot (their identifiers are names, unique
 /// only per account and region), the id of an EBS snapshot or AMI.
 pub fn copy_of(job: &CopyJob, source: &str) -> String {
-    if job.point.kind.facts().copy == CopyMethod::DbSnapshot {
-        db_snapshot_arn(&job.point, source)
-    } else {
-        source.to_owned()
+    match job.point.kind.facts().copy {
+        CopyMethod::DbSnapshot => db_snapshot_arn(&job.point, source),
+        CopyMethod::ClusterConfigured => cluster_snapshot_arn(&job.point, source),
+        _ => source.to_owned(),
+    }
+}
+
+/// The ARN of the Redshift snapshot `id` of the point's cluster:
+/// `arn:<partition>:redshift:<region>:<account>:snapshot:<cluster>/<id>`.
+pub fn cluster_snapshot_arn(point: &RecoveryPoint, id: &str) -> String {
+    let cluster = point.source.rsplit(':').next().unwrap_or_default();
+    format!(
+        "arn:{}:redshift:{}:{}:snapshot:{cluster}/{id}",
+        crate::backup::discover::partition_of(&point.location.region),
+        point.location.region,
+        point.location.account
+    )
+}
+
+/// How long a copy the service makes itself may take to appear at the
+/// destination before it is reported failed.
+pub const CLUSTER_COPY_DEADLINE: time::Duration = time::Duration::hours(24);
+
+/// Where a cluster (Redshift) copies its new snapshots, as the snapshot stage
+/// configures it before creating one: the policy's destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCopy {
+    pub region: String,
+    /// The destination key, for the snapshot copy grant of an encrypted cluster.
+    pub kms_key: String,
+}
+
+impl ClusterCopy {
+    /// The destination a policy's kind `kind` is copied to by its service:
+    /// its one same-account destination, if the kind is copied that way.
+    pub fn for_kind(policy: &Policy, kind: RecoveryPointKind) -> Option<Self> {
+        if kind.facts().copy != CopyMethod::ClusterConfigured {
+            return None;
+        }
+        policy
+            .copies
+            .iter()
+            .find(|d| d.account.is_none())
+            .map(|d| Self {
+                region: d.region.clone(),
+                kms_key: d.kms_key.clone(),
+            })
     }
 }
 
@@ -882,6 +950,7 @@ async fn first_state<S: ObjectStore>(
         location: destination.clone(),
         jobs: points.into_iter().map(CopyJob::new).collect(),
         grants: Vec::new(),
+        started_at: None,
         passes: Vec::new(),
     })
 }
@@ -978,6 +1047,23 @@ where
         }
         finish_jobs(&mut state, cloud, dest).await;
         let started = start_planned(&mut state, cloud, &req, dest, &mut in_flight).await?;
+        // A copy the service makes itself that never appeared.
+        let since = *state.started_at.get_or_insert(now);
+        if now - since > CLUSTER_COPY_DEADLINE {
+            for job in &mut state.jobs {
+                if job.point.kind.facts().copy == CopyMethod::ClusterConfigured
+                    && job.units.iter().any(|u| u.state == UnitState::Waiting)
+                {
+                    job.fail_waiting(ErrorReport::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no copy of {} appeared in {} within 24 hours: check the cluster's cross-region snapshot copy",
+                            job.point.id, state.location
+                        ),
+                    ));
+                }
+            }
+        }
         let mut record: BTreeMap<CopyLimit, PassRecord> = BTreeMap::new();
         for job in &state.jobs {
             let Some(limit) = job.limit() else { continue };

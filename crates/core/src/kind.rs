@@ -142,10 +142,12 @@ pub enum CopyMethod {
     /// One `CopyImage`, which copies the AMI's snapshots with it: EC2's
     /// concurrent AMI copies.
     Image,
-    /// Not copied by Strongroom (Redshift: a cluster copies its snapshots to
-    /// one region by its own configuration, and another account can only be
-    /// given access): a policy with copies refuses it.
-    NotYet,
+    /// Copied by the service itself once the source is configured for it
+    /// (Redshift: `EnableSnapshotCopy` makes a cluster copy every new
+    /// snapshot to one other region of its account); Strongroom configures
+    /// it, finds each copy and tags it. Another account can only be given
+    /// access, so no vault destination.
+    ClusterConfigured,
 }
 
 /// What Strongroom knows about one kind of recovery point.
@@ -253,7 +255,7 @@ impl RecoveryPointKind {
             snapshots: Snapshots::None,
             tagged_resource: "snapshot",
             tag_charset: TagCharset::Restricted,
-            copy: CopyMethod::NotYet,
+            copy: CopyMethod::ClusterConfigured,
         };
         match self {
             EbsSnapshot => &EBS,

@@ -90,6 +90,9 @@ pub struct CreateRequest<'a> {
     /// The full tag set, applied at creation.
     pub tags: Tags,
     pub ec2: &'a Ec2Options,
+    /// A kind its service copies (Redshift): the destination to configure
+    /// before the snapshot, so that it is copied.
+    pub cluster_copy: Option<crate::copy::ClusterCopy>,
 }
 
 impl CreateRequest<'_> {

@@ -735,16 +735,46 @@ fn bad_destinations_are_named_with_their_fix() {
         }
         other => panic!("{other:?}"),
     }
-    // Kinds Strongroom does not copy yet are refused, not skipped.
-    let mut p = policy(same_account());
+    // Redshift: AWS copies a cluster's snapshots to one region of its
+    // account only; a vault, or a second region, is refused.
+    let mut p = policy(vault());
     p["selector"]["resource_types"] = json!(["ebs-volume", "redshift-cluster"]);
     match strongroom_core::policy::RunInput::parse(json!({"policy": p})) {
         Err(Error::InvalidInput { field, message }) => {
-            assert_eq!(field, "policy.copies");
-            assert!(message.contains("redshift"), "{message}");
+            assert_eq!(field, "policy.copies[0].account");
+            assert!(message.contains("only share"), "{message}");
         }
         other => panic!("{other:?}"),
     }
+    let mut p = policy(same_account());
+    p["selector"]["resource_types"] = json!(["redshift-cluster"]);
+    let mut second = same_account();
+    second["region"] = json!("eu-west-1");
+    second["kms_key"] =
+        json!("arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555");
+    p["copies"] = json!([same_account(), second]);
+    match strongroom_core::policy::RunInput::parse(json!({"policy": p})) {
+        Err(Error::InvalidInput { field, message }) => {
+            assert_eq!(field, "policy.copies[1]");
+            assert!(message.contains("one other region"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut p = policy(same_account());
+    p["selector"]["resource_types"] = json!(["redshift-cluster"]);
+    let parsed = strongroom_core::policy::RunInput::parse(json!({"policy": p})).unwrap();
+    let copy = strongroom_core::copy::ClusterCopy::for_kind(
+        &parsed.policy,
+        RecoveryPointKind::RedshiftSnapshot,
+    )
+    .unwrap();
+    assert_eq!(copy.region, DEST_REGION);
+    assert_eq!(copy.kms_key, KEY);
+    assert!(strongroom_core::copy::ClusterCopy::for_kind(
+        &parsed.policy,
+        RecoveryPointKind::EbsSnapshot
+    )
+    .is_none());
     // And a good one parses.
     let p: Policy = serde_json::from_value(policy(vault())).unwrap();
     p.validate("policy").unwrap();

@@ -7,10 +7,14 @@ use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::{tags, CloudError};
 
-use super::{KindAdapter, SnapshotStates};
+use super::{DestinationCopies, KindAdapter, SnapshotStates};
 use crate::clients::LocationClients;
 use crate::error::from_sdk;
 use crate::sdk::{all_pages, create_or_find, with_states, PointState, Seen, TagsExt, ToSdkTags};
+use strongroom_core::copy::{ClusterCopy, FoundCopy, SourceSnapshot, StartCopy};
+use strongroom_core::model::RecoveryPointState;
+use strongroom_core::tags::RunKey;
+use strongroom_core::ErrorKind;
 
 /// The largest DescribeClusterSnapshots page.
 const PAGE: i32 = 100;
@@ -30,7 +34,8 @@ async fn manual_snapshots(
         .describe_cluster_snapshots()
         .snapshot_type("manual")
         .tag_keys(key)
-        .set_tag_values(Some(values))
+        // No values: every snapshot that has the key.
+        .set_tag_values((!values.is_empty()).then_some(values))
         .max_records(PAGE)
         .into_paginator()
         .send();
@@ -53,6 +58,12 @@ impl KindAdapter for Redshift {
     ) -> Result<Created, CloudError> {
         let region = cx.region_name();
         let rs = cx.redshift();
+        // Copies are made by the cluster, of snapshots taken after it was
+        // configured: configure it first. A failure here does not stop the
+        // snapshot; the copy stage finds no copy and says why.
+        if let Some(copy) = &req.cluster_copy {
+            let _ = Box::pin(ensure_cluster_copy(cx, &req.target.id, copy)).await;
+        }
         let create = async {
             let out = rs
                 .create_cluster_snapshot()
@@ -161,6 +172,225 @@ impl KindAdapter for Redshift {
             .await
             .map_err(|e| from_sdk(e, "DeleteClusterSnapshot", &point.id, cx.region_name()))?;
         Ok(())
+    }
+
+    /// The copies here Strongroom has tagged (by policy: Redshift filters by
+    /// tag), this run's and those pending.
+    async fn find_copies(
+        &self,
+        cx: &LocationClients,
+        run: &RunKey,
+    ) -> Result<DestinationCopies, CloudError> {
+        let created = format_time(run.scheduled_time);
+        let mut found = Vec::new();
+        let mut pending = 0;
+        for s in manual_snapshots(cx, tags::COPY_OF, Vec::new()).await? {
+            let t = s.tags().to_tags();
+            // Checked here too: the filter narrows, the tags decide.
+            if !t.contains_key(tags::COPY_OF)
+                || t.get(tags::MANAGED).map(String::as_str) != Some("true")
+            {
+                continue;
+            }
+            if s.point_state() == RecoveryPointState::Pending {
+                pending += 1;
+            }
+            if t.get(tags::POLICY) == Some(&run.policy) && t.get(tags::CREATED_AT) == Some(&created)
+            {
+                found.push(FoundCopy {
+                    copy_of: t.get(tags::COPY_OF).cloned().unwrap_or_default(),
+                    execution: t.get(tags::RUN).cloned().unwrap_or_default(),
+                    id: s.snapshot_identifier().unwrap_or_default().to_owned(),
+                    state: s.point_state(),
+                });
+            }
+        }
+        Ok((found, pending))
+    }
+
+    async fn describe_sources(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+    ) -> Result<Vec<SourceSnapshot>, CloudError> {
+        let partition = strongroom_core::backup::discover::partition_of(cx.region_name());
+        let mut out = Vec::new();
+        for id in ids {
+            let got = cx
+                .redshift()
+                .describe_cluster_snapshots()
+                .snapshot_identifier(id)
+                .send()
+                .await;
+            let snapshots = match got {
+                Ok(o) => o.snapshots().to_vec(),
+                Err(e) if crate::error::code_of(&e).is_some_and(|c| c.contains("NotFound")) => {
+                    vec![]
+                }
+                Err(e) => {
+                    return Err(from_sdk(
+                        e,
+                        "DescribeClusterSnapshots",
+                        id,
+                        cx.region_name(),
+                    ))
+                }
+            };
+            for s in snapshots {
+                out.push(SourceSnapshot {
+                    id: id.clone(),
+                    name: id.clone(),
+                    arn: format!(
+                        "arn:{partition}:redshift:{}:{}:snapshot:{}/{id}",
+                        cx.region_name(),
+                        cx.location.account,
+                        s.cluster_identifier().unwrap_or_default()
+                    ),
+                    tags: s.tags().to_tags(),
+                    kms_key: s.kms_key_id().map(str::to_owned),
+                    aws_managed_key: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cluster made the copy (same identifier, in the destination
+    /// region): tag it as Strongroom's. Not there yet is `NotReady` while the
+    /// cluster copies to this region; a cluster that copies elsewhere or
+    /// nowhere is an error that says so.
+    async fn start_copy(
+        &self,
+        cx: &LocationClients,
+        req: &StartCopy<'_>,
+    ) -> Result<(String, RecoveryPointState), CloudError> {
+        let region = cx.region_name();
+        let got = cx
+            .redshift()
+            .describe_cluster_snapshots()
+            .snapshot_identifier(&req.name)
+            .send()
+            .await;
+        let copy = match got {
+            Ok(o) => o.snapshots().first().cloned(),
+            Err(e) if crate::error::code_of(&e).is_some_and(|c| c.contains("NotFound")) => None,
+            Err(e) => return Err(from_sdk(e, "DescribeClusterSnapshots", &req.name, region)),
+        };
+        if let Some(s) = copy {
+            let arn = format!(
+                "arn:{}:redshift:{region}:{}:snapshot:{}/{}",
+                strongroom_core::backup::discover::partition_of(region),
+                cx.location.account,
+                s.cluster_identifier().unwrap_or_default(),
+                req.name
+            );
+            cx.redshift()
+                .create_tags()
+                .resource_name(&arn)
+                .set_tags(Some(req.tags.redshift_tags()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateTags", &arn, region))?;
+            return Ok((req.name.clone(), s.point_state()));
+        }
+        // Not copied (yet): does the cluster copy here?
+        let cluster = req.source.arn.rsplit(':').next().unwrap_or_default();
+        let cluster = cluster.split('/').next().unwrap_or_default();
+        let out = cx
+            .redshift_in(&req.source_location.region)
+            .describe_clusters()
+            .cluster_identifier(cluster)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeClusters", cluster, &req.source_location.region))?;
+        let copies_to = out
+            .clusters()
+            .first()
+            .and_then(|c| c.cluster_snapshot_copy_status())
+            .and_then(|s| s.destination_region())
+            .map(str::to_owned);
+        match copies_to.as_deref() {
+            Some(r) if r == region => Err(CloudError::new(
+                ErrorKind::NotReady,
+                "DescribeClusterSnapshots",
+                &req.name,
+                region,
+                "the cluster has not copied it yet",
+            )),
+            other => Err(CloudError::new(
+                ErrorKind::InvalidInput,
+                "DescribeClusters",
+                cluster,
+                &req.source_location.region,
+                format!(
+                    "cluster {cluster} copies its snapshots {}, not to {region}: Strongroom configures a cluster that copies nowhere, and leaves one configured otherwise alone (a cluster copies to one region); change its cross-region snapshot copy or the policy's destination",
+                    other.map_or("nowhere".to_owned(), |r| format!("to {r}"))
+                ),
+            )),
+        }
+    }
+}
+
+/// The snapshot copy grant Strongroom makes in a destination region for
+/// `key` (names are 1-63 of lowercase letters, digits and hyphens).
+fn grant_name(key: &str) -> String {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("strongroom-{hash:016x}")
+}
+
+/// Makes `cluster` copy its new snapshots to `copy.region`, if it copies
+/// nowhere yet: a snapshot copy grant for the destination key first when
+/// the cluster is encrypted (`CreateSnapshotCopyGrant` there), then
+/// `EnableSnapshotCopy` with `ManualSnapshotRetentionPeriod` -1 (the copies
+/// are kept until Strongroom prunes them). A cluster that already copies
+/// elsewhere is left alone.
+async fn ensure_cluster_copy(
+    cx: &LocationClients,
+    cluster: &str,
+    copy: &ClusterCopy,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let rs = cx.redshift();
+    let out = rs
+        .describe_clusters()
+        .cluster_identifier(cluster)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeClusters", cluster, region))?;
+    let Some(c) = out.clusters().first() else {
+        return Ok(());
+    };
+    if c.cluster_snapshot_copy_status().is_some() {
+        return Ok(());
+    }
+    let mut enable = rs
+        .enable_snapshot_copy()
+        .cluster_identifier(cluster)
+        .destination_region(&copy.region)
+        .manual_snapshot_retention_period(KEEP_UNTIL_PRUNED);
+    if c.encrypted().unwrap_or(false) {
+        let name = grant_name(&copy.kms_key);
+        match cx
+            .redshift_in(&copy.region)
+            .create_snapshot_copy_grant()
+            .snapshot_copy_grant_name(&name)
+            .kms_key_id(&copy.kms_key)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if crate::error::code_of(&e).is_some_and(|c| c.contains("AlreadyExists")) => {}
+            Err(e) => return Err(from_sdk(e, "CreateSnapshotCopyGrant", &name, &copy.region)),
+        }
+        enable = enable.snapshot_copy_grant_name(name);
+    }
+    match enable.send().await {
+        Ok(_) => Ok(()),
+        // Enabled meanwhile (a retried batch).
+        Err(e) if crate::error::code_of(&e).is_some_and(|c| c.contains("AlreadyEnabled")) => Ok(()),
+        Err(e) => Err(from_sdk(e, "EnableSnapshotCopy", cluster, region)),
     }
 }
 

@@ -218,6 +218,10 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     name: run.recovery_point_name(target, kind_of(batch_ref, target.resource_type)),
                     tags: recovery_point_tags(policy, run, target, location),
                     ec2: &policy.ec2,
+                    cluster_copy: crate::copy::ClusterCopy::for_kind(
+                        policy,
+                        kind_of(batch_ref, target.resource_type),
+                    ),
                 };
                 match cloud.create(&request).await {
                     Ok(c) => {
