@@ -14,7 +14,11 @@
    action carries its guard (the `strongroom:managed` resource-tag
    condition where the service evaluates one; for Redshift, whose
    `DeleteClusterSnapshot` is limited to Strongroom's `strongroom-*` names,
-   see README "IAM"); sharing (`ec2:ModifySnapshotAttribute`,
+   see README "IAM"); Redshift's `CreateTags` (a cluster's copies are tagged
+   once found, not at creation) and `CreateSnapshotCopyGrant` only on
+   Strongroom's names too; `kms:CreateGrant` only through an AWS service
+   (`kms:ViaService`) or of named operations (`kms:GrantOperations`);
+   sharing (`ec2:ModifySnapshotAttribute`,
    `ec2:ModifyImageAttribute`, `rds:Modify*SnapshotAttribute`) only of
    managed recovery points; `ec2:CreateTags` only at creation (copies by
    `CopySnapshot` and `CopyImage` included) or for the `strongroom:deleting`
@@ -68,10 +72,19 @@ SHARE_GUARDED = {
     "rds:ModifyDBSnapshotAttribute": ["rds:snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
     "rds:ModifyDBClusterSnapshotAttribute": ["rds:cluster-snapshot-tag/strongroom:managed", "aws:ResourceTag/strongroom:managed"],
 }
-# Destructive actions guarded by the names Strongroom gives instead (the resource ARN).
+# Actions guarded by the names Strongroom gives instead (the resource ARN):
+# Redshift deletes, tags (a cluster's copy is made by the cluster, so it is
+# tagged once found: unguarded, the copy role could mark any snapshot managed
+# for prune) and snapshot copy grants.
 NAME_GUARDED = {
     "redshift:DeleteClusterSnapshot": ":snapshot:*/strongroom-*",
+    "redshift:CreateTags": ":snapshot:*/strongroom-*",
+    "redshift:CreateSnapshotCopyGrant": ":snapshotcopygrant:strongroom-*",
 }
+# A KMS grant gives another principal the use of a key: only through an AWS
+# service (kms:ViaService, each value a service endpoint), or of named
+# operations only (kms:GrantOperations, ForAllValues).
+GRANT_ACTIONS = {"kms:CreateGrant"}
 # The ec2:CreateAction values that make a tag one at creation (copies included).
 CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot", "CopyImage"}
 # Actions that remove a recovery point: only the roles in DELETERS may have
@@ -214,6 +227,18 @@ def resource_text(v: Any) -> str:
     return json.dumps(v)
 
 
+def grant_guarded(condition: dict[str, Any]) -> bool:
+    """Whether a kms:CreateGrant statement's condition keeps the grants to
+    an AWS service's use of the key or to named operations."""
+    for operator in ("StringEquals", "StringLike"):
+        via = as_list(condition.get(operator, {}).get("kms:ViaService", []))
+        if via and all(isinstance(v, str) and re.fullmatch(r"[a-z0-9-]+\.[^.]+\.amazonaws\.com", v)
+                       for v in canon(via)):
+            return True
+    operations = as_list(condition.get("ForAllValues:StringEquals", {}).get("kms:GrantOperations", []))
+    return bool(operations) and all(isinstance(o, str) and "*" not in o for o in operations)
+
+
 def check_iam(cfn: dict[str, Any]) -> list[str]:
     problems = []
     for role, s in statements(cfn):
@@ -236,7 +261,10 @@ def check_iam(cfn: dict[str, Any]) -> list[str]:
             if a in NAME_GUARDED:
                 resources = [resource_text(r) for r in as_list(s.get("Resource", []))]
                 if not resources or not all(NAME_GUARDED[a] in r for r in resources):
-                    problems.append(f"{where}: destructive on resources other than Strongroom's names ({NAME_GUARDED[a]})")
+                    problems.append(f"{where}: on resources other than Strongroom's names ({NAME_GUARDED[a]})")
+            if a in GRANT_ACTIONS and not grant_guarded(condition):
+                problems.append(f"{where}: a grant neither through an AWS service (kms:ViaService) "
+                                "nor of named operations (ForAllValues kms:GrantOperations)")
             if a == "ec2:CreateTags":
                 create = set(as_list(condition.get("StringEquals", {}).get("ec2:CreateAction", [])))
                 marking = (
@@ -337,7 +365,7 @@ def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
                 s.pop("Condition", None)
         return mutate
 
-    for action in list(TAG_GUARDED) + list(SHARE_GUARDED) + ["ec2:CreateTags"]:
+    for action in list(TAG_GUARDED) + list(SHARE_GUARDED) + ["ec2:CreateTags"] + sorted(GRANT_ACTIONS):
         if not any(action in as_list(s.get("Action", [])) for _, s in statements(cfn)):
             if not complete:
                 continue
@@ -357,12 +385,26 @@ def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
     if not complete:
         return
 
-    def widen(s: dict[str, Any]) -> None:
-        if "redshift:DeleteClusterSnapshot" in as_list(s.get("Action", [])):
-            s["Resource"] = "*"
+    def widen(action: str) -> Any:
+        def mutate(s: dict[str, Any]) -> None:
+            if action in as_list(s.get("Action", [])):
+                s["Resource"] = "*"
+        return mutate
 
-    if not any("redshift:DeleteClusterSnapshot" in p for p in without(widen)):
-        raise SystemExit("self-test: the check accepts redshift:DeleteClusterSnapshot on any snapshot")
+    for action in NAME_GUARDED:
+        if not any(action in as_list(s.get("Action", [])) for _, s in statements(cfn)):
+            raise SystemExit(f"self-test: no statement grants {action}; the check would prove nothing")
+        if not any(action in p and "Strongroom's names" in p for p in without(widen(action))):
+            raise SystemExit(f"self-test: the check accepts {action} on any resource")
+
+    # A grant through any service at all is no guard.
+    def any_service(s: dict[str, Any]) -> None:
+        for operator in ("StringEquals", "StringLike"):
+            if "kms:ViaService" in s.get("Condition", {}).get(operator, {}):
+                s["Condition"][operator]["kms:ViaService"] = "*"
+
+    if not any("kms:CreateGrant" in p and "kms:ViaService" in p for p in without(any_service)):
+        raise SystemExit("self-test: the check accepts kms:CreateGrant through kms:ViaService *")
 
     def wildcard(s: dict[str, Any]) -> None:
         if s.get("Sid") == "Logs":

@@ -56,13 +56,20 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:snapshot:*/strongroom-*]`,
-    reason: "Only Redshift snapshots named by Strongroom (any cluster); prune deletes only its policy's managed points.",
+    reason:
+      "Only Redshift snapshots named by Strongroom (any cluster; a cluster's copies keep the name): tags at creation, " +
+      "tags of the copies a cluster makes, and prune deletes only its policy's managed points.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:snapshotcopygrant:strongroom-*]`,
+    reason: "Only the snapshot copy grants Strongroom names (strongroom-<hash of the destination key>), in a policy's destination region.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:kms:*:<AWS::AccountId>:key/*]`,
     reason:
       "The copy function grants the vault's copy role the use of a source's key for one copy, and revokes it: the keys " +
-      "are the policy's sources' (any of this account's); a grant may give only the operations a copy needs (kms:GrantOperations).",
+      "are the policy's sources' (any of this account's); a grant may give only the operations a copy needs (kms:GrantOperations). " +
+      "The snapshot function's snapshot copy grant for a destination's key: only through Redshift (kms:ViaService).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:db:*]`,
@@ -74,7 +81,9 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:cluster:*]`,
-    reason: "CreateClusterSnapshot of any selected cluster: the policy's tags choose them at run time.",
+    reason:
+      "CreateClusterSnapshot of any selected cluster, and its cross-region snapshot copy (described, enabled when it " +
+      "copies nowhere): the policy's tags choose them at run time.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<AWS::StackName>-backup/*]`,

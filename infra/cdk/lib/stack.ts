@@ -194,6 +194,30 @@ export class StrongroomStack extends Stack {
           Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
         },
         { Sid: "RedshiftLookups", Effect: "Allow", Action: "redshift:DescribeClusterSnapshots", Resource: "*" },
+        // A copy destination in this account: a cluster copies its own new snapshots to one other region once
+        // configured (no snapshot copy call); configured only if it copies nowhere yet.
+        {
+          Sid: "ConfigureClusterCopies",
+          Effect: "Allow",
+          Action: ["redshift:DescribeClusters", "redshift:EnableSnapshotCopy"],
+          Resource: `arn:${partition}:redshift:*:${account}:cluster:*`,
+        },
+        // A KMS-encrypted cluster's snapshot copy grant in the destination region: only Strongroom's names.
+        {
+          Sid: "CreateClusterCopyGrants",
+          Effect: "Allow",
+          Action: "redshift:CreateSnapshotCopyGrant",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshotcopygrant:strongroom-*`,
+        },
+        // CreateSnapshotCopyGrant's KMS calls, made by Redshift with the caller's permissions (kms:ViaService is
+        // Redshift's: without a key it uses aws/redshift, whose policy allows CreateGrant only via Redshift).
+        {
+          Sid: "CopyGrantKeysThroughRedshift",
+          Effect: "Allow",
+          Action: ["kms:CreateGrant", "kms:DescribeKey"],
+          Resource: `arn:${partition}:kms:*:${account}:key/*`,
+          Condition: { StringLike: { "kms:ViaService": "redshift.*.amazonaws.com" } },
+        },
         otherAccounts,
       ],
       status: [
@@ -219,8 +243,21 @@ export class StrongroomStack extends Stack {
         {
           Sid: "Inspect",
           Effect: "Allow",
-          Action: ["ec2:DescribeSnapshots", "ec2:DescribeImages", "rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
+          Action: [
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBClusterSnapshots",
+            "redshift:DescribeClusterSnapshots",
+          ],
           Resource: "*",
+        },
+        // A Redshift copy not there yet: does its cluster copy to this destination?
+        {
+          Sid: "WhereClustersCopy",
+          Effect: "Allow",
+          Action: "redshift:DescribeClusters",
+          Resource: `arn:${partition}:redshift:*:${account}:cluster:*`,
         },
         // Whether a source's key is AWS managed: what it encrypts cannot be shared.
         { Sid: "KeyFacts", Effect: "Allow", Action: "kms:DescribeKey", Resource: "*" },
@@ -248,6 +285,13 @@ export class StrongroomStack extends Stack {
             `arn:${partition}:rds:*:${account}:snapshot:strongroom-*`,
             `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
           ],
+        },
+        // A Redshift copy is made by its cluster, so it is tagged once found: only Strongroom's names.
+        {
+          Sid: "TagRedshiftCopies",
+          Effect: "Allow",
+          Action: "redshift:CreateTags",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
         },
         // A copy to a vault account: shared with the vault for the copy, unshared after it.
         {

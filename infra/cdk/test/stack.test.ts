@@ -105,11 +105,13 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
     "Logs",
     "Tracing",
     "Inspect",
+    "WhereClustersCopy",
     "KeyFacts",
     "CopyEbsSnapshots",
     "CopyAmis",
     "TagCopiesAtCreation",
     "CopyDbSnapshots",
+    "TagRedshiftCopies",
     "ShareManagedEbsSnapshots",
     "ShareManagedAmis",
     "ShareManagedDbSnapshots",
@@ -139,9 +141,33 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
   for (const sid of ["ShareManagedEbsSnapshots", "ShareManagedAmis", "LockCopies"]) {
     assert.deepEqual(bySid(sid).Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
   }
+  // A Redshift copy is made by its cluster: tagged once found, Strongroom's names only.
+  assert.deepEqual(bySid("TagRedshiftCopies").Resource, {
+    "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":redshift:*:", { Ref: "AWS::AccountId" }, ":snapshot:*/strongroom-*"]],
+  });
+  assert.ok(actions.includes("redshift:DescribeClusterSnapshots") && actions.includes("redshift:DescribeClusters"));
   // The state machine may invoke it.
   const backup = roleStatements(t, "BackupRole").find((s) => s.Sid === "Functions") as Statement;
   assert.ok((backup.Resource as unknown[]).some((r) => JSON.stringify(r).includes("CopyFunction")));
+});
+
+test("the snapshot role configures a cluster's copies, its copy grant only through Redshift", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "SnapshotRole");
+  const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
+  const redshift = (resource: string) => ({
+    "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":redshift:*:", { Ref: "AWS::AccountId" }, `:${resource}`]],
+  });
+  assert.deepEqual(bySid("ConfigureClusterCopies").Action, ["redshift:DescribeClusters", "redshift:EnableSnapshotCopy"]);
+  assert.deepEqual(bySid("ConfigureClusterCopies").Resource, redshift("cluster:*"));
+  assert.deepEqual(bySid("CreateClusterCopyGrants").Resource, redshift("snapshotcopygrant:strongroom-*"));
+  assert.deepEqual(bySid("CopyGrantKeysThroughRedshift").Action, ["kms:CreateGrant", "kms:DescribeKey"]);
+  assert.deepEqual(bySid("CopyGrantKeysThroughRedshift").Condition, {
+    StringLike: { "kms:ViaService": "redshift.*.amazonaws.com" },
+  });
+  // Nothing else of the snapshot role grants on KMS keys.
+  const kms = statements.filter((s) => ([s.Action ?? []].flat() as string[]).some((a) => a.startsWith("kms:")));
+  assert.deepEqual(kms.map((s) => s.Sid), ["CopyGrantKeysThroughRedshift"]);
 });
 
 test("each schedule starts the backup with a valid run input, retries and a dead-letter queue", () => {
