@@ -63,18 +63,17 @@ impl Copies for AwsCloud {
         // One DescribeKey per key.
         let mut managed: BTreeMap<String, bool> = BTreeMap::new();
         for s in &mut sources {
-            let Some(key) = s.kms_key.clone() else {
-                continue;
-            };
-            let aws = match managed.get(&key) {
-                Some(m) => *m,
-                None => {
-                    let m = Box::pin(aws_managed(&cx, &key)).await?;
-                    managed.insert(key, m);
-                    m
-                }
-            };
-            s.aws_managed_key = aws;
+            for key in s.kms_keys.clone() {
+                let aws = match managed.get(&key) {
+                    Some(m) => *m,
+                    None => {
+                        let m = Box::pin(aws_managed(&cx, &key)).await?;
+                        managed.insert(key, m);
+                        m
+                    }
+                };
+                s.aws_managed_key |= aws;
+            }
         }
         Ok(sources)
     }

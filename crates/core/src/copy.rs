@@ -35,7 +35,8 @@ pub struct CopyDestination {
     /// The region the copies are made in, e.g. `eu-west-1`.
     pub region: String,
     /// The vault account, when the copies go to another account (12 digits);
-    /// without it, the account the recovery point is in.
+    /// without it, the account Strongroom runs in (then the policy may cover
+    /// only that account).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// The role Strongroom assumes in `account` to copy there
@@ -465,6 +466,9 @@ pub struct CopyJob {
     /// Cross-account: sharing was undone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unshared: bool,
+    /// The source's KMS keys, once described (what its grants are for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
     /// Why the whole recovery point was not copied (before any unit
     /// started), or why it could not be unshared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -496,6 +500,7 @@ impl CopyJob {
             point,
             shared: false,
             unshared: false,
+            keys: None,
             error: None,
         }
     }
@@ -727,8 +732,9 @@ pub struct SourceSnapshot {
     /// The ARN (DB snapshots: what the destination's copy call names).
     pub arn: String,
     pub tags: Tags,
-    /// The KMS key it is encrypted with (ARN), if encrypted.
-    pub kms_key: Option<String>,
+    /// The KMS keys it is encrypted with (ARNs): none when unencrypted, an
+    /// AMI's the keys of its snapshots.
+    pub kms_keys: Vec<String>,
     /// That key is AWS managed (`aws/ebs`, `aws/rds`): it cannot be shared.
     pub aws_managed_key: bool,
 }
@@ -918,6 +924,21 @@ impl ClusterCopy {
     }
 }
 
+/// A copy's deterministic name: the source's, cut to leave room, and a
+/// stable hash of what it copies (its ARN), so that sources of the same name
+/// in two regions or accounts do not meet at one destination.
+pub fn copy_name(source_name: &str, source_key: &str, max_len: usize) -> String {
+    let hash = source_key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let hash = format!("{hash:016x}");
+    let head: String = source_name
+        .chars()
+        .take(max_len.saturating_sub(11))
+        .collect();
+    format!("{}-{}", head.trim_end_matches('-'), &hash[..10])
+}
+
 /// The longest wait between two passes (unless `poll_seconds` asks for more).
 pub const MAX_WAIT_BETWEEN_PASSES: u32 = 15 * 60;
 
@@ -1095,9 +1116,44 @@ where
             .iter()
             .filter(|j| j.shared && !j.unshared && j.finished() && j.error.is_none())
             .count()
-        + state.grants.iter().filter(|g| !g.revoked).count();
+        + state.grants.iter().filter(|g| !g.revoked).count()
+        // Completed copies still to lock (a lock that failed for good has
+        // its error and is not waited for).
+        + if dest.lock.is_some() {
+            state
+                .jobs
+                .iter()
+                .filter(|j| {
+                    matches!(
+                        j.point.kind.facts().copy,
+                        CopyMethod::EbsSnapshots | CopyMethod::Image
+                    )
+                })
+                .flat_map(|j| &j.units)
+                .filter(|u| u.state == UnitState::Completed && !u.locked && u.error.is_none())
+                .count()
+        } else {
+            0
+        };
     let body = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
-    cloud.put_object(&object, body).await?;
+    let started_now = state
+        .passes
+        .last()
+        .is_some_and(|p| p.values().any(|r| r.started > 0));
+    match cloud.put_object(&object, body).await {
+        Ok(()) => {}
+        // Copies were started: a retry of this pass could not see them yet
+        // (copies without a client token) and start them again. The loop
+        // fails instead, naming what happened; a re-run of the schedule
+        // finds the copies by their tags.
+        Err(e) if started_now => {
+            return Err(Error::Internal(format!(
+                "policy.copies[{}] ({location}): copies were started but their state could not be written to {object}: {e}; the copies go on, and a re-run of this scheduled time finds them",
+                req.destination
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    }
     let cap = MAX_WAIT_BETWEEN_PASSES.max(req.poll_seconds);
     let wait_seconds = if state.passes.len() <= 1 {
         req.poll_seconds
@@ -1122,20 +1178,41 @@ where
 /// Copies the destination already holds for waiting units: made by an
 /// earlier pass whose answer was lost, or by an earlier execution.
 fn adopt_found(state: &mut CopyState, lookup: &CopyLookup, run: &RunKey) {
-    let by_source: BTreeMap<&str, &FoundCopy> = lookup
-        .found
-        .iter()
-        .map(|f| (f.copy_of.as_str(), f))
-        .collect();
-    for job in &mut state.jobs {
+    // Of several copies of one snapshot, the most advanced: completed, then
+    // pending, then failed.
+    let rank = |s: RecoveryPointState| match s {
+        RecoveryPointState::Completed => 0,
+        RecoveryPointState::Pending => 1,
+        RecoveryPointState::Failed => 2,
+    };
+    let mut by_source: BTreeMap<&str, &FoundCopy> = BTreeMap::new();
+    for f in &lookup.found {
+        let better = by_source
+            .get(f.copy_of.as_str())
+            .is_none_or(|g| rank(f.state) < rank(g.state));
+        if better {
+            by_source.insert(f.copy_of.as_str(), f);
+        }
+    }
+    let cross_account = |job: &CopyJob| job.point.location.account != state.location.account;
+    let crosses: Vec<bool> = state.jobs.iter().map(cross_account).collect();
+    for (job, crosses) in state.jobs.iter_mut().zip(crosses) {
         let charset = job.unit_kind().facts().tag_charset;
         let mine = tags::fit_tag_value(&run.execution, charset);
         let keys: Vec<String> = job.units.iter().map(|u| copy_of(job, &u.source)).collect();
+        let ebs = job.point.kind.facts().copy == CopyMethod::EbsSnapshots;
+        let mut adopted = false;
         for (u, key) in job.units.iter_mut().zip(keys) {
             if u.state != UnitState::Waiting {
                 continue;
             }
             if let Some(f) = by_source.get(tags::fit_tag_value(&key, charset).as_str()) {
+                // A failed EBS copy is made again (a new id); the named
+                // kinds' failed copy holds its name, so it is reported.
+                if f.state == RecoveryPointState::Failed && ebs {
+                    continue;
+                }
+                adopted = true;
                 u.copy = Some(f.id.clone());
                 u.reused = f.execution != mine;
                 u.state = match f.state {
@@ -1150,6 +1227,11 @@ fn adopt_found(state: &mut CopyState, lookup: &CopyLookup, run: &RunKey) {
                     ));
                 }
             }
+        }
+        // Its source was shared for it (by an earlier pass whose state was
+        // lost, say): unshared once the job is done.
+        if adopted && crosses {
+            job.shared = true;
         }
     }
 }
@@ -1255,6 +1337,7 @@ async fn refresh_in_flight<C: RecoveryPoints>(
 /// retryable one is tried again next pass.
 async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDestination) {
     let location = state.location.clone();
+    let grantee = dest.role_arn.as_deref().unwrap_or_default();
     if let Some(lock) = &dest.lock {
         // EBS copies themselves; an AMI copy's snapshots.
         let ids: Vec<String> = state
@@ -1280,6 +1363,8 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
                         }
                     }
                 }
+                // Throttled: the next pass locks them (the loop waits for it).
+                Err(e) if e.kind.is_retryable() => {}
                 Err(e) => {
                     for u in state.jobs.iter_mut().flat_map(|j| &mut j.units) {
                         if u.copy.as_ref().is_some_and(|c| ids.contains(c))
@@ -1316,8 +1401,49 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
     let needed = state
         .jobs
         .iter()
-        .any(|j| !j.finished() && j.error.is_none());
+        .flat_map(|j| &j.units)
+        .any(|u| matches!(u.state, UnitState::Waiting | UnitState::InFlight));
     if !needed {
+        // A job shared by a pass whose state was lost has its grant made but
+        // not recorded: learn its keys, and ask KMS for the grant again
+        // (CreateGrant with the same name and parameters answers the
+        // existing grant), so that it is revoked too.
+        let unknown: BTreeSet<usize> = state
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.shared && j.keys.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        if !unknown.is_empty() {
+            if let Ok(described) = describe_planned(state, cloud, &unknown).await {
+                for (j, sources) in described {
+                    if let Ok(sources) = sources {
+                        state.jobs[j].keys =
+                            Some(sources.iter().flat_map(|s| s.kms_keys.clone()).collect());
+                    }
+                }
+            }
+        }
+        let keys: BTreeSet<String> = state
+            .jobs
+            .iter()
+            .filter(|j| j.shared)
+            .filter_map(|j| j.keys.clone())
+            .flatten()
+            .collect();
+        for key in keys {
+            if state.grants.iter().any(|g| g.key == key) {
+                continue;
+            }
+            if let Ok(id) = cloud.grant(&key, grantee, &location.account).await {
+                state.grants.push(KeyGrant {
+                    key,
+                    grant_id: id,
+                    revoked: false,
+                });
+            }
+        }
         for g in state.grants.iter_mut().filter(|g| !g.revoked) {
             match cloud.revoke(&g.key, &g.grant_id).await {
                 Ok(()) => g.revoked = true,
@@ -1424,14 +1550,14 @@ fn cross_account_refusal(
                 "policy.copies[{}]: {} is encrypted with the AWS managed key {}, which AWS does not let another account use; encrypt the source with a customer-managed key (a volume's or database's key is chosen at its creation, or copy it once with one) so it can be copied to the vault account {}",
                 req.destination,
                 s.id,
-                s.kms_key.as_deref().unwrap_or("aws/ebs"),
+                s.kms_keys.join(", "),
                 destination.account
             ),
         ));
     }
     if job.unit_kind() == RecoveryPointKind::AuroraSnapshot
         && destination.region != job.point.location.region
-        && sources.iter().any(|s| s.kms_key.is_some())
+        && sources.iter().any(|s| !s.kms_keys.is_empty())
     {
         return Some(ErrorReport::new(
             ErrorKind::InvalidInput,
@@ -1480,6 +1606,7 @@ async fn start_planned<C: Copies>(
             Some(Ok(s)) => s,
         };
         let kind = state.jobs[j].unit_kind();
+        state.jobs[j].keys = Some(sources.iter().flat_map(|s| s.kms_keys.clone()).collect());
         let cross_account = location.account != state.jobs[j].point.location.account;
         if cross_account && !state.jobs[j].shared {
             if let Some(e) = cross_account_refusal(req, &state.jobs[j], &sources, &location) {
@@ -1488,7 +1615,10 @@ async fn start_planned<C: Copies>(
             }
             // The vault's copy role may use each source key, by one grant per key.
             let mut refused = None;
-            for key in sources.iter().filter_map(|s| s.kms_key.as_deref()) {
+            for key in sources
+                .iter()
+                .flat_map(|s| s.kms_keys.iter().map(String::as_str))
+            {
                 if state.grants.iter().any(|g| g.key == key && !g.revoked) {
                     continue;
                 }
@@ -1536,10 +1666,14 @@ async fn start_planned<C: Copies>(
         let job = &mut state.jobs[j];
         for u in units {
             let source = by_id[job.units[u].source.as_str()];
-            let name = if kind.facts().name_rules.is_some() {
-                source.name.clone()
-            } else {
-                String::new()
+            let name = match (kind.facts().name_rules, kind.facts().copy) {
+                // Database identifiers are names: one source's may equal
+                // another region's or account's at a shared destination.
+                (Some(rules), CopyMethod::DbSnapshot) => {
+                    copy_name(&source.name, &copy_of(job, &source.id), rules.max_len)
+                }
+                (Some(_), _) => source.name.clone(),
+                (None, _) => String::new(),
             };
             let request = StartCopy {
                 kind,
@@ -1563,6 +1697,14 @@ async fn start_planned<C: Copies>(
                     if unit.state == UnitState::InFlight {
                         *in_flight.entry(limit).or_insert(0) += 1;
                     }
+                }
+                // A copy the service has not made yet: this one waits, the
+                // others go on.
+                Err(e)
+                    if e.kind == ErrorKind::NotReady
+                        && kind.facts().copy == CopyMethod::ClusterConfigured =>
+                {
+                    break;
                 }
                 // The destination is at its limit (copies Strongroom could
                 // not see), or throttled: the rest waits for the next pass.

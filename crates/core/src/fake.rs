@@ -631,7 +631,7 @@ impl crate::copy::Copies for MemoryCloud {
                     },
                     arn,
                     tags: p.tags.clone(),
-                    kms_key: key.map(|k| k.0.clone()),
+                    kms_keys: key.map(|k| vec![k.0.clone()]).unwrap_or_default(),
                     aws_managed_key: key_managers && key.is_some_and(|k| k.1),
                 })
             })
@@ -686,6 +686,16 @@ impl crate::copy::Copies for MemoryCloud {
     }
 
     async fn grant(&self, key: &str, grantee: &str, _account: &str) -> Result<String, CloudError> {
+        // KMS: the same name and parameters answer the existing grant.
+        if let Some((_, id, _)) = self
+            .grants
+            .read()
+            .unwrap()
+            .iter()
+            .find(|(k, _, g)| k == key && g == grantee)
+        {
+            return Ok(id.clone());
+        }
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = format!("grant-{n}");
         self.grants

@@ -600,6 +600,80 @@ async fn an_ami_is_copied_whole_and_its_copy_s_snapshots_are_locked() {
 }
 
 #[tokio::test]
+async fn a_vault_pass_whose_state_was_lost_still_unshares_and_revokes() {
+    let cloud = estate(3, false);
+    let (out, snapshots) = backup(&cloud, &policy(vault()), "exec-1").await;
+    for p in cloud.stored() {
+        cloud
+            .keys
+            .write()
+            .unwrap()
+            .insert(p.point.id.clone(), (SOURCE_KEY.into(), false));
+    }
+    let req = request(&out, &snapshots);
+    let first = copy_pass(req.clone(), &cloud, NOW).await.unwrap();
+    assert_eq!(first.counts.started, 3);
+    // The pass's state file is lost (its write failed after the copies
+    // started, say): the next pass starts from the snapshot stage again.
+    cloud.objects.write().unwrap().remove(&first.state);
+    cloud.settle(RecoveryPointState::Completed);
+    let state = copy_all(&cloud, &req).await;
+    assert_eq!(
+        cloud.copy_starts.load(Ordering::SeqCst),
+        3,
+        "found, not copied again"
+    );
+    assert!(state.jobs.iter().all(|j| j.shared && j.unshared));
+    assert!(at(&cloud, &source_location())
+        .iter()
+        .all(|p| p.shared_with.is_empty()));
+    assert!(
+        cloud.grants.read().unwrap().is_empty(),
+        "the lost grant is revoked"
+    );
+}
+
+#[tokio::test]
+async fn a_destination_without_account_refuses_a_policy_over_other_accounts() {
+    let cloud = estate(1, false);
+    let mut p = policy(same_account());
+    p["accounts"] = json!([
+        {"account": ACCOUNT},
+        {"account": "333333333333", "role_arn": "arn:aws:iam::333333333333:role/strongroom"}
+    ]);
+    let req = DiscoverRequest {
+        input: json!({"policy": p, "scheduled_time": "2026-11-29T03:00:00Z"}),
+        execution: "exec-1".into(),
+        started_at: "2026-11-29T03:00:02Z".into(),
+    };
+    match discover_run(req, &cloud, Some(BUCKET)).await {
+        Err(Error::InvalidInput { field, message }) => {
+            assert_eq!(field, "policy.copies[0].account");
+            assert!(message.contains("other than"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn copy_names_are_stable_short_enough_and_differ_by_source() {
+    use strongroom_core::copy::copy_name;
+    let name = "strongroom-daily-20261129t030000z-orders";
+    let a = copy_name(name, "arn:aws:rds:us-east-1:123456789012:snapshot:x", 63);
+    let b = copy_name(name, "arn:aws:rds:us-west-2:123456789012:snapshot:x", 63);
+    assert_ne!(a, b, "same name, another region: another copy name");
+    assert_eq!(
+        a,
+        copy_name(name, "arn:aws:rds:us-east-1:123456789012:snapshot:x", 63)
+    );
+    assert!(a.starts_with(name) && a.len() == name.len() + 11, "{a}");
+    let long = "strongroom-daily-20261129t030000z-".to_owned() + &"a".repeat(60);
+    let c = copy_name(&long, "k", 63);
+    assert_eq!(c.chars().count(), 63, "{c}");
+    assert!(!c.contains("--"));
+}
+
+#[tokio::test]
 async fn a_pass_refuses_another_runs_files_and_a_missing_destination() {
     let cloud = estate(1, false);
     let (out, snapshots) = backup(&cloud, &policy(same_account()), "exec-1").await;
@@ -814,6 +888,7 @@ mod planner {
                 .collect(),
             shared: false,
             unshared: false,
+            keys: None,
             error: None,
         }
     }

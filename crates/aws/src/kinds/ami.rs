@@ -331,26 +331,40 @@ impl KindAdapter for Ami {
         ids: &[String],
     ) -> Result<Vec<SourceSnapshot>, CloudError> {
         let partition = strongroom_core::backup::discover::partition_of(cx.region_name());
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for chunk in ids.chunks(FILTER_CHUNK) {
-            for i in images(cx, vec![ec2_filter("image-id", chunk.to_vec())]).await? {
+            found.extend(images(cx, vec![ec2_filter("image-id", chunk.to_vec())]).await?);
+        }
+        // DescribeImages does not tell the keys: the AMIs' snapshots do, in
+        // one DescribeSnapshots for all.
+        let snapshot_ids: Vec<String> = found.iter().flat_map(image_snapshots).collect();
+        let snapshots = if snapshot_ids.is_empty() {
+            Vec::new()
+        } else {
+            super::ebs::Ebs.describe_sources(cx, &snapshot_ids).await?
+        };
+        Ok(found
+            .iter()
+            .map(|i| {
                 let id = i.image_id().unwrap_or_default().to_owned();
-                out.push(SourceSnapshot {
+                let mine = image_snapshots(i);
+                let mut kms_keys: Vec<String> = snapshots
+                    .iter()
+                    .filter(|s| mine.contains(&s.id))
+                    .flat_map(|s| s.kms_keys.iter().cloned())
+                    .collect();
+                kms_keys.sort();
+                kms_keys.dedup();
+                SourceSnapshot {
                     arn: format!("arn:{partition}:ec2:{}::image/{id}", cx.region_name()),
                     name: i.name().unwrap_or_default().to_owned(),
                     tags: i.tags().to_tags(),
-                    kms_key: i
-                        .block_device_mappings()
-                        .iter()
-                        .filter_map(|m| m.ebs())
-                        .find(|e| e.encrypted().unwrap_or(false))
-                        .and_then(|e| e.kms_key_id().map(str::to_owned)),
+                    kms_keys,
                     aws_managed_key: false,
                     id,
-                });
-            }
-        }
-        Ok(out)
+                }
+            })
+            .collect())
     }
 
     /// The AMI's launch permission and its snapshots' create-volume

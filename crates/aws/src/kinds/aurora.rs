@@ -12,6 +12,7 @@ super::db::db_snapshot_kind! {
     attributes: describe_db_cluster_snapshot_attributes / "DescribeDBClusterSnapshotAttributes" / db_cluster_snapshot_attributes_result / db_cluster_snapshot_attributes,
     modify: modify_db_cluster_snapshot_attribute / "ModifyDBClusterSnapshotAttribute",
     copy: copy_db_cluster_snapshot / "CopyDBClusterSnapshot" / db_cluster_snapshot / source_db_cluster_snapshot_identifier / target_db_cluster_snapshot_identifier,
+    encrypts_unencrypted: false,
     encrypted: storage_encrypted,
     explain: |err| err,
 }

@@ -22,6 +22,7 @@ macro_rules! db_snapshot_kind {
         attributes: $attrs:ident / $attrs_op:literal / $attrs_result:ident / $attrs_list:ident,
         modify: $modify:ident / $modify_op:literal,
         copy: $copy:ident / $copy_op:literal / $copied:ident / $copy_source:ident / $copy_target:ident,
+        encrypts_unencrypted: $encrypts_unencrypted:literal,
         encrypted: $encrypted:ident,
         explain: $explain:expr $(,)?
     ) => {
@@ -231,11 +232,13 @@ macro_rules! db_snapshot_kind {
                                     name: id_of(s),
                                     arn: s.$arn().unwrap_or_default().to_owned(),
                                     tags: s.tag_list().to_tags(),
-                                    kms_key: s
+                                    kms_keys: s
                                         .$encrypted()
                                         .unwrap_or(false)
                                         .then(|| s.kms_key_id().map(str::to_owned))
-                                        .flatten(),
+                                        .flatten()
+                                        .into_iter()
+                                        .collect(),
                                     aws_managed_key: false,
                                 })
                                 .collect::<Vec<_>>()
@@ -286,7 +289,13 @@ macro_rules! db_snapshot_kind {
                     .$copy()
                     .$copy_source(&req.source.arn)
                     .$copy_target(&req.name)
-                    .kms_key_id(req.kms_key)
+                    // RDS encrypts an unencrypted snapshot's copy with the key;
+                    // Aurora refuses a key for an unencrypted cluster snapshot,
+                    // whose copy then stays unencrypted.
+                    .set_kms_key_id(
+                        ($encrypts_unencrypted || !req.source.kms_keys.is_empty())
+                            .then(|| req.kms_key.to_owned()),
+                    )
                     .set_tags(Some(req.tags.rds_tags()))
                     .send()
                     .await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use strongroom_core::kind::Idempotency;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
-use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointState};
+use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created, RunPoint};
 use strongroom_core::tags::{self, RunKey};
 use strongroom_core::CloudError;
@@ -169,7 +169,13 @@ impl KindAdapter for Ebs {
                 state: s.state,
             })
             .collect();
-        Ok((found, pending.len()))
+        // An AMI copy's snapshots carry copy-of too: they count as AMI copies.
+        let ami = RecoveryPointKind::Ami.facts().tag;
+        let pending = pending
+            .iter()
+            .filter(|s| s.tags.get(tags::KIND).map(String::as_str) != Some(ami))
+            .count();
+        Ok((found, pending))
     }
 
     async fn describe_sources(
@@ -202,11 +208,13 @@ impl KindAdapter for Ebs {
                                 ),
                                 id,
                                 tags: s.tags().to_tags(),
-                                kms_key: s
+                                kms_keys: s
                                     .encrypted()
                                     .unwrap_or(false)
                                     .then(|| s.kms_key_id().map(str::to_owned))
-                                    .flatten(),
+                                    .flatten()
+                                    .into_iter()
+                                    .collect(),
                                 aws_managed_key: false,
                             })
                         })

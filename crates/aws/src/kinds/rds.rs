@@ -12,6 +12,7 @@ super::db::db_snapshot_kind! {
     attributes: describe_db_snapshot_attributes / "DescribeDBSnapshotAttributes" / db_snapshot_attributes_result / db_snapshot_attributes,
     modify: modify_db_snapshot_attribute / "ModifyDBSnapshotAttribute",
     copy: copy_db_snapshot / "CopyDBSnapshot" / db_snapshot / source_db_snapshot_identifier / target_db_snapshot_identifier,
+    encrypts_unencrypted: true,
     encrypted: encrypted,
     explain: |mut err| {
         if matches!(

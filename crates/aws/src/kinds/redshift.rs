@@ -247,7 +247,7 @@ impl KindAdapter for Redshift {
                         s.cluster_identifier().unwrap_or_default()
                     ),
                     tags: s.tags().to_tags(),
-                    kms_key: s.kms_key_id().map(str::to_owned),
+                    kms_keys: s.kms_key_id().map(str::to_owned).into_iter().collect(),
                     aws_managed_key: false,
                 });
             }

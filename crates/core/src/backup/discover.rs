@@ -113,7 +113,16 @@ pub async fn discover<I: Inventory>(
     let locations = policy_locations(&policy, &home, "policy")?;
     // With accounts resolved (units included), no copy may land where the
     // policy protects: its copies would mix with the sources' own points.
+    let other_accounts = locations.iter().any(|l| l.account != home);
     for (i, d) in policy.copies.iter().enumerate() {
+        // Without an account a destination is the home account's: with
+        // several accounts, copies from the others would cross into it.
+        if d.account.is_none() && other_accounts {
+            return Err(Error::invalid(
+                format!("policy.copies[{i}].account"),
+                format!("is missing, and the policy covers accounts other than {home}; name the destination's account (and its role), or copy each account's recovery points with a policy of its own"),
+            ));
+        }
         let at = d.location(&home);
         if locations.contains(&at) {
             return Err(Error::invalid(
