@@ -620,3 +620,73 @@ async fn a_redshift_cluster_is_configured_to_copy_and_its_copy_is_found_and_tagg
     assert_eq!(strongroom_count(&emu, "redshift:EnableSnapshotCopy"), 0);
     assert_eq!(strongroom_count(&emu, "redshift:CreateTags"), 0);
 }
+
+#[tokio::test]
+async fn a_redshift_snapshot_reaches_the_vault_as_a_share_which_prune_takes_back() {
+    let emu = Emulator::start();
+    emu.seed("copies");
+    let vault = emu.seed_in("vault", VAULT, None);
+    let mut destination = vault_destination(&vault);
+    destination.as_object_mut().unwrap().remove("lock");
+    let mut p = policy(json!([destination]), json!({"keep_last": 1}));
+    p["selector"]["resource_types"] = json!(["redshift-cluster"]);
+    let first = run(&emu, "share-1", &input(p.clone(), &hours_ago(2))).await;
+    assert_eq!(
+        first.outcome,
+        RunOutcome::Succeeded,
+        "{:#?}",
+        first.failures
+    );
+    let d = &first.copies[0];
+    assert_eq!(
+        (d.counts.shared, d.counts.completed, d.counts.started),
+        (1, 1, 0),
+        "{d:#?}"
+    );
+    let here = emu.harness_config().await;
+    let rs = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&here)
+            .region(aws_config::Region::new(SOURCE))
+            .build(),
+    );
+    let manual = || async {
+        rs.describe_cluster_snapshots()
+            .snapshot_type("manual")
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .iter()
+            // The emulator also lists a cluster's automated snapshot.
+            .filter(|s| s.snapshot_type() == Some("manual"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let snaps = manual().await;
+    assert_eq!(snaps.len(), 1, "{snaps:#?}");
+    let shared: Vec<&str> = snaps[0]
+        .accounts_with_restore_access()
+        .iter()
+        .filter_map(|a| a.account_id())
+        .collect();
+    assert_eq!(shared, vec![VAULT], "the vault may restore it");
+    let first_id = snaps[0].snapshot_identifier().unwrap().to_owned();
+    assert_eq!(strongroom_count(&emu, "redshift:CopyClusterSnapshot"), 0);
+
+    // The next run: `keep_last: 1` lets the first go. AWS refuses to delete a
+    // snapshot others may restore, so prune takes the vault's access back first.
+    let second = run(&emu, "share-2", &input(p, &hours_ago(1))).await;
+    assert_eq!(
+        second.outcome,
+        RunOutcome::Succeeded,
+        "{:#?}",
+        second.failures
+    );
+    let prune = second.prune.as_ref().unwrap();
+    assert_eq!(prune.deleted_ids, vec![first_id.clone()], "{prune:#?}");
+    let left = manual().await;
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].snapshot_identifier(), Some(first_id.as_str()));
+    assert_eq!(strongroom_count(&emu, "redshift:RevokeSnapshotAccess"), 1);
+    assert_eq!(strongroom_count(&emu, "redshift:DeleteClusterSnapshot"), 1);
+}

@@ -40,6 +40,12 @@ impl Pruning for AwsCloud {
     async fn delete(&self, permit: &DeletionPermit) -> Result<(), CloudError> {
         let p = permit.point();
         let cx = self.clients.for_location(&p.location).await?;
+        // The policy's own shares first (a Redshift snapshot shared with a
+        // vault): AWS refuses to delete what others may restore.
+        for account in permit.unshare() {
+            let ids = std::slice::from_ref(&p.id);
+            with_adapter!(p.kind, |a| a.set_shared(&cx, ids, account, false).boxed()).await?;
+        }
         with_adapter!(p.kind, |a| a.delete(&cx, p).boxed()).await
     }
 }

@@ -339,13 +339,9 @@ pub fn validate_destinations(policy: &Policy, at: &str) -> Result<(), Error> {
         }
         let mut regions = 0;
         for (i, d) in policy.copies.iter().enumerate() {
+            // A vault destination is a share (see `CopyMethod::ClusterConfigured`).
             if d.account.is_some() {
-                return Err(Error::invalid(
-                    format!("{at}.copies[{i}].account"),
-                    format!(
-                        "the policy selects {t}, and AWS never copies a Redshift snapshot into another account: it can only share one, which the source account can revoke or delete; copy Redshift with a policy of its own to a region of this account"
-                    ),
-                ));
+                continue;
             }
             regions += 1;
             if regions > 1 {
@@ -541,6 +537,14 @@ impl CopyJob {
         CopyLimit::of(self.point.kind)
     }
 
+    /// Whether this job shares the recovery point with `destination`'s
+    /// account instead of copying it (Redshift to a vault): the share is the
+    /// result, and stays.
+    pub fn is_share(&self, destination: &Location) -> bool {
+        self.point.kind.facts().copy == CopyMethod::ClusterConfigured
+            && self.point.location.account != destination.account
+    }
+
     fn fail_waiting(&mut self, error: ErrorReport) {
         for u in &mut self.units {
             if u.state == UnitState::Waiting {
@@ -681,6 +685,11 @@ pub struct CopyCounts {
     pub started: usize,
     /// Recovery points whose copy an earlier execution had made (re-run).
     pub reused: usize,
+    /// Recovery points shared with the destination's account instead of
+    /// copied (Redshift to a vault: AWS copies no Redshift snapshot across
+    /// accounts); counted in `completed` too.
+    #[serde(default)]
+    pub shared: usize,
     pub completed: usize,
     pub failed: usize,
     pub in_flight: usize,
@@ -1017,6 +1026,7 @@ where
     let kinds: Vec<RecoveryPointKind> = state
         .jobs
         .iter()
+        .filter(|j| !j.is_share(&state.location))
         .map(CopyJob::unit_kind)
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -1114,7 +1124,13 @@ where
         + state
             .jobs
             .iter()
-            .filter(|j| j.shared && !j.unshared && j.finished() && j.error.is_none())
+            .filter(|j| {
+                j.shared
+                    && !j.unshared
+                    && j.finished()
+                    && j.error.is_none()
+                    && !j.is_share(&state.location)
+            })
             .count()
         + state.grants.iter().filter(|g| !g.revoked).count()
         // Completed copies still to lock (a lock that failed for good has
@@ -1378,7 +1394,7 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
         }
     }
     for job in &mut state.jobs {
-        if !job.shared || job.unshared || !job.finished() {
+        if !job.shared || job.unshared || !job.finished() || job.is_share(&location) {
             continue;
         }
         let ids: Vec<String> = job.units.iter().map(|u| u.source.clone()).collect();
@@ -1428,7 +1444,7 @@ async fn finish_jobs<C: Copies>(state: &mut CopyState, cloud: &C, dest: &CopyDes
         let keys: BTreeSet<String> = state
             .jobs
             .iter()
-            .filter(|j| j.shared)
+            .filter(|j| j.shared && !j.is_share(&location))
             .filter_map(|j| j.keys.clone())
             .flatten()
             .collect();
@@ -1613,6 +1629,28 @@ async fn start_planned<C: Copies>(
                 state.jobs[j].fail_waiting(e);
                 continue;
             }
+            // Redshift to a vault: the share is the result (no copy call,
+            // no grant: restoring in the vault needs the key's own policy).
+            if state.jobs[j].is_share(&location) {
+                let ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+                let point_location = state.jobs[j].point.location.clone();
+                match cloud
+                    .set_shared(&point_location, kind, &ids, &location.account, true)
+                    .await
+                {
+                    Ok(()) => {
+                        let job = &mut state.jobs[j];
+                        job.shared = true;
+                        for u in &mut job.units {
+                            u.copy = Some(u.source.clone());
+                            u.state = UnitState::Completed;
+                        }
+                    }
+                    Err(e) if e.kind.is_retryable() => {}
+                    Err(e) => state.jobs[j].fail_waiting(ErrorReport::from(&e)),
+                }
+                continue;
+            }
             // The vault's copy role may use each source key, by one grant per key.
             let mut refused = None;
             for key in sources
@@ -1733,7 +1771,11 @@ fn counts(state: &CopyState) -> CopyCounts {
     for job in &state.jobs {
         let reused = job.units.iter().all(|u| u.reused) && !job.units.is_empty();
         let started = job.units.iter().any(|u| u.copy.is_some() && !u.reused);
-        if reused {
+        if job.is_share(&state.location) {
+            if job.shared {
+                c.shared += 1;
+            }
+        } else if reused {
             c.reused += 1;
         } else if started {
             c.started += 1;

@@ -421,6 +421,7 @@ impl Pruning for MemoryCloud {
                 used_by_amis: p.used_by_amis.clone(),
                 deleting: p.deleting,
                 shared_with: None,
+                revocable_shares: Vec::new(),
             })
             .collect();
         Ok(Listed {

@@ -146,7 +146,9 @@ pub enum CopyMethod {
     /// (Redshift: `EnableSnapshotCopy` makes a cluster copy every new
     /// snapshot to one other region of its account); Strongroom configures
     /// it, finds each copy and tags it. Another account can only be given
-    /// access, so no vault destination.
+    /// access: to a vault the snapshot is shared (`AuthorizeSnapshotAccess`),
+    /// not copied, and stays shared until prune takes the access back and
+    /// deletes it.
     ClusterConfigured,
 }
 

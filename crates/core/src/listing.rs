@@ -163,6 +163,7 @@ impl Listed {
             used_by_amis: d.used_by_amis,
             deleting: d.deleting,
             shared_with: d.shared_with,
+            revocable_shares: Vec::new(),
         });
     }
 }

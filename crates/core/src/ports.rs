@@ -193,6 +193,10 @@ pub struct ListedPoint {
     /// The accounts (or `all`) that may restore it; `None` until asked
     /// ([`Pruning::shared_with`]), except where the listing tells (Redshift).
     pub shared_with: Option<Vec<String>>,
+    /// Accounts the policy itself shares it with (a Redshift snapshot shared
+    /// with a vault destination): not a reason to keep it; prune takes their
+    /// access back before deleting it. Set by prune, never by a listing.
+    pub revocable_shares: Vec<String>,
 }
 
 /// A recovery point of the policy whose `strongroom:created-at` is missing or

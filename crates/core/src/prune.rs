@@ -35,11 +35,17 @@ use crate::tags;
 pub struct DeletionPermit {
     point: RecoveryPoint,
     reasons: Vec<Reason>,
+    unshare: Vec<String>,
 }
 
 impl DeletionPermit {
     pub fn point(&self) -> &RecoveryPoint {
         &self.point
+    }
+    /// Accounts whose access the policy gave and takes back first (AWS
+    /// refuses to delete a Redshift snapshot others may restore).
+    pub fn unshare(&self) -> &[String] {
+        &self.unshare
     }
     pub fn reasons(&self) -> &[Reason] {
         &self.reasons
@@ -114,8 +120,17 @@ pub fn refusals(
     }
     match &listed.shared_with {
         None => why.push(Reason::SharingNotChecked),
-        Some(accounts) if !accounts.is_empty() => why.push(Reason::SharedWith(accounts.clone())),
-        Some(_) => {}
+        Some(accounts) => {
+            // Shares the policy made itself (a vault's) do not hold it.
+            let others: Vec<String> = accounts
+                .iter()
+                .filter(|a| !listed.revocable_shares.contains(a))
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                why.push(Reason::SharedWith(others));
+            }
+        }
     }
     match listed.point.state {
         RecoveryPointState::Pending => why.push(Reason::NotCompleted),
@@ -152,6 +167,13 @@ pub fn authorize(
         Ok(DeletionPermit {
             point: listed.point.clone(),
             reasons,
+            unshare: listed
+                .shared_with
+                .iter()
+                .flatten()
+                .filter(|a| listed.revocable_shares.contains(a))
+                .cloned()
+                .collect(),
         })
     } else {
         Err(why)
@@ -317,6 +339,7 @@ pub async fn prune_location<P: Pruning>(
     rules: &Rules,
     now: OffsetDateTime,
     dry_run: bool,
+    revocable: &[String],
 ) -> LocationReport {
     // Ownership is checked against the location's own account.
     let account = location.account.as_str();
@@ -324,7 +347,7 @@ pub async fn prune_location<P: Pruning>(
         location: Some(location.clone()),
         ..Default::default()
     };
-    let listed = match cloud.list(location, policy).await {
+    let mut listed = match cloud.list(location, policy).await {
         Ok(l) => l,
         Err(e) => {
             report.aborted = Some(ErrorReport::from(&e));
@@ -332,6 +355,13 @@ pub async fn prune_location<P: Pruning>(
         }
     };
     report.listed = listed.points.len() + listed.unreadable.len();
+    // What the policy shares itself (a Redshift snapshot with a vault) does
+    // not hold a point: prune takes that access back before deleting.
+    for p in &mut listed.points {
+        if p.point.kind.facts().copy == crate::kind::CopyMethod::ClusterConfigured {
+            p.revocable_shares = revocable.to_vec();
+        }
+    }
     // Points whose time cannot be read never reach the planner: kept.
     for u in &listed.unreadable {
         report.kept.push(PointDecision {
@@ -487,6 +517,12 @@ pub async fn prune<P: Pruning>(
     let mut roles = policy.accounts.clone();
     roles.extend(policy.copies.iter().filter_map(|d| d.prune_role()));
     cloud.use_roles(&roles);
+    // The vaults the policy shares Redshift snapshots with.
+    let vault_accounts: Vec<String> = policy
+        .copies
+        .iter()
+        .filter_map(|d| d.account.clone())
+        .collect();
     let mut work: Vec<(Location, Rules)> = Vec::new();
     match &rules {
         Some(rules) => {
@@ -515,7 +551,16 @@ pub async fn prune<P: Pruning>(
         }
     }
     for (location, rules) in &work {
-        let l = prune_location(cloud, location, &req.policy.name, rules, now, req.dry_run).await;
+        let l = prune_location(
+            cloud,
+            location,
+            &req.policy.name,
+            rules,
+            now,
+            req.dry_run,
+            &vault_accounts,
+        )
+        .await;
         if l.aborted.is_none() && l.listed == 0 {
             report.notes.push(format!(
                 "no recovery points of policy {} at {location}: nothing to prune",

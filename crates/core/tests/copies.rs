@@ -674,6 +674,98 @@ fn copy_names_are_stable_short_enough_and_differ_by_source() {
 }
 
 #[tokio::test]
+async fn a_redshift_snapshot_reaches_a_vault_as_a_share_that_prune_takes_back() {
+    let cloud = MemoryCloud::new();
+    cloud.add_source(FoundSource {
+        location: source_location(),
+        target: Target {
+            resource_type: ResourceType::RedshiftCluster,
+            id: "warehouse".into(),
+            arn: format!("arn:aws:redshift:us-east-1:{ACCOUNT}:cluster:warehouse"),
+            tags: tags(&[("backup", "daily")]),
+        },
+    });
+    let mut p = policy(vault());
+    p["selector"]["resource_types"] = json!(["redshift-cluster"]);
+    let (out, snapshots) = backup(&cloud, &p, "exec-1").await;
+    let state = copy_all(&cloud, &request(&out, &snapshots)).await;
+    let last = copy_pass(request(&out, &snapshots), &cloud, NOW)
+        .await
+        .unwrap();
+    assert_eq!(last.counts.shared, 1);
+    assert_eq!(last.counts.completed, 1);
+    assert_eq!(last.counts.started, 0, "nothing is copied");
+    assert_eq!(cloud.copy_starts.load(Ordering::SeqCst), 0);
+    assert!(
+        state.jobs[0].shared && !state.jobs[0].unshared,
+        "the share stays"
+    );
+    let first = state.jobs[0].point.id.clone();
+    let source = || {
+        at(&cloud, &source_location())
+            .into_iter()
+            .find(|p| p.point.id == first)
+            .unwrap()
+    };
+    assert_eq!(source().shared_with, vec![VAULT.to_string()]);
+    // Two newer snapshots: `keep_last: 1` no longer keeps the first, which
+    // only the policy's vault may restore (prune takes that back and deletes
+    // it), nor the second, which another account may restore (kept).
+    {
+        let mut points = cloud.points.write().unwrap();
+        let template = points.iter().find(|p| p.point.id == first).unwrap().clone();
+        for (id, hours, shared) in [
+            ("strongroom-second", 1, "444455556666"),
+            ("strongroom-third", 2, ""),
+        ] {
+            let mut q = template.clone();
+            q.point.id = id.into();
+            q.name = id.into();
+            q.point.created_at =
+                time::macros::datetime!(2026-11-29 03:00 UTC) + time::Duration::minutes(hours * 20);
+            q.tags.insert(
+                contract::CREATED_AT.into(),
+                strongroom_core::model::format_time(q.point.created_at),
+            );
+            q.shared_with = if shared.is_empty() {
+                vec![]
+            } else {
+                vec![shared.to_string()]
+            };
+            points.push(q);
+        }
+    }
+    let req = strongroom_core::prune::parse_request(
+        json!({"policy": out.policy, "now": "2026-11-29T04:00:00Z"}),
+        NOW,
+    )
+    .unwrap();
+    let report = strongroom_core::prune::prune(req.0, req.1, req.2, &cloud)
+        .await
+        .unwrap();
+    let deleted: Vec<String> = report
+        .locations
+        .iter()
+        .flat_map(|l| &l.deleted)
+        .map(|d| d.id.clone())
+        .collect();
+    assert_eq!(deleted, vec![first.clone()], "{report:#?}");
+    let refused = report
+        .locations
+        .iter()
+        .flat_map(|l| &l.refused)
+        .find(|d| d.id == "strongroom-second")
+        .unwrap();
+    assert!(
+        refused
+            .reasons
+            .contains(&Reason::SharedWith(vec!["444455556666".into()])),
+        "{:?}",
+        refused.reasons
+    );
+}
+
+#[tokio::test]
 async fn a_pass_refuses_another_runs_files_and_a_missing_destination() {
     let cloud = estate(1, false);
     let (out, snapshots) = backup(&cloud, &policy(same_account()), "exec-1").await;
@@ -810,16 +902,10 @@ fn bad_destinations_are_named_with_their_fix() {
         other => panic!("{other:?}"),
     }
     // Redshift: AWS copies a cluster's snapshots to one region of its
-    // account only; a vault, or a second region, is refused.
+    // account only (a second region is refused); a vault gets a share.
     let mut p = policy(vault());
     p["selector"]["resource_types"] = json!(["ebs-volume", "redshift-cluster"]);
-    match strongroom_core::policy::RunInput::parse(json!({"policy": p})) {
-        Err(Error::InvalidInput { field, message }) => {
-            assert_eq!(field, "policy.copies[0].account");
-            assert!(message.contains("only share"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    strongroom_core::policy::RunInput::parse(json!({"policy": p})).unwrap();
     let mut p = policy(same_account());
     p["selector"]["resource_types"] = json!(["redshift-cluster"]);
     let mut second = same_account();

@@ -443,3 +443,65 @@ async fn the_report_shows_each_reason_in_words_and_reads_back() {
     let back: strongroom_core::report::PruneOutcome = serde_json::from_value(json).unwrap();
     assert_eq!(back, strongroom_core::report::PruneOutcome::Done(report));
 }
+
+/// A Redshift snapshot of policy `daily`, completed, `hours` old.
+fn redshift_point(
+    id: &str,
+    hours: i64,
+    shared: Vec<String>,
+    revocable: Vec<String>,
+) -> strongroom_core::ports::ListedPoint {
+    let mut t = Tags::new();
+    t.insert(tags::MANAGED.into(), "true".into());
+    t.insert(tags::POLICY.into(), "daily".into());
+    strongroom_core::ports::ListedPoint {
+        point: RecoveryPoint {
+            id: id.into(),
+            kind: RecoveryPointKind::RedshiftSnapshot,
+            members: vec![],
+            resource_type: ResourceType::RedshiftCluster,
+            source: "arn:aws:redshift:us-east-1:123456789012:cluster:dwh".into(),
+            location: Location {
+                account: FAKE_ACCOUNT.into(),
+                region: "us-east-1".into(),
+            },
+            created_at: NOW - Duration::hours(hours),
+            state: RecoveryPointState::Completed,
+        },
+        tags: t,
+        owner: FAKE_ACCOUNT.into(),
+        locked: false,
+        used_by_amis: vec![],
+        deleting: false,
+        shared_with: Some(shared),
+        revocable_shares: revocable,
+    }
+}
+
+proptest! {
+    /// A share keeps a recovery point unless the policy made it itself (its
+    /// vault's); a permit then names exactly those accounts to unshare first.
+    #[test]
+    fn only_the_policys_own_shares_are_taken_back_before_deleting(
+        shared in prop::collection::btree_set(0..5usize, 0..4),
+        revocable in prop::collection::btree_set(0..5usize, 0..4),
+    ) {
+        let account = |i: &usize| format!("21098765432{i}");
+        let shared: Vec<String> = shared.iter().map(account).collect();
+        let revocable: Vec<String> = revocable.iter().map(account).collect();
+        let old = redshift_point("old", 48, shared.clone(), revocable.clone());
+        let newer = redshift_point("newer", 1, vec![], vec![]);
+        let result = strongroom_core::prune::authorize(&old, &[&old, &newer], FAKE_ACCOUNT, "daily", NOW, vec![]);
+        let others: Vec<&String> = shared.iter().filter(|a| !revocable.contains(a)).collect();
+        match result {
+            Ok(permit) => {
+                prop_assert!(others.is_empty(), "deleted although shared with {:?}", others);
+                let expected: Vec<String> = shared.iter().filter(|a| revocable.contains(a)).cloned().collect();
+                prop_assert_eq!(permit.unshare(), expected.as_slice());
+            }
+            Err(why) => {
+                prop_assert!(!others.is_empty(), "refused for {:?}", why);
+            }
+        }
+    }
+}

@@ -255,6 +255,58 @@ impl KindAdapter for Redshift {
         Ok(out)
     }
 
+    /// Who may restore `ids` (`AuthorizeSnapshotAccess`, or with `add`
+    /// false `RevokeSnapshotAccess`): how a Redshift snapshot reaches a
+    /// vault, as AWS copies none across accounts.
+    async fn set_shared(
+        &self,
+        cx: &LocationClients,
+        ids: &[String],
+        account: &str,
+        add: bool,
+    ) -> Result<(), CloudError> {
+        let region = cx.region_name();
+        let rs = cx.redshift();
+        for id in ids {
+            let sent = if add {
+                rs.authorize_snapshot_access()
+                    .snapshot_identifier(id)
+                    .account_with_restore_access(account)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            crate::error::code_of(&e).map(str::to_owned),
+                            from_sdk(e, "AuthorizeSnapshotAccess", id, region),
+                        )
+                    })
+            } else {
+                rs.revoke_snapshot_access()
+                    .snapshot_identifier(id)
+                    .account_with_restore_access(account)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            crate::error::code_of(&e).map(str::to_owned),
+                            from_sdk(e, "RevokeSnapshotAccess", id, region),
+                        )
+                    })
+            };
+            match sent {
+                Ok(()) => {}
+                // Already so: what was asked is done.
+                Err((Some(code), _))
+                    if (add && code.contains("AlreadyExists"))
+                        || (!add && code.contains("NotFound")) => {}
+                Err((_, e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The cluster made the copy (same identifier, in the destination
     /// region): tag it as Strongroom's. Not there yet is `NotReady` while the
     /// cluster copies to this region; a cluster that copies elsewhere or
