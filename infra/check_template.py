@@ -15,8 +15,9 @@
    condition where the service evaluates one; for Redshift, whose
    `DeleteClusterSnapshot` is limited to Strongroom's `strongroom-*` names,
    see README "IAM"); Redshift's `CreateTags` (a cluster's copies are tagged
-   once found, not at creation) and `CreateSnapshotCopyGrant` only on
-   Strongroom's names too; `kms:CreateGrant` only through an AWS service
+   once found, not at creation), `CreateSnapshotCopyGrant` and its sharing
+   (`AuthorizeSnapshotAccess`, a vault copy, and `RevokeSnapshotAccess`,
+   before prune deletes one) only on Strongroom's names too; `kms:CreateGrant` only through an AWS service
    (`kms:ViaService`) or of named operations (`kms:GrantOperations`);
    sharing (`ec2:ModifySnapshotAttribute`,
    `ec2:ModifyImageAttribute`, `rds:Modify*SnapshotAttribute`) only of
@@ -66,6 +67,7 @@ TAG_GUARDED = {
 # Sharing (a copy to a vault account shares the recovery point for the copy) ->
 # the condition keys that keep it to managed recovery points (any one, "true"):
 # unguarded, it could make any snapshot or AMI of the account public.
+# Redshift's sharing is in NAME_GUARDED: no resource-tag condition to rely on.
 SHARE_GUARDED = {
     "ec2:ModifySnapshotAttribute": ["aws:ResourceTag/strongroom:managed", "ec2:ResourceTag/strongroom:managed"],
     "ec2:ModifyImageAttribute": ["aws:ResourceTag/strongroom:managed", "ec2:ResourceTag/strongroom:managed"],
@@ -75,10 +77,15 @@ SHARE_GUARDED = {
 # Actions guarded by the names Strongroom gives instead (the resource ARN):
 # Redshift deletes, tags (a cluster's copy is made by the cluster, so it is
 # tagged once found: unguarded, the copy role could mark any snapshot managed
-# for prune) and snapshot copy grants.
+# for prune), sharing (a vault copy of a Redshift snapshot is a share, as AWS
+# copies none across accounts: unguarded, the copy role could give any
+# snapshot of the account to any account; its revocation, before prune
+# deletes a shared one, as the delete) and snapshot copy grants.
 NAME_GUARDED = {
     "redshift:DeleteClusterSnapshot": ":snapshot:*/strongroom-*",
     "redshift:CreateTags": ":snapshot:*/strongroom-*",
+    "redshift:AuthorizeSnapshotAccess": ":snapshot:*/strongroom-*",
+    "redshift:RevokeSnapshotAccess": ":snapshot:*/strongroom-*",
     "redshift:CreateSnapshotCopyGrant": ":snapshotcopygrant:strongroom-*",
 }
 # A KMS grant gives another principal the use of a key: only through an AWS
@@ -391,11 +398,20 @@ def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
                 s["Resource"] = "*"
         return mutate
 
+    # The same resource type under any name (`snapshot:*/*`) is no guard either.
+    def any_name(action: str) -> Any:
+        def mutate(s: dict[str, Any]) -> None:
+            if action in as_list(s.get("Action", [])):
+                s["Resource"] = json.loads(resource_text(s["Resource"]).replace("strongroom-*", "*"))
+        return mutate
+
     for action in NAME_GUARDED:
         if not any(action in as_list(s.get("Action", [])) for _, s in statements(cfn)):
             raise SystemExit(f"self-test: no statement grants {action}; the check would prove nothing")
         if not any(action in p and "Strongroom's names" in p for p in without(widen(action))):
             raise SystemExit(f"self-test: the check accepts {action} on any resource")
+        if not any(action in p and "Strongroom's names" in p for p in without(any_name(action))):
+            raise SystemExit(f"self-test: the check accepts {action} on resources of any name")
 
     # A grant through any service at all is no guard.
     def any_service(s: dict[str, Any]) -> None:

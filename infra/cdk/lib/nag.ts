@@ -58,7 +58,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:snapshot:*/strongroom-*]`,
     reason:
       "Only Redshift snapshots named by Strongroom (any cluster; a cluster's copies keep the name): tags at creation, " +
-      "tags of the copies a cluster makes, and prune deletes only its policy's managed points.",
+      "tags of the copies a cluster makes, their share with a vault account (a Redshift vault copy) and its revocation, " +
+      "and prune deletes only its policy's managed points.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:snapshotcopygrant:strongroom-*]`,

@@ -323,6 +323,14 @@ export class StrongroomStack extends Stack {
           Resource: `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
           Condition: { StringEquals: { "rds:cluster-snapshot-tag/strongroom:managed": "true" } },
         },
+        // No Redshift snapshot is copied to another account: a vault copy is a share with the vault, kept (Prune takes
+        // it back before deleting). No resource-tag condition to rely on in Redshift: only Strongroom's names.
+        {
+          Sid: "ShareStrongroomRedshiftSnapshots",
+          Effect: "Allow",
+          Action: "redshift:AuthorizeSnapshotAccess",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
+        },
         {
           Sid: "LockCopies",
           Effect: "Allow",
@@ -423,6 +431,13 @@ export class StrongroomStack extends Stack {
           Action: "rds:DeleteDBClusterSnapshot",
           Resource: `arn:${partition}:rds:*:${account}:cluster-snapshot:strongroom-*`,
           Condition: { StringEquals: { "rds:cluster-snapshot-tag/strongroom:managed": "true" } },
+        },
+        // A Redshift snapshot shared with a vault cannot be deleted while shared: the vault's access is taken back first.
+        {
+          Sid: "UnshareStrongroomRedshiftSnapshots",
+          Effect: "Allow",
+          Action: "redshift:RevokeSnapshotAccess",
+          Resource: `arn:${partition}:redshift:*:${account}:snapshot:*/strongroom-*`,
         },
         {
           Sid: "DeleteStrongroomRedshiftSnapshots",

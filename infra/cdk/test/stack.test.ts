@@ -97,6 +97,11 @@ function roleStatements(t: Template, role: string): Statement[] {
   );
 }
 
+/** Strongroom's Redshift snapshots (`strongroom-*`, any cluster) in this account, as synthesized. */
+const redshiftSnapshots = {
+  "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":redshift:*:", { Ref: "AWS::AccountId" }, ":snapshot:*/strongroom-*"]],
+};
+
 test("the copy role copies (snapshots and AMIs), shares, locks and grants, and never deletes", () => {
   const t = Template.fromStack(synth(false).stack);
   const statements = roleStatements(t, "CopyRole");
@@ -116,6 +121,7 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
     "ShareManagedAmis",
     "ShareManagedDbSnapshots",
     "ShareManagedDbClusterSnapshots",
+    "ShareStrongroomRedshiftSnapshots",
     "LockCopies",
     "GrantsOnSourceKeys",
     "UseKeysThroughEbsAndRds",
@@ -142,13 +148,43 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
     assert.deepEqual(bySid(sid).Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
   }
   // A Redshift copy is made by its cluster: tagged once found, Strongroom's names only.
-  assert.deepEqual(bySid("TagRedshiftCopies").Resource, {
-    "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":redshift:*:", { Ref: "AWS::AccountId" }, ":snapshot:*/strongroom-*"]],
-  });
+  assert.deepEqual(bySid("TagRedshiftCopies").Resource, redshiftSnapshots);
   assert.ok(actions.includes("redshift:DescribeClusterSnapshots") && actions.includes("redshift:DescribeClusters"));
+  // A Redshift vault copy is a share, kept: Strongroom's names only, never taken back by the copy role.
+  assert.deepEqual(bySid("ShareStrongroomRedshiftSnapshots").Action, "redshift:AuthorizeSnapshotAccess");
+  assert.deepEqual(bySid("ShareStrongroomRedshiftSnapshots").Resource, redshiftSnapshots);
+  assert.ok(!actions.includes("redshift:RevokeSnapshotAccess"), "the copy role takes no share back");
   // The state machine may invoke it.
   const backup = roleStatements(t, "BackupRole").find((s) => s.Sid === "Functions") as Statement;
   assert.ok((backup.Resource as unknown[]).some((r) => JSON.stringify(r).includes("CopyFunction")));
+});
+
+test("the prune role takes a Redshift snapshot's share back, then deletes it: Strongroom's names only", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "PruneRole");
+  const sids = statements.map((s) => s.Sid).filter(Boolean);
+  assert.deepEqual(sids, [
+    "Logs",
+    "Tracing",
+    "Listings",
+    "DeleteManagedEbsSnapshots",
+    "DeregisterManagedAmis",
+    "MarkManagedSnapshotsDeleting",
+    "DeleteManagedDbSnapshots",
+    "DeleteManagedDbClusterSnapshots",
+    "UnshareStrongroomRedshiftSnapshots",
+    "DeleteStrongroomRedshiftSnapshots",
+    "RunFiles",
+  ]);
+  const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
+  assert.deepEqual(bySid("UnshareStrongroomRedshiftSnapshots").Action, "redshift:RevokeSnapshotAccess");
+  assert.deepEqual(bySid("DeleteStrongroomRedshiftSnapshots").Action, "redshift:DeleteClusterSnapshot");
+  for (const sid of ["UnshareStrongroomRedshiftSnapshots", "DeleteStrongroomRedshiftSnapshots"]) {
+    assert.deepEqual(bySid(sid).Resource, redshiftSnapshots);
+  }
+  // Prune shares nothing.
+  const actions = statements.flatMap((s) => [s.Action ?? []].flat() as string[]);
+  assert.ok(!actions.includes("redshift:AuthorizeSnapshotAccess"), "the prune role shares no snapshot");
 });
 
 test("the snapshot role configures a cluster's copies, its copy grant only through Redshift", () => {
