@@ -42,7 +42,7 @@ help:
 	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator; cargo-machete)"
 	@echo "make build   release Lambda binaries with cargo-lambda (target/lambda/<fn>/bootstrap)"
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
-	@echo "make schema  regenerate infra/schemas/run-input.schema.json from the policy types"
+	@echo "make schema  regenerate infra/schemas/*.schema.json (run input, restore request) from the types"
 	@echo "make infra-check  ASL, SAM (sam validate, translator, cfn-lint, IAM guards), CDK (tests, cdk-nag, synth), SAM = CDK, checkov; offline"
 	@echo "make deploy  sam build + sam deploy --guided (ARCH=x86_64|arm64; needs AWS credentials)"
 

@@ -31,6 +31,10 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
             let req: ReportRun = parse(value).map_err(|e| e.0)?;
             req.files.validate(&req.run, "files")
         }
+        "restore" => {
+            strongroom_core::restore::RestoreRequest::parse(value, time::OffsetDateTime::now_utc())
+                .map(|_| ())
+        }
         "copy" => parse::<strongroom_core::copy::CopyRequest>(value)
             .map_err(|e| e.0)?
             .validate(time::OffsetDateTime::now_utc()),

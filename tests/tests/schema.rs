@@ -1,4 +1,4 @@
-//! The committed JSON Schema of the run input is the one the types generate.
+//! The committed JSON Schemas (run input, restore request) are the ones the types generate.
 //! `STRONGROOM_BLESS=1 cargo test -p strongroom-tests --test schema` (or `make schema`) rewrites it.
 
 use strongroom_core::policy::run_input_schema;
@@ -28,5 +28,30 @@ fn committed_schema_is_current() {
         "additionalProperties",
     ] {
         assert!(text.contains(needle), "schema lacks {needle}");
+    }
+}
+
+#[test]
+fn committed_restore_schema_is_current() {
+    let path = workspace().join("infra/schemas/restore-request.schema.json");
+    let generated =
+        serde_json::to_string_pretty(&strongroom_core::restore::restore_request_schema()).unwrap()
+            + "\n";
+    if std::env::var_os("STRONGROOM_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} is out of date with the restore types: run `make schema` and commit it",
+        path.display()
+    );
+    for needle in [
+        "ebs-volume",
+        "aurora-cluster",
+        "at_or_before",
+        "keep_on_failure",
+    ] {
+        assert!(committed.contains(needle), "schema lacks {needle}");
     }
 }

@@ -13,6 +13,7 @@
 //! - [`listing`]: a location's listings -> the recovery points prune decides on (pure).
 //! - [`copy`]: copy destinations, the copy planner and the copy pass.
 //! - [`prune`]: the safety invariants and the prune use case.
+//! - [`restore`]: restore requests and their validation (issue 11).
 //! - [`report`]: the run report, folding backup and prune into the run's output.
 //! - [`runs`]: the files a run keeps in S3 instead of in state.
 //! - [`sfn`]: Step Functions payload types shared by several states.
@@ -34,6 +35,7 @@ pub mod prune;
 pub mod quota;
 pub mod reason;
 pub mod report;
+pub mod restore;
 pub mod retention;
 pub mod runs;
 pub mod sfn;

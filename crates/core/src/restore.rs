@@ -1,0 +1,434 @@
+//! Restore requests: what a person pastes into the restore state machine's
+//! "Start execution" in the AWS console, parsed and checked before anything
+//! is created (issue 11; the restore functions and state machine build on
+//! these types).
+//!
+//! A request names the recovery point (by id, or as the newest completed one
+//! of a source at or before a time), where it is (the source's location, a
+//! copy's region, a vault account), and what to make of it: one variant per
+//! kind, each with only the settings a person may override (the rest comes
+//! from what the backup recorded).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::model::parse_time;
+use crate::policy::{is_region_name, parse_with_path, AccountRole};
+
+/// The restore state machine's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Which recovery point to restore.
+    pub from: PointSelector,
+    /// Where the recovery point is: its region, and its account when that is
+    /// not the one Strongroom runs in (a vault), with the role to assume.
+    pub location: RestoreLocation,
+    /// What to make of it.
+    pub restore: RestoreTarget,
+    /// Keep what a failed restore created, for inspection (default: removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_on_failure: bool,
+    /// Put what is restored in a security group with no ingress or egress
+    /// (forensics; drills).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
+    /// Copy the source's tags onto what is restored (default true), never
+    /// `strongroom:` ones.
+    #[serde(default = "yes")]
+    pub copy_source_tags: bool,
+    /// Seconds between checks until the restored resource is usable (0-3600,
+    /// default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_seconds: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A recovery point, by id (`recovery_point`) or as the newest completed one
+/// of a source (`source`, optionally `at_or_before`): one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointSelector {
+    /// A snapshot, AMI, instance set (`i-…@<time>`), or DB, cluster or
+    /// Redshift snapshot identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<String>,
+    /// The source whose newest completed recovery point to restore: its id
+    /// (`vol-…`, `i-…`), or its ARN for a database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// With `source`: made at or before this time (RFC 3339; default now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_or_before: Option<String>,
+}
+
+/// Where the recovery point is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreLocation {
+    pub region: String,
+    /// The account, when not the one Strongroom runs in (12 digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The role to assume in `account` (a vault's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// What to make, by kind, with the settings a request may override.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RestoreTarget {
+    /// A volume from an EBS snapshot (or one member of an instance set).
+    EbsVolume {
+        /// The Availability Zone of the new volume, e.g. `us-east-1a`.
+        availability_zone: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        volume_type: Option<String>,
+        /// At least the snapshot's size (GiB).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_gib: Option<u32>,
+        /// For an instance set: the device of the member to restore.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+    },
+    /// An instance from an AMI or an instance snapshot set, with the
+    /// recorded settings unless overridden here.
+    Ec2Instance {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        security_group_ids: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_profile: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private_ip: Option<String>,
+    },
+    /// A DB instance from a DB snapshot.
+    RdsInstance {
+        /// The new DB instance's identifier (it must not exist).
+        identifier: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_class: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet_group: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        security_group_ids: Vec<String>,
+    },
+    /// An Aurora cluster and its instances from a cluster snapshot.
+    AuroraCluster {
+        /// The new cluster's identifier (it must not exist).
+        identifier: String,
+        /// The instances' class, e.g. `db.r6g.large`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_class: Option<String>,
+        /// How many instances (1-16, default 1): a cluster without one
+        /// cannot be connected to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instances: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet_group: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        security_group_ids: Vec<String>,
+    },
+    /// A Redshift cluster from a snapshot.
+    RedshiftCluster {
+        /// The new cluster's identifier (it must not exist).
+        identifier: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet_group: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        security_group_ids: Vec<String>,
+    },
+}
+
+/// The longest wait between checks.
+pub const MAX_POLL_SECONDS: u32 = 3600;
+
+impl RestoreRequest {
+    /// Parses and checks a request: every error names its field. `now` is
+    /// the clock (`at_or_before` may not be ahead of it).
+    pub fn parse(value: serde_json::Value, now: time::OffsetDateTime) -> Result<Self, Error> {
+        let req: Self = parse_with_path(value, "")?;
+        req.validate(now)?;
+        Ok(req)
+    }
+
+    pub fn validate(&self, now: time::OffsetDateTime) -> Result<(), Error> {
+        let f = &self.from;
+        match (&f.recovery_point, &f.source) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "from",
+                    "names both a recovery_point and a source; give one of them",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "from",
+                    "names nothing; give a recovery_point (`strongroom recovery-points list` shows them) or a source",
+                ))
+            }
+            (Some(id), None) => {
+                if id.trim().is_empty() || id.len() > 255 {
+                    return Err(Error::invalid(
+                        "from.recovery_point",
+                        "must name a recovery point: an id such as snap-0123456789abcdef0, ami-…, i-…@<time>, or a snapshot identifier",
+                    ));
+                }
+                if f.at_or_before.is_some() {
+                    return Err(Error::invalid(
+                        "from.at_or_before",
+                        "goes with `source`, not with `recovery_point`",
+                    ));
+                }
+            }
+            (None, Some(source)) => {
+                if source.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "from.source",
+                        "is empty; name the source: a volume or instance id, or a database's ARN",
+                    ));
+                }
+                if let Some(t) = &f.at_or_before {
+                    let at = parse_time(t).map_err(|e| {
+                        Error::invalid(
+                            "from.at_or_before",
+                            format!("`{t}` is not an RFC 3339 time ({e}); use e.g. 2026-11-29T03:00:00Z"),
+                        )
+                    })?;
+                    crate::validate::not_in_future(at, now, "from.at_or_before")?;
+                }
+            }
+        }
+        let l = &self.location;
+        if !is_region_name(&l.region) {
+            return Err(Error::invalid(
+                "location.region",
+                format!(
+                    "`{}` is not a region name; use a code such as us-east-1",
+                    l.region
+                ),
+            ));
+        }
+        match &l.account {
+            Some(account) => AccountRole {
+                account: account.clone(),
+                role_arn: l.role_arn.clone(),
+                external_id: l.external_id.clone(),
+            }
+            .validate("location")?,
+            None if l.role_arn.is_some() || l.external_id.is_some() => {
+                return Err(Error::invalid(
+                    "location.account",
+                    "is missing; a role goes with the account it is in",
+                ))
+            }
+            None => {}
+        }
+        if let Some(p) = self.poll_seconds {
+            if p > MAX_POLL_SECONDS {
+                return Err(Error::invalid(
+                    "poll_seconds",
+                    format!("{p} is more than 3600; use a value from 0 to 3600"),
+                ));
+            }
+        }
+        self.restore.validate(&l.region)
+    }
+}
+
+impl RestoreTarget {
+    fn validate(&self, region: &str) -> Result<(), Error> {
+        match self {
+            Self::EbsVolume {
+                availability_zone,
+                volume_type,
+                size_gib,
+                device,
+            } => {
+                // An AZ is its region's name and one letter.
+                let ok = availability_zone
+                    .strip_prefix(region)
+                    .is_some_and(|z| z.len() == 1 && z.chars().all(|c| c.is_ascii_lowercase()));
+                if !ok {
+                    return Err(Error::invalid(
+                        "restore.availability_zone",
+                        format!("`{availability_zone}` is not an Availability Zone of {region}; use e.g. {region}a"),
+                    ));
+                }
+                if let Some(t) = volume_type {
+                    const TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+                    if !TYPES.contains(&t.as_str()) {
+                        return Err(Error::invalid(
+                            "restore.volume_type",
+                            format!(
+                                "`{t}` is not an EBS volume type; use one of {}",
+                                TYPES.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                if let Some(s) = size_gib {
+                    if !(1..=65_536).contains(s) {
+                        return Err(Error::invalid(
+                            "restore.size_gib",
+                            format!("{s} is outside 1-65536 GiB"),
+                        ));
+                    }
+                }
+                if let Some(d) = device {
+                    if !d.starts_with("/dev/") && !d.starts_with("xvd") {
+                        return Err(Error::invalid(
+                            "restore.device",
+                            format!("`{d}` is not a device name; use the one the instance set recorded, e.g. /dev/sdf"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Self::Ec2Instance {
+                instance_type,
+                subnet_id,
+                security_group_ids,
+                private_ip,
+                ..
+            } => {
+                if let Some(t) = instance_type {
+                    // family.size: letters, digits and hyphens, a dot, letters and digits.
+                    let ok = t.split_once('.').is_some_and(|(f, s)| {
+                        !f.is_empty()
+                            && !s.is_empty()
+                            && f.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                            && s.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    });
+                    if !ok {
+                        return Err(Error::invalid(
+                            "restore.instance_type",
+                            format!("`{t}` is not an instance type; use e.g. m7g.large"),
+                        ));
+                    }
+                }
+                check_id(subnet_id.as_deref(), "subnet-", "restore.subnet_id")?;
+                for (i, g) in security_group_ids.iter().enumerate() {
+                    check_id(Some(g), "sg-", &format!("restore.security_group_ids[{i}]"))?;
+                }
+                if let Some(ip) = private_ip {
+                    if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                        return Err(Error::invalid(
+                            "restore.private_ip",
+                            format!("`{ip}` is not an IPv4 address"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Self::RdsInstance {
+                identifier,
+                instance_class,
+                security_group_ids,
+                ..
+            }
+            | Self::AuroraCluster {
+                identifier,
+                instance_class,
+                security_group_ids,
+                ..
+            } => {
+                check_db_identifier(identifier, 63)?;
+                if let Some(c) = instance_class {
+                    let ok = c.strip_prefix("db.").is_some_and(|r| {
+                        r.split_once('.')
+                            .is_some_and(|(f, s)| !f.is_empty() && !s.is_empty())
+                    });
+                    if !ok {
+                        return Err(Error::invalid(
+                            "restore.instance_class",
+                            format!("`{c}` is not a DB instance class; use e.g. db.r6g.large"),
+                        ));
+                    }
+                }
+                if let Self::AuroraCluster {
+                    instances: Some(n), ..
+                } = self
+                {
+                    if !(1..=16).contains(n) {
+                        return Err(Error::invalid(
+                            "restore.instances",
+                            format!("{n} is outside 1-16 (an Aurora cluster has at most 15 replicas and its writer)"),
+                        ));
+                    }
+                }
+                for (i, g) in security_group_ids.iter().enumerate() {
+                    check_id(Some(g), "sg-", &format!("restore.security_group_ids[{i}]"))?;
+                }
+                Ok(())
+            }
+            Self::RedshiftCluster {
+                identifier,
+                security_group_ids,
+                ..
+            } => {
+                check_db_identifier(identifier, 63)?;
+                for (i, g) in security_group_ids.iter().enumerate() {
+                    check_id(Some(g), "sg-", &format!("restore.security_group_ids[{i}]"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An EC2 id: `prefix` and 8 or 17 hexadecimal digits.
+fn check_id(id: Option<&str>, prefix: &str, at: &str) -> Result<(), Error> {
+    let Some(id) = id else { return Ok(()) };
+    let ok = id.strip_prefix(prefix).is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            at,
+            format!("`{id}` is not an id of the form {prefix}0123456789abcdef0"),
+        ))
+    }
+}
+
+/// RDS, Aurora and Redshift identifiers: 1-`max` letters, digits and
+/// hyphens, starting with a letter, no two hyphens in a row, not ending
+/// with one.
+fn check_db_identifier(id: &str, max: usize) -> Result<(), Error> {
+    let ok = (1..=max).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "restore.identifier",
+            format!("`{id}` is not a valid identifier: 1-{max} letters, digits and single hyphens, starting with a letter"),
+        ))
+    }
+}
+
+/// The JSON Schema of a restore request, committed under `infra/schemas/`.
+pub fn restore_request_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RestoreRequest)).expect("a schema serializes")
+}
