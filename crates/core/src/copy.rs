@@ -937,10 +937,7 @@ impl ClusterCopy {
 /// stable hash of what it copies (its ARN), so that sources of the same name
 /// in two regions or accounts do not meet at one destination.
 pub fn copy_name(source_name: &str, source_key: &str, max_len: usize) -> String {
-    let hash = source_key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    let hash = format!("{hash:016x}");
+    let hash = format!("{:016x}", tags::fnv1a(source_key.as_bytes()));
     let head: String = source_name
         .chars()
         .take(max_len.saturating_sub(11))

@@ -86,8 +86,9 @@ impl RunKey {
 /// two sources whose names share the kept prefix never meet in practice.
 const NAME_HASH_LEN: usize = 10;
 
-/// FNV-1a, 64 bits: stable across versions and platforms, as names must be.
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: stable across versions and platforms, as names (and
+/// client tokens and grant names) made from it must be.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -473,10 +473,7 @@ fn copy_token(req: &StartCopy<'_>) -> String {
         req.tags.get(tags::POLICY).map_or("", String::as_str),
         req.tags.get(tags::CREATED_AT).map_or("", String::as_str)
     );
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("strongroom-copy-{hash:016x}")
+    format!("strongroom-copy-{:016x}", tags::fnv1a(key.as_bytes()))
 }
 
 /// Our AMIs matching `filters` (disabled ones too), every page.

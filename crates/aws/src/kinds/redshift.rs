@@ -386,10 +386,7 @@ impl KindAdapter for Redshift {
 /// The snapshot copy grant Strongroom makes in a destination region for
 /// `key` (names are 1-63 of lowercase letters, digits and hyphens).
 fn grant_name(key: &str) -> String {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("strongroom-{hash:016x}")
+    format!("strongroom-{:016x}", tags::fnv1a(key.as_bytes()))
 }
 
 /// Makes `cluster` copy its new snapshots to `copy.region`, if it copies
