@@ -664,6 +664,7 @@ impl CopyRequest {
             ));
         }
         crate::validate::not_in_future(self.run.scheduled_time, now, "run.scheduled_time")?;
+        crate::validate::validate_waits(self.poll_seconds, self.wait_seconds)?;
         if self.destination >= self.policy.copies.len() {
             return Err(Error::invalid(
                 "destination",
@@ -945,9 +946,6 @@ pub fn copy_name(source_name: &str, source_key: &str, max_len: usize) -> String 
     format!("{}-{}", head.trim_end_matches('-'), &hash[..10])
 }
 
-/// The longest wait between two passes (unless `poll_seconds` asks for more).
-pub const MAX_WAIT_BETWEEN_PASSES: u32 = 15 * 60;
-
 /// Reads the completed recovery points of the snapshot stage, oldest first,
 /// as copy jobs (those at `destination` itself left out).
 async fn first_state<S: ObjectStore>(
@@ -1167,15 +1165,7 @@ where
         }
         Err(e) => return Err(e.into()),
     }
-    let cap = MAX_WAIT_BETWEEN_PASSES.max(req.poll_seconds);
-    let wait_seconds = if state.passes.len() <= 1 {
-        req.poll_seconds
-    } else {
-        req.wait_seconds
-            .saturating_mul(2)
-            .max(req.poll_seconds)
-            .min(cap)
-    };
+    let wait_seconds = crate::backup::snapshot::next_wait(req.wait_seconds, req.poll_seconds);
     Ok(CopyPassOutput {
         destination: req.destination,
         location,

@@ -154,9 +154,6 @@ pub enum RestoreTarget {
     },
 }
 
-/// The longest wait between checks.
-pub const MAX_POLL_SECONDS: u32 = 3600;
-
 impl RestoreRequest {
     /// Parses and checks a request: every error names its field. `now` is
     /// the clock (`at_or_before` may not be ahead of it).
@@ -239,12 +236,7 @@ impl RestoreRequest {
             None => {}
         }
         if let Some(p) = self.poll_seconds {
-            if p > MAX_POLL_SECONDS {
-                return Err(Error::invalid(
-                    "poll_seconds",
-                    format!("{p} is more than 3600; use a value from 0 to 3600"),
-                ));
-            }
+            crate::validate::validate_poll_seconds(p)?;
         }
         self.restore.validate(&l.region)
     }

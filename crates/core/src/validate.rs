@@ -83,7 +83,21 @@ fn validate_location(l: &Location, at: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_poll_seconds(p: u32) -> Result<(), Error> {
+/// `poll_seconds` within 0-3600, and a `wait_seconds` that the doubling
+/// waits could have reached (at most 15 minutes, or `poll_seconds`).
+pub(crate) fn validate_waits(poll_seconds: u32, wait_seconds: u32) -> Result<(), Error> {
+    validate_poll_seconds(poll_seconds)?;
+    let cap = crate::backup::snapshot::MAX_WAIT_BETWEEN_CHECKS.max(poll_seconds);
+    if wait_seconds > cap {
+        return Err(Error::invalid(
+            "wait_seconds",
+            format!("{wait_seconds} is more than {cap}; use a value from 0 to {cap}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_poll_seconds(p: u32) -> Result<(), Error> {
     if p > MAX_POLL_SECONDS {
         return Err(Error::invalid(
             "poll_seconds",
@@ -152,17 +166,7 @@ impl BatchResult {
     pub fn validate(&self, now: OffsetDateTime) -> Result<(), Error> {
         self.run.validate(None, now, "run")?;
         validate_location(&self.location, "location")?;
-        validate_poll_seconds(self.poll_seconds)?;
-        let cap = crate::backup::snapshot::MAX_WAIT_BETWEEN_CHECKS.max(self.poll_seconds);
-        if self.wait_seconds > cap {
-            return Err(Error::invalid(
-                "wait_seconds",
-                format!(
-                    "{} is more than {cap}; use a value from 0 to {cap}",
-                    self.wait_seconds
-                ),
-            ));
-        }
+        validate_waits(self.poll_seconds, self.wait_seconds)?;
         if let Some(t) = self.waiting_since {
             not_in_future(t, now, "waiting_since")?;
         }

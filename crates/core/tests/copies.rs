@@ -779,6 +779,19 @@ async fn a_pass_refuses_another_runs_files_and_a_missing_destination() {
         other => panic!("{other:?}"),
     }
     let mut req = request(&out, &snapshots);
+    req.poll_seconds = 60;
+    req.wait_seconds = 86_400;
+    assert!(matches!(
+        copy_pass(req, &cloud, NOW).await,
+        Err(Error::InvalidInput { field, .. }) if field == "wait_seconds"
+    ));
+    let mut req = request(&out, &snapshots);
+    req.poll_seconds = 4000;
+    assert!(matches!(
+        copy_pass(req, &cloud, NOW).await,
+        Err(Error::InvalidInput { field, .. }) if field == "poll_seconds"
+    ));
+    let mut req = request(&out, &snapshots);
     req.files.report = "runs/daily/other/report.json".into();
     assert!(matches!(
         copy_pass(req, &cloud, NOW).await,

@@ -19,16 +19,19 @@ use crate::tags::{recovery_point_tags, RunKey};
 /// asks for longer): 15 minutes.
 pub const MAX_WAIT_BETWEEN_CHECKS: u32 = 15 * 60;
 
+/// The wait before the next check of anything the state machine waits for
+/// (completion checks, copy passes): twice the last wait, at least
+/// `poll_seconds`, at most [`MAX_WAIT_BETWEEN_CHECKS`] (or `poll_seconds` if
+/// larger). After no wait yet (`last` 0) it is `poll_seconds`.
+pub fn next_wait(last: u32, poll_seconds: u32) -> u32 {
+    let cap = MAX_WAIT_BETWEEN_CHECKS.max(poll_seconds);
+    last.saturating_mul(2).max(poll_seconds).min(cap)
+}
+
 impl BatchResult {
-    /// The wait after a completion check that found points still pending:
-    /// twice the last one, at least `poll_seconds`, at most
-    /// [`MAX_WAIT_BETWEEN_CHECKS`] (or `poll_seconds` if larger).
+    /// The wait after a completion check that found points still pending.
     pub fn next_wait(&self) -> u32 {
-        let cap = MAX_WAIT_BETWEEN_CHECKS.max(self.poll_seconds);
-        self.wait_seconds
-            .saturating_mul(2)
-            .max(self.poll_seconds)
-            .min(cap)
+        next_wait(self.wait_seconds, self.poll_seconds)
     }
 }
 
