@@ -183,20 +183,15 @@ async fn revoke(cx: &LocationClients, key: &str, grant_id: &str) -> Result<(), C
     }
 }
 
-/// The account and region of a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<id>`).
+/// The account and region of a snapshot's key (its `KmsKeyId`, an ARN).
 fn key_location(key: &str) -> Result<Location, CloudError> {
-    let parts: Vec<&str> = key.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", _, "kms", region, account, _] => Ok(Location {
-            account: (*account).to_owned(),
-            region: (*region).to_owned(),
-        }),
-        _ => Err(CloudError::new(
+    strongroom_core::copy::kms_key_location(key).ok_or_else(|| {
+        CloudError::new(
             ErrorKind::Internal,
             "CreateGrant",
             key,
             "-",
             "the snapshot's KmsKeyId is not a key ARN",
-        )),
-    }
+        )
+    })
 }

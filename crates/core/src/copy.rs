@@ -144,6 +144,15 @@ fn parse_kms_arn(arn: &str) -> Option<(&str, &str, &str, &str)> {
         .then_some((region, account, kind, id))
 }
 
+/// Where a KMS key (or alias) lives, from its ARN: the account and region a
+/// grant on it is made in.
+pub fn kms_key_location(arn: &str) -> Option<Location> {
+    parse_kms_arn(arn).map(|(region, account, _, _)| Location {
+        account: account.to_owned(),
+        region: region.to_owned(),
+    })
+}
+
 impl CopyDestination {
     /// The role that reaches the destination's account for copying.
     pub fn copy_role(&self) -> Option<AccountRole> {
