@@ -19,7 +19,7 @@ async fn snapshot_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult
     let mut results = Vec::new();
     for b in out.batches {
         results.push(
-            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc(), None)
                 .await
                 .expect("snapshot batch"),
         );

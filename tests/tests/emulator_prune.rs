@@ -42,7 +42,7 @@ async fn backup(cloud: &AwsCloud, policy: &serde_json::Value, at: OffsetDateTime
     .await
     .unwrap();
     for b in d.batches {
-        let r = snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+        let r = snapshot_batch(b, cloud, time::OffsetDateTime::now_utc(), None)
             .await
             .unwrap();
         assert!(r.results.iter().all(|r| r.error.is_none()), "{r:?}");

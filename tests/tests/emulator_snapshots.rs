@@ -73,7 +73,7 @@ async fn run_all(cloud: &AwsCloud, req: DiscoverRequest) -> Vec<BatchResult> {
     let mut results = Vec::new();
     for b in out.batches {
         results.push(
-            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc())
+            snapshot_batch(b, cloud, time::OffsetDateTime::now_utc(), None)
                 .await
                 .expect("snapshot batch"),
         );
@@ -296,7 +296,7 @@ async fn a_source_gone_since_discovery_is_skipped_and_the_others_are_protected()
         tags: Default::default(),
     });
     let n = batch.targets.len();
-    let out = snapshot_batch(batch, &cloud, time::OffsetDateTime::now_utc())
+    let out = snapshot_batch(batch, &cloud, time::OffsetDateTime::now_utc(), None)
         .await
         .unwrap();
     // Gone is not failed: skipped, with the AWS answer that says so.

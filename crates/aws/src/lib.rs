@@ -21,7 +21,9 @@ mod organizations;
 pub mod prune;
 mod quota;
 pub mod recovery_points;
+pub mod restore;
 mod sdk;
+mod settings;
 mod store;
 
 pub use clients::{Clients, LocationClients, Role};

@@ -5,7 +5,7 @@
 //! fails fails the whole location: nothing is pruned from a partial view.
 
 use futures::FutureExt;
-use strongroom_core::listing::{assemble, Listing};
+use strongroom_core::listing::{assemble, Listing, Scope};
 use strongroom_core::model::{Location, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{Listed, Pruning};
 use strongroom_core::prune::DeletionPermit;
@@ -18,7 +18,8 @@ impl Pruning for AwsCloud {
     async fn list(&self, location: &Location, policy: &str) -> Result<Listed, CloudError> {
         let cx = self.clients.for_location(location).await?;
         let listings = futures::future::join_all(
-            RecoveryPointKind::ALL.map(|k| with_adapter!(k, |a| a.list(&cx, policy).boxed())),
+            RecoveryPointKind::ALL
+                .map(|k| with_adapter!(k, |a| a.list(&cx, Scope::Policy(policy)).boxed())),
         )
         .await;
         let mut listing = Listing::default();

@@ -34,6 +34,16 @@ impl RecoveryPoints for AwsCloud {
         Box::pin(run_images(&self.clients.for_location(location).await?, run)).await
     }
 
+    async fn describe_settings(
+        &self,
+        location: &Location,
+        targets: &[strongroom_core::model::Target],
+    ) -> Result<BTreeMap<String, strongroom_core::restore::settings::SourceSettings>, CloudError>
+    {
+        let cx = self.clients.for_location(location).await?;
+        Box::pin(crate::settings::describe(&cx, targets)).await
+    }
+
     async fn create(&self, req: &CreateRequest<'_>) -> Result<Created, CloudError> {
         let cx = self.clients.for_location(req.location).await?;
         with_adapter!(req.kind, |a| a.create(&cx, req).boxed()).await

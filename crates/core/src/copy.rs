@@ -478,6 +478,9 @@ pub struct CopyJob {
     /// started), or why it could not be unshared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
+    /// The copy's restore record was written (or there was none to copy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recorded: bool,
 }
 
 impl CopyJob {
@@ -507,6 +510,7 @@ impl CopyJob {
             unshared: false,
             keys: None,
             error: None,
+            recorded: false,
         }
     }
 
@@ -839,6 +843,59 @@ pub trait Copies: Send + Sync {
     ) -> impl std::future::Future<Output = Result<(), CloudError>> + Send;
 }
 
+/// Writes, for every copy that has all its ids, the record of its source
+/// under the copy's id and location, so that a restore from the copy finds
+/// what the backup recorded. A source without a record has none to copy; a
+/// failed read or write is tried again on the next pass.
+async fn record_copies<C: ObjectStore>(state: &mut CopyState, cloud: &C, bucket: &str) {
+    use crate::restore::settings::{record_key, RecoveryPointRecord};
+    let location = state.location.clone();
+    for job in &mut state.jobs {
+        if job.recorded || job.is_share(&location) {
+            continue;
+        }
+        let copy_id = if job.point.kind.facts().snapshots == crate::kind::Snapshots::Members
+            && job.point.kind.facts().copy == CopyMethod::EbsSnapshots
+        {
+            // A set's copy is a set of the same instance and time.
+            job.units
+                .iter()
+                .all(|u| u.copy.is_some())
+                .then(|| job.point.id.clone())
+        } else {
+            job.units.first().and_then(|u| u.copy.clone())
+        };
+        let Some(copy_id) = copy_id else { continue };
+        let source = S3Object {
+            bucket: bucket.to_owned(),
+            key: record_key(&job.point.location, &job.point.id),
+        };
+        let record = match cloud.get_object(&source).await {
+            Ok(body) => match serde_json::from_slice::<RecoveryPointRecord>(&body) {
+                Ok(r) => r,
+                Err(_) => {
+                    job.recorded = true;
+                    continue;
+                }
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                job.recorded = true;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let copy = record.for_copy(&copy_id, &location);
+        let object = S3Object {
+            bucket: bucket.to_owned(),
+            key: record_key(&location, &copy_id),
+        };
+        let body = serde_json::to_vec_pretty(&copy).expect("a record serializes");
+        if cloud.put_object(&object, body).await.is_ok() {
+            job.recorded = true;
+        }
+    }
+}
+
 /// The key of a destination's state file.
 pub fn state_key(files: &RunFiles, destination: usize) -> String {
     format!("{}copies/{destination}.json", files.prefix)
@@ -1082,6 +1139,7 @@ where
         }
         finish_jobs(&mut state, cloud, dest).await;
         let started = start_planned(&mut state, cloud, &req, dest, &mut in_flight).await?;
+        record_copies(&mut state, cloud, &req.files.bucket).await;
         // A copy the service makes itself that never appeared.
         let since = *state.started_at.get_or_insert(now);
         if now - since > CLUSTER_COPY_DEADLINE {

@@ -422,6 +422,7 @@ impl Pruning for MemoryCloud {
                 deleting: p.deleting,
                 shared_with: None,
                 revocable_shares: Vec::new(),
+                devices: Default::default(),
             })
             .collect();
         Ok(Listed {

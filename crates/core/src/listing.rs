@@ -88,6 +88,33 @@ impl Listing {
     }
 }
 
+/// Which recovery points an assembly keeps: one policy's (prune), or every
+/// Strongroom point of any policy (restores, the catalog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Policy(&'a str),
+    AnyPolicy,
+}
+
+impl Scope<'_> {
+    /// Whether tags `t` are of a point in scope.
+    pub fn covers(self, t: &Tags) -> bool {
+        match self {
+            Self::Policy(p) => ours(t, p),
+            Self::AnyPolicy => t.get(tags::MANAGED).map(String::as_str) == Some("true"),
+        }
+    }
+
+    /// What tells the sets of two policies apart (for one policy: nothing,
+    /// so that a member whose policy tag differs protects its whole set).
+    fn set_key(self, t: &Tags) -> String {
+        match self {
+            Self::Policy(_) => String::new(),
+            Self::AnyPolicy => t.get(tags::POLICY).cloned().unwrap_or_default(),
+        }
+    }
+}
+
 /// Managed by Strongroom and made by `policy`.
 pub fn ours(t: &Tags, policy: &str) -> bool {
     t.get(tags::MANAGED).map(String::as_str) == Some("true")
@@ -129,6 +156,7 @@ struct Draft {
     used_by_amis: Vec<String>,
     deleting: bool,
     shared_with: Option<Vec<String>>,
+    devices: BTreeMap<String, String>,
 }
 
 impl Listed {
@@ -164,6 +192,7 @@ impl Listed {
             deleting: d.deleting,
             shared_with: d.shared_with,
             revocable_shares: Vec::new(),
+            devices: d.devices,
         });
     }
 }
@@ -197,7 +226,7 @@ fn group(
     kind: RecoveryPointKind,
     id: String,
     members: &[&ListedSnapshot],
-    policy: &str,
+    scope: Scope<'_>,
     location: &Location,
 ) -> Draft {
     let mut ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
@@ -207,7 +236,7 @@ fn group(
     if let Some(m) = members.iter().find(|m| is_held(&m.tags)) {
         t.insert(tags::HOLD.into(), m.tags[tags::HOLD].clone());
     }
-    if let Some(m) = members.iter().find(|m| !ours(&m.tags, policy)) {
+    if let Some(m) = members.iter().find(|m| !scope.covers(&m.tags)) {
         for k in [tags::MANAGED, tags::POLICY] {
             match m.tags.get(k) {
                 Some(v) => t.insert(k.into(), v.clone()),
@@ -247,6 +276,10 @@ fn group(
         owner,
         deleting,
         shared_with: None,
+        devices: members
+            .iter()
+            .filter_map(|m| Some((m.id.clone(), m.tags.get(tags::DEVICE)?.clone())))
+            .collect(),
     }
 }
 
@@ -255,6 +288,16 @@ fn group(
 /// managed by Strongroom are not recovery points of the policy and are left out
 /// (images still count as users of snapshots).
 pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
+    assemble_in(location, Scope::Policy(policy), listing)
+}
+
+/// Every Strongroom recovery point at `location`, of any policy: what a
+/// restore chooses from.
+pub fn assemble_managed(location: &Location, listing: Listing) -> Listed {
+    assemble_in(location, Scope::AnyPolicy, listing)
+}
+
+fn assemble_in(location: &Location, scope: Scope<'_>, listing: Listing) -> Listed {
     let Listing {
         snapshots,
         images,
@@ -289,7 +332,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         .filter(|s| is_held(&s.tags))
         .map(|s| (s.id.as_str(), s.tags[tags::HOLD].as_str()))
         .collect();
-    let mut sets: BTreeMap<(String, String), Vec<&ListedSnapshot>> = BTreeMap::new();
+    let mut sets: BTreeMap<(String, String, String), Vec<&ListedSnapshot>> = BTreeMap::new();
     let mut orphans: BTreeMap<String, Vec<&ListedSnapshot>> = BTreeMap::new();
     for s in &snapshots {
         match snapshot_kind(s) {
@@ -301,7 +344,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
                 // An AMI that is listed, even without this snapshot in its
                 // mappings yet (EC2 describes lag), still has it.
                 let image_listed = s.image_id.as_deref().is_some_and(|i| image_ids.contains(i));
-                if ours(&s.tags, policy) && !used_by.contains_key(s.id.as_str()) && !image_listed {
+                if scope.covers(&s.tags) && !used_by.contains_key(s.id.as_str()) && !image_listed {
                     let key = s.image_id.clone().unwrap_or_else(|| {
                         let tag = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
                         format!("{}@{}", tag(tags::SOURCE), tag(tags::CREATED_AT))
@@ -311,9 +354,13 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             }
             RecoveryPointKind::Ec2SnapshotSet => {
                 let key = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
-                sets.entry((key(tags::SOURCE), key(tags::CREATED_AT)))
-                    .or_default()
-                    .push(s);
+                sets.entry((
+                    scope.set_key(&s.tags),
+                    key(tags::SOURCE),
+                    key(tags::CREATED_AT),
+                ))
+                .or_default()
+                .push(s);
             }
             kind => {
                 let ids = std::slice::from_ref(&s.id);
@@ -335,12 +382,13 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
                     used_by_amis: users(ids, None),
                     deleting,
                     shared_with: None,
+                    devices: BTreeMap::new(),
                 };
                 listed.add(d, location);
             }
         }
     }
-    for ((source, created), members) in sets {
+    for ((_, source, created), members) in sets {
         let id = match parse_time(&created) {
             Ok(at) => RecoveryPoint::instance_set_id(&source, at),
             Err(_) => format!("{source}@{created}"),
@@ -349,7 +397,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             RecoveryPointKind::Ec2SnapshotSet,
             id,
             &members,
-            policy,
+            scope,
             location,
         );
         d.locked = any_locked(&d.members);
@@ -357,7 +405,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         listed.add(d, location);
     }
     for (id, members) in orphans {
-        let mut d = group(RecoveryPointKind::Ami, id, &members, policy, location);
+        let mut d = group(RecoveryPointKind::Ami, id, &members, scope, location);
         d.locked = any_locked(&d.members);
         d.used_by_amis = users(&d.members, None);
         // Never restorable as an AMI again: failed, once no snapshot of it
@@ -367,7 +415,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
         }
         listed.add(d, location);
     }
-    for i in images.iter().filter(|i| ours(&i.tags, policy)) {
+    for i in images.iter().filter(|i| scope.covers(&i.tags)) {
         let mut t = i.tags.clone();
         if let Some(hold) = i
             .snapshots
@@ -387,10 +435,11 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             used_by_amis: users(&i.snapshots, Some(&i.id)),
             deleting: false,
             shared_with: None,
+            devices: BTreeMap::new(),
         };
         listed.add(d, location);
     }
-    for r in records.into_iter().filter(|r| ours(&r.tags, policy)) {
+    for r in records.into_iter().filter(|r| scope.covers(&r.tags)) {
         let d = Draft {
             kind: r.kind,
             id: r.id,
@@ -402,6 +451,7 @@ pub fn assemble(location: &Location, policy: &str, listing: Listing) -> Listed {
             used_by_amis: vec![],
             deleting: false,
             shared_with: r.shared_with,
+            devices: BTreeMap::new(),
         };
         listed.add(d, location);
     }

@@ -93,6 +93,9 @@ pub struct CreateRequest<'a> {
     /// A kind its service copies (Redshift): the destination to configure
     /// before the snapshot, so that it is copied.
     pub cluster_copy: Option<crate::copy::ClusterCopy>,
+    /// The source's settings, when the batch's describe found them: an
+    /// instance set tags each member with its device from here.
+    pub settings: Option<&'a crate::restore::settings::SourceSettings>,
 }
 
 impl CreateRequest<'_> {
@@ -158,6 +161,22 @@ pub trait RecoveryPoints: Send + Sync {
         run: &RunKey,
     ) -> impl Future<Output = Result<Vec<RunPoint>, CloudError>> + Send;
 
+    /// What a restore of each of `targets` (all at `location`) needs that
+    /// its recovery point will not carry, by `strongroom:source`: at most one
+    /// describe per type. Sources not found are left out. By default, nothing.
+    fn describe_settings(
+        &self,
+        _location: &Location,
+        _targets: &[Target],
+    ) -> impl Future<
+        Output = Result<
+            std::collections::BTreeMap<String, crate::restore::settings::SourceSettings>,
+            CloudError,
+        >,
+    > + Send {
+        async { Ok(std::collections::BTreeMap::new()) }
+    }
+
     /// Creates the recovery point, tagged at creation. Where the identifier is
     /// deterministic and exists already, returns it (`existed`) after checking
     /// that it belongs to the same policy and source; otherwise an error.
@@ -197,6 +216,8 @@ pub struct ListedPoint {
     /// with a vault destination): not a reason to keep it; prune takes their
     /// access back before deleting it. Set by prune, never by a listing.
     pub revocable_shares: Vec<String>,
+    /// For an instance snapshot set: each member's `strongroom:device`.
+    pub devices: std::collections::BTreeMap<String, String>,
 }
 
 /// A recovery point of the policy whose `strongroom:created-at` is missing or

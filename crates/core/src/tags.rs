@@ -21,6 +21,15 @@ pub const RUN: &str = "strongroom:run";
 pub const KIND: &str = "strongroom:kind";
 pub const COPY_OF: &str = "strongroom:copy-of";
 pub const HOLD: &str = "strongroom:hold";
+/// On each snapshot of an instance snapshot set: the device name its volume
+/// was attached at, where a restore attaches it again.
+pub const DEVICE: &str = "strongroom:device";
+/// On everything a restore makes (never `strongroom:managed`: prune never
+/// touches it): the recovery point it was restored from.
+pub const RESTORED_FROM: &str = "strongroom:restored-from";
+/// On everything a restore makes: the restore's execution name, by which a
+/// retried or failed restore finds what it made.
+pub const RESTORE: &str = "strongroom:restore";
 /// Written by prune, with the time, on every snapshot of an instance snapshot
 /// set before deleting them, and on the snapshots AWS kept when it
 /// deregistered an AMI: a deletion that stops half way is finished by the

@@ -213,7 +213,7 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut first = Vec::new();
     for b in out.batches.clone() {
-        first.push(snapshot_batch(b, &cloud, NOW).await.unwrap());
+        first.push(snapshot_batch(b, &cloud, NOW, None).await.unwrap());
     }
     let created: usize = first
         .iter()
@@ -235,7 +235,7 @@ async fn snapshot_tags_at_creation_and_is_idempotent() {
         b.run.execution = "exec-1-redrive".into();
     }
     for b in again {
-        let r = snapshot_batch(b, &cloud, NOW).await.unwrap();
+        let r = snapshot_batch(b, &cloud, NOW, None).await.unwrap();
         assert!(
             r.results.iter().all(|r| r.outcome == Outcome::Existing),
             "{r:?}"
@@ -253,7 +253,7 @@ async fn ami_mode_makes_amis() {
     p["selector"]["resource_types"] = json!(["ec2-instance"]);
     p["ec2"] = json!({"mode": "ami"});
     let out = discover(request(p), &cloud).await.unwrap();
-    let r = snapshot_batch(out.batches[0].clone(), &cloud, NOW)
+    let r = snapshot_batch(out.batches[0].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     assert_eq!(
@@ -282,7 +282,7 @@ async fn one_failure_does_not_stop_the_others_and_is_reported() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        done.push(snapshot_batch(b, &cloud, NOW).await.unwrap());
+        done.push(snapshot_batch(b, &cloud, NOW, None).await.unwrap());
     }
     let failed: Vec<_> = done
         .iter()
@@ -332,7 +332,7 @@ async fn a_source_gone_since_discovery_is_skipped_not_failed() {
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let mut done = Vec::new();
     for b in out.batches.clone() {
-        let mut b = snapshot_batch(b, &cloud, NOW).await.unwrap();
+        let mut b = snapshot_batch(b, &cloud, NOW, None).await.unwrap();
         cloud.settle(RecoveryPointState::Completed);
         b = refresh_batch(b, &cloud, NOW).await.unwrap();
         done.push(BatchOutcome::Done(b));
@@ -388,7 +388,7 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
         .write()
         .unwrap()
         .insert(target.clone(), (ErrorKind::NotFound, name));
-    let done = snapshot_batch(batch, &cloud, NOW).await.unwrap();
+    let done = snapshot_batch(batch, &cloud, NOW, None).await.unwrap();
     let r = done.results.iter().find(|r| r.id == target).unwrap();
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
 }
@@ -397,7 +397,7 @@ async fn a_recovery_point_vanishing_under_its_name_is_a_failure_not_a_skip() {
 async fn completion_check_waits_then_completes() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     assert_eq!(b.pending, 3);
@@ -418,7 +418,7 @@ async fn completion_check_waits_then_completes() {
 async fn overdue_and_vanished_points_fail() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     cloud
@@ -510,7 +510,7 @@ async fn a_throttled_create_fails_alone_and_the_batch_goes_on() {
         .insert("vol-1".into(), ErrorKind::Throttled);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let us = out.batches[1].clone();
-    let r = snapshot_batch(us.clone(), &cloud, NOW).await.unwrap();
+    let r = snapshot_batch(us.clone(), &cloud, NOW, None).await.unwrap();
     let outcomes: Vec<(&str, Outcome)> = r
         .results
         .iter()
@@ -539,7 +539,7 @@ async fn a_throttled_create_fails_alone_and_the_batch_goes_on() {
     let made = cloud.stored().len();
     let mut rerun = us;
     rerun.run.execution = "exec-2".into();
-    let r = snapshot_batch(rerun, &cloud, NOW).await.unwrap();
+    let r = snapshot_batch(rerun, &cloud, NOW, None).await.unwrap();
     assert_eq!(cloud.stored().len(), made + 1, "only the volume is new");
     assert_eq!(
         r.results.iter().map(|t| t.outcome).collect::<Vec<_>>(),
@@ -552,10 +552,10 @@ async fn a_retried_batch_counts_what_its_first_attempt_made_as_created() {
     let cloud = estate();
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
     let us = out.batches[1].clone();
-    snapshot_batch(us.clone(), &cloud, NOW).await.unwrap();
+    snapshot_batch(us.clone(), &cloud, NOW, None).await.unwrap();
     let made = cloud.stored().len();
     // The same execution again (Step Functions retried the batch).
-    let r = snapshot_batch(us, &cloud, NOW).await.unwrap();
+    let r = snapshot_batch(us, &cloud, NOW, None).await.unwrap();
     assert_eq!(cloud.stored().len(), made, "nothing made twice");
     assert!(
         r.results.iter().all(|t| t.outcome == Outcome::Created),
@@ -569,7 +569,7 @@ async fn a_lost_answer_is_looked_for_not_sent_again() {
     cloud.lose_answer.write().unwrap().insert("vol-1".into());
     cloud.hide_new.store(true, Ordering::SeqCst);
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     assert_eq!(b.results[0].outcome, Outcome::Unconfirmed);
@@ -620,7 +620,7 @@ async fn an_unconfirmed_create_that_made_nothing_fails_after_the_grace() {
     let cloud = estate();
     cloud.lose_answer.write().unwrap().insert("vol-1".into());
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     // The create was not processed after all.
@@ -701,7 +701,7 @@ async fn snapshot_and_status_check_their_whole_input_and_call_nothing_on_bad_inp
     for (field, edit) in &edits {
         let mut bad = good.clone();
         edit(&mut bad);
-        let e = snapshot_batch(bad, &cloud, now).await.unwrap_err();
+        let e = snapshot_batch(bad, &cloud, now, None).await.unwrap_err();
         assert_eq!(invalid_field(e), *field);
     }
     assert_eq!(
@@ -715,7 +715,7 @@ async fn snapshot_and_status_check_their_whole_input_and_call_nothing_on_bad_inp
     assert!(cloud.stored().is_empty());
 
     // The completion check likewise.
-    let made = snapshot_batch(good, &cloud, now).await.unwrap();
+    let made = snapshot_batch(good, &cloud, now, None).await.unwrap();
     let status_edits: Vec<Edit<BatchResult>> = vec![
         (
             "run.scheduled_time",
@@ -832,7 +832,7 @@ async fn a_failing_lookup_leaves_unconfirmed_creates_waiting_and_the_others_alon
     let cloud = estate();
     cloud.lose_answer.write().unwrap().insert("vol-1".into());
     let out = discover(request(daily_policy()), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     cloud.fail_lookup.store(true, Ordering::SeqCst);
@@ -866,7 +866,7 @@ async fn the_wait_between_checks_doubles_to_a_cap_so_a_day_costs_few_checks() {
     )
     .await
     .unwrap();
-    let mut b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let mut b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     assert_eq!(b.wait_seconds, 60, "the first wait is poll_seconds");
@@ -973,7 +973,9 @@ async fn a_policy_covers_every_account_it_names_and_reports_the_unreachable_one(
         .iter()
         .all(|e| e.error.error_type == ErrorKind::AccessDenied));
     // The batch of the other account carries its role to Status.
-    let b = snapshot_batch(other[0].clone(), &cloud, NOW).await.unwrap();
+    let b = snapshot_batch(other[0].clone(), &cloud, NOW, None)
+        .await
+        .unwrap();
     let role = b.role.as_ref().expect("the other account's role");
     assert_eq!(role.external_id.as_deref(), Some("sr-ext-1"));
     assert_eq!(b.results[0].outcome, Outcome::Created);
@@ -1050,7 +1052,7 @@ async fn a_lost_ami_answer_is_found_by_the_completion_check() {
     let mut p = daily_policy();
     p["ec2"] = json!({"mode": "ami"});
     let out = discover(request(p), &cloud).await.unwrap();
-    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW)
+    let b = snapshot_batch(out.batches[1].clone(), &cloud, NOW, None)
         .await
         .unwrap();
     let i1 = b.results.iter().position(|r| r.id == "i-1").unwrap();

@@ -134,7 +134,7 @@ async fn backup(
     *cloud.initial_state.write().unwrap() = Some(RecoveryPointState::Completed);
     let mut rows = Vec::new();
     for b in batches {
-        let result = snapshot_batch(b.clone(), cloud, NOW).await.unwrap();
+        let result = snapshot_batch(b.clone(), cloud, NOW, None).await.unwrap();
         rows.push(json!({
             "Input": serde_json::to_string(&b).unwrap(),
             "Output": serde_json::to_string(&result).unwrap(),
@@ -989,6 +989,7 @@ mod planner {
             unshared: false,
             keys: None,
             error: None,
+            recorded: false,
         }
     }
 

@@ -475,6 +475,7 @@ fn redshift_point(
         deleting: false,
         shared_with: Some(shared),
         revocable_shares: revocable,
+        devices: Default::default(),
     }
 }
 

@@ -95,7 +95,7 @@ async fn map_run(
     let mut succeeded = Vec::new();
     for b in done {
         let mut r = row(b, "SUCCEEDED");
-        let result = snapshot_batch(b.clone(), cloud, NOW).await.unwrap();
+        let result = snapshot_batch(b.clone(), cloud, NOW, None).await.unwrap();
         r["Output"] = json!(serde_json::to_string(&result).unwrap());
         succeeded.push(r);
     }

@@ -4,6 +4,7 @@
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use std::collections::BTreeMap;
+use strongroom_core::listing::Scope;
 use strongroom_core::listing::{is_remains, ListedImage, Listing};
 
 use strongroom_core::model::{
@@ -134,7 +135,7 @@ impl KindAdapter for Ami {
             .collect())
     }
 
-    async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+    async fn list(&self, cx: &LocationClients, _scope: Scope<'_>) -> Result<Listing, CloudError> {
         let pages = cx
             .ec2()
             .describe_images()

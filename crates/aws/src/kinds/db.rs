@@ -26,7 +26,8 @@ macro_rules! db_snapshot_kind {
         encrypted: $encrypted:ident,
         explain: $explain:expr $(,)?
     ) => {
-        use strongroom_core::listing::{ListedRecord, Listing};
+        use strongroom_core::listing::Scope;
+use strongroom_core::listing::{ListedRecord, Listing};
         use strongroom_core::model::{RecoveryPoint, RecoveryPointKind};
         use strongroom_core::ports::{CreateRequest, Created};
         use strongroom_core::CloudError;
@@ -113,7 +114,7 @@ macro_rules! db_snapshot_kind {
                 Ok(with_states(points, &states))
             }
 
-            async fn list(&self, cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+            async fn list(&self, cx: &LocationClients, _scope: Scope<'_>) -> Result<Listing, CloudError> {
                 let pages = cx
                     .rds()
                     .$describe()
@@ -183,7 +184,7 @@ macro_rules! db_snapshot_kind {
                 cx: &LocationClients,
                 run: &RunKey,
             ) -> Result<DestinationCopies, CloudError> {
-                let listing = self.list(cx, &run.policy).await?;
+                let listing = self.list(cx, Scope::Policy(&run.policy)).await?;
                 let created = strongroom_core::model::format_time(run.scheduled_time);
                 let mut found = Vec::new();
                 let mut pending = 0;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::ResourceType as Ec2ResourceType;
 use strongroom_core::kind::Idempotency;
+use strongroom_core::listing::Scope;
 use strongroom_core::listing::{assemble, ListedSnapshot, Listing};
 use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointKind, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created, RunPoint};
@@ -119,9 +120,13 @@ impl KindAdapter for Ebs {
         Ok(with_states(points, snapshots))
     }
 
-    async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
+    async fn list(&self, cx: &LocationClients, scope: Scope<'_>) -> Result<Listing, CloudError> {
+        let filter = match scope {
+            Scope::Policy(policy) => tag_filter(tags::POLICY, policy),
+            Scope::AnyPolicy => tag_filter(tags::MANAGED, "true"),
+        };
         Ok(Listing {
-            snapshots: snapshots(cx, [tag_filter(tags::POLICY, policy)]).await?,
+            snapshots: snapshots(cx, [filter]).await?,
             ..Default::default()
         })
     }

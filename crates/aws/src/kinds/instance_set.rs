@@ -5,8 +5,11 @@
 
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType as Ec2ResourceType};
 use strongroom_core::listing::Listing;
+use strongroom_core::listing::Scope;
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
+use strongroom_core::restore::settings::SourceSettings;
+use strongroom_core::tags;
 use strongroom_core::{CloudError, ErrorKind};
 
 use super::ebs::{
@@ -19,6 +22,50 @@ use crate::error::from_sdk;
 use crate::sdk::{PointState, ToSdkTags};
 
 pub(crate) struct InstanceSet;
+
+/// Tags each member with the device its volume was attached at
+/// (`strongroom:device`), from the batch's describe of the instance. The
+/// values differ per member, so `CreateSnapshots`' one tag specification
+/// cannot carry them: one `CreateTags` per member. A failure is logged and
+/// left: the set is whole, and the recovery point's record maps volumes to
+/// devices too.
+async fn tag_devices(
+    cx: &LocationClients,
+    req: &CreateRequest<'_>,
+    made: &[aws_sdk_ec2::types::SnapshotInfo],
+) {
+    let Some(SourceSettings::Ec2Instance(settings)) = req.settings else {
+        return;
+    };
+    for s in made {
+        let (Some(snapshot), Some(volume)) = (s.snapshot_id(), s.volume_id()) else {
+            continue;
+        };
+        let Some(v) = settings
+            .volumes
+            .iter()
+            .find(|v| v.volume_id.as_deref() == Some(volume))
+        else {
+            continue;
+        };
+        let sent = cx
+            .ec2()
+            .create_tags()
+            .resources(snapshot)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(tags::DEVICE)
+                    .value(&v.device)
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = sent {
+            let e = from_sdk(e, "CreateTags", snapshot, cx.region_name());
+            tracing::warn!(snapshot, device = %v.device, error = %e, "device tag not written");
+        }
+    }
+}
 
 impl KindAdapter for InstanceSet {
     async fn create(
@@ -60,6 +107,7 @@ impl KindAdapter for InstanceSet {
                 "no volume was snapshotted (an instance with only a root volume and exclude_boot_volume set?)",
             ));
         }
+        tag_devices(cx, req, out.snapshots()).await;
         let state = RecoveryPointState::worst(out.snapshots().iter().map(|s| s.point_state()));
         Ok(Created {
             recovery_point: req.point(
@@ -98,7 +146,7 @@ impl KindAdapter for InstanceSet {
             .collect())
     }
 
-    async fn list(&self, _cx: &LocationClients, _policy: &str) -> Result<Listing, CloudError> {
+    async fn list(&self, _cx: &LocationClients, _scope: Scope<'_>) -> Result<Listing, CloudError> {
         // The members come with the EBS snapshot listing.
         Ok(Listing::default())
     }

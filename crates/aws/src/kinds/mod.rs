@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use strongroom_core::copy::{FoundCopy, SourceSnapshot, StartCopy};
 use strongroom_core::listing::Listing;
+use strongroom_core::listing::Scope;
 use strongroom_core::model::{RecoveryPoint, RecoveryPointState};
 use strongroom_core::ports::{CreateRequest, Created};
 use strongroom_core::tags::RunKey;
@@ -75,7 +76,7 @@ pub(crate) trait KindAdapter {
     ) -> Result<Vec<RecoveryPoint>, CloudError>;
 
     /// What this kind's listing for prune returns, complete or an error.
-    async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError>;
+    async fn list(&self, cx: &LocationClients, scope: Scope<'_>) -> Result<Listing, CloudError>;
 
     /// Who besides the owner may restore the point: account ids, `all` when
     /// public (asked only of points about to be deleted).

@@ -2,6 +2,7 @@
 //! named deterministically. Redshift has no snapshot-id filter: describes
 //! narrow by our tags, then match by identifier.
 
+use strongroom_core::listing::Scope;
 use strongroom_core::listing::{ListedRecord, Listing};
 use strongroom_core::model::{format_time, RecoveryPoint, RecoveryPointKind};
 use strongroom_core::ports::{CreateRequest, Created};
@@ -125,8 +126,12 @@ impl KindAdapter for Redshift {
         Ok(with_states(points, &states))
     }
 
-    async fn list(&self, cx: &LocationClients, policy: &str) -> Result<Listing, CloudError> {
-        let records = manual_snapshots(cx, tags::POLICY, vec![policy.to_owned()])
+    async fn list(&self, cx: &LocationClients, scope: Scope<'_>) -> Result<Listing, CloudError> {
+        let (key, value) = match scope {
+            Scope::Policy(policy) => (tags::POLICY, policy),
+            Scope::AnyPolicy => (tags::MANAGED, "true"),
+        };
+        let records = manual_snapshots(cx, key, vec![value.to_owned()])
             .await?
             .iter()
             .map(|s| ListedRecord {

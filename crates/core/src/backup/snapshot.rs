@@ -12,7 +12,9 @@ use crate::error::{CloudError, Error, ErrorKind, ErrorReport};
 use crate::kind::Idempotency;
 use crate::model::{Location, RecoveryPoint, RecoveryPointKind, RecoveryPointState, ResourceType};
 use crate::policy::AccountRole;
-use crate::ports::{CreateRequest, RecoveryPoints, RunPoint};
+use crate::ports::{CreateRequest, ObjectStore, RecoveryPoints, RunPoint};
+use crate::restore::settings::{record_key, RecoveryPointRecord, SourceSettings, RECORD_FORMAT};
+use crate::runs::S3Object;
 use crate::tags::{recovery_point_tags, RunKey};
 
 /// The longest wait between two completion checks (unless `poll_seconds`
@@ -72,6 +74,11 @@ pub struct TargetResult {
     pub recovery_point: Option<RecoveryPoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
+    /// Why what a restore needs was not recorded for this recovery point
+    /// (the point itself is fine; a restore then needs the settings in its
+    /// request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_error: Option<ErrorReport>,
 }
 
 /// A batch after Snapshot (and after each Status).
@@ -125,6 +132,41 @@ impl BatchResult {
     }
 }
 
+/// Writes the record of `r`'s recovery point.
+async fn record<S: ObjectStore>(
+    store: &S,
+    bucket: &str,
+    r: &TargetResult,
+    target: &crate::model::Target,
+    settings: &SourceSettings,
+) -> Result<(), CloudError> {
+    let point = r
+        .recovery_point
+        .as_ref()
+        .expect("filtered on a recovery point");
+    let record = RecoveryPointRecord {
+        format: RECORD_FORMAT,
+        recovery_point: point.id.clone(),
+        kind: point.kind,
+        location: point.location.clone(),
+        source: point.source.clone(),
+        source_tags: target
+            .tags
+            .iter()
+            .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        settings: settings.clone(),
+        copy_of: None,
+    };
+    let object = S3Object {
+        bucket: bucket.to_owned(),
+        key: record_key(&point.location, &point.id),
+    };
+    let body = serde_json::to_vec_pretty(&record).expect("a record serializes");
+    store.put_object(&object, body).await
+}
+
 /// The kind of recovery point `t` gets in this batch.
 fn kind_of(batch: &Batch, t: ResourceType) -> RecoveryPointKind {
     RecoveryPointKind::for_source(t, batch.policy.ec2.mode)
@@ -155,15 +197,25 @@ fn needs_lookup(batch: &Batch) -> bool {
 /// others, and a create whose answer was lost is left [`Outcome::Unconfirmed`]
 /// for the completion checks, not sent again. Fails as a whole only when the
 /// lookup is throttled, before any create.
-pub async fn snapshot_batch<P: RecoveryPoints>(
+///
+/// What a restore will need is described first (one call per type) and,
+/// with a `bucket`, written there as each new point's
+/// [`RecoveryPointRecord`]; failing that is reported on the target
+/// (`record_error`), never a failure of the backup.
+pub async fn snapshot_batch<P: RecoveryPoints + ObjectStore>(
     batch: Batch,
     cloud: &P,
     now: OffsetDateTime,
+    bucket: Option<&str>,
 ) -> Result<BatchResult, Error> {
     batch.validate(now)?;
     cloud.use_roles(&batch.policy.accounts);
     let run = &batch.run;
     let location = &batch.location;
+    let (settings, settings_error) = match cloud.describe_settings(location, &batch.targets).await {
+        Ok(s) => (s, None),
+        Err(e) => (Default::default(), Some(ErrorReport::from(&e))),
+    };
     // Without a complete lookup we cannot know what exists, so we create nothing
     // of the kinds it covers.
     let (existing, lookup_error): (HashMap<String, RunPoint>, Option<CloudError>) =
@@ -190,6 +242,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         .map(|(i, target)| {
             let existing = &existing;
             let lookup_error = &lookup_error;
+            let settings = &settings;
             async move {
                 let base = |outcome, recovery_point, error| TargetResult {
                     resource_type: target.resource_type,
@@ -197,6 +250,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                     outcome,
                     recovery_point,
                     error,
+                    record_error: None,
                 };
                 if lookup_covers(batch_ref, target.resource_type) {
                     if let Some(e) = lookup_error {
@@ -225,6 +279,7 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
                         policy,
                         kind_of(batch_ref, target.resource_type),
                     ),
+                    settings: settings.get(target.source_ref()),
                 };
                 match cloud.create(&request).await {
                     Ok(c) => {
@@ -261,6 +316,40 @@ pub async fn snapshot_batch<P: RecoveryPoints>(
         .await;
     let mut results = results;
     results.sort_by_key(|(i, _)| *i);
+    if let Some(bucket) = bucket {
+        let targets: std::collections::HashMap<&str, &crate::model::Target> =
+            batch.targets.iter().map(|t| (t.id.as_str(), t)).collect();
+        let records = results.iter_mut().filter_map(|(_, r)| {
+            let target = targets.get(r.id.as_str())?;
+            r.recovery_point.as_ref()?;
+            Some((r, *target))
+        });
+        stream::iter(records)
+            .map(|(r, target)| {
+                let settings = settings.get(target.source_ref());
+                let settings_error = &settings_error;
+                async move {
+                    r.record_error = match settings {
+                        Some(s) => record(cloud, bucket, r, target, s)
+                            .await
+                            .err()
+                            .map(|e| ErrorReport::from(&e)),
+                        None => Some(settings_error.clone().unwrap_or_else(|| {
+                            ErrorReport::new(
+                                ErrorKind::NotFound,
+                                format!(
+                                    "{} was not found by the settings describe; a restore needs its settings in the request",
+                                    target.id
+                                ),
+                            )
+                        })),
+                    };
+                }
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+    }
     // Each target's failure stays its own: once a create has been sent the
     // batch never fails as a whole (a retried batch would send every create
     // again and count the first attempt's points as existing).

@@ -1,0 +1,1450 @@
+//! The [`Restores`] port: the catalog of a location's recovery points, the
+//! checks before a restore, and making, watching and (on failure) removing
+//! what a restore makes.
+//!
+//! Nothing here modifies or deletes a recovery point: the only deletions
+//! are of resources this restore made, each checked first to carry
+//! `strongroom:restore` = this execution (the IAM policy says the same).
+
+use aws_sdk_ec2::types::{
+    ArchitectureValues, BlockDeviceMapping, BootModeValues, EbsBlockDevice,
+    IamInstanceProfileSpecification, InstanceType, IpPermission, IpRange,
+    ResourceType as Ec2ResourceType, VolumeType,
+};
+use futures::FutureExt;
+use strongroom_core::listing::{assemble_managed, Listing, Scope};
+use strongroom_core::model::{Location, RecoveryPointKind, Tags};
+use strongroom_core::ports::Listed;
+use strongroom_core::restore::run::{Health, Made, MadeKind, RestorePlan, RestoreState, Restores};
+use strongroom_core::tags::{self, fnv1a};
+use strongroom_core::{CloudError, ErrorKind};
+
+use crate::clients::LocationClients;
+use crate::error::{code_of, from_sdk};
+use crate::kinds::with_adapter;
+use crate::sdk::{ec2_filter, tag_filter, TagsExt, ToSdkTags};
+use crate::AwsCloud;
+
+/// An error naming the request's field.
+fn field_error(
+    kind: ErrorKind,
+    op: &'static str,
+    field: &str,
+    id: &str,
+    region: &str,
+    msg: String,
+) -> CloudError {
+    CloudError::new(kind, op, id, region, format!("{field}: {msg}"))
+}
+
+/// A client token for a create of this execution (EC2 takes up to 64 ASCII
+/// characters; the same token makes a retried create return the first one).
+fn client_token(execution: &str, what: &str) -> String {
+    format!("sr-{:016x}-{what}", fnv1a(execution.as_bytes()))
+}
+
+impl Restores for AwsCloud {
+    async fn catalog(
+        &self,
+        location: &Location,
+        kinds: &[RecoveryPointKind],
+    ) -> Result<Listed, CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        // The EBS listing holds the members of sets and the snapshots of AMIs.
+        let mut list: Vec<RecoveryPointKind> = kinds.to_vec();
+        if kinds
+            .iter()
+            .any(|k| k.facts().snapshots != strongroom_core::kind::Snapshots::None)
+        {
+            list.push(RecoveryPointKind::EbsSnapshot);
+        }
+        if kinds.contains(&RecoveryPointKind::Ec2SnapshotSet)
+            || kinds.contains(&RecoveryPointKind::EbsSnapshot)
+        {
+            // Images use snapshots: listed so their snapshots are told apart.
+            list.push(RecoveryPointKind::Ami);
+        }
+        list.sort();
+        list.dedup();
+        let listings = futures::future::join_all(
+            list.iter()
+                .map(|k| with_adapter!(*k, |a| a.list(&cx, Scope::AnyPolicy).boxed())),
+        )
+        .await;
+        let mut listing = Listing::default();
+        for l in listings {
+            listing.merge(l?);
+        }
+        let mut listed = assemble_managed(location, listing);
+        listed.points.retain(|p| kinds.contains(&p.point.kind));
+        Ok(listed)
+    }
+
+    async fn preflight(&self, location: &Location, plan: &RestorePlan) -> Result<(), CloudError> {
+        let cx = self.clients.for_location(location).await?;
+        Box::pin(preflight(&cx, plan)).await
+    }
+
+    async fn start(&self, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+        let cx = self.clients.for_location(&state.location).await?;
+        Box::pin(start(&cx, state)).await
+    }
+
+    async fn check(&self, state: &RestoreState) -> Result<Health, CloudError> {
+        let cx = self.clients.for_location(&state.location).await?;
+        Box::pin(check(&cx, state)).await
+    }
+
+    async fn remove(&self, state: &RestoreState, temporary_only: bool) -> Result<(), CloudError> {
+        let cx = self.clients.for_location(&state.location).await?;
+        Box::pin(remove(&cx, state, temporary_only)).await
+    }
+}
+
+// ---------------------------------------------------------------- preflight
+
+async fn preflight(cx: &LocationClients, plan: &RestorePlan) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    match plan {
+        RestorePlan::EbsVolume {
+            availability_zone, ..
+        } => check_zone(cx, availability_zone).await,
+        RestorePlan::Ec2Instance {
+            subnet_id,
+            security_group_ids,
+            key_name,
+            ..
+        } => {
+            let vpc = match subnet_id {
+                Some(s) => Some(subnet_vpc(cx, s).await?),
+                None => None,
+            };
+            check_groups(cx, security_group_ids, vpc.as_deref(), "restore.subnet_id").await?;
+            if let Some(k) = key_name {
+                let out = cx.ec2().describe_key_pairs().key_names(k).send().await;
+                if let Err(e) = out {
+                    let e = from_sdk(e, "DescribeKeyPairs", k, region);
+                    return Err(if e.kind == ErrorKind::NotFound {
+                        field_error(ErrorKind::NotFound, "DescribeKeyPairs", "restore.key_name", k, region,
+                            format!("there is no key pair `{k}` in {region}; name one that exists, or import the key"))
+                    } else {
+                        e
+                    });
+                }
+            }
+            Ok(())
+        }
+        RestorePlan::RdsInstance {
+            identifier,
+            subnet_group,
+            security_group_ids,
+            ..
+        } => {
+            db_identifier_free(cx, identifier, false).await?;
+            let vpc = match subnet_group {
+                Some(g) => Some(db_subnet_group_vpc(cx, g).await?),
+                None => None,
+            };
+            check_groups(
+                cx,
+                security_group_ids,
+                vpc.as_deref(),
+                "restore.subnet_group",
+            )
+            .await
+        }
+        RestorePlan::AuroraCluster {
+            identifier,
+            subnet_group,
+            security_group_ids,
+            ..
+        } => {
+            db_identifier_free(cx, identifier, true).await?;
+            let vpc = match subnet_group {
+                Some(g) => Some(db_subnet_group_vpc(cx, g).await?),
+                None => None,
+            };
+            check_groups(
+                cx,
+                security_group_ids,
+                vpc.as_deref(),
+                "restore.subnet_group",
+            )
+            .await
+        }
+        RestorePlan::RedshiftCluster {
+            identifier,
+            subnet_group,
+            security_group_ids,
+            ..
+        } => {
+            let out = cx
+                .redshift()
+                .describe_clusters()
+                .cluster_identifier(identifier)
+                .send()
+                .await;
+            match out {
+                Ok(o) if !o.clusters().is_empty() => {
+                    return Err(field_error(ErrorKind::InvalidInput, "DescribeClusters", "restore.identifier", identifier, region,
+                        format!("a Redshift cluster `{identifier}` already exists in {region}; choose another identifier")))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let e = from_sdk(e, "DescribeClusters", identifier, region);
+                    if e.kind != ErrorKind::NotFound {
+                        return Err(e);
+                    }
+                }
+            }
+            let vpc = match subnet_group {
+                Some(g) => {
+                    let out = cx
+                        .redshift()
+                        .describe_cluster_subnet_groups()
+                        .cluster_subnet_group_name(g)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            let e = from_sdk(e, "DescribeClusterSubnetGroups", g, region);
+                            if e.kind == ErrorKind::NotFound {
+                                field_error(
+                                    ErrorKind::NotFound,
+                                    "DescribeClusterSubnetGroups",
+                                    "restore.subnet_group",
+                                    g,
+                                    region,
+                                    format!("there is no Redshift subnet group `{g}` in {region}"),
+                                )
+                            } else {
+                                e
+                            }
+                        })?;
+                    out.cluster_subnet_groups()
+                        .first()
+                        .and_then(|s| s.vpc_id())
+                        .map(str::to_owned)
+                }
+                None => None,
+            };
+            check_groups(
+                cx,
+                security_group_ids,
+                vpc.as_deref(),
+                "restore.subnet_group",
+            )
+            .await
+        }
+    }
+}
+
+async fn check_zone(cx: &LocationClients, zone: &str) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .ec2()
+        .describe_availability_zones()
+        .all_availability_zones(true)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeAvailabilityZones", zone, region))?;
+    let zones: Vec<&str> = out
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name())
+        .collect();
+    if zones.contains(&zone) {
+        Ok(())
+    } else {
+        Err(field_error(
+            ErrorKind::InvalidInput,
+            "DescribeAvailabilityZones",
+            "restore.availability_zone",
+            zone,
+            region,
+            format!(
+                "`{zone}` is not an Availability Zone of {region}; it has {}",
+                zones.join(", ")
+            ),
+        ))
+    }
+}
+
+async fn subnet_vpc(cx: &LocationClients, subnet: &str) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .ec2()
+        .describe_subnets()
+        .subnet_ids(subnet)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = from_sdk(e, "DescribeSubnets", subnet, region);
+            if e.kind == ErrorKind::NotFound {
+                field_error(
+                    ErrorKind::NotFound,
+                    "DescribeSubnets",
+                    "restore.subnet_id",
+                    subnet,
+                    region,
+                    format!("there is no subnet `{subnet}` in {region}"),
+                )
+            } else {
+                e
+            }
+        })?;
+    out.subnets()
+        .first()
+        .and_then(|s| s.vpc_id())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            field_error(
+                ErrorKind::NotFound,
+                "DescribeSubnets",
+                "restore.subnet_id",
+                subnet,
+                region,
+                format!("there is no subnet `{subnet}` in {region}"),
+            )
+        })
+}
+
+/// Every group exists and, when the network's VPC is known, is in it.
+async fn check_groups(
+    cx: &LocationClients,
+    groups: &[String],
+    vpc: Option<&str>,
+    network_field: &str,
+) -> Result<(), CloudError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let region = cx.region_name();
+    let out = cx
+        .ec2()
+        .describe_security_groups()
+        .set_group_ids(Some(groups.to_vec()))
+        .send()
+        .await
+        .map_err(|e| {
+            let e = from_sdk(e, "DescribeSecurityGroups", &groups.join(","), region);
+            if e.kind == ErrorKind::NotFound {
+                field_error(
+                    ErrorKind::NotFound,
+                    "DescribeSecurityGroups",
+                    "restore.security_group_ids",
+                    &groups.join(","),
+                    region,
+                    format!(
+                        "one of {} does not exist in {region}: {}",
+                        groups.join(", "),
+                        e.message
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+    for (i, g) in groups.iter().enumerate() {
+        let found = out
+            .security_groups()
+            .iter()
+            .find(|s| s.group_id() == Some(g));
+        let Some(found) = found else {
+            return Err(field_error(
+                ErrorKind::NotFound,
+                "DescribeSecurityGroups",
+                &format!("restore.security_group_ids[{i}]"),
+                g,
+                region,
+                format!("there is no security group `{g}` in {region}"),
+            ));
+        };
+        if let (Some(want), Some(has)) = (vpc, found.vpc_id()) {
+            if want != has {
+                return Err(field_error(ErrorKind::InvalidInput, "DescribeSecurityGroups", &format!("restore.security_group_ids[{i}]"), g, region,
+                    format!("`{g}` is in {has}, but {network_field} is in {want}: give groups of the network's VPC (or leave both out to use the recorded ones)")));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn db_subnet_group_vpc(cx: &LocationClients, group: &str) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .rds()
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(group)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = from_sdk(e, "DescribeDBSubnetGroups", group, region);
+            if e.kind == ErrorKind::NotFound {
+                field_error(
+                    ErrorKind::NotFound,
+                    "DescribeDBSubnetGroups",
+                    "restore.subnet_group",
+                    group,
+                    region,
+                    format!("there is no DB subnet group `{group}` in {region}"),
+                )
+            } else {
+                e
+            }
+        })?;
+    Ok(out
+        .db_subnet_groups()
+        .first()
+        .and_then(|g| g.vpc_id())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// The identifier is not taken (by a DB instance, or a cluster).
+async fn db_identifier_free(
+    cx: &LocationClients,
+    id: &str,
+    cluster: bool,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let taken = if cluster {
+        match cx
+            .rds()
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+        {
+            Ok(o) => !o.db_clusters().is_empty(),
+            Err(e) => {
+                let e = from_sdk(e, "DescribeDBClusters", id, region);
+                if e.kind != ErrorKind::NotFound {
+                    return Err(e);
+                }
+                false
+            }
+        }
+    } else {
+        match cx
+            .rds()
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(o) => !o.db_instances().is_empty(),
+            Err(e) => {
+                let e = from_sdk(e, "DescribeDBInstances", id, region);
+                if e.kind != ErrorKind::NotFound {
+                    return Err(e);
+                }
+                false
+            }
+        }
+    };
+    if taken {
+        Err(field_error(
+            ErrorKind::InvalidInput,
+            "RestoreCheck",
+            "restore.identifier",
+            id,
+            region,
+            format!(
+                "a {} `{id}` already exists in {region}; choose another identifier",
+                if cluster { "DB cluster" } else { "DB instance" }
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------- start
+
+fn made(kind: MadeKind, id: impl Into<String>) -> Made {
+    Made {
+        kind,
+        id: id.into(),
+    }
+}
+
+async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+    let region = cx.region_name();
+    let mut out = Vec::new();
+    // The isolating group first: everything made goes into it.
+    let isolate = match (&state.plan, state.request.isolate) {
+        (RestorePlan::EbsVolume { .. }, _) | (_, false) => None,
+        (plan, true) => {
+            let g = isolating_group(cx, state, plan).await?;
+            out.push(made(MadeKind::SecurityGroup, g.clone()));
+            Some(g)
+        }
+    };
+    let groups = |recorded: &[String]| -> Vec<String> {
+        isolate
+            .clone()
+            .map(|g| vec![g])
+            .unwrap_or_else(|| recorded.to_vec())
+    };
+    match &state.plan {
+        RestorePlan::EbsVolume {
+            snapshot,
+            availability_zone,
+            volume_type,
+            size_gib,
+            iops,
+            throughput,
+        } => {
+            let v = cx
+                .ec2()
+                .create_volume()
+                .snapshot_id(snapshot)
+                .availability_zone(availability_zone)
+                .volume_type(VolumeType::from(volume_type.as_str()))
+                .set_size(*size_gib)
+                .set_iops(*iops)
+                .set_throughput(*throughput)
+                .client_token(client_token(&state.execution, "volume"))
+                .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::Volume))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateVolume", snapshot, region))?;
+            out.push(made(MadeKind::Volume, v.volume_id().unwrap_or_default()));
+        }
+        RestorePlan::Ec2Instance {
+            image,
+            volumes,
+            root_device_name,
+            architecture,
+            ena_support,
+            boot_mode,
+            instance_type,
+            subnet_id,
+            security_group_ids,
+            key_name,
+            instance_profile_arn,
+            private_ip,
+        } => {
+            let image = match image {
+                Some(i) => i.clone(),
+                None => {
+                    let i = register_image(
+                        cx,
+                        state,
+                        volumes,
+                        root_device_name,
+                        architecture,
+                        *ena_support,
+                        boot_mode.as_deref(),
+                    )
+                    .await?;
+                    out.push(made(MadeKind::Image, i.clone()));
+                    i
+                }
+            };
+            let groups = groups(security_group_ids);
+            let mut run = cx
+                .ec2()
+                .run_instances()
+                .image_id(&image)
+                .instance_type(InstanceType::from(instance_type.as_str()))
+                .min_count(1)
+                .max_count(1)
+                .client_token(client_token(&state.execution, "instance"))
+                .set_subnet_id(subnet_id.clone())
+                .set_security_group_ids((!groups.is_empty()).then_some(groups))
+                .set_key_name(key_name.clone())
+                .set_private_ip_address(private_ip.clone())
+                .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::Instance))
+                .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::Volume));
+            if let Some(arn) = instance_profile_arn {
+                let spec = if arn.starts_with("arn:") {
+                    IamInstanceProfileSpecification::builder().arn(arn).build()
+                } else {
+                    IamInstanceProfileSpecification::builder().name(arn).build()
+                };
+                run = run.iam_instance_profile(spec);
+            }
+            let r = run
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "RunInstances", &image, region))?;
+            for i in r.instances() {
+                out.push(made(
+                    MadeKind::Instance,
+                    i.instance_id().unwrap_or_default(),
+                ));
+            }
+        }
+        RestorePlan::RdsInstance {
+            identifier,
+            snapshot,
+            instance_class,
+            subnet_group,
+            parameter_group,
+            option_group,
+            security_group_ids,
+            port,
+            multi_az,
+        } => {
+            let groups = groups(security_group_ids);
+            let sent = cx
+                .rds()
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(identifier)
+                .db_snapshot_identifier(snapshot)
+                .set_db_instance_class(instance_class.clone())
+                .set_db_subnet_group_name(subnet_group.clone())
+                .set_db_parameter_group_name(parameter_group.clone())
+                .set_option_group_name(option_group.clone())
+                .set_vpc_security_group_ids((!groups.is_empty()).then_some(groups))
+                .set_port(*port)
+                .multi_az(*multi_az)
+                .set_tags(Some(state.tags.rds_tags()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if code_of(&e) == Some("DBInstanceAlreadyExists") => {
+                    ours_or_taken_db(cx, state, identifier).await?;
+                }
+                Err(e) => {
+                    return Err(from_sdk(
+                        e,
+                        "RestoreDBInstanceFromDBSnapshot",
+                        snapshot,
+                        region,
+                    ))
+                }
+            }
+            out.push(made(MadeKind::DbInstance, identifier.clone()));
+        }
+        RestorePlan::AuroraCluster {
+            identifier,
+            snapshot,
+            engine,
+            engine_version,
+            subnet_group,
+            parameter_group,
+            security_group_ids,
+            port,
+            ..
+        } => {
+            let groups = groups(security_group_ids);
+            let engine = match engine {
+                Some(e) => e.clone(),
+                None => snapshot_engine(cx, snapshot).await?,
+            };
+            let sent = cx
+                .rds()
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(identifier)
+                .snapshot_identifier(snapshot)
+                .engine(&engine)
+                .set_engine_version(engine_version.clone())
+                .set_db_subnet_group_name(subnet_group.clone())
+                .set_db_cluster_parameter_group_name(parameter_group.clone())
+                .set_vpc_security_group_ids((!groups.is_empty()).then_some(groups))
+                .set_port(*port)
+                .set_tags(Some(state.tags.rds_tags()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if code_of(&e) == Some("DBClusterAlreadyExistsFault") => {
+                    ours_or_taken_cluster(cx, state, identifier).await?;
+                }
+                Err(e) => {
+                    return Err(from_sdk(
+                        e,
+                        "RestoreDBClusterFromSnapshot",
+                        snapshot,
+                        region,
+                    ))
+                }
+            }
+            out.push(made(MadeKind::DbCluster, identifier.clone()));
+        }
+        RestorePlan::RedshiftCluster {
+            identifier,
+            snapshot,
+            node_type,
+            number_of_nodes,
+            subnet_group,
+            parameter_group,
+            security_group_ids,
+            port,
+        } => {
+            let groups = groups(security_group_ids);
+            let owner = (state.point.location.account != cx.location.account)
+                .then(|| state.point.location.account.clone());
+            let sent = cx
+                .redshift()
+                .restore_from_cluster_snapshot()
+                .cluster_identifier(identifier)
+                .snapshot_identifier(snapshot)
+                .set_owner_account(owner)
+                .set_node_type(node_type.clone())
+                .set_number_of_nodes(*number_of_nodes)
+                .set_cluster_subnet_group_name(subnet_group.clone())
+                .set_cluster_parameter_group_name(parameter_group.clone())
+                .set_vpc_security_group_ids((!groups.is_empty()).then_some(groups))
+                .set_port(*port)
+                .publicly_accessible(false)
+                .send()
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if code_of(&e) == Some("ClusterAlreadyExists") => {}
+                Err(e) => return Err(from_sdk(e, "RestoreFromClusterSnapshot", snapshot, region)),
+            }
+            // RestoreFromClusterSnapshot takes no tags: they follow at once.
+            let arn = format!(
+                "arn:aws:redshift:{region}:{}:cluster:{identifier}",
+                cx.location.account
+            );
+            cx.redshift()
+                .create_tags()
+                .resource_name(&arn)
+                .set_tags(Some(state.tags.redshift_tags()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "CreateTags", &arn, region))?;
+            out.push(made(MadeKind::RedshiftCluster, identifier.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The engine of a DB cluster snapshot (RestoreDBClusterFromSnapshot needs it).
+async fn snapshot_engine(cx: &LocationClients, snapshot: &str) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .rds()
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier(snapshot)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", snapshot, region))?;
+    out.db_cluster_snapshots()
+        .first()
+        .and_then(|s| s.engine())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            CloudError::new(
+                ErrorKind::NotFound,
+                "DescribeDBClusterSnapshots",
+                snapshot,
+                region,
+                "the cluster snapshot is gone",
+            )
+        })
+}
+
+/// An existing DB instance with the restore's identifier is this
+/// execution's (a retried start), or the identifier was taken meanwhile.
+async fn ours_or_taken_db(
+    cx: &LocationClients,
+    state: &RestoreState,
+    id: &str,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .rds()
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeDBInstances", id, region))?;
+    let mine = out
+        .db_instances()
+        .first()
+        .is_some_and(|d| d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution));
+    if mine {
+        Ok(())
+    } else {
+        Err(field_error(ErrorKind::InvalidInput, "RestoreDBInstanceFromDBSnapshot", "restore.identifier", id, region,
+            format!("a DB instance `{id}` was made by someone else meanwhile; choose another identifier")))
+    }
+}
+
+async fn ours_or_taken_cluster(
+    cx: &LocationClients,
+    state: &RestoreState,
+    id: &str,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .rds()
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeDBClusters", id, region))?;
+    let mine = out
+        .db_clusters()
+        .first()
+        .is_some_and(|d| d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution));
+    if mine {
+        Ok(())
+    } else {
+        Err(field_error(
+            ErrorKind::InvalidInput,
+            "RestoreDBClusterFromSnapshot",
+            "restore.identifier",
+            id,
+            region,
+            format!(
+                "a DB cluster `{id}` was made by someone else meanwhile; choose another identifier"
+            ),
+        ))
+    }
+}
+
+/// Registers an image of a snapshot set's members, each on its recorded
+/// device (RegisterImage takes no client token: its name, fixed per
+/// execution, finds the one a retried start made).
+#[allow(clippy::too_many_arguments)]
+async fn register_image(
+    cx: &LocationClients,
+    state: &RestoreState,
+    volumes: &[strongroom_core::restore::run::PlannedVolume],
+    root: &str,
+    architecture: &str,
+    ena: bool,
+    boot_mode: Option<&str>,
+) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let name = format!(
+        "strongroom-restore-{:016x}",
+        fnv1a(state.execution.as_bytes())
+    );
+    let existing = cx
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .filters(ec2_filter("name", [name.clone()]))
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeImages", &name, region))?;
+    if let Some(id) = existing.images().first().and_then(|i| i.image_id()) {
+        return Ok(id.to_owned());
+    }
+    let mappings: Vec<BlockDeviceMapping> = volumes
+        .iter()
+        .map(|v| {
+            BlockDeviceMapping::builder()
+                .device_name(&v.device)
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id(&v.snapshot)
+                        .set_volume_type(v.volume_type.as_deref().map(VolumeType::from))
+                        .set_volume_size(v.size_gib)
+                        .set_iops(v.iops)
+                        .set_throughput(v.throughput)
+                        .delete_on_termination(v.delete_on_termination)
+                        .build(),
+                )
+                .build()
+        })
+        .collect();
+    let out = cx
+        .ec2()
+        .register_image()
+        .name(&name)
+        .description(format!(
+            "strongroom restore {} of {}",
+            state.execution, state.point.id
+        ))
+        .architecture(ArchitectureValues::from(architecture))
+        .root_device_name(root)
+        .set_block_device_mappings(Some(mappings))
+        .virtualization_type("hvm")
+        .ena_support(ena)
+        .set_boot_mode(boot_mode.map(BootModeValues::from))
+        .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::Image))
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "RegisterImage", &state.point.id, region))?;
+    Ok(out.image_id().unwrap_or_default().to_owned())
+}
+
+/// A security group with no ingress and no egress in the VPC of what is
+/// restored, tagged as the restore's.
+async fn isolating_group(
+    cx: &LocationClients,
+    state: &RestoreState,
+    plan: &RestorePlan,
+) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let vpc = match plan {
+        RestorePlan::Ec2Instance {
+            subnet_id: Some(s), ..
+        } => subnet_vpc(cx, s).await?,
+        RestorePlan::RdsInstance {
+            subnet_group: Some(g),
+            ..
+        }
+        | RestorePlan::AuroraCluster {
+            subnet_group: Some(g),
+            ..
+        } => db_subnet_group_vpc(cx, g).await?,
+        RestorePlan::RedshiftCluster {
+            subnet_group: Some(g),
+            ..
+        } => {
+            let out = cx
+                .redshift()
+                .describe_cluster_subnet_groups()
+                .cluster_subnet_group_name(g)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeClusterSubnetGroups", g, region))?;
+            out.cluster_subnet_groups()
+                .first()
+                .and_then(|s| s.vpc_id())
+                .unwrap_or_default()
+                .to_owned()
+        }
+        _ => default_vpc(cx).await?,
+    };
+    let name = format!(
+        "strongroom-isolated-{:016x}",
+        fnv1a(state.execution.as_bytes())
+    );
+    let existing = cx
+        .ec2()
+        .describe_security_groups()
+        .filters(ec2_filter("group-name", [name.clone()]))
+        .filters(ec2_filter("vpc-id", [vpc.clone()]))
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &name, region))?;
+    if let Some(id) = existing
+        .security_groups()
+        .first()
+        .and_then(|g| g.group_id())
+    {
+        return Ok(id.to_owned());
+    }
+    let g = cx
+        .ec2()
+        .create_security_group()
+        .group_name(&name)
+        .description(format!(
+            "Strongroom: isolates the restore {} (no ingress, no egress)",
+            state.execution
+        ))
+        .vpc_id(&vpc)
+        .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::SecurityGroup))
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "CreateSecurityGroup", &vpc, region))?;
+    let id = g.group_id().unwrap_or_default().to_owned();
+    // A new group allows all egress: that rule goes.
+    let revoked = cx
+        .ec2()
+        .revoke_security_group_egress()
+        .group_id(&id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(e) = revoked {
+        if code_of(&e) != Some("InvalidPermission.NotFound") {
+            return Err(from_sdk(e, "RevokeSecurityGroupEgress", &id, region));
+        }
+    }
+    Ok(id)
+}
+
+async fn default_vpc(cx: &LocationClients) -> Result<String, CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .ec2()
+        .describe_vpcs()
+        .filters(ec2_filter("is-default", ["true".to_owned()]))
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeVpcs", "default", region))?;
+    out.vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .map(str::to_owned)
+        .ok_or_else(|| field_error(ErrorKind::InvalidInput, "DescribeVpcs", "isolate", "default", region,
+            format!("{region} has no default VPC to isolate the restore in; give restore.subnet_id (or subnet_group)")))
+}
+
+// ------------------------------------------------------------------- check
+
+fn ids_of(state: &RestoreState, kind: MadeKind) -> Vec<String> {
+    state
+        .made
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, CloudError> {
+    let region = cx.region_name();
+    let mut h = Health::default();
+    match &state.plan {
+        RestorePlan::EbsVolume { .. } => {
+            let ids = ids_of(state, MadeKind::Volume);
+            let out = cx
+                .ec2()
+                .describe_volumes()
+                .set_volume_ids(Some(ids.clone()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeVolumes", &ids.join(","), region))?;
+            let v = out.volumes().first();
+            let st = v
+                .and_then(|v| v.state())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            h.usable = st == "available";
+            if st == "error" || st == "deleted" || st == "deleting" {
+                h.failed = Some(format!("the volume is {st}"));
+            }
+            if let Some(v) = v {
+                h.details.insert("volume_id".into(), v.volume_id().into());
+                h.details.insert("state".into(), st.into());
+                h.details.insert("size_gib".into(), v.size().into());
+                h.details.insert(
+                    "volume_type".into(),
+                    v.volume_type().map(|t| t.as_str()).into(),
+                );
+                h.details
+                    .insert("availability_zone".into(), v.availability_zone().into());
+                h.details
+                    .insert("snapshot_id".into(), v.snapshot_id().into());
+            }
+        }
+        RestorePlan::Ec2Instance { .. } => {
+            let ids = ids_of(state, MadeKind::Instance);
+            let out = cx
+                .ec2()
+                .describe_instances()
+                .set_instance_ids(Some(ids.clone()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeInstances", &ids.join(","), region))?;
+            let Some(i) = out.reservations().iter().flat_map(|r| r.instances()).next() else {
+                return Ok(h);
+            };
+            let st = i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            if matches!(
+                st.as_str(),
+                "terminated" | "shutting-down" | "stopped" | "stopping"
+            ) {
+                h.failed = Some(format!(
+                    "the instance is {st}: {}",
+                    i.state_reason()
+                        .and_then(|r| r.message())
+                        .unwrap_or("no reason given")
+                ));
+            }
+            let mut checks_ok = false;
+            if st == "running" {
+                let s = cx
+                    .ec2()
+                    .describe_instance_status()
+                    .set_instance_ids(Some(ids.clone()))
+                    .include_all_instances(true)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeInstanceStatus", &ids.join(","), region))?;
+                checks_ok = s.instance_statuses().first().is_some_and(|s| {
+                    let ok = |x: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                        x.and_then(|x| x.status()).map(|v| v.as_str()) == Some("ok")
+                    };
+                    ok(s.instance_status()) && ok(s.system_status())
+                });
+                h.details.insert(
+                    "status_checks".into(),
+                    if checks_ok { "passed" } else { "initializing" }.into(),
+                );
+            }
+            h.usable = st == "running" && checks_ok;
+            h.details
+                .insert("instance_id".into(), i.instance_id().into());
+            h.details.insert("state".into(), st.into());
+            h.details.insert(
+                "instance_type".into(),
+                i.instance_type().map(|t| t.as_str()).into(),
+            );
+            h.details.insert("subnet_id".into(), i.subnet_id().into());
+            h.details
+                .insert("private_ip".into(), i.private_ip_address().into());
+            let devices: serde_json::Map<String, serde_json::Value> = i
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| Some((m.device_name()?.to_owned(), m.ebs()?.volume_id()?.into())))
+                .collect();
+            h.details.insert("devices".into(), devices.into());
+            h.details.insert(
+                "security_group_ids".into(),
+                i.security_groups()
+                    .iter()
+                    .filter_map(|g| g.group_id())
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+        }
+        RestorePlan::RdsInstance { identifier, .. } => {
+            let d = describe_db(cx, identifier).await?;
+            let st = d
+                .as_ref()
+                .and_then(|d| d.db_instance_status())
+                .unwrap_or("")
+                .to_owned();
+            h.usable = st == "available";
+            h.failed = db_failed(&st);
+            if let Some(d) = d {
+                h.details
+                    .insert("identifier".into(), identifier.as_str().into());
+                h.details.insert("status".into(), st.into());
+                h.details
+                    .insert("instance_class".into(), d.db_instance_class().into());
+                h.details.insert("engine".into(), d.engine().into());
+                h.details.insert(
+                    "endpoint".into(),
+                    d.endpoint().and_then(|e| e.address()).into(),
+                );
+                h.details.insert(
+                    "subnet_group".into(),
+                    d.db_subnet_group()
+                        .and_then(|g| g.db_subnet_group_name())
+                        .into(),
+                );
+            }
+        }
+        RestorePlan::AuroraCluster {
+            identifier,
+            instance_class,
+            instances,
+            instance_parameter_group,
+            ..
+        } => {
+            let out = cx
+                .rds()
+                .describe_db_clusters()
+                .db_cluster_identifier(identifier)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeDBClusters", identifier, region))?;
+            let Some(c) = out.db_clusters().first() else {
+                return Ok(h);
+            };
+            let st = c.status().unwrap_or("").to_owned();
+            h.failed = db_failed(&st);
+            h.details
+                .insert("identifier".into(), identifier.as_str().into());
+            h.details.insert("status".into(), st.clone().into());
+            h.details.insert("endpoint".into(), c.endpoint().into());
+            h.details.insert("engine".into(), c.engine().into());
+            if st != "available" {
+                return Ok(h);
+            }
+            // The cluster is there: its instances next (deterministic names).
+            let mut all = true;
+            let mut members = Vec::new();
+            for n in 1..=*instances {
+                let name = format!("{identifier}-{n}");
+                match describe_db(cx, &name).await? {
+                    Some(d) => {
+                        let s = d.db_instance_status().unwrap_or("").to_owned();
+                        if let Some(f) = db_failed(&s) {
+                            h.failed = Some(format!("instance {name}: {f}"));
+                        }
+                        all &= s == "available";
+                        members.push(serde_json::json!({"identifier": name, "status": s, "instance_class": d.db_instance_class()}));
+                    }
+                    None => {
+                        all = false;
+                        let sent = cx
+                            .rds()
+                            .create_db_instance()
+                            .db_instance_identifier(&name)
+                            .db_cluster_identifier(identifier)
+                            .engine(c.engine().unwrap_or("aurora-postgresql"))
+                            .db_instance_class(instance_class)
+                            .set_db_parameter_group_name(instance_parameter_group.clone())
+                            .set_tags(Some(state.tags.rds_tags()))
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(_) => {}
+                            Err(e) if code_of(&e) == Some("DBInstanceAlreadyExists") => {}
+                            Err(e) => return Err(from_sdk(e, "CreateDBInstance", &name, region)),
+                        }
+                        h.made.push(made(MadeKind::DbInstance, name.clone()));
+                        members.push(serde_json::json!({"identifier": name, "status": "creating"}));
+                    }
+                }
+            }
+            h.details.insert("instances".into(), members.into());
+            h.usable = all;
+        }
+        RestorePlan::RedshiftCluster { identifier, .. } => {
+            let out = cx
+                .redshift()
+                .describe_clusters()
+                .cluster_identifier(identifier)
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeClusters", identifier, region))?;
+            let Some(c) = out.clusters().first() else {
+                return Ok(h);
+            };
+            let st = c.cluster_status().unwrap_or("").to_owned();
+            h.usable = st == "available";
+            if st.starts_with("incompatible") || st == "hardware-failure" || st == "deleting" {
+                h.failed = Some(format!("the cluster is {st}"));
+            }
+            h.details
+                .insert("identifier".into(), identifier.as_str().into());
+            h.details.insert("status".into(), st.into());
+            h.details.insert("node_type".into(), c.node_type().into());
+            h.details
+                .insert("number_of_nodes".into(), c.number_of_nodes().into());
+            h.details.insert(
+                "endpoint".into(),
+                c.endpoint().and_then(|e| e.address()).into(),
+            );
+        }
+    }
+    Ok(h)
+}
+
+fn db_failed(status: &str) -> Option<String> {
+    (status.starts_with("incompatible")
+        || matches!(
+            status,
+            "failed" | "deleting" | "inaccessible-encryption-credentials" | "storage-full"
+        ))
+    .then(|| format!("the status is {status}"))
+}
+
+async fn describe_db(
+    cx: &LocationClients,
+    id: &str,
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, CloudError> {
+    match cx
+        .rds()
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o.db_instances().first().cloned()),
+        Err(e) => {
+            let e = from_sdk(e, "DescribeDBInstances", id, cx.region_name());
+            if e.kind == ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ remove
+
+/// Removes what the restore made, newest first, each after checking it
+/// carries this execution's `strongroom:restore` tag.
+async fn remove(
+    cx: &LocationClients,
+    state: &RestoreState,
+    temporary_only: bool,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let mine = |t: &Tags| t.get(tags::RESTORE) == Some(&state.execution);
+    let mut made = state.made.clone();
+    // Instances and databases before the group they are in.
+    made.sort_by_key(|m| m.kind == MadeKind::SecurityGroup);
+    for m in &made {
+        if temporary_only && m.kind != MadeKind::Image {
+            continue;
+        }
+        match m.kind {
+            MadeKind::Image => {
+                let out = cx
+                    .ec2()
+                    .describe_images()
+                    .image_ids(&m.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeImages", &m.id, region))?;
+                let Some(i) = out.images().first() else {
+                    continue;
+                };
+                if !mine(&i.tags().to_tags()) {
+                    continue;
+                }
+                // Its snapshots are the recovery point's: never deleted.
+                cx.ec2()
+                    .deregister_image()
+                    .image_id(&m.id)
+                    .delete_associated_snapshots(false)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeregisterImage", &m.id, region))?;
+            }
+            MadeKind::Volume => {
+                let out = cx.ec2().describe_volumes().volume_ids(&m.id).send().await;
+                let Ok(out) = out else { continue };
+                let Some(v) = out.volumes().first() else {
+                    continue;
+                };
+                if !mine(&v.tags().to_tags()) {
+                    continue;
+                }
+                cx.ec2()
+                    .delete_volume()
+                    .volume_id(&m.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeleteVolume", &m.id, region))?;
+            }
+            MadeKind::Instance => {
+                let out = cx
+                    .ec2()
+                    .describe_instances()
+                    .instance_ids(&m.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeInstances", &m.id, region))?;
+                let Some(i) = out.reservations().iter().flat_map(|r| r.instances()).next() else {
+                    continue;
+                };
+                if !mine(&i.tags().to_tags()) {
+                    continue;
+                }
+                cx.ec2()
+                    .terminate_instances()
+                    .instance_ids(&m.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "TerminateInstances", &m.id, region))?;
+            }
+            MadeKind::SecurityGroup => {
+                let out = cx
+                    .ec2()
+                    .describe_security_groups()
+                    .filters(tag_filter(tags::RESTORE, state.execution.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &m.id, region))?;
+                if !out
+                    .security_groups()
+                    .iter()
+                    .any(|g| g.group_id() == Some(&m.id))
+                {
+                    continue;
+                }
+                // Still used by what is being removed: the step is retried.
+                cx.ec2()
+                    .delete_security_group()
+                    .group_id(&m.id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeleteSecurityGroup", &m.id, region))?;
+            }
+            MadeKind::DbInstance => {
+                let Some(d) = describe_db(cx, &m.id).await? else {
+                    continue;
+                };
+                if !mine(&d.tag_list().to_tags()) {
+                    continue;
+                }
+                let sent = cx
+                    .rds()
+                    .delete_db_instance()
+                    .db_instance_identifier(&m.id)
+                    .skip_final_snapshot(true)
+                    .delete_automated_backups(true)
+                    .send()
+                    .await;
+                if let Err(e) = sent {
+                    if code_of(&e) != Some("DBInstanceNotFound") {
+                        return Err(from_sdk(e, "DeleteDBInstance", &m.id, region));
+                    }
+                }
+            }
+            MadeKind::DbCluster => {
+                let out = cx
+                    .rds()
+                    .describe_db_clusters()
+                    .db_cluster_identifier(&m.id)
+                    .send()
+                    .await;
+                let Ok(out) = out else { continue };
+                let Some(c) = out.db_clusters().first() else {
+                    continue;
+                };
+                if !mine(&c.tag_list().to_tags()) {
+                    continue;
+                }
+                // Its instances (made by the check) go first.
+                for member in c.db_cluster_members() {
+                    let Some(name) = member.db_instance_identifier() else {
+                        continue;
+                    };
+                    let Some(d) = describe_db(cx, name).await? else {
+                        continue;
+                    };
+                    if mine(&d.tag_list().to_tags()) {
+                        let _ = cx
+                            .rds()
+                            .delete_db_instance()
+                            .db_instance_identifier(name)
+                            .skip_final_snapshot(true)
+                            .send()
+                            .await;
+                    }
+                }
+                cx.rds()
+                    .delete_db_cluster()
+                    .db_cluster_identifier(&m.id)
+                    .skip_final_snapshot(true)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeleteDBCluster", &m.id, region))?;
+            }
+            MadeKind::RedshiftCluster => {
+                let out = cx
+                    .redshift()
+                    .describe_clusters()
+                    .cluster_identifier(&m.id)
+                    .send()
+                    .await;
+                let Ok(out) = out else { continue };
+                let Some(c) = out.clusters().first() else {
+                    continue;
+                };
+                if !mine(&c.tags().to_tags()) {
+                    continue;
+                }
+                cx.redshift()
+                    .delete_cluster()
+                    .cluster_identifier(&m.id)
+                    .skip_final_cluster_snapshot(true)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeleteCluster", &m.id, region))?;
+            }
+        }
+    }
+    Ok(())
+}
