@@ -36,6 +36,7 @@ FUNCTIONS = {
     "ReportFunctionArn": "report",
     "PruneFunctionArn": "prune",
     "CopyFunctionArn": "copy",
+    "RestoreFunctionArn": "restore",
 }
 
 
@@ -51,9 +52,9 @@ def aws_client(endpoint: str, service: str, region: str = "us-east-1") -> Any:
     )
 
 
-def backup_definition() -> str:
-    """The backup state machine's ASL, with the emulator's function ARNs substituted."""
-    text = (ROOT / "infra/statemachines/backup.asl.json").read_text()
+def backup_definition(machine: str = "backup") -> str:
+    """A state machine's ASL (`backup`, `restore`), with the emulator's function ARNs substituted."""
+    text = (ROOT / f"infra/statemachines/{machine}.asl.json").read_text()
     for var, name in FUNCTIONS.items():
         text = text.replace("${%s}" % var, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}")
     return text

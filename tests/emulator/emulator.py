@@ -176,6 +176,12 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     HTTP 400 ``AccessDeniedException``, another's HTTP 403 ``AccessDenied``.
     moto enforces IAM for every request or none (the emulator's dummy
     credentials are no IAM user): every other request stays unrestricted.
+19. Images and launches as a restore needs them (tests/emulator/restores.py
+    documents each part, with AWS's wording): ``RegisterImage`` keeps every
+    block device mapping (moto, even with patch 5, keeps one), its root
+    device, architecture and image tags, and ``DescribeImages`` shows them;
+    ``RunInstances`` of such an image creates one volume per mapping from
+    its snapshot at its device (moto attaches one default root volume).
 
 The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
 in the home region, as the stack does, and gives the functions its name in
@@ -208,13 +214,14 @@ import copies
 import distributed_map
 import faults
 import iam_enforcement
+import restores
 
 HOST = "127.0.0.1"
 ACCOUNT = "123456789012"
 HOME_REGION = "us-east-1"
 # `app/<name>` in a function's user agent (AWS_SDK_UA_APP_ID).
 APP_ID = re.compile(r"\bapp/([A-Za-z0-9._-]+)")
-FUNCTIONS = ("discover", "snapshot", "status", "copy", "report", "prune")
+FUNCTIONS = ("discover", "snapshot", "status", "copy", "report", "prune", "restore")
 RUNS_BUCKET = f"strongroom-runs-{ACCOUNT}"
 MAX_INSTANCES = 4
 INVOKE_TIMEOUT_S = 900
@@ -255,6 +262,7 @@ def patch_moto() -> None:
     distributed_map.patch_moto_distributed_map()
     copies.patch_moto_copies()
     iam_enforcement.patch_moto_iam_enforcement()
+    restores.patch_moto_restores()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"

@@ -15,8 +15,13 @@ Estates:
          under the AWS managed aws/ebs key; a hundred recovery points of four
          kinds (the copy benchmark). Each also makes the destination's
          key (``keys`` in the manifest).
-  vault  a vault account: roles ``strongroom-vault-copy`` and
-         ``strongroom-vault-prune`` and a key in us-west-2.
+  vault  a vault account: roles ``strongroom-vault-copy``,
+         ``strongroom-vault-prune`` and ``strongroom-vault-restore`` and a key
+         in us-west-2.
+  restores  sources in a VPC of us-east-1 to back up and restore: an
+         instance with three gp3 volumes, a volume, an RDS instance, an
+         Aurora cluster with two instances, a Redshift cluster (the network
+         in ``keys``), and a key in us-west-2 for copies.
 
 With ``--organization`` it instead makes the home account an AWS
 Organizations management account with a small tree and prints its ids:
@@ -274,10 +279,72 @@ def copies_default_key(e: Estate) -> None:
 
 
 def vault(e: Estate) -> None:
-    """A vault account: its copy and prune roles and its key in the destination region."""
+    """A vault account: its copy, prune and restore roles and its key in the destination region."""
     e.role("strongroom-vault-copy")
     e.role("strongroom-vault-prune")
+    e.role("strongroom-vault-restore")
     e.key(COPY_DESTINATION, "strongroom-vault")
+
+
+def restores(e: Estate) -> None:
+    """Sources to back up and restore (issue 11), in us-east-1: a VPC with a
+    subnet, a security group, a DB and a Redshift subnet group, a key pair; a
+    second VPC with a group of its own (a mismatch to refuse); an instance in
+    the first VPC with gp3 volumes on /dev/sda1, /dev/sdf and /dev/sdg; a gp3
+    volume with 4000 IOPS; an RDS instance, an Aurora cluster with two
+    instances and a Redshift cluster, all in the VPC. The network's ids are
+    in the manifest's ``keys`` (``vpc``, ``subnet``, ``sg``, ``other-vpc``,
+    ``other-sg``, ``db-subnet-group``, ``redshift-subnet-group``, ``key-pair``)."""
+    region = COPY_SOURCE
+    ec2 = e.client("ec2", region)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24", AvailabilityZone=f"{region}a")["Subnet"]["SubnetId"]
+    subnet_b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.2.0/24", AvailabilityZone=f"{region}b")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    other_vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    other_sg = ec2.create_security_group(GroupName="other", Description="other", VpcId=other_vpc)["GroupId"]
+    ec2.create_key_pair(KeyName="ops")
+    rds = e.client("rds", region)
+    rds.create_db_subnet_group(DBSubnetGroupName="app-db", DBSubnetGroupDescription="app", SubnetIds=[subnet, subnet_b])
+    e.client("redshift", region).create_cluster_subnet_group(
+        ClusterSubnetGroupName="app-dwh", Description="app", SubnetIds=[subnet, subnet_b]
+    )
+    e.keys.update({"vpc": vpc, "subnet": subnet, "sg": sg, "other-vpc": other_vpc, "other-sg": other_sg,
+                   "db-subnet-group": "app-db", "redshift-subnet-group": "app-dwh", "key-pair": "ops"})
+    tags = {"Name": "app", "team": "core", **DAILY}
+    mappings = [{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3"}},
+                {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 20, "VolumeType": "gp3"}},
+                {"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3"}}]
+    r = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="m5.large",
+                          SubnetId=subnet, SecurityGroupIds=[sg], KeyName="ops", BlockDeviceMappings=mappings,
+                          TagSpecifications=[{"ResourceType": "instance", "Tags": e._tags(tags)}])
+    inst = r["Instances"][0]
+    iid = inst["InstanceId"]
+    e._add("ec2-instance", iid, f"arn:aws:ec2:{region}:{ACCOUNT}:instance/{iid}", region, tags,
+           volumes=[m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings", [])])
+    vtags = {"Name": "data", "team": "core", **DAILY}
+    v = ec2.create_volume(AvailabilityZone=f"{region}a", Size=50, VolumeType="gp3", Iops=4000,
+                          TagSpecifications=[{"ResourceType": "volume", "Tags": e._tags(vtags)}])
+    e._add("ebs-volume", v["VolumeId"], f"arn:aws:ec2:{region}:{ACCOUNT}:volume/{v['VolumeId']}", region, vtags)
+    dtags = {"team": "core", **DAILY}
+    rds.create_db_instance(DBInstanceIdentifier="orders", Engine="postgres", DBInstanceClass="db.m6g.large",
+                           AllocatedStorage=20, MasterUsername="admin1", MasterUserPassword="not-a-secret-1",
+                           BackupRetentionPeriod=0, DBSubnetGroupName="app-db", VpcSecurityGroupIds=[sg],
+                           Tags=e._tags(dtags))
+    e._add("rds-instance", "orders", f"arn:aws:rds:{region}:{ACCOUNT}:db:orders", region, dtags)
+    rds.create_db_cluster(DBClusterIdentifier="ledger", Engine="aurora-postgresql", MasterUsername="admin1",
+                          MasterUserPassword="not-a-secret-1", DBSubnetGroupName="app-db",
+                          VpcSecurityGroupIds=[sg], Tags=e._tags(dtags))
+    for n in (1, 2):
+        rds.create_db_instance(DBInstanceIdentifier=f"ledger-{n}", DBClusterIdentifier="ledger",
+                               Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    e._add("aurora-cluster", "ledger", f"arn:aws:rds:{region}:{ACCOUNT}:cluster:ledger", region, dtags)
+    e.client("redshift", region).create_cluster(
+        ClusterIdentifier="warehouse", NodeType="ra3.xlplus", NumberOfNodes=2, ClusterType="multi-node",
+        MasterUsername="admin1", MasterUserPassword="NotASecret1", ClusterSubnetGroupName="app-dwh",
+        VpcSecurityGroupIds=[sg], Tags=e._tags(dtags))
+    e._add("redshift-cluster", "warehouse", f"arn:aws:redshift:{region}:{ACCOUNT}:cluster:warehouse", region, dtags)
+    e.key(COPY_DESTINATION, "strongroom-destination")
 
 
 def empty(e: Estate) -> None:
@@ -287,6 +354,7 @@ def empty(e: Estate) -> None:
 ESTATES = {
     "demo": demo, "test": test, "bench": bench, "scale": scale, "empty": empty,
     "copies": copies, "copies-many": copies_many, "copies-default-key": copies_default_key, "copies-bench": copies_bench, "vault": vault,
+    "restores": restores,
 }
 
 

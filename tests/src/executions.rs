@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use strongroom_core::report::{RunReport, RunSummary, SUMMARY_FAILURES};
 
-use crate::{backup_definition, Emulator, ACCOUNT};
+use crate::{backup_definition, restore_definition, Emulator, ACCOUNT};
 
 pub struct Execution {
     pub status: String,
@@ -21,6 +21,10 @@ pub async fn sfn(emu: &Emulator) -> aws_sdk_sfn::Client {
 
 pub async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
     machine_of(sfn, "strongroom-backup", backup_definition()).await
+}
+
+pub async fn restore_machine(sfn: &aws_sdk_sfn::Client) -> String {
+    machine_of(sfn, "strongroom-restore", restore_definition()).await
 }
 
 pub async fn machine_of(sfn: &aws_sdk_sfn::Client, name: &str, definition: String) -> String {
@@ -73,8 +77,9 @@ pub async fn execute(
         }
         assert!(
             started.elapsed() < Duration::from_secs(180),
-            "execution {name} still running after 180 s; snapshot log:\n{}",
-            emu.function_log("snapshot")
+            "execution {name} still running after 180 s; snapshot log:\n{}\nrestore log:\n{}",
+            emu.function_log("snapshot"),
+            emu.function_log("restore")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

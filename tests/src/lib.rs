@@ -562,6 +562,13 @@ pub fn backup_definition() -> String {
     substitute(&asl)
 }
 
+/// The restore state machine with its Lambda ARN substituted, as SAM would.
+pub fn restore_definition() -> String {
+    let asl = std::fs::read_to_string(workspace().join("infra/statemachines/restore.asl.json"))
+        .expect("read the ASL");
+    substitute(&asl)
+}
+
 /// The backup state machine as the SAM stack deploys it: the definition
 /// `infra/check_template.py` takes from the converted template, its
 /// `DefinitionSubstitutions` resolved to the emulator's functions (written by
@@ -591,6 +598,7 @@ pub fn substitute(asl: &str) -> String {
         ("ReportFunctionArn", "report"),
         ("PruneFunctionArn", "prune"),
         ("CopyFunctionArn", "copy"),
+        ("RestoreFunctionArn", "restore"),
     ] {
         out = out.replace(
             &format!("${{{var}}}"),

@@ -1207,6 +1207,30 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
             let Some(c) = out.clusters().first() else {
                 return Ok(h);
             };
+            // Only the restore's own contract tags: whatever else of the
+            // contract the cluster came back with (a snapshot's tags) would
+            // make it look like a recovery point.
+            let stray: Vec<String> = c
+                .tags()
+                .to_tags()
+                .into_keys()
+                .filter(|k| {
+                    k.starts_with(tags::PREFIX) && k != tags::RESTORE && k != tags::RESTORED_FROM
+                })
+                .collect();
+            if !stray.is_empty() {
+                let arn = format!(
+                    "arn:aws:redshift:{region}:{}:cluster:{identifier}",
+                    cx.location.account
+                );
+                cx.redshift()
+                    .delete_tags()
+                    .resource_name(&arn)
+                    .set_tag_keys(Some(stray))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DeleteTags", &arn, region))?;
+            }
             let st = c.cluster_status().unwrap_or("").to_owned();
             h.usable = st == "available";
             if st.starts_with("incompatible") || st == "hardware-failure" || st == "deleting" {

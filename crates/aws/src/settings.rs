@@ -14,6 +14,16 @@ use strongroom_core::CloudError;
 use crate::clients::LocationClients;
 use crate::sdk::{all_pages, ec2_filter, rds_filter};
 
+/// A parameter or option group name, unless it is an engine's default
+/// (`default.postgres16`, `default:postgres-16`): a restore then gets the
+/// default of the engine version it restores, which AWS picks by itself,
+/// rather than an older version's default.
+fn custom(group: Option<&str>) -> Option<String> {
+    group
+        .filter(|g| !g.starts_with("default.") && !g.starts_with("default:"))
+        .map(str::to_owned)
+}
+
 /// Values per EC2 describe filter (EC2 accepts 200).
 const EC2_CHUNK: usize = 200;
 /// Values per RDS describe filter (RDS accepts 100).
@@ -264,16 +274,16 @@ fn db_settings(d: &aws_sdk_rds::types::DbInstance) -> DbInstanceSettings {
             .db_subnet_group()
             .and_then(|g| g.db_subnet_group_name())
             .map(str::to_owned),
-        parameter_group: d
-            .db_parameter_groups()
-            .first()
-            .and_then(|g| g.db_parameter_group_name())
-            .map(str::to_owned),
-        option_group: d
-            .option_group_memberships()
-            .first()
-            .and_then(|g| g.option_group_name())
-            .map(str::to_owned),
+        parameter_group: custom(
+            d.db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name()),
+        ),
+        option_group: custom(
+            d.option_group_memberships()
+                .first()
+                .and_then(|g| g.option_group_name()),
+        ),
         security_group_ids: d
             .vpc_security_groups()
             .iter()
@@ -335,11 +345,12 @@ async fn describe_clusters(
             .filter_map(|(_, n)| of(n)?.db_instance_class().map(str::to_owned))
             .collect();
         let instance_parameter_group = order.first().and_then(|(_, n)| {
-            of(n)?
-                .db_parameter_groups()
-                .first()?
-                .db_parameter_group_name()
-                .map(str::to_owned)
+            custom(
+                of(n)?
+                    .db_parameter_groups()
+                    .first()?
+                    .db_parameter_group_name(),
+            )
         });
         out.insert(
             id.to_owned(),
@@ -347,7 +358,7 @@ async fn describe_clusters(
                 engine: c.engine().map(str::to_owned),
                 engine_version: c.engine_version().map(str::to_owned),
                 subnet_group: c.db_subnet_group().map(str::to_owned),
-                parameter_group: c.db_cluster_parameter_group().map(str::to_owned),
+                parameter_group: custom(c.db_cluster_parameter_group()),
                 security_group_ids: c
                     .vpc_security_groups()
                     .iter()
@@ -386,11 +397,11 @@ async fn describe_redshift(
                     node_type: c.node_type().unwrap_or_default().to_owned(),
                     number_of_nodes: c.number_of_nodes().unwrap_or(1),
                     subnet_group: c.cluster_subnet_group_name().map(str::to_owned),
-                    parameter_group: c
-                        .cluster_parameter_groups()
-                        .first()
-                        .and_then(|g| g.parameter_group_name())
-                        .map(str::to_owned),
+                    parameter_group: custom(
+                        c.cluster_parameter_groups()
+                            .first()
+                            .and_then(|g| g.parameter_group_name()),
+                    ),
                     security_group_ids: c
                         .vpc_security_groups()
                         .iter()

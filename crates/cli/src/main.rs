@@ -4,6 +4,8 @@
 //! strongroom retention plan --retention retention.json --recovery-points points.json [--now T]
 //! strongroom retention plan --policy policy.json --recovery-points points.json [--now T]
 //! strongroom prune --policy policy.json [--dry-run] [--now T]
+//! strongroom recovery-points list --location REGION|ACCOUNT/REGION [--role-arn ARN]
+//!            [--external-id ID] [--source X] [--policy P] [--kind K]
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,6 +35,38 @@ enum Command {
     /// Prune a policy's recovery points in the account and regions the
     /// environment points at (AWS credentials, AWS_ENDPOINT_URL).
     Prune(PruneArgs),
+    /// Recovery points.
+    #[command(subcommand, name = "recovery-points")]
+    RecoveryPoints(PointsCommand),
+}
+
+#[derive(Subcommand)]
+enum PointsCommand {
+    /// List every Strongroom recovery point at a location (any policy), with
+    /// its state, time, kind, size and source: what a restore can name.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Where: a region (the account of the credentials) or ACCOUNT/REGION.
+    #[arg(long)]
+    location: String,
+    /// The role to assume in ACCOUNT (a vault's).
+    #[arg(long)]
+    role_arn: Option<String>,
+    #[arg(long)]
+    external_id: Option<String>,
+    /// Only this source's: a volume or instance id, a database's ARN or identifier.
+    #[arg(long)]
+    source: Option<String>,
+    /// Only this policy's.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Only points of this kind (ebs-snapshot, ec2-snapshot-set, ami,
+    /// rds-snapshot, aurora-snapshot, redshift-snapshot).
+    #[arg(long)]
+    kind: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -174,6 +208,64 @@ async fn run_prune(args: &PruneArgs) -> Result<serde_json::Value, String> {
     serde_json::to_value(report).map_err(|e| e.to_string())
 }
 
+async fn list_points(args: &ListArgs) -> Result<serde_json::Value, String> {
+    use strongroom_core::model::{Location, RecoveryPointKind};
+    use strongroom_core::policy::{is_account_id, is_region_name, AccountRole};
+    use strongroom_core::ports::Identity;
+    use strongroom_core::restore::run::{catalog_entries, Restores};
+    let (account, region) = match args.location.split_once('/') {
+        Some((a, r)) => (Some(a.to_owned()), r.to_owned()),
+        None => (None, args.location.clone()),
+    };
+    if !is_region_name(&region) {
+        return Err(format!(
+            "--location `{}`: `{region}` is not a region name; use e.g. us-east-1 or 123456789012/us-east-1",
+            args.location
+        ));
+    }
+    if let Some(a) = &account {
+        if !is_account_id(a) {
+            return Err(format!(
+                "--location `{}`: `{a}` is not a 12-digit account id",
+                args.location
+            ));
+        }
+    }
+    let kinds: Vec<RecoveryPointKind> = match &args.kind {
+        Some(k) => vec![RecoveryPointKind::from_tag(k).ok_or_else(|| {
+            format!("--kind `{k}` is not a kind: ebs-snapshot, ec2-snapshot-set, ami, rds-snapshot, aurora-snapshot or redshift-snapshot")
+        })?],
+        None => RecoveryPointKind::ALL.to_vec(),
+    };
+    let cloud = strongroom_aws::AwsCloud::from_env().await;
+    let home = cloud
+        .home_account()
+        .await
+        .map_err(|e| format!("{e} ({})", e.kind))?;
+    let account = account.unwrap_or(home.clone());
+    if account != home {
+        let role = AccountRole {
+            account: account.clone(),
+            role_arn: args.role_arn.clone(),
+            external_id: args.external_id.clone(),
+        };
+        if role.role_arn.is_none() {
+            return Err(format!(
+                "--location names account {account}: give --role-arn, a role to assume there"
+            ));
+        }
+        role.validate("--role-arn").map_err(|e| e.to_string())?;
+        cloud.use_roles(&[role]);
+    }
+    let location = Location { account, region };
+    let listed = cloud
+        .catalog(&location, &kinds)
+        .await
+        .map_err(|e| format!("{e} ({})", e.kind))?;
+    let entries = catalog_entries(&listed, args.source.as_deref(), args.policy.as_deref());
+    serde_json::to_value(entries).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -185,6 +277,13 @@ fn main() -> ExitCode {
             .build()
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(run_prune(args))),
+        Command::RecoveryPoints(PointsCommand::List(args)) => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(list_points(args)))
+        }
     };
     match result {
         Ok(v) => {

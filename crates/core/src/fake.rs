@@ -423,6 +423,7 @@ impl Pruning for MemoryCloud {
                 shared_with: None,
                 revocable_shares: Vec::new(),
                 devices: Default::default(),
+                size_gib: None,
             })
             .collect();
         Ok(Listed {

@@ -33,6 +33,8 @@ pub struct ListedSnapshot {
     pub of_image: bool,
     /// The AMI `CreateImage` made it for, as its description says.
     pub image_id: Option<String>,
+    /// The size of the volume it was taken of (GiB).
+    pub size_gib: Option<u64>,
 }
 
 /// An AMI as listed (every AMI of the account, ours or not).
@@ -44,6 +46,8 @@ pub struct ListedImage {
     pub tags: Tags,
     /// The EBS snapshots behind its block device mappings.
     pub snapshots: Vec<String>,
+    /// The sum of its mappings' volume sizes (GiB).
+    pub size_gib: Option<u64>,
 }
 
 /// A recovery point that is one AWS resource (RDS, Aurora, Redshift snapshots).
@@ -56,6 +60,8 @@ pub struct ListedRecord {
     pub tags: Tags,
     /// Accounts that may restore it, where the listing tells (Redshift).
     pub shared_with: Option<Vec<String>>,
+    /// Its storage (GiB): allocated storage, or a Redshift backup's size.
+    pub size_gib: Option<u64>,
 }
 
 /// Everything a location's listings returned.
@@ -157,6 +163,7 @@ struct Draft {
     deleting: bool,
     shared_with: Option<Vec<String>>,
     devices: BTreeMap<String, String>,
+    size_gib: Option<u64>,
 }
 
 impl Listed {
@@ -193,6 +200,7 @@ impl Listed {
             shared_with: d.shared_with,
             revocable_shares: Vec::new(),
             devices: d.devices,
+            size_gib: d.size_gib,
         });
     }
 }
@@ -280,6 +288,7 @@ fn group(
             .iter()
             .filter_map(|m| Some((m.id.clone(), m.tags.get(tags::DEVICE)?.clone())))
             .collect(),
+        size_gib: members.iter().map(|m| m.size_gib).sum(),
     }
 }
 
@@ -383,6 +392,7 @@ fn assemble_in(location: &Location, scope: Scope<'_>, listing: Listing) -> Liste
                     deleting,
                     shared_with: None,
                     devices: BTreeMap::new(),
+                    size_gib: s.size_gib,
                 };
                 listed.add(d, location);
             }
@@ -436,6 +446,7 @@ fn assemble_in(location: &Location, scope: Scope<'_>, listing: Listing) -> Liste
             deleting: false,
             shared_with: None,
             devices: BTreeMap::new(),
+            size_gib: i.size_gib,
         };
         listed.add(d, location);
     }
@@ -452,6 +463,7 @@ fn assemble_in(location: &Location, scope: Scope<'_>, listing: Listing) -> Liste
             deleting: false,
             shared_with: r.shared_with,
             devices: BTreeMap::new(),
+            size_gib: r.size_gib,
         };
         listed.add(d, location);
     }
@@ -490,6 +502,7 @@ mod tests {
 
     fn snap(id: &str, volume: &str, t: Tags) -> ListedSnapshot {
         ListedSnapshot {
+            size_gib: None,
             id: id.into(),
             owner: ME.into(),
             state: RecoveryPointState::Completed,
@@ -525,6 +538,7 @@ mod tests {
             ],
             images: vec![
                 ListedImage {
+                    size_gib: None,
                     id: "ami-ours".into(),
                     owner: ME.into(),
                     state: RecoveryPointState::Completed,
@@ -532,6 +546,7 @@ mod tests {
                     snapshots: vec!["snap-img".into()],
                 },
                 ListedImage {
+                    size_gib: None,
                     id: "ami-theirs".into(),
                     owner: ME.into(),
                     state: RecoveryPointState::Completed,
@@ -541,6 +556,7 @@ mod tests {
             ],
             records: vec![
                 ListedRecord {
+                    size_gib: None,
                     kind: RecoveryPointKind::RdsSnapshot,
                     id: "strongroom-daily-x-db".into(),
                     owner: ME.into(),
@@ -549,6 +565,7 @@ mod tests {
                     shared_with: None,
                 },
                 ListedRecord {
+                    size_gib: None,
                     kind: RecoveryPointKind::RdsSnapshot,
                     id: "someone-elses".into(),
                     owner: ME.into(),
@@ -682,6 +699,7 @@ mod tests {
                     format!("vol-{n}")
                 };
                 ListedSnapshot {
+                    size_gib: None,
                     id: format!("snap-{n}"),
                     owner: if foreign { "9".into() } else { ME.into() },
                     state: RecoveryPointState::Completed,
@@ -709,6 +727,7 @@ mod tests {
                     .into_iter()
                     .enumerate()
                     .map(|(i, (who, members))| ListedImage {
+                        size_gib: None,
                         id: format!("ami-{i}"),
                         owner: ME.into(),
                         state: RecoveryPointState::Completed,

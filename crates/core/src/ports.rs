@@ -218,6 +218,9 @@ pub struct ListedPoint {
     pub revocable_shares: Vec<String>,
     /// For an instance snapshot set: each member's `strongroom:device`.
     pub devices: std::collections::BTreeMap<String, String>,
+    /// Its size (GiB): a volume's, the sum of a set's or an AMI's volumes,
+    /// a database's allocated storage; `None` where AWS does not say.
+    pub size_gib: Option<u64>,
 }
 
 /// A recovery point of the policy whose `strongroom:created-at` is missing or

@@ -168,6 +168,7 @@ fn listing(specs: &[SnapSpec]) -> (Listing, BTreeSet<String>) {
             t.insert(tags::KIND.into(), "ami".into());
             if img < 2 {
                 let image = images.entry(img).or_insert_with(|| ListedImage {
+                    size_gib: None,
                     id: format!("ami-{img}"),
                     owner: ME.into(),
                     state: RecoveryPointState::Completed,
@@ -182,6 +183,7 @@ fn listing(specs: &[SnapSpec]) -> (Listing, BTreeSet<String>) {
             }
         }
         snapshots.push(ListedSnapshot {
+            size_gib: None,
             id: id.clone(),
             owner: if s.foreign { "9".into() } else { ME.into() },
             state: match s.state {

@@ -476,6 +476,7 @@ fn redshift_point(
         shared_with: Some(shared),
         revocable_shares: revocable,
         devices: Default::default(),
+        size_gib: None,
     }
 }
 

@@ -154,6 +154,13 @@ impl KindAdapter for Ami {
                     state: i.point_state(),
                     tags: i.tags().to_tags(),
                     snapshots: image_snapshots(i),
+                    size_gib: Some(
+                        i.block_device_mappings()
+                            .iter()
+                            .filter_map(|m| m.ebs()?.volume_size())
+                            .map(|v| u64::try_from(v).unwrap_or(0))
+                            .sum(),
+                    ),
                 })
                 .collect::<Vec<_>>()
         })

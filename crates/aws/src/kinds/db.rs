@@ -132,6 +132,7 @@ use strongroom_core::listing::{ListedRecord, Listing};
                             state: s.point_state(),
                             tags: s.tag_list().to_tags(),
                             shared_with: None,
+                            size_gib: s.allocated_storage().and_then(|v| u64::try_from(v).ok()),
                         })
                         .collect::<Vec<_>>()
                 })

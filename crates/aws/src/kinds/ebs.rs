@@ -412,6 +412,7 @@ async fn snapshots(
                 volume_id: s.volume_id().map(str::to_owned),
                 of_image: is_image_snapshot(s.description()),
                 image_id: image_of(s.description()),
+                size_gib: s.volume_size().and_then(|v| u64::try_from(v).ok()),
             })
             .collect::<Vec<_>>()
     })

@@ -142,6 +142,9 @@ impl KindAdapter for Redshift {
                 tags: s.tags().to_tags(),
                 // AWS refuses to delete a snapshot others may restore: said here, for free.
                 shared_with: Some(restore_access(s)),
+                size_gib: s
+                    .total_backup_size_in_mega_bytes()
+                    .map(|mb| (mb / 1024.0).ceil() as u64),
             })
             .collect();
         Ok(Listing {

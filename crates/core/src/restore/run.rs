@@ -542,6 +542,14 @@ pub fn plan(
 ) -> Result<RestorePlan, Error> {
     let point = &listed.point;
     let settings = record.map(|r| &r.settings);
+    // The recorded network (subnets, groups, subnet groups, key pairs,
+    // profiles, parameter and option groups) names things of the source's
+    // region and account: elsewhere (a copy in another region, a vault) it
+    // is left to the request and AWS's defaults.
+    let local = listed.tags.get(tags::SOURCE_REGION) == Some(&point.location.region)
+        && listed.tags.get(tags::SOURCE_ACCOUNT) == Some(&point.location.account);
+    let net = |v: Option<String>| v.filter(|_| local);
+    let net_groups = |v: Vec<String>| if local { v } else { Vec::new() };
     match &request.restore {
         RestoreTarget::EbsVolume {
             availability_zone,
@@ -657,11 +665,13 @@ pub fn plan(
                 })?;
             let subnet = subnet_id
                 .clone()
-                .or_else(|| recorded.and_then(|r| r.subnet_id.clone()));
+                .or_else(|| net(recorded.and_then(|r| r.subnet_id.clone())));
             let groups = if security_group_ids.is_empty() {
-                recorded
-                    .map(|r| r.security_group_ids.clone())
-                    .unwrap_or_default()
+                net_groups(
+                    recorded
+                        .map(|r| r.security_group_ids.clone())
+                        .unwrap_or_default(),
+                )
             } else {
                 security_group_ids.clone()
             };
@@ -725,10 +735,10 @@ pub fn plan(
                 security_group_ids: groups,
                 key_name: key_name
                     .clone()
-                    .or_else(|| recorded.and_then(|r| r.key_name.clone())),
+                    .or_else(|| net(recorded.and_then(|r| r.key_name.clone()))),
                 instance_profile_arn: instance_profile
                     .clone()
-                    .or_else(|| recorded.and_then(|r| r.instance_profile_arn.clone())),
+                    .or_else(|| net(recorded.and_then(|r| r.instance_profile_arn.clone()))),
                 // The recorded address is the source's, likely still in use:
                 // only an address the request asks for.
                 private_ip: private_ip.clone(),
@@ -753,11 +763,11 @@ pub fn plan(
                     .filter(|c| !c.is_empty()),
                 subnet_group: subnet_group
                     .clone()
-                    .or_else(|| r.and_then(|r| r.subnet_group.clone())),
-                parameter_group: r.and_then(|r| r.parameter_group.clone()),
-                option_group: r.and_then(|r| r.option_group.clone()),
+                    .or_else(|| net(r.and_then(|r| r.subnet_group.clone()))),
+                parameter_group: net(r.and_then(|r| r.parameter_group.clone())),
+                option_group: net(r.and_then(|r| r.option_group.clone())),
                 security_group_ids: if security_group_ids.is_empty() {
-                    r.map(|r| r.security_group_ids.clone()).unwrap_or_default()
+                    net_groups(r.map(|r| r.security_group_ids.clone()).unwrap_or_default())
                 } else {
                     security_group_ids.clone()
                 },
@@ -802,11 +812,11 @@ pub fn plan(
                 instances: instances.unwrap_or(1),
                 subnet_group: subnet_group
                     .clone()
-                    .or_else(|| r.and_then(|r| r.subnet_group.clone())),
-                parameter_group: r.and_then(|r| r.parameter_group.clone()),
-                instance_parameter_group: r.and_then(|r| r.instance_parameter_group.clone()),
+                    .or_else(|| net(r.and_then(|r| r.subnet_group.clone()))),
+                parameter_group: net(r.and_then(|r| r.parameter_group.clone())),
+                instance_parameter_group: net(r.and_then(|r| r.instance_parameter_group.clone())),
                 security_group_ids: if security_group_ids.is_empty() {
-                    r.map(|r| r.security_group_ids.clone()).unwrap_or_default()
+                    net_groups(r.map(|r| r.security_group_ids.clone()).unwrap_or_default())
                 } else {
                     security_group_ids.clone()
                 },
@@ -839,10 +849,10 @@ pub fn plan(
                 },
                 subnet_group: subnet_group
                     .clone()
-                    .or_else(|| r.and_then(|r| r.subnet_group.clone())),
-                parameter_group: r.and_then(|r| r.parameter_group.clone()),
+                    .or_else(|| net(r.and_then(|r| r.subnet_group.clone()))),
+                parameter_group: net(r.and_then(|r| r.parameter_group.clone())),
                 security_group_ids: if security_group_ids.is_empty() {
-                    r.map(|r| r.security_group_ids.clone()).unwrap_or_default()
+                    net_groups(r.map(|r| r.security_group_ids.clone()).unwrap_or_default())
                 } else {
                     security_group_ids.clone()
                 },
@@ -1200,4 +1210,63 @@ pub async fn clean_up<C: Restores>(
         cloud.remove(&state, false).await?;
     }
     write_report(&state, cloud, now, Some(error), keep).await
+}
+
+/// One line of `strongroom recovery-points list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub id: String,
+    pub kind: RecoveryPointKind,
+    pub state: RecoveryPointState,
+    #[serde(with = "crate::model::utc_time")]
+    pub created_at: OffsetDateTime,
+    pub source: String,
+    pub policy: String,
+    pub location: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gib: Option<u64>,
+    /// For a copy: what it was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
+    /// Held (`strongroom:hold`): never pruned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// For an instance set: member snapshot -> device.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub devices: std::collections::BTreeMap<String, String>,
+}
+
+/// The catalog's points, of `source` (an id, an ARN or a database's bare
+/// identifier) and `policy` when given: by source, newest first.
+pub fn catalog_entries(
+    listed: &Listed,
+    source: Option<&str>,
+    policy: Option<&str>,
+) -> Vec<CatalogEntry> {
+    let mut out: Vec<CatalogEntry> = listed
+        .points
+        .iter()
+        .filter(|l| source.is_none_or(|s| same_source(&l.point.source, s)))
+        .filter(|l| policy.is_none_or(|p| l.tags.get(tags::POLICY).map(String::as_str) == Some(p)))
+        .map(|l| CatalogEntry {
+            id: l.point.id.clone(),
+            kind: l.point.kind,
+            state: l.point.state,
+            created_at: l.point.created_at,
+            source: l.point.source.clone(),
+            policy: l.tags.get(tags::POLICY).cloned().unwrap_or_default(),
+            location: l.point.location.clone(),
+            size_gib: l.size_gib,
+            copy_of: l.tags.get(tags::COPY_OF).cloned(),
+            held: crate::prune::is_held(&l.tags),
+            devices: l.devices.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.source
+            .cmp(&b.source)
+            .then(b.created_at.cmp(&a.created_at))
+            .then(a.id.cmp(&b.id))
+    });
+    out
 }

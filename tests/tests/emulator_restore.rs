@@ -1,0 +1,673 @@
+//! Issue 11 in the emulator: the restore state machine, started as a person
+//! starts it from the console (a restore request as the input), makes a
+//! working resource of every kind from a recovery point made by the backup
+//! state machine, in the source region, from a copy in another region and
+//! from a vault account; reads back what it made; refuses bad requests
+//! before making anything; removes what a failed restore made unless told to
+//! keep it; never touches the recovery point it reads. The emulator's patch
+//! 19 registers images with every mapping and launches them with one volume
+//! per mapping, as AWS does.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use serde_json::{json, Value};
+use strongroom_core::report::RunOutcome;
+use strongroom_core::restore::run::{MadeKind, RestoreReport};
+use strongroom_core::tags as contract;
+use strongroom_tests::executions::{
+    backup_machine, execute, report, restore_machine, sfn, Execution,
+};
+use strongroom_tests::{functions_dir, Emulator, Manifest, ACCOUNT};
+
+const REGION: &str = "us-east-1";
+const COPIES: &str = "us-west-2";
+const VAULT: &str = "210987654321";
+
+fn ec2(conf: &SdkConfig, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(conf)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+fn rds(conf: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(conf)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+fn redshift(conf: &SdkConfig, region: &str) -> aws_sdk_redshift::Client {
+    aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(conf)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+fn ec2_tags(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    t.iter()
+        .map(|t| (t.key().unwrap().into(), t.value().unwrap_or("").into()))
+        .collect()
+}
+
+fn rds_tags(t: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    t.iter()
+        .map(|t| (t.key().unwrap().into(), t.value().unwrap_or("").into()))
+        .collect()
+}
+
+fn hours_ago(hours: i64) -> String {
+    strongroom_core::model::format_time(
+        time::OffsetDateTime::now_utc() - time::Duration::hours(hours),
+    )
+}
+
+fn policy(name: &str, types: &[&str], extra: Value) -> Value {
+    let mut p = json!({
+        "name": name,
+        "selector": {"resource_types": types, "regions": [REGION], "tags": {"backup": "daily"}},
+        "retention": {"keep_last": 3}
+    });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+const ALL: [&str; 5] = [
+    "ebs-volume",
+    "ec2-instance",
+    "rds-instance",
+    "aurora-cluster",
+    "redshift-cluster",
+];
+
+async fn backup(emu: &Emulator, name: &str, policy: Value) {
+    let sfn = sfn(emu).await;
+    let machine = backup_machine(&sfn).await;
+    let input = json!({"policy": policy, "scheduled_time": hours_ago(1), "poll_seconds": 0});
+    let e = execute(emu, &sfn, &machine, name, &input).await;
+    let r = report(&e, emu).await;
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:#?}", r.failures);
+}
+
+async fn restore(emu: &Emulator, name: &str, request: Value) -> Execution {
+    let sfn = sfn(emu).await;
+    let machine = restore_machine(&sfn).await;
+    execute(emu, &sfn, &machine, name, &request).await
+}
+
+/// A restore that succeeded: its output is the report, the same report is
+/// in the bucket.
+async fn restored(emu: &Emulator, name: &str, request: Value) -> RestoreReport {
+    let e = restore(emu, name, request).await;
+    assert_eq!(
+        e.status,
+        "SUCCEEDED",
+        "{name}: {:?} {:?}\nrestore log:\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("restore")
+    );
+    let r: RestoreReport =
+        serde_json::from_value(e.output.expect("an output")).expect("the output is a report");
+    assert_eq!(r.outcome, "succeeded");
+    assert_eq!(r.execution, name);
+    let kept: RestoreReport = emu.object_json(&r.report).await;
+    assert_eq!(kept, r, "the bucket holds the same report");
+    r
+}
+
+fn made(r: &RestoreReport, kind: MadeKind) -> Vec<String> {
+    r.restored
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+fn resource<'a>(m: &'a Manifest, rtype: &str) -> &'a strongroom_tests::SeededResource {
+    m.resources
+        .iter()
+        .find(|r| r.resource_type.as_str() == rtype)
+        .unwrap_or_else(|| panic!("no {rtype} seeded"))
+}
+
+/// What a restore tags: `restored-from`, `restore`, the source's own tags,
+/// never `strongroom:managed` (prune never touches it).
+fn assert_restore_tags(t: &BTreeMap<String, String>, point: &str, execution: &str) {
+    assert_eq!(
+        t.get(contract::RESTORED_FROM).map(String::as_str),
+        Some(point),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.get(contract::RESTORE).map(String::as_str),
+        Some(execution),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.get("team").map(String::as_str),
+        Some("core"),
+        "source tags: {t:?}"
+    );
+    assert!(!t.contains_key(contract::MANAGED), "{t:?}");
+    assert!(!t.contains_key(contract::POLICY), "{t:?}");
+}
+
+/// Every recovery point id (EBS snapshots, AMIs, manual DB, cluster and
+/// Redshift snapshots) in a region, with its tags.
+async fn points(conf: &SdkConfig, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let e = ec2(conf, region);
+    for s in e
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+    {
+        out.insert(s.snapshot_id().unwrap().to_owned(), ec2_tags(s.tags()));
+    }
+    for i in e
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap()
+        .images()
+    {
+        out.insert(i.image_id().unwrap().to_owned(), ec2_tags(i.tags()));
+    }
+    let r = rds(conf, region);
+    for s in r
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+    {
+        out.insert(
+            s.db_snapshot_identifier().unwrap().to_owned(),
+            rds_tags(s.tag_list()),
+        );
+    }
+    for s in r
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_cluster_snapshots()
+    {
+        out.insert(
+            s.db_cluster_snapshot_identifier().unwrap().to_owned(),
+            rds_tags(s.tag_list()),
+        );
+    }
+    for s in redshift(conf, region)
+        .describe_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter(|s| s.snapshot_type() == Some("manual"))
+    {
+        let t = s
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap().to_owned(),
+                    t.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        out.insert(s.snapshot_identifier().unwrap().to_owned(), t);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_kind_restores_in_the_source_region_and_reads_back() {
+    let emu = Emulator::start();
+    let m = emu.seed("restores");
+    backup(&emu, "daily-1", policy("daily", &ALL, json!({}))).await;
+    backup(
+        &emu,
+        "images-1",
+        policy("images", &["ec2-instance"], json!({"ec2": {"mode": "ami"}})),
+    )
+    .await;
+    let conf = emu.harness_config().await;
+    let before = points(&conf, REGION).await;
+    let e = ec2(&conf, REGION);
+    let net = &m.keys;
+
+    // A volume, by source: the recorded type and IOPS, in another zone.
+    let volume = resource(&m, "ebs-volume");
+    let r = restored(
+        &emu,
+        "restore-volume",
+        json!({"from": {"source": volume.id}, "location": {"region": REGION},
+               "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1b"}, "poll_seconds": 0}),
+    )
+    .await;
+    let ids = made(&r, MadeKind::Volume);
+    assert_eq!(ids.len(), 1, "{r:#?}");
+    let v = e
+        .describe_volumes()
+        .volume_ids(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    let v = &v.volumes()[0];
+    assert_eq!(v.size(), Some(50));
+    assert_eq!(v.volume_type().map(|t| t.as_str()), Some("gp3"));
+    assert_eq!(v.iops(), Some(4000), "the recorded IOPS");
+    assert_eq!(v.availability_zone(), Some("us-east-1b"));
+    assert_eq!(v.snapshot_id(), Some(r.recovery_point.as_str()));
+    assert_restore_tags(&ec2_tags(v.tags()), &r.recovery_point, "restore-volume");
+
+    // One member of the instance's set, by device.
+    let instance = resource(&m, "ec2-instance");
+    let sets: Vec<_> = before
+        .iter()
+        .filter(|(_, t)| t.get(contract::KIND).map(String::as_str) == Some("ec2-snapshot-set"))
+        .collect();
+    assert_eq!(sets.len(), 3, "one snapshot per volume: {before:#?}");
+    let set_id = format!("{}@{}", instance.id, sets[0].1[contract::CREATED_AT]);
+    let r = restored(
+        &emu,
+        "restore-member",
+        json!({"from": {"recovery_point": set_id}, "location": {"region": REGION},
+               "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "device": "/dev/sdg"},
+               "poll_seconds": 0}),
+    )
+    .await;
+    let v = e
+        .describe_volumes()
+        .volume_ids(&made(&r, MadeKind::Volume)[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        v.volumes()[0].size(),
+        Some(30),
+        "the /dev/sdg volume was 30 GiB"
+    );
+
+    // The whole instance from its snapshot set: every volume on its device,
+    // with the recorded type, subnet, groups and key pair.
+    let r = restored(
+        &emu,
+        "restore-instance",
+        json!({"from": {"recovery_point": set_id}, "location": {"region": REGION},
+               "restore": {"kind": "ec2-instance"}, "poll_seconds": 0}),
+    )
+    .await;
+    let ids = made(&r, MadeKind::Instance);
+    assert_eq!(ids.len(), 1, "{r:#?}");
+    let out = e
+        .describe_instances()
+        .instance_ids(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(
+        i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("running")
+    );
+    assert_eq!(i.instance_type().map(|t| t.as_str()), Some("m5.large"));
+    assert_eq!(i.subnet_id(), Some(net["subnet"].as_str()));
+    assert_eq!(i.key_name(), Some("ops"));
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(groups, [net["sg"].as_str()]);
+    assert_restore_tags(&ec2_tags(i.tags()), &set_id, "restore-instance");
+    let mut devices: Vec<(String, i32, String)> = Vec::new();
+    for b in i.block_device_mappings() {
+        let vid = b.ebs().unwrap().volume_id().unwrap();
+        let v = e.describe_volumes().volume_ids(vid).send().await.unwrap();
+        let v = &v.volumes()[0];
+        let snapshot = v.snapshot_id().unwrap_or_default().to_owned();
+        assert_eq!(
+            before[&snapshot].get(contract::DEVICE).map(String::as_str),
+            b.device_name(),
+            "each volume comes from the member recorded at its device"
+        );
+        devices.push((
+            b.device_name().unwrap().to_owned(),
+            v.size().unwrap(),
+            snapshot,
+        ));
+    }
+    devices.sort();
+    let sizes: Vec<(&str, i32)> = devices.iter().map(|(d, s, _)| (d.as_str(), *s)).collect();
+    assert_eq!(
+        sizes,
+        [("/dev/sda1", 8), ("/dev/sdf", 20), ("/dev/sdg", 30)]
+    );
+    // The temporary image is gone; the set's snapshots are all still there.
+    let images = e.describe_images().owners("self").send().await.unwrap();
+    assert!(
+        images
+            .images()
+            .iter()
+            .all(|i| !ec2_tags(i.tags()).contains_key(contract::RESTORE)),
+        "the image registered for the launch was deregistered"
+    );
+
+    // The instance from its AMI, isolated: a group with no ingress or egress.
+    let ami = before
+        .iter()
+        .find(|(id, t)| {
+            id.starts_with("ami-") && t.get(contract::POLICY).map(String::as_str) == Some("images")
+        })
+        .map(|(id, _)| id.clone())
+        .expect("the images policy made an AMI");
+    let r = restored(
+        &emu,
+        "restore-ami",
+        json!({"from": {"recovery_point": ami}, "location": {"region": REGION},
+               "restore": {"kind": "ec2-instance", "instance_type": "t3.small"}, "isolate": true, "poll_seconds": 0}),
+    )
+    .await;
+    let out = e
+        .describe_instances()
+        .instance_ids(&made(&r, MadeKind::Instance)[0])
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.image_id(), Some(ami.as_str()));
+    assert_eq!(
+        i.instance_type().map(|t| t.as_str()),
+        Some("t3.small"),
+        "the request's type"
+    );
+    let isolating = made(&r, MadeKind::SecurityGroup);
+    assert_eq!(isolating.len(), 1);
+    let groups: Vec<&str> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(groups, [isolating[0].as_str()]);
+    let g = e
+        .describe_security_groups()
+        .group_ids(&isolating[0])
+        .send()
+        .await
+        .unwrap();
+    let g = &g.security_groups()[0];
+    assert!(g.ip_permissions().is_empty(), "no ingress: {g:?}");
+    assert!(g.ip_permissions_egress().is_empty(), "no egress: {g:?}");
+    assert_eq!(
+        g.vpc_id(),
+        Some(net["vpc"].as_str()),
+        "in the instance's VPC"
+    );
+
+    // An RDS instance: the recorded class, subnet group and groups.
+    let r = restored(
+        &emu,
+        "restore-db",
+        json!({"from": {"source": "orders"}, "location": {"region": REGION},
+               "restore": {"kind": "rds-instance", "identifier": "orders-restored"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(made(&r, MadeKind::DbInstance), ["orders-restored"]);
+    let d = rds(&conf, REGION)
+        .describe_db_instances()
+        .db_instance_identifier("orders-restored")
+        .send()
+        .await
+        .unwrap();
+    let d = &d.db_instances()[0];
+    assert_eq!(d.db_instance_status(), Some("available"));
+    assert_eq!(d.db_instance_class(), Some("db.m6g.large"));
+    assert_eq!(
+        d.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+        Some("app-db")
+    );
+    let groups: Vec<&str> = d
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups, [net["sg"].as_str()]);
+    assert_restore_tags(&rds_tags(d.tag_list()), &r.recovery_point, "restore-db");
+
+    // An Aurora cluster and both of its instances.
+    let r = restored(
+        &emu,
+        "restore-aurora",
+        json!({"from": {"source": resource(&m, "aurora-cluster").arn}, "location": {"region": REGION},
+               "restore": {"kind": "aurora-cluster", "identifier": "ledger-restored", "instances": 2},
+               "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(made(&r, MadeKind::DbCluster), ["ledger-restored"]);
+    assert_eq!(
+        made(&r, MadeKind::DbInstance),
+        ["ledger-restored-1", "ledger-restored-2"]
+    );
+    let c = rds(&conf, REGION)
+        .describe_db_clusters()
+        .db_cluster_identifier("ledger-restored")
+        .send()
+        .await
+        .unwrap();
+    let c = &c.db_clusters()[0];
+    assert_eq!(c.status(), Some("available"));
+    assert_eq!(c.db_cluster_members().len(), 2, "{c:?}");
+    assert_eq!(c.db_subnet_group(), Some("app-db"));
+    assert_restore_tags(&rds_tags(c.tag_list()), &r.recovery_point, "restore-aurora");
+    for n in ["ledger-restored-1", "ledger-restored-2"] {
+        let d = rds(&conf, REGION)
+            .describe_db_instances()
+            .db_instance_identifier(n)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            d.db_instances()[0].db_instance_class(),
+            Some("db.r6g.large"),
+            "the recorded class"
+        );
+    }
+
+    // A Redshift cluster: the recorded node type and count, subnet group.
+    let r = restored(
+        &emu,
+        "restore-dwh",
+        json!({"from": {"source": "warehouse"}, "location": {"region": REGION},
+               "restore": {"kind": "redshift-cluster", "identifier": "warehouse-restored"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(made(&r, MadeKind::RedshiftCluster), ["warehouse-restored"]);
+    let c = redshift(&conf, REGION)
+        .describe_clusters()
+        .cluster_identifier("warehouse-restored")
+        .send()
+        .await
+        .unwrap();
+    let c = &c.clusters()[0];
+    assert_eq!(c.node_type(), Some("ra3.xlplus"));
+    assert_eq!(c.number_of_nodes(), Some(2));
+    assert_eq!(c.cluster_subnet_group_name(), Some("app-dwh"));
+    let t: BTreeMap<String, String> = c
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_owned(),
+                t.value().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_restore_tags(&t, &r.recovery_point, "restore-dwh");
+
+    // No restore modified or deleted a recovery point.
+    assert_eq!(
+        points(&conf, REGION).await,
+        before,
+        "the recovery points are untouched"
+    );
+    let destructive: Vec<_> = emu
+        .calls()
+        .into_iter()
+        .filter(|c| c.function.as_deref() == Some("restore"))
+        .filter(|c| {
+            (c.action.starts_with("Delete") && c.action.contains("Snapshot"))
+                || c.action.starts_with("Modify")
+                || c.action.contains("SnapshotAccess")
+                || c.action.contains("LockSnapshot")
+                || c.action == "DisableImage"
+        })
+        .collect();
+    assert!(destructive.is_empty(), "{destructive:?}");
+
+    // The CLI lists what a restore can name, with sizes.
+    let out = std::process::Command::new(functions_dir().join("strongroom"))
+        .args([
+            "recovery-points",
+            "list",
+            "--location",
+            REGION,
+            "--source",
+            &volume.id,
+        ])
+        .env("AWS_ENDPOINT_URL", &emu.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .output()
+        .expect("run the CLI");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["kind"], "ebs-snapshot");
+    assert_eq!(listed[0]["state"], "completed");
+    assert_eq!(listed[0]["size_gib"], 50);
+    assert_eq!(listed[0]["policy"], "daily");
+    assert_eq!(listed[0]["location"]["account"], ACCOUNT);
+}
+
+#[tokio::test]
+async fn a_region_copy_and_a_vault_copy_restore_with_the_recorded_settings() {
+    let emu = Emulator::start();
+    let home = emu.seed("restores");
+    let vault = emu.seed_in("vault", VAULT, None);
+    let copies = json!({"copies": [
+        {"region": COPIES, "kms_key": home.keys["strongroom-destination"]},
+        {"region": COPIES, "account": VAULT, "role_arn": vault.roles["strongroom-vault-copy"],
+         "kms_key": vault.keys["strongroom-vault"]}
+    ]});
+    backup(
+        &emu,
+        "dr-1",
+        policy("dr", &["ebs-volume", "rds-instance"], copies),
+    )
+    .await;
+    let volume = resource(&home, "ebs-volume");
+
+    // From the copy in us-west-2 of the same account: the copy's own record
+    // carries the source's type and IOPS.
+    let r = restored(
+        &emu,
+        "restore-region-copy",
+        json!({"from": {"source": volume.id}, "location": {"region": COPIES},
+               "restore": {"kind": "ebs-volume", "availability_zone": "us-west-2a"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(r.location.region, COPIES);
+    let conf = emu.harness_config().await;
+    let v = ec2(&conf, COPIES)
+        .describe_volumes()
+        .volume_ids(&made(&r, MadeKind::Volume)[0])
+        .send()
+        .await
+        .unwrap();
+    let v = &v.volumes()[0];
+    assert_eq!(v.volume_type().map(|t| t.as_str()), Some("gp3"));
+    assert_eq!(v.iops(), Some(4000));
+    assert_eq!(v.availability_zone(), Some("us-west-2a"));
+    assert_eq!(v.snapshot_id(), Some(r.recovery_point.as_str()));
+    let copy = ec2(&conf, COPIES)
+        .describe_snapshots()
+        .snapshot_ids(&r.recovery_point)
+        .send()
+        .await
+        .unwrap();
+    let copy_tags = ec2_tags(copy.snapshots()[0].tags());
+    assert!(
+        copy_tags[contract::COPY_OF].starts_with("snap-"),
+        "restored from the copy: {copy_tags:?}"
+    );
+
+    // From the vault, assuming its restore role: the database comes back in
+    // the vault account, with the recorded class; the source region's
+    // network is not the vault's, so AWS's defaults place it.
+    let r = restored(
+        &emu,
+        "restore-vault",
+        json!({"from": {"source": resource(&home, "rds-instance").arn},
+               "location": {"region": COPIES, "account": VAULT, "role_arn": vault.roles["strongroom-vault-restore"]},
+               "restore": {"kind": "rds-instance", "identifier": "orders-dr"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(r.location.account, VAULT);
+    let in_vault = emu
+        .harness_config_as(&vault.roles["strongroom-vault-restore"])
+        .await;
+    let d = rds(&in_vault, COPIES)
+        .describe_db_instances()
+        .db_instance_identifier("orders-dr")
+        .send()
+        .await
+        .unwrap();
+    let d = &d.db_instances()[0];
+    assert_eq!(
+        d.db_instance_class(),
+        Some("db.m6g.large"),
+        "the recorded class"
+    );
+    assert_ne!(
+        d.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+        Some("app-db"),
+        "the source region's subnet group is not used elsewhere"
+    );
+    let t = rds_tags(d.tag_list());
+    assert_eq!(t[contract::RESTORED_FROM], r.recovery_point);
+    assert!(t[contract::RESTORED_FROM].starts_with("strongroom-dr-"));
+    let home_rds = rds(&conf, COPIES)
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        home_rds
+            .db_instances()
+            .iter()
+            .all(|d| d.db_instance_identifier() != Some("orders-dr")),
+        "restored in the vault account, not the home account"
+    );
+}
