@@ -5,7 +5,9 @@ Starts the emulator (moto + Strongroom's real function binaries), seeds a small
 estate in two regions, runs the backup state machine through Step Functions
 with the shipped scheduled input (events/backup/scheduled.json), follows its
 states as they happen, prints what it protected, runs the same schedule again
-to show that a re-run creates nothing, runs a second policy that copies every
+to show that a re-run creates nothing, restores one volume and one database
+through the restore state machine (inputs as a person pastes them in the
+console) and reads them back, runs a second policy that copies every
 recovery point to another region (the disaster-recovery copies), and stops
 everything it started, also on Ctrl-C or when a step fails.
 """
@@ -20,7 +22,7 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
-from client import FUNCTIONS, ROOT, Emulator
+from client import ACCOUNT, FUNCTIONS, ROOT, Emulator, backup_definition
 
 TYPES = ["ebs-volume", "ec2-instance", "rds-instance", "aurora-cluster", "redshift-cluster"]
 
@@ -137,6 +139,55 @@ def main() -> None:
         say(f"    outcome {report2['outcome']}: created {created}, found existing {existing}, pruned {deleted}")
         if created != 0 or deleted != 0:
             raise SystemExit("a re-run created or deleted recovery points: idempotency is broken")
+        say()
+        say("==> Restore: one volume and one database from their newest recovery points (restore state machine)")
+        restore_machine = emu.sfn.create_state_machine(
+            name="strongroom-restore",
+            definition=backup_definition("restore"),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/strongroom-restore",
+        )["stateMachineArn"]
+        volume = next(r for r in resources if r["resource_type"] == "ebs-volume" and r["region"] == "us-east-1"
+                      and "backup-skip" not in r["tags"])
+        database = next(r for r in resources if r["resource_type"] == "rds-instance" and r["region"] == "us-east-1")
+        requests = {
+            "demo-restore-volume": {
+                "from": {"source": volume["id"]}, "location": {"region": "us-east-1"},
+                "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1b"}, "poll_seconds": 0},
+            "demo-restore-database": {
+                "from": {"source": database["arn"]}, "location": {"region": "us-east-1"},
+                "restore": {"kind": "rds-instance", "identifier": f"{database['id']}-restored"}, "poll_seconds": 0},
+        }
+        for name, request in requests.items():
+            say(f"    input: {json.dumps(request)}")
+            execution = emu.run_execution(
+                restore_machine, name, request, on_state=lambda s, state: say(f"    {s:6.1f}s  {state}")
+            )
+            desc = execution.description
+            if desc["status"] != "SUCCEEDED":
+                raise SystemExit(f"the restore {desc['status']}: {desc.get('error')} {desc.get('cause')}")
+            restored = json.loads(desc["output"])
+            made = ", ".join(f"{m['kind']} {m['id']}" for m in restored["restored"])
+            say(f"    restored {made} from {restored['recovery_point']} "
+                f"(made {restored['point_created_at']}) in {restored['seconds']} s, "
+                f"report s3://{restored['report']['bucket']}/{restored['report']['key']}")
+            for m in restored["restored"]:
+                if m["kind"] == "volume":
+                    v = emu.client("ec2").describe_volumes(VolumeIds=[m["id"]])["Volumes"][0]
+                    tags = {t["Key"]: t["Value"] for t in v.get("Tags", [])}
+                    say(f"      read back: {v['VolumeId']} {v['State']}, {v['Size']} GiB {v['VolumeType']} in "
+                        f"{v['AvailabilityZone']}, from snapshot {v['SnapshotId']}, "
+                        f"strongroom:restored-from = {tags.get('strongroom:restored-from')}")
+                    if v["State"] != "available" or v["SnapshotId"] != restored["recovery_point"]:
+                        raise SystemExit("the restored volume is not what was asked for")
+                elif m["kind"] == "db-instance":
+                    d = emu.client("rds").describe_db_instances(DBInstanceIdentifier=m["id"])["DBInstances"][0]
+                    tags = {t["Key"]: t["Value"] for t in d.get("TagList", [])}
+                    say(f"      read back: {d['DBInstanceIdentifier']} {d['DBInstanceStatus']}, "
+                        f"{d['DBInstanceClass']} {d['Engine']}, endpoint {d.get('Endpoint', {}).get('Address')}, "
+                        f"strongroom:restored-from = {tags.get('strongroom:restored-from')}")
+                    if d["DBInstanceStatus"] != "available" or "strongroom:managed" in tags:
+                        raise SystemExit("the restored database is not what was asked for")
+
         say()
         say("==> Disaster recovery: a policy 'dr' copies every recovery point to us-west-2, under its own key")
         key = emu.client("kms", "us-west-2").create_key(Description="strongroom demo destination")["KeyMetadata"]["Arn"]

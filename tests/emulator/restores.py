@@ -24,6 +24,13 @@ makes the emulator do what AWS does:
   attach to the instance when it's launched"), with the root volume on the
   AMI's root device. AMIs without kept mappings launch as moto launches them.
 
+* **Restores take time** (switchable): with
+  ``STRONGROOM_EMULATOR_RESTORE_DESCRIBES`` = N, a volume created with the
+  tag ``strongroom:restore`` is ``creating`` and a DB instance made by
+  ``RestoreDBInstanceFromDBSnapshot`` is ``creating`` for their first N
+  describes by Strongroom (AWS: a volume is ``creating`` until it is
+  ``available``; a restored DB instance is ``creating`` until it is
+  ``available``), so the restore state machine's wait loop runs.
 * **A DB restore does not inherit the source's subnet group.**
   ``RestoreDBInstanceFromDBSnapshot`` without ``DBSubnetGroupName`` places
   the instance by the account's defaults (AWS, for this parameter: "The name
@@ -55,11 +62,27 @@ import os
 
 PATCHED = "_strongroom_restores"
 FAILED = "STRONGROOM_EMULATOR_FAILED_RESTORES"
+DESCRIBES = "STRONGROOM_EMULATOR_RESTORE_DESCRIBES"
+
+
+def pending_describes() -> int:
+    """How many of Strongroom's describes a restored resource stays ``creating``."""
+    try:
+        return max(0, int(os.environ.get(DESCRIBES, "0")))
+    except ValueError:
+        return 0
 
 
 def failing(what: str) -> bool:
     """Whether restores of `what` (``volume``, ``db-instance``) are to fail."""
     return what in {w.strip() for w in os.environ.get(FAILED, "").split(",")}
+
+
+def _countdown() -> int:
+    """The describes left, counted down before each describe serializes its
+    answer: N describes see ``creating``, the next one the end state."""
+    n = pending_describes()
+    return n + 1 if n else 0
 
 
 def patch_moto_restores() -> None:
@@ -169,6 +192,8 @@ def patch_moto_restores() -> None:
     volume_status = Volume.status
 
     def status(self: Any) -> str:
+        if getattr(self, "_strongroom_left", 0) > 0:
+            return "creating"
         if getattr(self, "_strongroom_failed", False):
             return "error"
         return volume_status.fget(self)  # type: ignore[attr-defined]
@@ -180,21 +205,52 @@ def patch_moto_restores() -> None:
     def create_volume_failing(self):  # type: ignore[no-untyped-def]
         result = create_volume(self)
         tags = self._parse_tag_specification().get("volume", {})
-        if failing("volume") and "strongroom:restore" in tags:
-            result.result._strongroom_failed = True
+        if "strongroom:restore" in tags:
+            result.result._strongroom_failed = failing("volume")
+            result.result._strongroom_left = _countdown()
         return result
 
     EC2Response.create_volume = create_volume_failing
+
+    import faults
+
+    describe_volumes = EC2Response.describe_volumes
+
+    def describe_volumes_advancing(self):  # type: ignore[no-untyped-def]
+        if faults.strongroom_call("DescribeVolumes"):
+            for v in self.ec2_backend.volumes.values():
+                left = getattr(v, "_strongroom_left", 0)
+                if left > 0:
+                    v._strongroom_left = left - 1
+        return describe_volumes(self)
+
+    EC2Response.describe_volumes = describe_volumes_advancing
 
     restore_db = RDSResponse.restore_db_instance_from_db_snapshot
 
     def restore_db_failing(self):  # type: ignore[no-untyped-def]
         result = restore_db(self)
-        if failing("db-instance"):
-            result.result["DBInstance"].status = "incompatible-restore"
+        db = result.result["DBInstance"]
+        db._strongroom_end = "incompatible-restore" if failing("db-instance") else db.status
+        db._strongroom_left = _countdown()
+        db.status = "creating" if db._strongroom_left else db._strongroom_end
         return result
 
     RDSResponse.restore_db_instance_from_db_snapshot = restore_db_failing
+
+    describe_dbs = RDSResponse.describe_db_instances
+
+    def describe_dbs_advancing(self):  # type: ignore[no-untyped-def]
+        if faults.strongroom_call("DescribeDBInstances"):
+            for db in self.backend.databases.values():
+                left = getattr(db, "_strongroom_left", 0)
+                if left > 0:
+                    db._strongroom_left = left - 1
+                    if db._strongroom_left == 0:
+                        db.status = db._strongroom_end
+        return describe_dbs(self)
+
+    RDSResponse.describe_db_instances = describe_dbs_advancing
 
     from moto.rds.models import RDSBackend
 

@@ -622,6 +622,19 @@ async fn a_region_copy_and_a_vault_copy_restore_with_the_recorded_settings() {
         copy_tags[contract::COPY_OF].starts_with("snap-"),
         "restored from the copy: {copy_tags:?}"
     );
+    // The copy carries the record of its source, under its own id.
+    let record: strongroom_core::restore::settings::RecoveryPointRecord = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: format!("strongroom-runs-{ACCOUNT}"),
+            key: strongroom_core::restore::settings::record_key(&r.location, &r.recovery_point),
+        })
+        .await;
+    assert_eq!(
+        record.copy_of.as_deref(),
+        Some(copy_tags[contract::COPY_OF].as_str())
+    );
+    assert_eq!(record.source, volume.id);
+    assert!(r.details.contains_key("volume_id"), "{r:#?}");
 
     // From the vault, assuming its restore role: the database comes back in
     // the vault account, with the recorded class; the source region's
@@ -670,4 +683,339 @@ async fn a_region_copy_and_a_vault_copy_restore_with_the_recorded_settings() {
             .all(|d| d.db_instance_identifier() != Some("orders-dr")),
         "restored in the vault account, not the home account"
     );
+}
+
+/// What exists that a restore could have made: volumes, instances, DB
+/// instances and clusters, Redshift clusters, security groups, images.
+async fn inventory(conf: &SdkConfig) -> Vec<String> {
+    let e = ec2(conf, REGION);
+    let mut out = Vec::new();
+    for v in e.describe_volumes().send().await.unwrap().volumes() {
+        out.push(v.volume_id().unwrap().to_owned());
+    }
+    for r in e.describe_instances().send().await.unwrap().reservations() {
+        for i in r.instances() {
+            out.push(i.instance_id().unwrap().to_owned());
+        }
+    }
+    for g in e
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
+        out.push(g.group_id().unwrap().to_owned());
+    }
+    for i in e
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap()
+        .images()
+    {
+        out.push(i.image_id().unwrap().to_owned());
+    }
+    let r = rds(conf, REGION);
+    for d in r
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances()
+    {
+        out.push(d.db_instance_identifier().unwrap().to_owned());
+    }
+    for c in r.describe_db_clusters().send().await.unwrap().db_clusters() {
+        out.push(c.db_cluster_identifier().unwrap().to_owned());
+    }
+    for c in redshift(conf, REGION)
+        .describe_clusters()
+        .send()
+        .await
+        .unwrap()
+        .clusters()
+    {
+        out.push(c.cluster_identifier().unwrap().to_owned());
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_naming_the_field_before_anything_is_made() {
+    let emu = Emulator::start();
+    let m = emu.seed("restores");
+    backup(&emu, "daily-1", policy("daily", &ALL, json!({}))).await;
+    let conf = emu.harness_config().await;
+    let before = inventory(&conf).await;
+    let points_before = points(&conf, REGION).await;
+    let volume = resource(&m, "ebs-volume");
+    let instance = resource(&m, "ec2-instance");
+    let db_point = points_before
+        .iter()
+        .find(|(_, t)| t.get(contract::KIND).map(String::as_str) == Some("rds-snapshot"))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let loc = json!({"region": REGION});
+    let cases: Vec<(&str, Value, &str, &[&str])> = vec![
+        (
+            "unknown-point",
+            json!({"from": {"recovery_point": "snap-0123456789abcdef0"}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}}),
+            "Strongroom.NotFound",
+            &["from.recovery_point", "the nearest", "snap-"],
+        ),
+        (
+            "wrong-kind",
+            json!({"from": {"recovery_point": db_point}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}}),
+            "Strongroom.InvalidInput",
+            &["from.recovery_point", "rds-snapshot", "ebs-volume"],
+        ),
+        (
+            "no-point-before",
+            json!({"from": {"source": volume.id, "at_or_before": "2020-01-01T00:00:00Z"}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}}),
+            "Strongroom.NotFound",
+            &["from.source", "2020-01-01T00:00:00Z", "the nearest"],
+        ),
+        (
+            "zone-of-the-region-that-does-not-exist",
+            json!({"from": {"source": volume.id}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1z"}}),
+            "Strongroom.InvalidInput",
+            &["restore.availability_zone", "us-east-1z"],
+        ),
+        (
+            "zone-of-another-region",
+            json!({"from": {"source": volume.id}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "eu-west-1a"}}),
+            "Strongroom.InvalidInput",
+            &["restore.availability_zone"],
+        ),
+        (
+            "malformed-instance-type",
+            json!({"from": {"source": instance.id}, "location": loc,
+                   "restore": {"kind": "ec2-instance", "instance_type": "large"}}),
+            "Strongroom.InvalidInput",
+            &["restore.instance_type"],
+        ),
+        (
+            "identifier-taken",
+            json!({"from": {"source": "orders"}, "location": loc,
+                   "restore": {"kind": "rds-instance", "identifier": "orders"}}),
+            "Strongroom.InvalidInput",
+            &["restore.identifier", "already exists"],
+        ),
+        (
+            "groups-of-another-vpc",
+            json!({"from": {"source": instance.id}, "location": loc,
+                   "restore": {"kind": "ec2-instance", "subnet_id": m.keys["subnet"],
+                               "security_group_ids": [m.keys["other-sg"]]}}),
+            "Strongroom.InvalidInput",
+            &["restore.security_group_ids[0]", "restore.subnet_id"],
+        ),
+        (
+            "missing-identifier",
+            json!({"from": {"source": "orders"}, "location": loc, "restore": {"kind": "rds-instance"}}),
+            "Strongroom.InvalidInput",
+            &["identifier"],
+        ),
+        (
+            "unknown-key-pair",
+            json!({"from": {"source": instance.id}, "location": loc,
+                   "restore": {"kind": "ec2-instance", "key_name": "nobody"}}),
+            "Strongroom.NotFound",
+            &["restore.key_name", "nobody"],
+        ),
+    ];
+    for (name, request, error, needles) in cases {
+        let e = restore(&emu, name, request).await;
+        assert_eq!(e.status, "FAILED", "{name}: {:?}", e.output);
+        assert_eq!(e.error.as_deref(), Some(error), "{name}: {:?}", e.cause);
+        let cause = e.cause.unwrap_or_default();
+        for n in needles {
+            assert!(cause.contains(n), "{name}: `{n}` not in {cause}");
+        }
+    }
+    assert_eq!(inventory(&conf).await, before, "nothing was made");
+    assert_eq!(
+        points(&conf, REGION).await,
+        points_before,
+        "no recovery point changed"
+    );
+    let creates: Vec<_> = emu
+        .calls()
+        .into_iter()
+        .filter(|c| c.function.as_deref() == Some("restore"))
+        .filter(|c| !c.action.starts_with("Describe") && c.action != "GetObject")
+        .collect();
+    assert!(creates.is_empty(), "only reads: {creates:?}");
+}
+
+#[tokio::test]
+async fn a_failed_restore_removes_what_it_made_unless_told_to_keep_it() {
+    let emu =
+        Emulator::start_with_env(&[("STRONGROOM_EMULATOR_FAILED_RESTORES", "volume,db-instance")]);
+    let m = emu.seed("restores");
+    backup(&emu, "daily-1", policy("daily", &ALL, json!({}))).await;
+    let conf = emu.harness_config().await;
+    let before = inventory(&conf).await;
+    let points_before = points(&conf, REGION).await;
+
+    // The volume ends in `error`: removed, the execution fails, the report says why.
+    let e = restore(
+        &emu,
+        "doomed-volume",
+        json!({"from": {"source": resource(&m, "ebs-volume").id}, "location": {"region": REGION},
+               "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(
+        e.error.as_deref(),
+        Some("Strongroom.RestoreFailed"),
+        "{:?}",
+        e.cause
+    );
+    assert!(
+        e.cause.as_deref().unwrap_or("").contains("error"),
+        "{:?}",
+        e.cause
+    );
+    assert_eq!(
+        inventory(&conf).await,
+        before,
+        "the failed volume was removed"
+    );
+    let report: RestoreReport = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: format!("strongroom-runs-{ACCOUNT}"),
+            key: "restores/doomed-volume/report.json".into(),
+        })
+        .await;
+    assert_eq!(report.outcome, "failed");
+    assert!(report.kept.is_empty());
+    assert!(report.error.is_some());
+
+    // The database ends `incompatible-restore`, and the request keeps it.
+    let e = restore(
+        &emu,
+        "kept-db",
+        json!({"from": {"source": "orders"}, "location": {"region": REGION},
+               "restore": {"kind": "rds-instance", "identifier": "orders-kept"},
+               "keep_on_failure": true, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(e.status, "FAILED");
+    let report: RestoreReport = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: format!("strongroom-runs-{ACCOUNT}"),
+            key: "restores/kept-db/report.json".into(),
+        })
+        .await;
+    assert_eq!(report.kept.len(), 1, "{report:#?}");
+    assert_eq!(report.kept[0].id, "orders-kept");
+    let d = rds(&conf, REGION)
+        .describe_db_instances()
+        .db_instance_identifier("orders-kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.db_instances()[0].db_instance_status(),
+        Some("incompatible-restore")
+    );
+
+    // The same without keep_on_failure: removed.
+    let e = restore(
+        &emu,
+        "doomed-db",
+        json!({"from": {"source": "orders"}, "location": {"region": REGION},
+               "restore": {"kind": "rds-instance", "identifier": "orders-doomed"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(e.status, "FAILED");
+    let left = rds(&conf, REGION)
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.db_instances()
+            .iter()
+            .all(|d| d.db_instance_identifier() != Some("orders-doomed")),
+        "removed"
+    );
+    assert_eq!(
+        points(&conf, REGION).await,
+        points_before,
+        "no recovery point changed"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_waits_in_the_state_machine_until_what_it_made_is_usable() {
+    let emu = Emulator::start_with_env(&[("STRONGROOM_EMULATOR_RESTORE_DESCRIBES", "3")]);
+    let m = emu.seed("restores");
+    backup(
+        &emu,
+        "daily-1",
+        policy("daily", &["ebs-volume", "rds-instance"], json!({})),
+    )
+    .await;
+    for (name, request, kind) in [
+        (
+            "slow-volume",
+            json!({"from": {"source": resource(&m, "ebs-volume").id}, "location": {"region": REGION},
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}, "poll_seconds": 0}),
+            MadeKind::Volume,
+        ),
+        (
+            "slow-db",
+            json!({"from": {"source": "orders"}, "location": {"region": REGION},
+                   "restore": {"kind": "rds-instance", "identifier": "orders-slow"}, "poll_seconds": 0}),
+            MadeKind::DbInstance,
+        ),
+    ] {
+        let r = restored(&emu, name, request).await;
+        assert_eq!(made(&r, kind).len(), 1);
+        assert_eq!(
+            r.checks, 4,
+            "{name}: three checks saw it creating, the fourth usable: {r:#?}"
+        );
+    }
+    // Each wait went through the state machine's Wait state, not a sleep in a function.
+    let sfn = sfn(&emu).await;
+    let machine = restore_machine(&sfn).await;
+    let execution = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
+    let arn = execution
+        .executions()
+        .iter()
+        .find(|e| e.name() == "slow-volume")
+        .map(|e| e.execution_arn().to_owned())
+        .expect("the execution");
+    let history = sfn
+        .get_execution_history()
+        .execution_arn(&arn)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let waits = history
+        .events()
+        .iter()
+        .filter(|e| {
+            e.state_entered_event_details()
+                .is_some_and(|d| d.name() == "WaitForRestore")
+        })
+        .count();
+    assert_eq!(waits, 3);
 }

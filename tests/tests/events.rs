@@ -35,6 +35,20 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
             strongroom_core::restore::RestoreRequest::parse(value, time::OffsetDateTime::now_utc())
                 .map(|_| ())
         }
+        // The restore function's step inputs (the state machine writes them).
+        "restore-step" => {
+            use strongroom_core::restore::run::StepInput;
+            match parse::<StepInput>(value).map_err(|e| e.0)? {
+                StepInput::Validate { request, .. } => {
+                    strongroom_core::restore::RestoreRequest::parse(
+                        request,
+                        time::OffsetDateTime::now_utc(),
+                    )
+                    .map(|_| ())
+                }
+                _ => Ok(()),
+            }
+        }
         "copy" => parse::<strongroom_core::copy::CopyRequest>(value)
             .map_err(|e| e.0)?
             .validate(time::OffsetDateTime::now_utc()),

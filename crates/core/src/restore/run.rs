@@ -383,15 +383,17 @@ fn same_source(point_source: &str, asked: &str) -> bool {
 }
 
 fn describe(p: &RecoveryPoint) -> String {
+    let state = match p.state {
+        RecoveryPointState::Pending => "pending",
+        RecoveryPointState::Completed => "completed",
+        RecoveryPointState::Failed => "failed",
+    };
     format!(
-        "{} ({}, {}, {:?})",
+        "{} ({}, {}, {state})",
         p.id,
         p.kind.facts().tag,
-        format_time(p.created_at),
-        p.state
+        format_time(p.created_at)
     )
-    .to_lowercase()
-    .replace(&p.id.to_lowercase(), &p.id)
 }
 
 /// The nearest candidates to name when a request matches nothing: up to
