@@ -25,6 +25,9 @@
    in a vault account (issue 10, `copying.py`): API calls per copied recovery
    point, the peak of copies in flight and how full the queue kept the limit.
    `--only-copies` measures only this and rewrites only its section.
+7. One restore per kind (issue 11, `restoring.py`): API calls and wall time
+   from StartExecution to usable, through the restore state machine.
+   `--only-restores` measures only this and rewrites only its section.
 
 Everything runs on 127.0.0.1 with dummy credentials.
 """
@@ -54,6 +57,7 @@ from client import ACCOUNT, Emulator  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import copying  # noqa: E402
+import restoring  # noqa: E402
 import scale  # noqa: E402
 
 POLICY = {
@@ -558,7 +562,7 @@ def command_line() -> str:
     return " ".join(shown(a) for a in [sys.executable, script, *sys.argv[1:]])
 
 
-def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], sc: dict[str, Any], cp: dict[str, Any], cmd: str) -> None:
+def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any], pt: dict[str, Any], pc: dict[str, Any], fr: dict[str, Any], sc: dict[str, Any], cp: dict[str, Any], rs: dict[str, Any], cmd: str) -> None:
     s_total, c_total = sum(sr["calls"].values()), sum(c7n["calls"].values())
     actions = sorted(set(sr["calls"]) | set(c7n["calls"]))
     lines = [
@@ -618,6 +622,8 @@ def write(out: Path, sr: dict[str, Any], c7n: dict[str, Any], cs: dict[str, Any]
         *scale.scale_section(sc, cmd, now()),
         "",
         *copying.copies_section(cp, cmd, now()),
+        "",
+        *restoring.restores_section(rs, cmd, now()),
         "",
         "## Cold start of the `snapshot` release binary",
         "",
@@ -682,6 +688,11 @@ def main() -> None:
         help="only the 2,000-source run; rewrites only its section of an existing --out",
     )
     ap.add_argument(
+        "--only-restores",
+        action="store_true",
+        help="only the restores, one per kind; rewrites only its section of an existing --out",
+    )
+    ap.add_argument(
         "--only-copies",
         action="store_true",
         help="only the copies of 100 recovery points; rewrites only its section of an existing --out",
@@ -713,6 +724,18 @@ def main() -> None:
         out.write_text(splice_section(out.read_text(), copying.COPIES_HEADING, copying.copies_section(cp, cmd, now())))
         print(f"==> rewrote the section {copying.COPIES_HEADING[3:]!r} of {args.out}")
         return
+    if args.only_restores:
+        if not out.is_file():
+            ap.error(f"--only-restores rewrites one section of an existing file; {out} does not exist")
+        cmd = command_line()
+        print("==> One restore per kind", flush=True)
+        rs = restoring.restores_run(args.functions_dir)
+        report_restores_run(rs)
+        out.write_text(
+            splice_section(out.read_text(), restoring.RESTORES_HEADING, restoring.restores_section(rs, cmd, now()))
+        )
+        print(f"==> rewrote the section {restoring.RESTORES_HEADING[3:]!r} of {args.out}")
+        return
     if args.only_scale:
         if not out.is_file():
             ap.error(f"--only-scale rewrites one section of an existing file; {out} does not exist")
@@ -737,6 +760,9 @@ def main() -> None:
     print("==> Copies of 100 recovery points, same account and vault account", flush=True)
     cp = copying.copies_run(args.functions_dir)
     report_copies_run(cp)
+    print("==> One restore per kind", flush=True)
+    rs = restoring.restores_run(args.functions_dir)
+    report_restores_run(rs)
     print("==> Cloud Custodian over a freshly seeded bench estate", flush=True)
     c7n = custodian_run(args.functions_dir, args.c7n)
     print(f"    {sum(c7n['calls'].values())} calls: {dict(c7n['calls'])}", flush=True)
@@ -749,8 +775,13 @@ def main() -> None:
     print("==> API calls of a prune of 1,000 recovery points", flush=True)
     pc = prune_calls(args.functions_dir)
     print(f"    {sum(pc['calls'].values())} calls: {dict(pc['calls'])}", flush=True)
-    write(out, sr, c7n, cs, pt, pc, fr, sc, cp, "make bench")
+    write(out, sr, c7n, cs, pt, pc, fr, sc, cp, rs, "make bench")
     print(f"==> wrote {args.out}")
+
+
+def report_restores_run(rs: dict[str, Any]) -> None:
+    for x in rs["restores"]:
+        print(f"    {x['label']}: {sum(x['calls'].values())} calls, {x['checks']} checks, {x['wall_s']:.2f} s", flush=True)
 
 
 def report_copies_run(cp: dict[str, Any]) -> None:

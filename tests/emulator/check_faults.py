@@ -35,7 +35,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 from botocore.parsers import create_parser  # noqa: E402
 
-from client import Emulator  # noqa: E402
+from client import ACCOUNT, Emulator  # noqa: E402
 
 INITIAL = {"seed": 3, "throttle_fraction": 1.0, "throttle_actions": ["DescribeVolumes"]}
 OTHER_ACCOUNT = "111122223333"
@@ -805,11 +805,82 @@ VAULT_PARAMETERS = {
     "SourceAccountId": "123456789012",
     "SourceCopyRoleArn": "arn:aws:iam::123456789012:role/strongroom-copy",
     "SourcePruneRoleArn": "arn:aws:iam::123456789012:role/strongroom-prune",
+    "SourceRestoreRoleArn": "arn:aws:iam::123456789012:role/strongroom-restore",
     "ExternalId": "",
 }
 ENFORCE = {"Key": "strongroom-emulator:enforce-iam", "Value": "true"}
 MANAGED = [{"Key": "strongroom:managed", "Value": "true"}]
 NO_VALUE = object()
+
+
+def check_restores(check: "Check") -> None:
+    """Patch 19: images keep every mapping and launch with one volume per
+    mapping; volumes and DB instances restore from what another account
+    shared, and only then; a DB restore does not inherit the source's subnet
+    group."""
+    ec2 = check.client("ec2", "harness")
+    volumes = [ec2.create_volume(AvailabilityZone="us-east-1a", Size=size, VolumeType="gp3")["VolumeId"]
+               for size in (8, 20, 30)]
+    snaps = [ec2.create_snapshot(VolumeId=v)["SnapshotId"] for v in volumes]
+    devices = ["/dev/xvda", "/dev/sdf", "/dev/sdg"]
+    image = ec2.register_image(
+        Name=check.name("restore"), RootDeviceName="/dev/xvda", Architecture="arm64", VirtualizationType="hvm",
+        BlockDeviceMappings=[{"DeviceName": d, "Ebs": {"SnapshotId": s, "VolumeType": "gp3"}} for d, s in zip(devices, snaps)],
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "strongroom:restore", "Value": "r-1"}]}],
+    )["ImageId"]
+    described = ec2.describe_images(ImageIds=[image])["Images"][0]
+    got = sorted((m["DeviceName"], m["Ebs"]["SnapshotId"], m["Ebs"]["VolumeSize"]) for m in described["BlockDeviceMappings"])
+    assert got == sorted(zip(devices, snaps, (8, 20, 30))), got
+    assert described["RootDeviceName"] == "/dev/xvda" and described["Architecture"] == "arm64", described
+    assert {"Key": "strongroom:restore", "Value": "r-1"} in described.get("Tags", []), described
+    check.expect_error(lambda: ec2.delete_snapshot(SnapshotId=snaps[2]), "InvalidSnapshot.InUse", 400,
+                       "a snapshot any mapping of a registered image uses")
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m7g.large")["Instances"][0]
+    attached = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    made = {}
+    for m in attached["BlockDeviceMappings"]:
+        v = ec2.describe_volumes(VolumeIds=[m["Ebs"]["VolumeId"]])["Volumes"][0]
+        made[m["DeviceName"]] = (v["SnapshotId"], v["Size"])
+    assert made == {d: (s, z) for d, s, z in zip(devices, snaps, (8, 20, 30))}, made
+    ec2.deregister_image(ImageId=image)
+    assert len(ec2.describe_snapshots(SnapshotIds=snaps)["Snapshots"]) == 3, "deregistering keeps the snapshots"
+
+    # Another account's snapshot: a volume only once it is shared.
+    other = "555566667777"
+
+    def as_other(client: Any) -> Any:
+        client.meta.events.register("before-sign", lambda request, **_: request.headers.__setitem__("x-moto-account-id", other))
+        return client
+
+    theirs = as_other(check.client("ec2", "harness"))
+    their_volume = theirs.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
+    their_snap = theirs.create_snapshot(VolumeId=their_volume)["SnapshotId"]
+    check.expect_error(lambda: ec2.create_volume(AvailabilityZone="us-east-1a", SnapshotId=their_snap),
+                       "InvalidSnapshot.NotFound", 400, "a snapshot another account did not share")
+    theirs.modify_snapshot_attribute(SnapshotId=their_snap, Attribute="createVolumePermission",
+                                     OperationType="add", UserIds=[ACCOUNT])
+    v = ec2.create_volume(AvailabilityZone="us-east-1a", SnapshotId=their_snap)
+    assert v["SnapshotId"] == their_snap and v["Size"] == 5, v
+
+    # Another account's DB snapshot, by ARN: only once shared; no inherited subnet group.
+    their_rds = as_other(check.client("rds", "harness"))
+    their_ec2 = theirs
+    vpc = their_ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [their_ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+               for i, z in ((1, "a"), (2, "b"))]
+    their_rds.create_db_subnet_group(DBSubnetGroupName="theirs", DBSubnetGroupDescription="x", SubnetIds=subnets)
+    their_rds.create_db_instance(DBInstanceIdentifier="theirs", Engine="postgres", DBInstanceClass="db.t3.micro",
+                                 AllocatedStorage=20, MasterUsername="admin1", MasterUserPassword="not-a-secret-1",
+                                 DBSubnetGroupName="theirs")
+    their_rds.create_db_snapshot(DBInstanceIdentifier="theirs", DBSnapshotIdentifier="theirs-1")
+    arn = f"arn:aws:rds:us-east-1:{other}:snapshot:theirs-1"
+    rds = check.client("rds", "harness")
+    check.expect_error(lambda: rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="mine", DBSnapshotIdentifier=arn),
+                       "DBSnapshotNotFound", 404, "a DB snapshot another account did not share")
+    their_rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="theirs-1", AttributeName="restore", ValuesToAdd=[ACCOUNT])
+    db = rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="mine", DBSnapshotIdentifier=arn)["DBInstance"]
+    assert db["DBInstanceIdentifier"] == "mine", db
+    assert (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName") != "theirs", db
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -907,8 +978,10 @@ def check_vault_roles_enforced(check: "Check") -> None:
     conditions: dict[str, bool] = {}
     for name, expression in template["Conditions"].items():
         conditions[name] = bool(render(expression, refs, conditions))
-    assert conditions == {"HasExternalId": False, "HasPruneRole": True}, conditions
-    names = {"VaultCopyRole": "strongroom-vault-VaultCopyRole", "VaultPruneRole": "strongroom-vault-VaultPruneRole"}
+    assert conditions == {"HasExternalId": False, "HasPruneRole": True, "HasRestoreRole": True}, conditions
+    # VaultRestoreRole is created (rendered, enforced) with the others; its calls are not exercised here.
+    names = {"VaultCopyRole": "strongroom-vault-VaultCopyRole", "VaultPruneRole": "strongroom-vault-VaultPruneRole",
+             "VaultRestoreRole": "strongroom-vault-VaultRestoreRole"}
     for logical, name in names.items():
         refs[logical] = name
         refs[f"{logical}.Arn"] = f"arn:aws:iam::{VAULT_ACCOUNT}:role/{name}"
@@ -1155,6 +1228,7 @@ def main() -> None:
             ("Distributed Map", lambda: check_distributed_map(check)),
             ("Organizations listing needs the management account", lambda: check_organizations_listing(check)),
             ("vanishing keys", lambda: check_vanishing_keys(check)),
+            ("images, launches and shared restores (patch 19)", lambda: check_restores(check)),
             ("IAM enforced for the vault roles (infra/vault-account.yaml)", lambda: check_vault_roles_enforced(check)),
         ]:
             check.run(name, section)

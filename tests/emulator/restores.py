@@ -39,6 +39,16 @@ makes the emulator do what AWS does:
   in another region or account does not even exist; moto copies the source
   instance's and fails with ``DBSubnetGroupNotFoundFault`` there.
 
+* **Restores from what another account shared.** ``CreateVolume`` of a
+  snapshot another account owns works when that account shared it with the
+  caller (``createVolumePermission``), else ``InvalidSnapshot.NotFound``
+  (AWS: "You can create a volume from a snapshot that is shared with you");
+  ``RestoreDBInstanceFromDBSnapshot`` of a DB snapshot ARN of another account
+  works when its ``restore`` attribute names the caller (AWS: "If you are
+  restoring from a shared manual DB snapshot, the DBSnapshotIdentifier must
+  be the ARN of the shared DB snapshot"). moto looks in the caller's own
+  account only.
+
 moto already deregisters an image without touching its snapshots, as AWS
 does without ``DeleteAssociatedSnapshots``: a restore's temporary image goes,
 the recovery point's snapshots stay.
@@ -270,3 +280,50 @@ def patch_moto_restores() -> None:
             source.__dict__["_db_subnet_group_name"] = kept
 
     RDSBackend.restore_db_instance_from_db_snapshot = restore_without_source_subnet_group
+
+    # Shared snapshots of other accounts, lent to the caller's backend for
+    # the one call that restores from them.
+    from moto.ec2.exceptions import InvalidSnapshotIdError
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.rds.exceptions import DBSnapshotNotFoundFault
+    from moto.rds.models import rds_backends
+
+    create_volume_backend = EBSBackend.create_volume
+
+    def create_volume_from_shared(self, size, zone_name, snapshot_id=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not snapshot_id or snapshot_id in self.snapshots:
+            return create_volume_backend(self, size, zone_name, snapshot_id, *args, **kwargs)
+        for account, regions in list(ec2_backends.items()):
+            if account == self.account_id:
+                continue
+            foreign = regions[self.region_name].snapshots.get(snapshot_id)
+            if foreign is None:
+                continue
+            if self.account_id in foreign.create_volume_permission_userids or "all" in foreign.create_volume_permission_groups:
+                self.snapshots[snapshot_id] = foreign
+                try:
+                    return create_volume_backend(self, size, zone_name, snapshot_id, *args, **kwargs)
+                finally:
+                    self.snapshots.pop(snapshot_id, None)
+        raise InvalidSnapshotIdError()
+
+    EBSBackend.create_volume = create_volume_from_shared
+
+    restore_own = RDSBackend.restore_db_instance_from_db_snapshot
+
+    def restore_from_shared(self, from_snapshot_id, overrides):  # type: ignore[no-untyped-def]
+        parts = from_snapshot_id.split(":")
+        if not from_snapshot_id.startswith("arn:") or len(parts) < 7 or parts[4] == self.account_id:
+            return restore_own(self, from_snapshot_id, overrides)
+        region, account, name = parts[3], parts[4], parts[6]
+        foreign = rds_backends[account][region].database_snapshots.get(name)
+        if foreign is None or not ({self.account_id, "all"} & set(foreign.attributes.get("restore", []))):
+            raise DBSnapshotNotFoundFault(from_snapshot_id)
+        self.database_snapshots[name] = foreign
+        try:
+            return restore_own(self, name, overrides)
+        finally:
+            self.database_snapshots.pop(name, None)
+
+    RDSBackend.restore_db_instance_from_db_snapshot = restore_from_shared

@@ -683,6 +683,97 @@ async fn a_region_copy_and_a_vault_copy_restore_with_the_recorded_settings() {
             .all(|d| d.db_instance_identifier() != Some("orders-dr")),
         "restored in the vault account, not the home account"
     );
+
+    // Into the home account from the vault's copies: refused until the vault
+    // shares them, then made in the home account.
+    let from_vault = |kind: Value| {
+        json!({"from": {"source": volume.id},
+               "location": {"region": COPIES, "account": VAULT, "role_arn": vault.roles["strongroom-vault-restore"]},
+               "into": {"account": ACCOUNT}, "restore": kind, "poll_seconds": 0})
+    };
+    let volume_back = from_vault(json!({"kind": "ebs-volume", "availability_zone": "us-west-2b"}));
+    let e = restore(&emu, "into-home-unshared", volume_back.clone()).await;
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(e.error.as_deref(), Some("Strongroom.InvalidInput"));
+    let cause = e.cause.unwrap_or_default();
+    assert!(
+        cause.contains("into.account") && cause.contains("not shared"),
+        "{cause}"
+    );
+    let vault_ec2 = ec2(&in_vault, COPIES);
+    let vault_copies = vault_ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    for snap in vault_copies.snapshots() {
+        vault_ec2
+            .modify_snapshot_attribute()
+            .snapshot_id(snap.snapshot_id().unwrap())
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(aws_sdk_ec2::types::OperationType::Add)
+            .user_ids(ACCOUNT)
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = restored(&emu, "into-home-volume", volume_back).await;
+    assert_eq!(r.location.account, VAULT);
+    assert_eq!(r.restored_in.account, ACCOUNT);
+    let v = ec2(&conf, COPIES)
+        .describe_volumes()
+        .volume_ids(&made(&r, MadeKind::Volume)[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        v.volumes()[0].snapshot_id(),
+        Some(r.recovery_point.as_str()),
+        "from the vault's snapshot"
+    );
+    assert_eq!(
+        v.volumes()[0].iops(),
+        Some(4000),
+        "with the recorded settings"
+    );
+    let vault_rds = rds(&in_vault, COPIES);
+    let db_copy = vault_rds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()[0]
+        .db_snapshot_identifier()
+        .unwrap()
+        .to_owned();
+    vault_rds
+        .modify_db_snapshot_attribute()
+        .db_snapshot_identifier(&db_copy)
+        .attribute_name("restore")
+        .values_to_add(ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    let mut db_back = from_vault(json!({"kind": "rds-instance", "identifier": "orders-home"}));
+    db_back["from"] = json!({"source": resource(&home, "rds-instance").arn});
+    let r = restored(&emu, "into-home-db", db_back).await;
+    assert_eq!(r.restored_in.account, ACCOUNT);
+    let d = rds(&conf, COPIES)
+        .describe_db_instances()
+        .db_instance_identifier("orders-home")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.db_instances()[0].db_instance_class(),
+        Some("db.m6g.large")
+    );
+    assert_eq!(
+        rds_tags(d.db_instances()[0].tag_list())[contract::RESTORED_FROM],
+        db_copy
+    );
 }
 
 /// What exists that a restore could have made: volumes, instances, DB

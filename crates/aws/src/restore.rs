@@ -80,23 +80,31 @@ impl Restores for AwsCloud {
         Ok(listed)
     }
 
+    async fn shared_with(
+        &self,
+        point: &strongroom_core::model::RecoveryPoint,
+    ) -> Result<Vec<String>, CloudError> {
+        let cx = self.clients.for_location(&point.location).await?;
+        with_adapter!(point.kind, |a| a.shared_with(&cx, point).boxed()).await
+    }
+
     async fn preflight(&self, location: &Location, plan: &RestorePlan) -> Result<(), CloudError> {
         let cx = self.clients.for_location(location).await?;
         Box::pin(preflight(&cx, plan)).await
     }
 
     async fn start(&self, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
-        let cx = self.clients.for_location(&state.location).await?;
+        let cx = self.clients.for_location(&state.target).await?;
         Box::pin(start(&cx, state)).await
     }
 
     async fn check(&self, state: &RestoreState) -> Result<Health, CloudError> {
-        let cx = self.clients.for_location(&state.location).await?;
+        let cx = self.clients.for_location(&state.target).await?;
         Box::pin(check(&cx, state)).await
     }
 
     async fn remove(&self, state: &RestoreState, temporary_only: bool) -> Result<(), CloudError> {
-        let cx = self.clients.for_location(&state.location).await?;
+        let cx = self.clients.for_location(&state.target).await?;
         Box::pin(remove(&cx, state, temporary_only)).await
     }
 }
@@ -592,7 +600,7 @@ async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, 
                 .rds()
                 .restore_db_instance_from_db_snapshot()
                 .db_instance_identifier(identifier)
-                .db_snapshot_identifier(snapshot)
+                .db_snapshot_identifier(shared_ref(state, cx, "snapshot", snapshot))
                 .set_db_instance_class(instance_class.clone())
                 .set_db_subnet_group_name(subnet_group.clone())
                 .set_db_parameter_group_name(parameter_group.clone())
@@ -633,13 +641,16 @@ async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, 
             let groups = groups(security_group_ids);
             let engine = match engine {
                 Some(e) => e.clone(),
-                None => snapshot_engine(cx, snapshot).await?,
+                None => {
+                    snapshot_engine(cx, &shared_ref(state, cx, "cluster-snapshot", snapshot))
+                        .await?
+                }
             };
             let sent = cx
                 .rds()
                 .restore_db_cluster_from_snapshot()
                 .db_cluster_identifier(identifier)
-                .snapshot_identifier(snapshot)
+                .snapshot_identifier(shared_ref(state, cx, "cluster-snapshot", snapshot))
                 .engine(&engine)
                 .set_engine_version(engine_version.clone())
                 .set_db_subnet_group_name(subnet_group.clone())
@@ -716,6 +727,21 @@ async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, 
     Ok(out)
 }
 
+/// How the target account names a database snapshot: its identifier in its
+/// own account, its ARN when another account shared it (RDS: "If you are
+/// restoring from a shared manual DB snapshot, the DBSnapshotIdentifier
+/// must be the ARN of the shared DB snapshot").
+fn shared_ref(state: &RestoreState, cx: &LocationClients, resource: &str, id: &str) -> String {
+    if state.point.location.account == cx.location.account {
+        id.to_owned()
+    } else {
+        format!(
+            "arn:aws:rds:{}:{}:{resource}:{id}",
+            state.point.location.region, state.point.location.account
+        )
+    }
+}
+
 /// The engine of a DB cluster snapshot (RestoreDBClusterFromSnapshot needs it).
 async fn snapshot_engine(cx: &LocationClients, snapshot: &str) -> Result<String, CloudError> {
     let region = cx.region_name();
@@ -723,6 +749,7 @@ async fn snapshot_engine(cx: &LocationClients, snapshot: &str) -> Result<String,
         .rds()
         .describe_db_cluster_snapshots()
         .db_cluster_snapshot_identifier(snapshot)
+        .include_shared(snapshot.starts_with("arn:"))
         .send()
         .await
         .map_err(|e| from_sdk(e, "DescribeDBClusterSnapshots", snapshot, region))?;

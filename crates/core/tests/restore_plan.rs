@@ -252,7 +252,7 @@ fn a_volume_comes_from_one_member_of_a_set_by_id_or_by_device() {
     assert_eq!(member.as_deref(), Some("snap-data"));
     let plan_of = |r: &RestoreRequest| {
         let (p, m) = resolve(r, &listed(), now()).unwrap();
-        plan(r, &p, m.as_deref(), None)
+        plan(r, &p, m.as_deref(), None, &here())
     };
     match plan_of(&volume(json!({"recovery_point": "snap-data"}))).unwrap() {
         RestorePlan::EbsVolume { snapshot, .. } => assert_eq!(snapshot, "snap-data"),
@@ -325,7 +325,7 @@ fn an_instance_is_rebuilt_from_its_set_with_the_recorded_settings_unless_overrid
         json!({"from": {"recovery_point": set.point.id}, "location": {"region": "us-east-1"},
                            "restore": {"kind": "ec2-instance", "instance_type": "m7g.xlarge"}}),
     );
-    let p = plan(&r, &set, None, Some(&instance_record())).unwrap();
+    let p = plan(&r, &set, None, Some(&instance_record()), &here()).unwrap();
     let RestorePlan::Ec2Instance {
         image,
         volumes,
@@ -365,7 +365,7 @@ fn an_instance_is_rebuilt_from_its_set_with_the_recorded_settings_unless_overrid
     );
 
     // Without a record, a set cannot be launched: its volumes can.
-    let e = plan(&r, &set, None, None).unwrap_err();
+    let e = plan(&r, &set, None, None, &here()).unwrap_err();
     assert_eq!(field_of(&e), "from");
     assert!(e.to_string().contains("ebs-volume"), "{e}");
 
@@ -374,7 +374,7 @@ fn an_instance_is_rebuilt_from_its_set_with_the_recorded_settings_unless_overrid
     if let SourceSettings::Ec2Instance(i) = &mut rec.settings {
         i.root_device_name = "/dev/sda1".into();
     }
-    let e = plan(&r, &set, None, Some(&rec)).unwrap_err();
+    let e = plan(&r, &set, None, Some(&rec), &here()).unwrap_err();
     assert!(e.to_string().contains("root volume"), "{e}");
 }
 
@@ -393,7 +393,14 @@ fn away_from_the_source_region_the_recorded_network_is_not_used() {
         key_name,
         instance_type,
         ..
-    } = plan(&r, &copy, None, Some(&instance_record())).unwrap()
+    } = plan(
+        &r,
+        &copy,
+        None,
+        Some(&instance_record()),
+        &copy.point.location,
+    )
+    .unwrap()
     else {
         panic!()
     };
@@ -433,7 +440,7 @@ fn away_from_the_source_region_the_recorded_network_is_not_used() {
             parameter_group,
             security_group_ids,
             ..
-        } = plan(&r, p, None, Some(&rec)).unwrap()
+        } = plan(&r, p, None, Some(&rec), &p.point.location).unwrap()
         else {
             panic!()
         };
@@ -468,7 +475,7 @@ fn a_volume_keeps_its_recorded_type_and_may_only_grow() {
     let r = volume(json!({"recovery_point": "snap-mid"}));
     let RestorePlan::EbsVolume {
         volume_type, iops, ..
-    } = plan(&r, p, None, Some(&rec)).unwrap()
+    } = plan(&r, p, None, Some(&rec), &here()).unwrap()
     else {
         panic!()
     };
@@ -478,7 +485,8 @@ fn a_volume_keeps_its_recorded_type_and_may_only_grow() {
         json!({"from": {"recovery_point": "snap-mid"}, "location": {"region": "us-east-1"},
         "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "volume_type": "st1"}}),
     );
-    let RestorePlan::EbsVolume { iops, .. } = plan(&r, p, None, Some(&rec)).unwrap() else {
+    let RestorePlan::EbsVolume { iops, .. } = plan(&r, p, None, Some(&rec), &here()).unwrap()
+    else {
         panic!()
     };
     assert_eq!(iops, None);
@@ -486,7 +494,7 @@ fn a_volume_keeps_its_recorded_type_and_may_only_grow() {
         json!({"from": {"recovery_point": "snap-mid"}, "location": {"region": "us-east-1"},
         "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "size_gib": 10}}),
     );
-    let e = plan(&r, p, None, Some(&rec)).unwrap_err();
+    let e = plan(&r, p, None, Some(&rec), &here()).unwrap_err();
     assert_eq!(field_of(&e), "restore.size_gib");
 }
 
@@ -501,14 +509,14 @@ fn an_aurora_identifier_leaves_room_for_its_instances() {
         json!({"from": {"recovery_point": "db-snap"}, "location": {"region": "us-east-1"},
         "restore": {"kind": "aurora-cluster", "identifier": id, "instance_class": "db.r6g.large"}}),
     );
-    let e = plan(&r, &p, None, None).unwrap_err();
+    let e = plan(&r, &p, None, None, &here()).unwrap_err();
     assert_eq!(field_of(&e), "restore.identifier");
     // Without a record or a class in the request: which class?
     let r = request(
         json!({"from": {"recovery_point": "db-snap"}, "location": {"region": "us-east-1"},
         "restore": {"kind": "aurora-cluster", "identifier": "ledger-2"}}),
     );
-    let e = plan(&r, &p, None, None).unwrap_err();
+    let e = plan(&r, &p, None, None, &here()).unwrap_err();
     assert_eq!(field_of(&e), "restore.instance_class");
 }
 

@@ -27,6 +27,11 @@ pub struct RestoreRequest {
     pub location: RestoreLocation,
     /// What to make of it.
     pub restore: RestoreTarget,
+    /// Restore into another account than the recovery point's, in the same
+    /// region: the point must be shared with it (and its key usable by it).
+    /// Default: the location's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<RestoreInto>,
     /// Keep what a failed restore created, for inspection (default: removed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_on_failure: bool,
@@ -75,6 +80,21 @@ pub struct RestoreLocation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// The role to assume in `account` (a vault's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// The account a restore makes its resources in, when not the recovery
+/// point's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreInto {
+    /// 12 digits.
+    pub account: String,
+    /// The role to assume there; leave it out for the account Strongroom
+    /// runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +257,20 @@ impl RestoreRequest {
         }
         if let Some(p) = self.poll_seconds {
             crate::validate::validate_poll_seconds(p)?;
+        }
+        if let Some(into) = &self.into {
+            AccountRole {
+                account: into.account.clone(),
+                role_arn: into.role_arn.clone(),
+                external_id: into.external_id.clone(),
+            }
+            .validate("into")?;
+            if l.account.as_deref() == Some(into.account.as_str()) {
+                return Err(Error::invalid(
+                    "into.account",
+                    "is the location's account already; leave `into` out",
+                ));
+            }
         }
         self.restore.validate(&l.region)
     }

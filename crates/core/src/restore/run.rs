@@ -218,6 +218,9 @@ pub struct RestoreState {
     pub bucket: String,
     /// Where the recovery point is.
     pub location: Location,
+    /// Where the restore makes what it makes: the location, or with `into`
+    /// another account of its region (the point shared with it).
+    pub target: Location,
     pub point: RecoveryPoint,
     /// Whether the backup's record of the point was found.
     pub recorded: bool,
@@ -253,7 +256,10 @@ pub struct RestoreReport {
     pub source: String,
     #[serde(with = "crate::model::utc_time")]
     pub point_created_at: OffsetDateTime,
+    /// Where the recovery point is.
     pub location: Location,
+    /// Where what was restored is (`into`, else the same).
+    pub restored_in: Location,
     pub restored: Vec<Made>,
     /// What a failed restore left for inspection (`keep_on_failure`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -279,6 +285,12 @@ pub trait Restores: Identity + ObjectStore {
         location: &Location,
         kinds: &[RecoveryPointKind],
     ) -> impl Future<Output = Result<Listed, CloudError>> + Send;
+
+    /// The accounts (or `all`) a recovery point is shared with.
+    fn shared_with(
+        &self,
+        point: &RecoveryPoint,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
     /// Checks the plan against the account before anything is made:
     /// `InvalidInput` or `NotFound` naming the request's field (an
@@ -400,7 +412,7 @@ fn describe(p: &RecoveryPoint) -> String {
 /// five, newest first.
 fn candidates(points: &[&RecoveryPoint]) -> String {
     let mut ps: Vec<&&RecoveryPoint> = points.iter().collect();
-    ps.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    ps.sort_by_key(|p| std::cmp::Reverse(p.created_at));
     let names: Vec<String> = ps.iter().take(5).map(|p| describe(p)).collect();
     if names.is_empty() {
         "there are none here".to_owned()
@@ -541,6 +553,7 @@ pub fn plan(
     listed: &ListedPoint,
     member: Option<&str>,
     record: Option<&RecoveryPointRecord>,
+    target: &Location,
 ) -> Result<RestorePlan, Error> {
     let point = &listed.point;
     let settings = record.map(|r| &r.settings);
@@ -548,8 +561,8 @@ pub fn plan(
     // profiles, parameter and option groups) names things of the source's
     // region and account: elsewhere (a copy in another region, a vault) it
     // is left to the request and AWS's defaults.
-    let local = listed.tags.get(tags::SOURCE_REGION) == Some(&point.location.region)
-        && listed.tags.get(tags::SOURCE_ACCOUNT) == Some(&point.location.account);
+    let local = listed.tags.get(tags::SOURCE_REGION) == Some(&target.region)
+        && listed.tags.get(tags::SOURCE_ACCOUNT) == Some(&target.account);
     let net = |v: Option<String>| v.filter(|_| local);
     let net_groups = |v: Vec<String>| if local { v } else { Vec::new() };
     match &request.restore {
@@ -1002,25 +1015,66 @@ pub async fn validate<C: Restores>(
         return Err(Error::invalid(
             "location.role_arn",
             format!(
-                "is needed to reach account {} (the vault's copy role)",
+                "is needed to reach account {} (the vault's restore role)",
                 location.account
             ),
         ));
     }
-    if let Some(role) = &l.role_arn {
-        cloud.use_roles(&[AccountRole {
-            account: location.account.clone(),
-            role_arn: Some(role.clone()),
-            external_id: l.external_id.clone(),
-        }]);
+    let target = Location {
+        account: request
+            .into
+            .as_ref()
+            .map_or_else(|| location.account.clone(), |i| i.account.clone()),
+        region: location.region.clone(),
+    };
+    if target.account != home
+        && target.account != location.account
+        && request.into.as_ref().is_some_and(|i| i.role_arn.is_none())
+    {
+        return Err(Error::invalid(
+            "into.role_arn",
+            format!("is needed to make anything in account {}", target.account),
+        ));
     }
+    cloud.use_roles(&roles_of(&request, &location, &target));
     let listed = cloud
         .catalog(&location, &all_kinds_if_by_id(&request))
         .await?;
     let (listed, member) = resolve(&request, &listed, now)?;
+    if target.account != location.account {
+        if listed.point.kind == RecoveryPointKind::Ec2SnapshotSet
+            && matches!(request.restore, RestoreTarget::Ec2Instance { .. })
+        {
+            return Err(Error::invalid(
+                "into",
+                format!(
+                    "`{}` is an instance's snapshot set: an instance is rebuilt in the set's own account; restore its volumes into {} with kind ebs-volume, or copy the set there first",
+                    listed.point.id, target.account
+                ),
+            ));
+        }
+        let shared = cloud.shared_with(&listed.point).await?;
+        if !shared.iter().any(|a| a == &target.account || a == "all") {
+            return Err(Error::invalid(
+                "into.account",
+                format!(
+                    "`{}` is not shared with {}; share it first ({}), and let that account use its KMS key",
+                    listed.point.id,
+                    target.account,
+                    share_hint(listed.point.kind)
+                ),
+            ));
+        }
+    }
     let record = read_record(cloud, bucket, &listed.point, &listed.tags).await?;
-    let plan = plan(&request, &listed, member.as_deref(), record.as_ref())?;
-    cloud.preflight(&location, &plan).await?;
+    let plan = plan(
+        &request,
+        &listed,
+        member.as_deref(),
+        record.as_ref(),
+        &target,
+    )?;
+    cloud.preflight(&target, &plan).await?;
     let tags = restore_tags(
         &request,
         &listed.point,
@@ -1035,6 +1089,7 @@ pub async fn validate<C: Restores>(
         execution: execution.to_owned(),
         bucket: bucket.to_owned(),
         location,
+        target,
         point: listed.point,
         plan,
         tags,
@@ -1060,12 +1115,44 @@ fn all_kinds_if_by_id(request: &RestoreRequest) -> Vec<RecoveryPointKind> {
 }
 
 fn use_state_role<C: Restores>(state: &RestoreState, cloud: &C) {
-    if let Some(role) = &state.request.location.role_arn {
-        cloud.use_roles(&[AccountRole {
-            account: state.location.account.clone(),
+    cloud.use_roles(&roles_of(&state.request, &state.location, &state.target));
+}
+
+/// The roles a restore assumes: the location's (to read the point) and the
+/// target's (to make what it makes).
+fn roles_of(request: &RestoreRequest, location: &Location, target: &Location) -> Vec<AccountRole> {
+    let mut roles = Vec::new();
+    if let Some(role) = &request.location.role_arn {
+        roles.push(AccountRole {
+            account: location.account.clone(),
             role_arn: Some(role.clone()),
-            external_id: state.request.location.external_id.clone(),
-        }]);
+            external_id: request.location.external_id.clone(),
+        });
+    }
+    if let Some(into) = request.into.as_ref().filter(|i| i.role_arn.is_some()) {
+        if target.account != location.account {
+            roles.push(AccountRole {
+                account: target.account.clone(),
+                role_arn: into.role_arn.clone(),
+                external_id: into.external_id.clone(),
+            });
+        }
+    }
+    roles
+}
+
+/// How a kind of recovery point is shared with another account.
+fn share_hint(kind: RecoveryPointKind) -> &'static str {
+    match kind {
+        RecoveryPointKind::EbsSnapshot | RecoveryPointKind::Ec2SnapshotSet => {
+            "EC2 ModifySnapshotAttribute, createVolumePermission"
+        }
+        RecoveryPointKind::Ami => {
+            "EC2 ModifyImageAttribute, launchPermission, and its snapshots' createVolumePermission"
+        }
+        RecoveryPointKind::RdsSnapshot => "RDS ModifyDBSnapshotAttribute, restore",
+        RecoveryPointKind::AuroraSnapshot => "RDS ModifyDBClusterSnapshotAttribute, restore",
+        RecoveryPointKind::RedshiftSnapshot => "Redshift AuthorizeSnapshotAccess",
     }
 }
 
@@ -1140,6 +1227,7 @@ async fn write_report<C: Restores>(
         source: state.point.source.clone(),
         point_created_at: state.point.created_at,
         location: state.location.clone(),
+        restored_in: state.target.clone(),
         restored: if error.is_none() {
             state
                 .made
