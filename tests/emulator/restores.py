@@ -46,8 +46,13 @@ makes the emulator do what AWS does:
   ``RestoreDBInstanceFromDBSnapshot`` of a DB snapshot ARN of another account
   works when its ``restore`` attribute names the caller (AWS: "If you are
   restoring from a shared manual DB snapshot, the DBSnapshotIdentifier must
-  be the ARN of the shared DB snapshot"). moto looks in the caller's own
-  account only.
+  be the ARN of the shared DB snapshot"); Redshift
+  ``RestoreFromClusterSnapshot`` with ``OwnerAccount`` restores a snapshot
+  of that account which it authorized the caller to restore (AWS:
+  "OwnerAccount: The Amazon Web Services account used to create or copy the
+  snapshot. Required if you are restoring a snapshot you do not own"), else
+  ``ClusterSnapshotNotFound``. moto looks in the caller's own account only
+  (and ignores ``OwnerAccount``).
 
 moto already deregisters an image without touching its snapshots, as AWS
 does without ``DeleteAssociatedSnapshots``: a restore's temporary image goes,
@@ -327,3 +332,25 @@ def patch_moto_restores() -> None:
             self.database_snapshots.pop(name, None)
 
     RDSBackend.restore_db_instance_from_db_snapshot = restore_from_shared
+
+    from moto.redshift.exceptions import ClusterSnapshotNotFoundError
+    from moto.redshift.models import redshift_backends
+    from moto.redshift.responses import RedshiftResponse
+
+    restore_cluster = RedshiftResponse.restore_from_cluster_snapshot
+
+    def restore_cluster_from_shared(self):  # type: ignore[no-untyped-def]
+        owner = self._get_param("OwnerAccount")
+        name = self._get_param("SnapshotIdentifier")
+        if not owner or owner == self.current_account:
+            return restore_cluster(self)
+        foreign = redshift_backends[owner][self.region].snapshots.get(name)
+        if foreign is None or self.current_account not in getattr(foreign, "_strongroom_restore_access", []):
+            raise ClusterSnapshotNotFoundError(name)
+        self.redshift_backend.snapshots[name] = foreign
+        try:
+            return restore_cluster(self)
+        finally:
+            self.redshift_backend.snapshots.pop(name, None)
+
+    RedshiftResponse.restore_from_cluster_snapshot = restore_cluster_from_shared

@@ -1110,3 +1110,178 @@ async fn a_restore_waits_in_the_state_machine_until_what_it_made_is_usable() {
         .count();
     assert_eq!(waits, 3);
 }
+
+#[tokio::test]
+async fn every_kind_restores_from_the_vault() {
+    let emu = Emulator::start();
+    let home = emu.seed("restores");
+    let vault = emu.seed_in("vault", VAULT, None);
+    let to_vault = json!({"copies": [
+        {"region": COPIES, "account": VAULT, "role_arn": vault.roles["strongroom-vault-copy"],
+         "kms_key": vault.keys["strongroom-vault"]}
+    ]});
+    backup(&emu, "dr-1", policy("dr", &ALL, to_vault.clone())).await;
+    let mut images = to_vault.clone();
+    images["ec2"] = json!({"mode": "ami"});
+    backup(
+        &emu,
+        "images-1",
+        policy("images", &["ec2-instance"], images),
+    )
+    .await;
+    let role = &vault.roles["strongroom-vault-restore"];
+    let in_vault = emu.harness_config_as(role).await;
+    let at_vault = json!({"region": COPIES, "account": VAULT, "role_arn": role});
+    let instance = resource(&home, "ec2-instance");
+
+    // The instance, rebuilt in the vault from the copy of its snapshot set:
+    // the recorded type and every volume, in the vault's default network.
+    let set_copy = format!(
+        "{}@{}",
+        instance.id,
+        points(&in_vault, COPIES)
+            .await
+            .values()
+            .find(|t| t.get(contract::KIND).map(String::as_str) == Some("ec2-snapshot-set"))
+            .map(|t| t[contract::CREATED_AT].clone())
+            .expect("the set was copied")
+    );
+    let r = restored(
+        &emu,
+        "vault-instance",
+        json!({"from": {"recovery_point": set_copy}, "location": at_vault,
+               "restore": {"kind": "ec2-instance"}, "poll_seconds": 0}),
+    )
+    .await;
+    let e = ec2(&in_vault, COPIES);
+    let out = e
+        .describe_instances()
+        .instance_ids(&made(&r, MadeKind::Instance)[0])
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.instance_type().map(|t| t.as_str()), Some("m5.large"));
+    assert_ne!(i.subnet_id(), Some(home.keys["subnet"].as_str()));
+    let mut sizes = Vec::new();
+    for b in i.block_device_mappings() {
+        let v = e
+            .describe_volumes()
+            .volume_ids(b.ebs().unwrap().volume_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        sizes.push((
+            b.device_name().unwrap().to_owned(),
+            v.volumes()[0].size().unwrap(),
+        ));
+    }
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [
+            ("/dev/sda1".to_owned(), 8),
+            ("/dev/sdf".to_owned(), 20),
+            ("/dev/sdg".to_owned(), 30)
+        ]
+    );
+
+    // The instance from the vault's copy of its AMI.
+    let ami = e
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .iter()
+        .find(|i| ec2_tags(i.tags()).get(contract::POLICY).map(String::as_str) == Some("images"))
+        .and_then(|i| i.image_id().map(str::to_owned))
+        .expect("the AMI was copied to the vault");
+    let r = restored(
+        &emu,
+        "vault-ami",
+        json!({"from": {"recovery_point": ami}, "location": at_vault,
+               "restore": {"kind": "ec2-instance"}, "poll_seconds": 0}),
+    )
+    .await;
+    let out = e
+        .describe_instances()
+        .instance_ids(&made(&r, MadeKind::Instance)[0])
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.image_id(), Some(ami.as_str()));
+    assert_eq!(
+        i.instance_type().map(|t| t.as_str()),
+        Some("m5.large"),
+        "the recorded type"
+    );
+
+    // The Aurora cluster and its instance.
+    let r = restored(
+        &emu,
+        "vault-aurora",
+        json!({"from": {"source": "ledger"}, "location": at_vault,
+               "restore": {"kind": "aurora-cluster", "identifier": "ledger-dr"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(made(&r, MadeKind::DbInstance), ["ledger-dr-1"]);
+    let d = rds(&in_vault, COPIES)
+        .describe_db_instances()
+        .db_instance_identifier("ledger-dr-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.db_instances()[0].db_instance_class(),
+        Some("db.r6g.large")
+    );
+
+    // Redshift reaches the vault as a share of the source's snapshot: it is
+    // restored into the vault from the source region.
+    let r = restored(
+        &emu,
+        "vault-dwh",
+        json!({"from": {"source": "warehouse"}, "location": {"region": REGION},
+               "into": {"account": VAULT, "role_arn": role},
+               "restore": {"kind": "redshift-cluster", "identifier": "warehouse-dr"}, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(r.restored_in.account, VAULT);
+    assert_eq!(r.location.account, ACCOUNT);
+    let c = redshift(&in_vault, REGION)
+        .describe_clusters()
+        .cluster_identifier("warehouse-dr")
+        .send()
+        .await
+        .unwrap();
+    let c = &c.clusters()[0];
+    assert_eq!(c.node_type(), Some("ra3.xlplus"));
+    assert_eq!(c.number_of_nodes(), Some(2));
+    let t: BTreeMap<String, String> = c
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_owned(),
+                t.value().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_restore_tags(&t, &r.recovery_point, "vault-dwh");
+    let conf = emu.harness_config().await;
+    let home_clusters = redshift(&conf, REGION)
+        .describe_clusters()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        home_clusters
+            .clusters()
+            .iter()
+            .all(|c| c.cluster_identifier() != Some("warehouse-dr")),
+        "made in the vault, not at home"
+    );
+}
