@@ -19,6 +19,8 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 export STRONGROOM_PYTHON := $(PYTHON)
 # The backup state machine as the SAM stack deploys it (make check-infra), for the state machine tests.
 export STRONGROOM_DEPLOYED_BACKUP := $(CACHE)/infra/backup.deployed.asl.json
+# The restore state machine as the SAM stack deploys it (make check-infra).
+export STRONGROOM_DEPLOYED_RESTORE := $(CACHE)/infra/restore.deployed.asl.json
 export PATH := $(VENV)/bin:$(PATH)
 CARGO ?= cargo
 NPM_TOOLS := tools/node_modules/.bin
@@ -34,7 +36,7 @@ CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
 
-.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale bench-copies schema deploy clean-cache
+.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale bench-copies bench-restores schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -128,13 +130,13 @@ check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(CDK_STAMP)
 	@cd infra/cdk && node_modules/.bin/tsc -p . && node --test dist/test/ > $(CACHE)/cdk-test.log 2>&1 \
 		|| { cat $(CACHE)/cdk-test.log; exit 1; }
 	@grep -E "^# (pass|fail)" $(CACHE)/cdk-test.log | tr '\n' ' ' && echo
-	@mkdir -p $(CACHE)/infra/placeholder-lambda && for f in discover snapshot status copy prune report; do \
+	@mkdir -p $(CACHE)/infra/placeholder-lambda && for f in discover snapshot status copy prune report restore; do \
 		mkdir -p $(CACHE)/infra/placeholder-lambda/$$f && echo placeholder > $(CACHE)/infra/placeholder-lambda/$$f/bootstrap; done
 	@cd infra/cdk && $(CDK_ENV) node_modules/.bin/cdk synth --no-notices -q \
 		-c artifacts=$(CACHE)/infra/placeholder-lambda -o $(CACHE)/cdk.out
 	@echo "==> SAM template -> CloudFormation (SAM translator): substitutions, schedules, IAM guards, same as CDK; the vault template too"
 	@SAM_CLI_TELEMETRY=0 $(INFRA_VENV)/bin/python infra/check_template.py --out $(CACHE)/infra/template.cfn.json \
-		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --cdk $(CACHE)/cdk.out/strongroom.template.json \
+		--deployed-backup $(STRONGROOM_DEPLOYED_BACKUP) --deployed-restore $(STRONGROOM_DEPLOYED_RESTORE) --cdk $(CACHE)/cdk.out/strongroom.template.json \
 		--vault infra/vault-account.yaml --vault-cdk $(CACHE)/cdk.out/strongroom-vault.template.json
 	@echo "==> cfn-lint on the converted SAM template, the vault template and the CDK templates"
 	@$(INFRA_VENV)/bin/cfn-lint $(CACHE)/infra/template.cfn.json $(CACHE)/cdk.out/strongroom.template.json \
@@ -175,6 +177,10 @@ bench-scale: setup build-functions
 # Only the copies of 100 recovery points (issue 10): rewrites its section of BENCHMARKS.md.
 bench-copies: setup build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-copies --out BENCHMARKS.md
+
+# Only the restores, one per kind (issue 11): rewrites its section of BENCHMARKS.md.
+bench-restores: setup build-functions
+	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-restores --out BENCHMARKS.md
 
 # Deploy with SAM (needs AWS credentials; never run by CI). `sam build` compiles
 # the functions with cargo-lambda (release, LTO: a long while on 2 cores).

@@ -37,8 +37,24 @@
    with the external id when one is set; no Allow statement of the copy role
    deletes or unlocks; its explicit Deny covers deleting, deregistering,
    unlocking and sharing (snapshots and AMIs); the key's policy names no
-   principal but the vault account and the copy role.
-5. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
+   principal but the vault account and the copy role; the optional restore
+   role's trust names exactly `SourceRestoreRoleArn`.
+5. The restore roles (`RestoreRole`, the vault's `VaultRestoreRole`) allow
+   no action that deletes, unlocks, locks, shares or unshares a recovery
+   point (nor a wildcard matching one) and have it all as an explicit
+   Deny; every removal they allow (`Delete*`, `Terminate*`, `Deregister*`,
+   `Revoke*`, `Remove*`, `Untag*`, `Disassociate*`, `Detach*`) is of what a
+   restore made: conditioned on the
+   `strongroom:restore` resource tag, and not on a `strongroom:managed=true`
+   one; what they tag after creation (RDS, Redshift) is an instance or a
+   cluster, never a snapshot. Their one tag removal, `redshift:DeleteTags`
+   (a restored cluster may carry its snapshot's contract tags), is only on
+   clusters tagged `strongroom:restore` and only of `strongroom:*` keys
+   other than `strongroom:restore` and `strongroom:restored-from`. The restore state machine runs only
+   `RestoreFunction` (its substitutions, every Task of its deployed
+   definition, its role's invocations). The bucket's `recovery-points/`
+   never expires (no lifecycle rule reaches it); `runs/` and `restores/` do.
+6. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
    resources, properties and IAM statements as the SAM template and the
    vault template.
 """
@@ -92,8 +108,16 @@ NAME_GUARDED = {
 # service (kms:ViaService, each value a service endpoint), or of named
 # operations only (kms:GrantOperations, ForAllValues).
 GRANT_ACTIONS = {"kms:CreateGrant"}
-# The ec2:CreateAction values that make a tag one at creation (copies included).
-CREATE_ACTIONS = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot", "CopyImage"}
+# The ec2:CreateAction values that make a tag one at creation (copies and restores included).
+CREATE_ACTIONS = {
+    "CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot", "CopyImage",
+    "CreateVolume", "RunInstances", "RegisterImage", "CreateSecurityGroup",
+}
+# The tags a role may add to managed snapshots after creation, one key per
+# statement (aws:TagKeys): prune's deleting mark, and the device of an
+# instance set's member (its value differs per member, which CreateSnapshots'
+# one tag specification cannot carry).
+MARKS = {"strongroom:deleting", "strongroom:device"}
 # Actions that remove a recovery point: only the roles in DELETERS may have
 # them (IAM patterns, matched case-insensitively like IAM does).
 DELETE_ACTIONS = ["ec2:Delete*", "ec2:DeregisterImage", "rds:Delete*", "redshift:Delete*"]
@@ -114,6 +138,41 @@ VAULT_COPY_DENIED = [
     "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot",
 ]
 VAULT_PRUNE_DENIED = ["ec2:UnlockSnapshot", "ec2:ModifyImageAttribute", "kms:ScheduleKeyDeletion"]
+# The restore roles: they create, and remove only what a restore made. They
+# may never delete, unlock, lock, share or unshare a recovery point: none of
+# these allowed (nor a wildcard matching one), all of them an explicit Deny.
+RESTORERS = {"RestoreRole", "VaultRestoreRole"}
+RESTORE_DENIED = [
+    "ec2:DeleteSnapshot", "ec2:ModifySnapshotAttribute", "ec2:ModifyImageAttribute", "ec2:DisableImage",
+    "ec2:LockSnapshot", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot",
+    "rds:ModifyDBSnapshotAttribute", "rds:ModifyDBClusterSnapshotAttribute", "redshift:DeleteClusterSnapshot",
+    "redshift:RevokeSnapshotAccess", "redshift:AuthorizeSnapshotAccess",
+]
+# The vault's also keeps the key that makes its copies readable.
+VAULT_RESTORE_DENIED = RESTORE_DENIED + ["kms:ScheduleKeyDeletion", "kms:DisableKey"]
+# What a restore made carries this tag (its execution), and a recovery point
+# strongroom:managed=true: a restorer's removals need both conditions.
+RESTORE_TAG = "aws:ResourceTag/strongroom:restore"
+MANAGED_TAG = "aws:ResourceTag/strongroom:managed"
+REMOVALS = ("delete", "terminate", "deregister", "revoke", "remove", "untag", "disassociate", "detach")
+# RDS and Redshift restores are tagged after creation (no condition tells
+# those tags from later ones): only the resource types a restore makes,
+# never a snapshot (whose tags prune and restore rely on).
+RESTORER_TAGS = {"rds:AddTagsToResource": (":db:", ":cluster:"), "redshift:CreateTags": (":cluster:",)}
+# A restored Redshift cluster may come back with its snapshot's contract tags
+# (strongroom:*), which the restore removes: a restorer's one tag removal,
+# not a recovery point's. Only on clusters; only of one a restore made
+# (tagged strongroom:restore: it is tagged strongroom:managed=true at that
+# moment, so no managed condition); only strongroom: keys (ForAllValues
+# aws:TagKeys), never a customer's tag nor the restore's own two keys.
+RESTORER_UNTAGS = {"redshift:DeleteTags": (":cluster:",)}
+RESTORE_OWN_KEYS = ["strongroom:restore", "strongroom:restored-from"]
+# The bucket's prefixes: the records of recovery points are kept as long as
+# the points (years); the runs' files and the restore reports expire.
+KEPT_PREFIX = "recovery-points/"
+EXPIRING_PREFIXES = ["runs/", "restores/"]
+# The emulator's function ARNs (the deployed definitions' substitutions).
+EMULATOR_FUNCTIONS = "arn:aws:lambda:us-east-1:123456789012:function:"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -246,18 +305,39 @@ def grant_guarded(condition: dict[str, Any]) -> bool:
     return bool(operations) and all(isinstance(o, str) and "*" not in o for o in operations)
 
 
+def restore_guarded(condition: dict[str, Any]) -> bool:
+    """Whether a restorer's removal is only of what a restore made: tagged
+    strongroom:restore (any value: its execution), and not a managed recovery point."""
+    made = (condition.get("StringLike", {}).get(RESTORE_TAG) == "*"
+            or condition.get("Null", {}).get(RESTORE_TAG) == "false")
+    return made and condition.get("StringNotEquals", {}).get(MANAGED_TAG) == "true"
+
+
+def untag_guarded(condition: dict[str, Any]) -> bool:
+    """Whether a restorer's tag removal is only of contract keys (strongroom:*,
+    but never the restore's own) of what a restore made (tagged strongroom:restore)."""
+    made = (condition.get("StringLike", {}).get(RESTORE_TAG) == "*"
+            or condition.get("Null", {}).get(RESTORE_TAG) == "false")
+    like = as_list(condition.get("ForAllValues:StringLike", {}).get("aws:TagKeys", []))
+    contract = bool(like) and all(isinstance(k, str) and k.startswith("strongroom:") for k in like)
+    kept = as_list(condition.get("ForAllValues:StringNotEquals", {}).get("aws:TagKeys", []))
+    return made and contract and all(k in kept for k in RESTORE_OWN_KEYS)
+
+
 def check_iam(cfn: dict[str, Any]) -> list[str]:
     problems = []
     for role, s in statements(cfn):
         sid = s.get("Sid", "?")
         actions = as_list(s.get("Action", []))
         condition = s.get("Condition", {})
+        restorer = role in RESTORERS
         for a in actions:
             where = f"{role} {sid} {a}"
             if "*" in a:
                 problems.append(f"{where}: a wildcard action")
                 continue
-            if a in TAG_GUARDED:
+            # A restorer deregisters only its own temporary images (check_restorers).
+            if a in TAG_GUARDED and not (restorer and restore_guarded(condition)):
                 eq = condition.get("StringEquals", {})
                 if not any(eq.get(k) == "true" for k in TAG_GUARDED[a]):
                     problems.append(f"{where}: destructive without a strongroom:managed=true resource-tag condition")
@@ -265,7 +345,8 @@ def check_iam(cfn: dict[str, Any]) -> list[str]:
                 eq = condition.get("StringEquals", {})
                 if not any(eq.get(k) == "true" for k in SHARE_GUARDED[a]):
                     problems.append(f"{where}: shares without a strongroom:managed=true resource-tag condition")
-            if a in NAME_GUARDED:
+            # A restorer tags the clusters it made (check_restorers), never a snapshot.
+            if a in NAME_GUARDED and not (restorer and a in RESTORER_TAGS):
                 resources = [resource_text(r) for r in as_list(s.get("Resource", []))]
                 if not resources or not all(NAME_GUARDED[a] in r for r in resources):
                     problems.append(f"{where}: on resources other than Strongroom's names ({NAME_GUARDED[a]})")
@@ -274,13 +355,14 @@ def check_iam(cfn: dict[str, Any]) -> list[str]:
                                 "nor of named operations (ForAllValues kms:GrantOperations)")
             if a == "ec2:CreateTags":
                 create = set(as_list(condition.get("StringEquals", {}).get("ec2:CreateAction", [])))
+                keys = as_list(condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys", []))
                 marking = (
-                    condition.get("StringEquals", {}).get("aws:ResourceTag/strongroom:managed") == "true"
-                    and as_list(condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys", []))
-                    == ["strongroom:deleting"]
+                    condition.get("StringEquals", {}).get(MANAGED_TAG) == "true"
+                    and len(keys) == 1 and keys[0] in MARKS
                 )
                 if not (create and create <= CREATE_ACTIONS) and not marking:
-                    problems.append(f"{where}: tags existing resources (needs ec2:CreateAction, or the deleting mark)")
+                    problems.append(f"{where}: tags existing resources (needs ec2:CreateAction, or one mark "
+                                    f"of {sorted(MARKS)} on managed snapshots)")
             if a == "sts:AssumeRole" and s.get("Resource") != {"Ref": "AssumableRoleArns"}:
                 problems.append(f"{where}: may assume roles other than the AssumableRoleArns parameter")
     return problems
@@ -319,7 +401,11 @@ def check_deleters(cfn: dict[str, Any]) -> list[str]:
             continue
         if r.get("Properties", {}).get("ManagedPolicyArns"):
             problems.append(f"{role}: managed policies, whose actions this check cannot see")
-        forbidden = NEVER + ([] if role in DELETERS else DELETE_ACTIONS)
+        if role in RESTORERS:
+            # Its removals of what a restore made are check_restorers'.
+            forbidden = NEVER + RESTORE_DENIED
+        else:
+            forbidden = NEVER + ([] if role in DELETERS else DELETE_ACTIONS)
         for s in role_statements(cfn, role):
             if s.get("Effect") != "Allow":
                 continue
@@ -437,6 +523,262 @@ def self_test(cfn: dict[str, Any], complete: bool = True) -> None:
         raise SystemExit("self-test: the check accepts sts:AssumeRole on *")
 
 
+def check_restorers(cfn: dict[str, Any]) -> list[str]:
+    """The restore roles of `cfn`: the explicit Deny of everything that would
+    delete, unlock, lock, share or unshare a recovery point (check_deleters
+    refuses any of it allowed); every removal allowed only of what a restore
+    made; tags after creation only on the instances and clusters it makes."""
+    problems = []
+    for role in sorted(RESTORERS & set(cfn["Resources"])):
+        problems += check_denied(cfn, role, VAULT_RESTORE_DENIED if role.startswith("Vault") else RESTORE_DENIED)
+        for s in role_statements(cfn, role):
+            if s.get("Effect") != "Allow":
+                continue
+            sid = s.get("Sid", "?")
+            condition = s.get("Condition", {})
+            for a in as_list(s.get("Action", [])):
+                name = a.split(":", 1)[-1].lower()
+                if a in RESTORER_UNTAGS:
+                    resources = [resource_text(r) for r in as_list(s.get("Resource", []))]
+                    if not resources or not all(any(f in r for f in RESTORER_UNTAGS[a]) for r in resources):
+                        problems.append(f"{role} {sid} {a}: removes tags other than of what a restore makes "
+                                        f"({', '.join(RESTORER_UNTAGS[a])}): a snapshot's tags are the contract")
+                    if not untag_guarded(condition):
+                        problems.append(f"{role} {sid} {a}: removes tags other than a restored cluster's contract "
+                                        f"keys (needs StringLike {RESTORE_TAG} \"*\", ForAllValues:StringLike "
+                                        f"aws:TagKeys strongroom:*, ForAllValues:StringNotEquals aws:TagKeys "
+                                        f"{' '.join(RESTORE_OWN_KEYS)})")
+                elif name.startswith(REMOVALS) and not restore_guarded(condition):
+                    problems.append(f"{role} {sid} {a}: removes other than what a restore made (needs StringLike "
+                                    f"{RESTORE_TAG} \"*\" and StringNotEquals {MANAGED_TAG} \"true\")")
+                if a in RESTORER_TAGS:
+                    resources = [resource_text(r) for r in as_list(s.get("Resource", []))]
+                    if not resources or not all(any(f in r for f in RESTORER_TAGS[a]) for r in resources):
+                        problems.append(f"{role} {sid} {a}: tags other than what a restore makes "
+                                        f"({', '.join(RESTORER_TAGS[a])}): a snapshot's tags are the contract")
+    return problems
+
+
+def self_test_restorers(cfn: dict[str, Any], role: str) -> None:
+    """The restorer checks must reject `role` given a recovery point's delete,
+    unlock, lock or share (or a wildcard matching one), without any action
+    of its Deny, with a removal not conditioned on both tags, or tagging a
+    snapshot."""
+    if role not in cfn["Resources"]:
+        raise SystemExit(f"self-test: no {role}; the check would prove nothing")
+
+    def broken_by(mutate: Any) -> list[str]:
+        broken = copy.deepcopy(cfn)
+        mutate(broken["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"])
+        return check_restorers(broken) + check_deleters(broken) + check_iam(broken)
+
+    for action in RESTORE_DENIED + ["ec2:*", "rds:Delete*", "redshift:*Snapshot*", "*"]:
+        def inject(statements: list[Any], action: str = action) -> None:
+            statements.append({"Sid": "Injected", "Effect": "Allow", "Action": action, "Resource": "*"})
+        if not any(p.startswith(f"{role} Injected") for p in broken_by(inject)):
+            raise SystemExit(f"self-test: the restorer checks accept {action} in {role}")
+
+    required = VAULT_RESTORE_DENIED if role.startswith("Vault") else RESTORE_DENIED
+    for action in required + [None]:
+        def drop(statements: list[Any], action: str | None = action) -> None:
+            for s in statements:
+                if isinstance(s, dict) and s.get("Effect") == "Deny":
+                    s["Action"] = [a for a in as_list(s["Action"]) if action is not None and a != action]
+        if not any(p.startswith(f"{role}: no explicit Deny") and (action is None or action in p) for p in broken_by(drop)):
+            raise SystemExit(f"self-test: the restorer checks accept {role} without denying {action or 'anything'}")
+
+    removals = [
+        (s.get("Sid"), a) for s in cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if isinstance(s, dict) and s.get("Effect") == "Allow"
+        for a in as_list(s.get("Action", []))
+        if a.split(":", 1)[-1].lower().startswith(REMOVALS) and a not in RESTORER_UNTAGS
+    ]
+    if not removals:
+        raise SystemExit(f"self-test: {role} removes nothing; the removal check would prove nothing")
+    for sid, action in removals:
+        for operator in ("StringLike", "StringNotEquals", None):
+            def loosen(statements: list[Any], sid: str = sid, operator: str | None = operator) -> None:
+                for s in statements:
+                    if isinstance(s, dict) and s.get("Sid") == sid:
+                        if operator is None:
+                            s.pop("Condition", None)
+                        else:
+                            s["Condition"].pop(operator, None)
+            if not any(p.startswith(f"{role} {sid} {action}: removes") for p in broken_by(loosen)):
+                raise SystemExit(f"self-test: the restorer checks accept {role} {action} without its {operator or 'conditions'}")
+
+    for action, resource in (("rds:AddTagsToResource", "arn:aws:rds:*:123456789012:snapshot:strongroom-*"),
+                             ("redshift:CreateTags", "arn:aws:redshift:*:123456789012:snapshot:*/strongroom-*"),
+                             ("rds:AddTagsToResource", "*")):
+        def tag(statements: list[Any], action: str = action, resource: str = resource) -> None:
+            statements.append({"Sid": "Injected", "Effect": "Allow", "Action": action, "Resource": resource})
+        if not any(p.startswith(f"{role} Injected {action}: tags") for p in broken_by(tag)):
+            raise SystemExit(f"self-test: the restorer checks accept {role} {action} on {resource}")
+
+    # The tag removal: each of its conditions taken away or widened, on a
+    # snapshot or on anything, and any other removal under its conditions.
+    untags = [
+        (s.get("Sid"), a) for s in cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if isinstance(s, dict) and s.get("Effect") == "Allow"
+        for a in as_list(s.get("Action", [])) if a in RESTORER_UNTAGS
+    ]
+    if not untags:
+        raise SystemExit(f"self-test: {role} removes no tags; the tag removal check would prove nothing")
+
+    def pop(operator: str) -> Any:
+        return lambda c: c.pop(operator, None)
+
+    def set_keys(operator: str, keys: Any) -> Any:
+        def mutate(c: dict[str, Any]) -> None:
+            c[operator] = {"aws:TagKeys": keys}
+        return mutate
+
+    def any_value(c: dict[str, Any]) -> None:
+        c["ForAnyValue:StringLike"] = c.pop("ForAllValues:StringLike")
+
+    loosenings = {
+        "the strongroom:restore condition": pop("StringLike"),
+        "the aws:TagKeys strongroom:* limit": pop("ForAllValues:StringLike"),
+        "any aws:TagKeys": set_keys("ForAllValues:StringLike", "*"),
+        "ForAnyValue aws:TagKeys": any_value,
+        "the restore's own keys kept": pop("ForAllValues:StringNotEquals"),
+        "strongroom:restored-from kept": set_keys("ForAllValues:StringNotEquals", ["strongroom:restore"]),
+        "strongroom:restore kept": set_keys("ForAllValues:StringNotEquals", ["strongroom:restored-from"]),
+        "its conditions": lambda c: c.clear(),
+    }
+    for sid, action in untags:
+        for what, change in loosenings.items():
+            def loosen_untag(statements: list[Any], sid: str = sid, change: Any = change) -> None:
+                for s in statements:
+                    if isinstance(s, dict) and s.get("Sid") == sid:
+                        change(s.setdefault("Condition", {}))
+            if not any(p.startswith(f"{role} {sid} {action}: removes tags") for p in broken_by(loosen_untag)):
+                raise SystemExit(f"self-test: the restorer checks accept {role} {action} without {what}")
+        statement = next(s for s in cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                         if isinstance(s, dict) and s.get("Sid") == sid)
+        for resource in ("arn:aws:redshift:*:123456789012:snapshot:*/strongroom-*", "*"):
+            def untag_elsewhere(statements: list[Any], resource: str = resource) -> None:
+                statements.append({**copy.deepcopy(statement), "Sid": "Injected", "Resource": resource})
+            if not any(p.startswith(f"{role} Injected {action}: removes tags") for p in broken_by(untag_elsewhere)):
+                raise SystemExit(f"self-test: the restorer checks accept {role} {action} on {resource}")
+        # Its conditions are no guard for a removal of anything else.
+        for other in ("redshift:DeleteCluster", "redshift:DeleteClusterSnapshot", "ec2:DeleteTags"):
+            def other_removal(statements: list[Any], other: str = other) -> None:
+                statements.append({**copy.deepcopy(statement), "Sid": "Injected", "Action": other})
+            if not any(p.startswith(f"{role} Injected {other}") for p in broken_by(other_removal)):
+                raise SystemExit(f"self-test: the restorer checks accept {role} {other} under {action}'s conditions")
+
+
+def task_resources(definition: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(state, Resource) of every Task of an ASL definition, in Parallel branches and Maps too."""
+    for name, state in definition.get("States", {}).items():
+        if state.get("Type") == "Task":
+            yield name, state.get("Resource")
+        for branch in state.get("Branches", []):
+            yield from task_resources(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from task_resources(state[key])
+
+
+def check_restore_machine(cfn: dict[str, Any]) -> list[str]:
+    """The restore state machine runs only RestoreFunction: its substitutions
+    name only it, every Task of its deployed definition is it (no service
+    integration, no other function), and its role invokes only it."""
+    machine = cfn["Resources"].get("RestoreStateMachine")
+    if machine is None:
+        return ["RestoreStateMachine: not in the template"]
+    problems = []
+    props = machine["Properties"]
+    only = {"Fn::GetAtt": ["RestoreFunction", "Arn"]}
+    for key, value in props.get("DefinitionSubstitutions", {}).items():
+        if value != only:
+            problems.append(f"RestoreStateMachine: ${{{key}}} is {json.dumps(value)}, not RestoreFunction's ARN")
+    restore = EMULATOR_FUNCTIONS + "restore"
+    tasks = list(task_resources(deployed_definitions(cfn, EMULATOR_FUNCTIONS)["RestoreStateMachine"]))
+    if not tasks:
+        problems.append("RestoreStateMachine: no Task state")
+    for state, resource in tasks:
+        if resource != restore:
+            problems.append(f"RestoreStateMachine {state}: runs {resource}, not RestoreFunction")
+    role = props.get("RoleArn", {}).get("Fn::GetAtt", [None])[0]
+    if role not in cfn["Resources"]:
+        return problems + [f"RestoreStateMachine: its role {props.get('RoleArn')} is not the template's"]
+    for s in role_statements(cfn, role):
+        if s.get("Effect") != "Allow":
+            continue
+        for a in as_list(s.get("Action", [])):
+            if not any(matches(a, pattern) for pattern in ("lambda:InvokeFunction", "states:StartExecution")):
+                continue
+            if a != "lambda:InvokeFunction" or as_list(s.get("Resource", [])) != [only]:
+                problems.append(f"{role} {s.get('Sid', '?')} {a}: on {json.dumps(s.get('Resource'))}, "
+                                "not only RestoreFunction")
+    return problems
+
+
+def self_test_restore_machine(cfn: dict[str, Any]) -> None:
+    """The restore machine check must reject another function in its
+    definition or its role's invocations."""
+    machine = cfn["Resources"]["RestoreStateMachine"]
+    broken = copy.deepcopy(cfn)
+    subs = broken["Resources"]["RestoreStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    subs[next(iter(subs))] = {"Fn::GetAtt": ["PruneFunction", "Arn"]}
+    if not any("runs " + EMULATOR_FUNCTIONS + "prune" in p for p in check_restore_machine(broken)):
+        raise SystemExit("self-test: the restore machine check accepts a Task running PruneFunction")
+    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    for resource in ({"Fn::GetAtt": ["PruneFunction", "Arn"]}, "*"):
+        broken = copy.deepcopy(cfn)
+        broken["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+            {"Sid": "Injected", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": resource})
+        if not any(p.startswith(f"{role} Injected") for p in check_restore_machine(broken)):
+            raise SystemExit(f"self-test: the restore machine check accepts its role invoking {resource}")
+
+
+def lifecycle_prefix(rule: dict[str, Any]) -> str:
+    """The key prefix a lifecycle rule applies to ("" for the whole bucket)."""
+    if isinstance(rule.get("Prefix"), str):
+        return rule["Prefix"]
+    f = rule.get("Filter", {})
+    prefix = f.get("Prefix", f.get("And", {}).get("Prefix", ""))
+    return prefix if isinstance(prefix, str) else ""
+
+
+def check_lifecycle(cfn: dict[str, Any]) -> list[str]:
+    """No lifecycle rule of the bucket expires (or moves) recovery-points/;
+    the runs' files and the restore reports expire."""
+    problems = []
+    rules = cfn["Resources"]["RunsBucket"]["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+    expiring = set()
+    for rule in rules:
+        if rule.get("Status") != "Enabled":
+            continue
+        if not any(k in rule for k in ("ExpirationInDays", "ExpirationDate", "Transitions", "Transition")):
+            continue
+        prefix = lifecycle_prefix(rule)
+        expiring.add(prefix)
+        if KEPT_PREFIX.startswith(prefix) or prefix.startswith(KEPT_PREFIX):
+            problems.append(f"RunsBucket lifecycle {rule.get('Id', '?')}: expires or moves {prefix or 'every key'} "
+                            f"({KEPT_PREFIX} must be kept as long as the recovery points)")
+    for prefix in EXPIRING_PREFIXES:
+        if prefix not in expiring:
+            problems.append(f"RunsBucket lifecycle: no rule expires {prefix}")
+    return problems
+
+
+def self_test_lifecycle(cfn: dict[str, Any]) -> None:
+    for prefix in ("", "recovery-points/", "recovery-points/111111111111/"):
+        broken = copy.deepcopy(cfn)
+        broken["Resources"]["RunsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"].append(
+            {"Id": "injected", "Status": "Enabled", "Prefix": prefix, "ExpirationInDays": 30})
+        if not any("injected" in p for p in check_lifecycle(broken)):
+            raise SystemExit(f"self-test: the lifecycle check accepts {prefix or 'every key'} expiring")
+    broken = copy.deepcopy(cfn)
+    rules = broken["Resources"]["RunsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules[:] = [r for r in rules if lifecycle_prefix(r) != "restores/"]
+    if not any("restores/" in p for p in check_lifecycle(broken)):
+        raise SystemExit("self-test: the lifecycle check accepts restore reports kept forever")
+
+
 def check_trust(cfn: dict[str, Any], role: str, parameter: str) -> list[str]:
     """`role` may be assumed by the role the `parameter` names and nobody
     else, only as a principal of SourceAccountId (the ARN's account cannot
@@ -514,6 +856,11 @@ def check_vault(cfn: dict[str, Any]) -> list[str]:
             problems.append("VaultPruneRole: made without SourcePruneRoleArn (needs Condition: HasPruneRole)")
         problems += check_trust(cfn, "VaultPruneRole", "SourcePruneRoleArn")
         problems += check_denied(cfn, "VaultPruneRole", VAULT_PRUNE_DENIED)
+    if "VaultRestoreRole" in cfn["Resources"]:
+        if cfn["Resources"]["VaultRestoreRole"].get("Condition") != "HasRestoreRole":
+            problems.append("VaultRestoreRole: made without SourceRestoreRoleArn (needs Condition: HasRestoreRole)")
+        problems += check_trust(cfn, "VaultRestoreRole", "SourceRestoreRoleArn")
+    problems += check_restorers(cfn)
     return problems
 
 
@@ -530,7 +877,8 @@ def self_test_vault(cfn: dict[str, Any]) -> None:
             change(resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0])
         return mutate
 
-    for role, parameter in (("VaultCopyRole", "SourceCopyRoleArn"), ("VaultPruneRole", "SourcePruneRoleArn")):
+    for role, parameter in (("VaultCopyRole", "SourceCopyRoleArn"), ("VaultPruneRole", "SourcePruneRoleArn"),
+                            ("VaultRestoreRole", "SourceRestoreRoleArn")):
         for principal in ("*", {"AWS": "*"}, {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${SourceAccountId}:root"}}):
             if not any(p.startswith(f"{role} trust") for p in broken_by(trust(role, lambda s, principal=principal: s.update(Principal=principal)))):
                 raise SystemExit(f"self-test: the trust check accepts {role} assumable by {principal}, not {parameter}")
@@ -565,6 +913,13 @@ def self_test_vault(cfn: dict[str, Any]) -> None:
 
     if not any("HasPruneRole" in p for p in broken_by(unconditional_prune)):
         raise SystemExit("self-test: the vault check accepts a prune role made without SourcePruneRoleArn")
+
+    def unconditional_restore(resources: dict[str, Any]) -> None:
+        resources["VaultRestoreRole"].pop("Condition")
+
+    if not any("HasRestoreRole" in p for p in broken_by(unconditional_restore)):
+        raise SystemExit("self-test: the vault check accepts a restore role made without SourceRestoreRoleArn")
+    self_test_restorers(cfn, "VaultRestoreRole")
 
     def open_key(resources: dict[str, Any]) -> None:
         resources["VaultKey"]["Properties"]["KeyPolicy"]["Statement"].append(
@@ -775,6 +1130,8 @@ def main() -> None:
     ap.add_argument("--vault-cdk", help="the CDK app's synthesized vault template: must deploy the same")
     ap.add_argument("--deployed-backup", help="also write the backup state machine's deployed definition here, "
                     "its functions at arn:aws:lambda:us-east-1:123456789012:function:<name> (the emulator's)")
+    ap.add_argument("--deployed-restore", help="also write the restore state machine's deployed definition here, "
+                    "its function at arn:aws:lambda:us-east-1:123456789012:function:restore (the emulator's)")
     args = ap.parse_args()
     path = Path(args.template)
     template = load(path)
@@ -787,8 +1144,14 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(cfn, indent=1))
     self_test(cfn)
     self_test_deleters(cfn, "CopyRole", "PruneRole")
+    self_test_restorers(cfn, "RestoreRole")
+    self_test_restore_machine(cfn)
+    self_test_lifecycle(cfn)
     problems += check_iam(cfn)
     problems += check_deleters(cfn)
+    problems += check_restorers(cfn)
+    problems += check_restore_machine(cfn)
+    problems += check_lifecycle(cfn)
     vault_path = Path(args.vault)
     vault = load(vault_path)
     self_test_vault(vault)
@@ -818,20 +1181,25 @@ def main() -> None:
             raise SystemExit("self-test: the SAM/CDK comparison misses a dropped condition")
     if problems:
         sys.exit("template check failed:\n  " + "\n  ".join(problems))
-    if args.deployed_backup:
-        deployed = deployed_definitions(cfn, "arn:aws:lambda:us-east-1:123456789012:function:")
-        Path(args.deployed_backup).write_text(json.dumps(deployed["BackupStateMachine"], indent=1))
+    deployed = deployed_definitions(cfn, EMULATOR_FUNCTIONS)
+    for target, machine in ((args.deployed_backup, "BackupStateMachine"), (args.deployed_restore, "RestoreStateMachine")):
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            Path(target).write_text(json.dumps(deployed[machine], indent=1))
     roles = sum(1 for r in cfn["Resources"].values() if r["Type"] == "AWS::IAM::Role")
     if args.cdk:
         print(f"ok    the CDK app ({Path(args.cdk).name}) deploys the same resources, properties, IAM statements, "
               "definitions and schedules")
     print(f"ok    {path.name}: converted ({len(cfn['Resources'])} resources, {roles} roles), "
-          "substitutions complete, schedule inputs valid, IAM guards in place (and the check rejects each one removed)")
+          "substitutions complete, schedule inputs valid, IAM guards in place, the restore role removes only what a "
+          "restore made and denies every delete or unshare of a recovery point, the restore state machine runs only "
+          "RestoreFunction, recovery-points/ never expires (and the check rejects each one removed)")
     if args.vault_cdk:
         print(f"ok    the CDK app ({Path(args.vault_cdk).name}) deploys the same vault: resources, properties, "
               "IAM statements, parameters, conditions and outputs")
     print(f"ok    {vault_path.name}: trust only the source's roles, no delete or unlock allowed to the copy role, "
-          "explicit Denies, key policy, parameters (and the check rejects each guard removed)")
+          "the restore role removes only what a restore made, explicit Denies, key policy, parameters "
+          "(and the check rejects each guard removed)")
 
 
 if __name__ == "__main__":

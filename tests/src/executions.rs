@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use strongroom_core::report::{RunReport, RunSummary, SUMMARY_FAILURES};
 
-use crate::{backup_definition, restore_definition, Emulator, ACCOUNT};
+use crate::{backup_definition, deployed_restore_definition, Emulator, ACCOUNT};
 
 pub struct Execution {
     pub status: String,
@@ -23,8 +23,9 @@ pub async fn backup_machine(sfn: &aws_sdk_sfn::Client) -> String {
     machine_of(sfn, "strongroom-backup", backup_definition()).await
 }
 
+/// The restore state machine as the stack deploys it.
 pub async fn restore_machine(sfn: &aws_sdk_sfn::Client) -> String {
-    machine_of(sfn, "strongroom-restore", restore_definition()).await
+    machine_of(sfn, "strongroom-restore", deployed_restore_definition()).await
 }
 
 pub async fn machine_of(sfn: &aws_sdk_sfn::Client, name: &str, definition: String) -> String {

@@ -588,6 +588,23 @@ pub fn deployed_backup_definition() -> String {
     })
 }
 
+/// The restore state machine as the SAM stack deploys it (written by `make
+/// check-infra` to the file `STRONGROOM_DEPLOYED_RESTORE` names, like the
+/// backup's).
+pub fn deployed_restore_definition() -> String {
+    let path = std::env::var_os("STRONGROOM_DEPLOYED_RESTORE").unwrap_or_else(|| {
+        panic!(
+            "STRONGROOM_DEPLOYED_RESTORE is not set: run `make check-infra` (make test does) first"
+        )
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the deployed restore definition {} is missing ({e}): run `make check-infra` first",
+            PathBuf::from(&path).display()
+        )
+    })
+}
+
 /// Replaces `${XFunctionArn}` with the emulator's function ARNs.
 pub fn substitute(asl: &str) -> String {
     let mut out = asl.to_owned();

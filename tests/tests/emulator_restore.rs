@@ -238,6 +238,11 @@ async fn points(conf: &SdkConfig, region: &str) -> BTreeMap<String, BTreeMap<Str
 
 #[tokio::test]
 async fn every_kind_restores_in_the_source_region_and_reads_back() {
+    // The tests run the definition the stack deploys: the ASL file, substituted.
+    assert_eq!(
+        serde_json::from_str::<Value>(&strongroom_tests::deployed_restore_definition()).unwrap(),
+        serde_json::from_str::<Value>(&strongroom_tests::restore_definition()).unwrap()
+    );
     let emu = Emulator::start();
     let m = emu.seed("restores");
     backup(&emu, "daily-1", policy("daily", &ALL, json!({}))).await;

@@ -12,14 +12,44 @@ export function suppressVault(stack: Stack): void {
 
 const IAM5 = "AwsSolutions::AwsSolutions-IAM5";
 
+/** The restore roles' (RestoreRole, VaultRestoreRole; lib/restore.ts) ARN patterns, the same in both stacks. */
+const RESTORE_ACKNOWLEDGED: { id: string; reason: string }[] = [
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:volume/*]`,
+    reason:
+      "A restore's volumes, whose ids AWS chooses: tags only at creation (ec2:CreateAction), deletes only of volumes " +
+      "tagged strongroom:restore and not strongroom:managed=true.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*]`,
+    reason:
+      "A restore's instances, whose ids AWS chooses: tags only at creation (ec2:CreateAction), terminations only of " +
+      "instances tagged strongroom:restore and not strongroom:managed=true.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:security-group/*]`,
+    reason:
+      "A restore's security group, whose id AWS chooses: tags only at creation (ec2:CreateAction); its egress " +
+      "revoked and the group deleted only when tagged strongroom:restore and not strongroom:managed=true.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*]`,
+    reason:
+      "iam:PassRole of the instance profile's role a restored instance gets (its source's, any of the account's), " +
+      "only to EC2 (iam:PassedToService ec2.amazonaws.com).",
+  },
+];
+
 export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: `${IAM5}[Resource::*]`,
     reason:
       "Only for actions that take no resource ARN: tag:GetResources, the EC2/RDS/Redshift Describe* calls, " +
       "rds:DescribeAccountAttributes, the Organizations lists, ec2:Create{Snapshot,Snapshots,Image} (their tags are " +
-      "limited by ec2:CreateAction), X-Ray and vended log delivery; and the copy function's kms:DescribeKey (is a " +
-      "source key AWS managed) and its key use only through EBS and RDS (kms:ViaService).",
+      "limited by ec2:CreateAction), X-Ray and vended log delivery; the copy function's kms:DescribeKey (is a " +
+      "source key AWS managed) and its key use only through EBS and RDS (kms:ViaService); and the restore function's " +
+      "creates (ec2:CreateVolume, RunInstances, RegisterImage, CreateSecurityGroup: their tags only at creation, by " +
+      "ec2:CreateAction; RDS and Redshift restores from a snapshot, which take many resource types).",
   },
   {
     id: `${IAM5}[Resource::<RunsBucket.Arn>/runs/*]`,
@@ -28,7 +58,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
     reason:
-      "Deletes, the deleting mark, sharing with a vault and locks are conditioned on aws:ResourceTag/strongroom:managed=true; " +
+      "Deletes, the deleting and device marks, sharing with a vault and locks are conditioned on " +
+      "aws:ResourceTag/strongroom:managed=true (the marks to their one tag key, aws:TagKeys); " +
       "tags at creation on ec2:CreateAction; CopySnapshot and CopyImage copy the run's own recovery points (their ids come " +
       "from the run).",
   },
@@ -39,7 +70,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::image/*]`,
     reason:
-      "Deregistration and sharing with a vault are conditioned on aws:ResourceTag/strongroom:managed=true; tags at creation " +
+      "Deregistration and sharing with a vault are conditioned on aws:ResourceTag/strongroom:managed=true (the restore " +
+      "function's deregistration of its temporary image: tagged strongroom:restore and not managed); tags at creation " +
       "on ec2:CreateAction; CopyImage copies the run's own AMIs (their ids come from the run).",
   },
   {
@@ -70,21 +102,30 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
     reason:
       "The copy function grants the vault's copy role the use of a source's key for one copy, and revokes it: the keys " +
       "are the policy's sources' (any of this account's); a grant may give only the operations a copy needs (kms:GrantOperations). " +
-      "The snapshot function's snapshot copy grant for a destination's key: only through Redshift (kms:ViaService).",
+      "The snapshot function's snapshot copy grant for a destination's key: only through Redshift (kms:ViaService). " +
+      "The restore function's use of a recovery point's key: only through EBS, RDS and Redshift (kms:ViaService), " +
+      "its grants only for AWS resources (kms:GrantIsForAWSResource).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:db:*]`,
-    reason: "CreateDBSnapshot of any selected instance: the policy's tags choose them at run time.",
+    reason:
+      "CreateDBSnapshot of any selected instance: the policy's tags choose them at run time. The restore function's " +
+      "instances, named by the restore request: tags (never of a snapshot), deletes only when tagged strongroom:restore.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:cluster:*]`,
-    reason: "CreateDBClusterSnapshot of any selected cluster: the policy's tags choose them at run time.",
+    reason:
+      "CreateDBClusterSnapshot of any selected cluster: the policy's tags choose them at run time. The restore " +
+      "function's clusters, named by the restore request: tags (never of a snapshot), deletes only when tagged " +
+      "strongroom:restore.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:cluster:*]`,
     reason:
       "CreateClusterSnapshot of any selected cluster, and its cross-region snapshot copy (described, enabled when it " +
-      "copies nowhere): the policy's tags choose them at run time.",
+      "copies nowhere): the policy's tags choose them at run time. The restore function's clusters, named by the " +
+      "restore request: tags (never of a snapshot), deletes only when tagged strongroom:restore, and removes only " +
+      "the snapshot's strongroom:* contract tags (never strongroom:restore or strongroom:restored-from) from them.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<AWS::StackName>-backup/*]`,
@@ -104,6 +145,18 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
     id: "AwsSolutions::AwsSolutions-SQS3",
     reason: "This queue is the schedules' dead-letter queue.",
   },
+  {
+    id: `${IAM5}[Resource::<RunsBucket.Arn>/recovery-points/*]`,
+    reason:
+      "One record per recovery point (recovery-points/<account>/<region>/<id>.json), whose ids AWS chooses: the " +
+      "snapshot function writes them, the copy function reads the original's and writes the copy's, the restore " +
+      "function reads them.",
+  },
+  {
+    id: `${IAM5}[Resource::<RunsBucket.Arn>/restores/*]`,
+    reason: "Each restore writes its own report under restores/ of the stack's bucket; nothing else.",
+  },
+  ...RESTORE_ACKNOWLEDGED,
 ];
 
 /** The vault stack's deliberate findings. */
@@ -111,7 +164,10 @@ export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
   {
     id: `${IAM5}[Resource::*]`,
     reason:
-      "Only for the EC2 and RDS Describe* calls, which take no resource ARN; the Deny statements on * are not grants.",
+      "Only for the EC2, RDS and Redshift Describe* calls, which take no resource ARN; the restore role's creates " +
+      "(ec2:CreateVolume, RunInstances, RegisterImage, CreateSecurityGroup: their tags only at creation, by " +
+      "ec2:CreateAction; RDS and Redshift restores from a snapshot, which take many resource types); the Deny " +
+      "statements on * are not grants.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::snapshot/*]`,
@@ -124,8 +180,9 @@ export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::image/*]`,
     reason:
       "CopyImage of the source's shared AMIs, whose ids come from the run; tags only at creation (ec2:CreateAction " +
-      "CopyImage); deregistration (prune role) only on aws:ResourceTag/strongroom:managed=true; deregistering, sharing " +
-      "and disabling the copy role may not do at all (explicit Deny).",
+      "CopyImage, or the restore role's CreateAction RegisterImage); deregistration (prune role) only on " +
+      "aws:ResourceTag/strongroom:managed=true, (restore role) only of its temporary images, tagged strongroom:restore " +
+      "and not managed; deregistering, sharing and disabling the copy role may not do at all (explicit Deny).",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:snapshot:strongroom-*]`,
@@ -151,4 +208,24 @@ export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
       "The source's keys, used only through EBS and RDS (kms:ViaService) and only as far as the grant the source makes " +
       "for one copy allows.",
   },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:db:*]`,
+    reason:
+      "The restore role's DB instances, named by the restore request: tags (never of a snapshot), and deletes only of " +
+      "instances tagged strongroom:restore.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:cluster:*]`,
+    reason:
+      "The restore role's Aurora clusters, named by the restore request: tags (never of a snapshot), and deletes only " +
+      "of clusters tagged strongroom:restore.",
+  },
+  {
+    id: `${IAM5}[Resource::arn:<AWS::Partition>:redshift:*:<AWS::AccountId>:cluster:*]`,
+    reason:
+      "The restore role's Redshift clusters, named by the restore request: tags (never of a snapshot), and deletes " +
+      "only of clusters tagged strongroom:restore, and removes only the snapshot's strongroom:* contract tags (never " +
+      "strongroom:restore or strongroom:restored-from) from them.",
+  },
+  ...RESTORE_ACKNOWLEDGED,
 ];

@@ -1,5 +1,5 @@
 // Strongroom as a CDK stack: the same architecture as infra/template.yaml
-// (same functions, state machine definition file, schedules, bucket, alerts
+// (same functions, state machine definition files, schedules, bucket, alerts
 // and IAM statements), written with the CloudFormation-level constructs so
 // that the two stay statement-for-statement comparable (the SAM/CDK
 // equivalence check in infra/check_template.py compares them).
@@ -19,6 +19,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { Config, ROOT } from "./config";
+import { RESTORE_DENIED, restoreStatements } from "./restore";
 
 export interface StrongroomProps extends StackProps {
   /** cargo-lambda's output: `<artifacts>/<function>/bootstrap`. */
@@ -28,11 +29,14 @@ export interface StrongroomProps extends StackProps {
 
 type Statement = Record<string, unknown>;
 
-export const FUNCTIONS = ["discover", "snapshot", "status", "copy", "prune", "report"] as const;
+export const FUNCTIONS = ["discover", "snapshot", "status", "copy", "prune", "report", "restore"] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
+/** The functions the backup state machine runs (the restore state machine runs `restore` only). */
+export const BACKUP_FUNCTIONS: readonly FunctionName[] = ["discover", "snapshot", "status", "copy", "prune", "report"];
 
 export class StrongroomStack extends Stack {
   readonly stateMachine: sfn.CfnStateMachine;
+  readonly restoreStateMachine: sfn.CfnStateMachine;
 
   constructor(scope: Construct, id: string, props: StrongroomProps) {
     super(scope, id, props);
@@ -86,6 +90,15 @@ export class StrongroomStack extends Stack {
             noncurrentVersionExpiration: { noncurrentDays: 30 },
             abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
           },
+          // Restore reports go like runs; recovery-points/ has no rule: it never expires.
+          {
+            id: "expire-restores",
+            status: "Enabled",
+            prefix: "restores/",
+            expirationInDays: p.runRetention.valueAsNumber,
+            noncurrentVersionExpiration: { noncurrentDays: 30 },
+            abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+          },
         ],
       },
     });
@@ -108,6 +121,7 @@ export class StrongroomStack extends Stack {
       },
     });
     const runFiles = `${bucket.attrArn}/runs/*`;
+    const records = `${bucket.attrArn}/recovery-points/*`;
 
     // -- Functions ------------------------------------------------------------------
     const partition = Aws.PARTITION;
@@ -151,7 +165,25 @@ export class StrongroomStack extends Stack {
           ],
           Condition: { StringEquals: { "ec2:CreateAction": ["CreateSnapshot", "CreateSnapshots", "CreateImage"] } },
         },
-        { Sid: "Ec2Lookups", Effect: "Allow", Action: ["ec2:DescribeSnapshots", "ec2:DescribeImages"], Resource: "*" },
+        // An instance set's members are tagged with their device after CreateSnapshots (a value per member): only
+        // Strongroom's snapshots (tagged managed at creation), only that tag.
+        {
+          Sid: "TagSetMemberDevices",
+          Effect: "Allow",
+          Action: "ec2:CreateTags",
+          Resource: `arn:${partition}:ec2:*::snapshot/*`,
+          Condition: {
+            StringEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["strongroom:device"] },
+          },
+        },
+        // The recovery points, and the sources' settings a restore needs.
+        {
+          Sid: "Ec2Lookups",
+          Effect: "Allow",
+          Action: ["ec2:DescribeSnapshots", "ec2:DescribeImages", "ec2:DescribeVolumes", "ec2:DescribeInstances"],
+          Resource: "*",
+        },
         {
           Sid: "RdsCreate",
           Effect: "Allow",
@@ -175,7 +207,12 @@ export class StrongroomStack extends Stack {
         {
           Sid: "RdsLookups",
           Effect: "Allow",
-          Action: ["rds:DescribeDBSnapshots", "rds:DescribeDBClusterSnapshots"],
+          Action: [
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+          ],
           Resource: "*",
         },
         {
@@ -218,6 +255,8 @@ export class StrongroomStack extends Stack {
           Resource: `arn:${partition}:kms:*:${account}:key/*`,
           Condition: { StringLike: { "kms:ViaService": "redshift.*.amazonaws.com" } },
         },
+        // What each recovery point needs to be restored, written as it is made; never expires.
+        { Sid: "RecoveryPointRecords", Effect: "Allow", Action: "s3:PutObject", Resource: records },
         otherAccounts,
       ],
       status: [
@@ -373,6 +412,8 @@ export class StrongroomStack extends Stack {
         },
         // The snapshot stage's result files and each destination's state file.
         { Sid: "RunFiles", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles },
+        // A copy's record (what a restore of the copy needs): the original's, read, and the copy's, written.
+        { Sid: "RecoveryPointRecords", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: records },
         otherAccounts,
       ],
       prune: [
@@ -450,6 +491,22 @@ export class StrongroomStack extends Stack {
         units,
       ],
       report: [tracing, { Sid: "RunFiles", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles }],
+      // Creates; removes only what a restore made; never deletes or unshares a recovery point (explicit Deny).
+      restore: [
+        tracing,
+        ...restoreStatements({
+          partition,
+          account,
+          keys: `arn:${partition}:kms:*:${account}:key/*`,
+          via: { operator: "StringLike", services: ["ec2.*.amazonaws.com", "rds.*.amazonaws.com", "redshift.*.amazonaws.com"] },
+        }),
+        // What the backup recorded of each recovery point, and the restore reports.
+        { Sid: "RecoveryPointRecords", Effect: "Allow", Action: "s3:GetObject", Resource: records },
+        { Sid: "RestoreReports", Effect: "Allow", Action: "s3:PutObject", Resource: `${bucket.attrArn}/restores/*` },
+        { Sid: "DenyDeletingOrUnsharingRecoveryPoints", Effect: "Deny", Action: RESTORE_DENIED, Resource: "*" },
+        // A recovery point in another account (a vault's restore role).
+        otherAccounts,
+      ],
     };
     const settings: Record<FunctionName, { description: string; timeout: number; memory?: number; reserved?: number; bucket?: boolean }> = {
       discover: {
@@ -457,7 +514,12 @@ export class StrongroomStack extends Stack {
         timeout: 300,
         bucket: true,
       },
-      snapshot: { description: "Creates one batch's recovery points, tagged at creation.", timeout: 300, reserved: 10 },
+      snapshot: {
+        description: "Creates one batch's recovery points, tagged at creation.",
+        timeout: 300,
+        reserved: 10,
+        bucket: true,
+      },
       status: { description: "The completion check of one batch.", timeout: 120, reserved: 10 },
       // Reserved like Snapshot's: the copy APIs are rate-limited per account and region.
       copy: {
@@ -477,6 +539,11 @@ export class StrongroomStack extends Stack {
         description: "Folds the run's files into the run report and returns its summary.",
         timeout: 300,
         memory: 512,
+      },
+      restore: {
+        description: "Every step of a restore of one recovery point (validate, start, check, finalize, clean up).",
+        timeout: 300,
+        bucket: true,
       },
     };
     const functions = {} as Record<FunctionName, lambda.CfnFunction>;
@@ -546,18 +613,41 @@ export class StrongroomStack extends Stack {
       retentionInDays: p.logRetention.valueAsNumber,
     });
     const machineName = `${Aws.STACK_NAME}-backup`;
+    // Vended log delivery: these actions take no resource but "*".
+    const machineLogging: Statement = {
+      Sid: "Logging",
+      Effect: "Allow",
+      Action: [
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+      ],
+      Resource: "*",
+    };
+    const machineTracing: Statement = {
+      Sid: "Tracing",
+      Effect: "Allow",
+      Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"],
+      Resource: "*",
+    };
+    const statesTrust = {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { Service: "states.amazonaws.com" },
+          Action: "sts:AssumeRole",
+          Condition: { StringEquals: { "aws:SourceAccount": account } },
+        },
+      ],
+    };
     const backupRole = new iam.CfnRole(this, "BackupRole", {
-      assumeRolePolicyDocument: {
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Effect: "Allow",
-            Principal: { Service: "states.amazonaws.com" },
-            Action: "sts:AssumeRole",
-            Condition: { StringEquals: { "aws:SourceAccount": account } },
-          },
-        ],
-      },
+      assumeRolePolicyDocument: statesTrust,
       policies: [
         {
           policyName: "backup",
@@ -568,7 +658,7 @@ export class StrongroomStack extends Stack {
                 Sid: "Functions",
                 Effect: "Allow",
                 Action: "lambda:InvokeFunction",
-                Resource: FUNCTIONS.map((fn) => functions[fn].attrArn),
+                Resource: BACKUP_FUNCTIONS.map((fn) => functions[fn].attrArn),
               },
               { Sid: "MapItemsAndResults", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: runFiles },
               {
@@ -583,32 +673,8 @@ export class StrongroomStack extends Stack {
                 Action: ["states:DescribeExecution", "states:StopExecution"],
                 Resource: `arn:${partition}:states:${Aws.REGION}:${account}:execution:${machineName}/*`,
               },
-              {
-                Sid: "Logging",
-                Effect: "Allow",
-                Action: [
-                  "logs:CreateLogDelivery",
-                  "logs:GetLogDelivery",
-                  "logs:UpdateLogDelivery",
-                  "logs:DeleteLogDelivery",
-                  "logs:ListLogDeliveries",
-                  "logs:PutResourcePolicy",
-                  "logs:DescribeResourcePolicies",
-                  "logs:DescribeLogGroups",
-                ],
-                Resource: "*",
-              },
-              {
-                Sid: "Tracing",
-                Effect: "Allow",
-                Action: [
-                  "xray:PutTraceSegments",
-                  "xray:PutTelemetryRecords",
-                  "xray:GetSamplingRules",
-                  "xray:GetSamplingTargets",
-                ],
-                Resource: "*",
-              },
+              machineLogging,
+              machineTracing,
             ],
           },
         },
@@ -632,6 +698,41 @@ export class StrongroomStack extends Stack {
         level: "ERROR",
         includeExecutionData: false,
         destinations: [{ cloudWatchLogsLogGroup: { logGroupArn: backupLogs.attrArn } }],
+      },
+      tracingConfiguration: { enabled: true },
+    });
+
+    // -- The restore state machine: a restore request in, the restore report out -------------
+    const restoreMachineLogs = new logs.CfnLogGroup(this, "RestoreStateMachineLogs", {
+      logGroupName: `/aws/vendedlogs/states/${Aws.STACK_NAME}-restore`,
+      retentionInDays: p.logRetention.valueAsNumber,
+    });
+    const restoreMachineRole = new iam.CfnRole(this, "RestoreStateMachineRole", {
+      assumeRolePolicyDocument: statesTrust,
+      policies: [
+        {
+          policyName: "restore",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              { Sid: "Functions", Effect: "Allow", Action: "lambda:InvokeFunction", Resource: functions.restore.attrArn },
+              machineLogging,
+              machineTracing,
+            ],
+          },
+        },
+      ],
+    });
+    this.restoreStateMachine = new sfn.CfnStateMachine(this, "RestoreStateMachine", {
+      stateMachineName: `${Aws.STACK_NAME}-restore`,
+      stateMachineType: "STANDARD",
+      definitionString: fs.readFileSync(path.join(ROOT, "infra", "statemachines", "restore.asl.json"), "utf8"),
+      definitionSubstitutions: { RestoreFunctionArn: functions.restore.attrArn },
+      roleArn: restoreMachineRole.attrArn,
+      loggingConfiguration: {
+        level: "ERROR",
+        includeExecutionData: false,
+        destinations: [{ cloudWatchLogsLogGroup: { logGroupArn: restoreMachineLogs.attrArn } }],
       },
       tracingConfiguration: { enabled: true },
     });
@@ -720,6 +821,19 @@ export class StrongroomStack extends Stack {
       },
       targets: [{ id: "alerts", arn: alerts.ref }],
     });
+    // A restore that failed (cleaned up, or not), timed out or was aborted.
+    const restoreRule = new events.CfnRule(this, "RestoreNotCompleted", {
+      description: "A restore that failed, timed out or was aborted.",
+      eventPattern: {
+        source: ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        detail: {
+          stateMachineArn: [this.restoreStateMachine.ref],
+          status: ["FAILED", "TIMED_OUT", "ABORTED"],
+        },
+      },
+      targets: [{ id: "alerts", arn: alerts.ref }],
+    });
     new sns.CfnTopicPolicy(this, "RunAlertsPolicy", {
       topics: [alerts.ref],
       policyDocument: {
@@ -731,7 +845,7 @@ export class StrongroomStack extends Stack {
             Principal: { Service: "events.amazonaws.com" },
             Action: "sns:Publish",
             Resource: alerts.ref,
-            Condition: { ArnEquals: { "aws:SourceArn": rule.attrArn } },
+            Condition: { ArnEquals: { "aws:SourceArn": [rule.attrArn, restoreRule.attrArn] } },
           },
           {
             Sid: "AlarmsPublish",
@@ -793,14 +907,15 @@ export class StrongroomStack extends Stack {
         default: 400,
         minValue: 1,
         maxValue: 3650,
-        description: "Days a run's files (batches, results, reports) stay in the bucket.",
+        description: "Days a run's files (batches, results, reports) and restore reports stay in the bucket.",
       }),
       assumableRoleArns: new CfnParameter(this, "AssumableRoleArns", {
         type: "CommaDelimitedList",
         default: "",
         description:
           "The roles, in other accounts, that the policies name, and the vault accounts' copy and prune roles " +
-          "(the CopyRoleArn and PruneRoleArn outputs of infra/vault-account.yaml). Empty: only this account.",
+          "(the CopyRoleArn and PruneRoleArn outputs of infra/vault-account.yaml), and their restore roles (a restore " +
+          "request's location.role_arn: the RestoreRoleArn output). Empty: only this account.",
       }),
       resolveUnits: new CfnParameter(this, "ResolveOrganizationalUnits", {
         type: "String",
@@ -813,7 +928,7 @@ export class StrongroomStack extends Stack {
         default: "",
         allowedPattern: "^$|^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",
         constraintDescription: "an e-mail address, or empty",
-        description: "Where failed and partial runs are reported; empty for none.",
+        description: "Where failed and partial runs, and restores that did not complete, are reported; empty for none.",
       }),
     };
   }
@@ -827,11 +942,13 @@ export class StrongroomStack extends Stack {
   ) {
     const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
     out("BackupStateMachineArn", this.stateMachine.ref, "Start a run by hand here (Step Functions console, Start execution, a run input).");
+    out("RestoreStateMachineArn", this.restoreStateMachine.ref, "Start a restore here (Step Functions console, Start execution, a restore request).");
     out("RunsBucketName", bucket.ref, "Where every run's batches, results and reports are.");
     out("CopyRoleArn", roles.copy.attrArn, "The copy function's role, the SourceCopyRoleArn of a vault account's stack (infra/vault-account.yaml).");
     out("PruneRoleArn", roles.prune.attrArn, "The prune function's role, the SourcePruneRoleArn of a vault account's stack (infra/vault-account.yaml).");
+    out("RestoreRoleArn", roles.restore.attrArn, "The restore function's role, the SourceRestoreRoleArn of a vault account's stack (infra/vault-account.yaml).");
     out("SchedulerRoleArn", schedulerRole.attrArn, "The role a policy's schedule uses to start the backup state machine.");
     out("ScheduleDeadLettersArn", deadLetters.attrArn, "Dead-letter queue for schedules whose start failed.");
-    out("RunAlertsTopicArn", alerts.ref, "Failed and partial runs are published here.");
+    out("RunAlertsTopicArn", alerts.ref, "Failed and partial runs, and restores that did not complete, are published here.");
   }
 }

@@ -1,5 +1,5 @@
 // The vault account's stack: the same template as infra/vault-account.yaml
-// (its key, copy role and optional prune role, parameters and outputs),
+// (its key, copy role, optional prune and restore roles, parameters and outputs),
 // written with the CloudFormation-level constructs so that the two stay
 // statement-for-statement comparable (infra/check_template.py compares them).
 // Deployed in the vault account, once per destination region; see the
@@ -8,11 +8,12 @@ import { Aws, BootstraplessSynthesizer, CfnCondition, CfnDeletionPolicy, CfnOutp
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
+import { RESTORE_DENIED, restoreStatements } from "./restore";
 
 export const VAULT_DESCRIPTION =
   "Strongroom vault: the KMS key and the roles through which a source account's Strongroom copies " +
-  "recovery points into this account (and, optionally, prunes them); the copy role can never " +
-  "delete, unlock or share a copy.";
+  "recovery points into this account (and, optionally, prunes them and restores from them); the " +
+  "copy and restore roles can never delete, unlock or share a copy.";
 
 /** The IAM role ARN pattern of the source's roles (the vault template's). */
 const ROLE_ARN = "arn:aws[a-z-]*:iam::\\d{12}:role/[\\w+=,.@/-]{1,512}";
@@ -32,6 +33,9 @@ export class VaultStack extends Stack {
     });
     const hasPruneRole = new CfnCondition(this, "HasPruneRole", {
       expression: Fn.conditionNot(Fn.conditionEquals(p.sourcePruneRole.valueAsString, "")),
+    });
+    const hasRestoreRole = new CfnCondition(this, "HasRestoreRole", {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.sourceRestoreRole.valueAsString, "")),
     });
     const partition = Aws.PARTITION;
     const account = Aws.ACCOUNT_ID;
@@ -278,6 +282,55 @@ export class VaultStack extends Stack {
     });
     pruneRole.cfnOptions.condition = hasPruneRole;
 
+    // -- Restoring from the vault (optional) ----------------------------------------------------
+    // Creates (tagged at creation), removes only what a restore made, and may never delete, unlock or
+    // share a copy, nor end the key, whatever else is ever attached to it.
+    const restoreRole = new iam.CfnRole(this, "VaultRestoreRole", {
+      description: "Strongroom's restore function in the source account restores copies here; it can never delete them.",
+      assumeRolePolicyDocument: trust("SourceRestoreFunction", p.sourceRestoreRole.valueAsString),
+      policies: [
+        {
+          policyName: "restore-in-vault",
+          policyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              ...restoreStatements({
+                partition,
+                account,
+                // The copies' key, through EBS, RDS and Redshift of this region (its policy leaves its use to IAM).
+                keys: key.attrArn,
+                via: {
+                  operator: "StringEquals",
+                  services: ["ec2", "rds", "redshift"].map((s) => `${s}.${Aws.REGION}.amazonaws.com`),
+                },
+              }),
+              {
+                Sid: "DenyDeletingOrUnsharingRecoveryPoints",
+                Effect: "Deny",
+                Action: [...RESTORE_DENIED, "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy", "kms:RevokeGrant"],
+                Resource: "*",
+              },
+            ],
+          },
+        },
+      ],
+    });
+    restoreRole.cfnOptions.condition = hasRestoreRole;
+    // As infra/vault-account.yaml's (infra/checkov.yaml says why).
+    restoreRole.addMetadata("checkov", {
+      skip: [
+        {
+          id: "CKV_AWS_111",
+          comment:
+            "The creates of a restore (ec2:CreateVolume, RunInstances, RegisterImage, CreateSecurityGroup; " +
+            "the RDS and Redshift restores from a snapshot) take many resource types whose ids AWS or the " +
+            "restore request choose: on * like the source stack's RestoreRole (the same statements). Their " +
+            "EC2 tags only at creation (ec2:CreateAction), every removal only of what a restore made, and " +
+            "the explicit Deny (infra/checkov.yaml).",
+        },
+      ],
+    });
+
     new CfnOutput(this, "CopyRoleArn", {
       value: this.copyRole.attrArn,
       description: "The policy's copies[].role_arn (and one of the source stack's AssumableRoleArns).",
@@ -286,6 +339,12 @@ export class VaultStack extends Stack {
       value: pruneRole.attrArn,
       condition: hasPruneRole,
       description: "The policy's copies[].prune_role_arn (and one of the source stack's AssumableRoleArns).",
+    });
+    new CfnOutput(this, "RestoreRoleArn", {
+      value: restoreRole.attrArn,
+      condition: hasRestoreRole,
+      description:
+        "A restore request's location.role_arn for the copies here (and one of the source stack's AssumableRoleArns).",
     });
     new CfnOutput(this, "KeyArn", {
       value: key.attrArn,
@@ -318,6 +377,16 @@ export class VaultStack extends Stack {
           "The source stack's prune function role (its PruneRoleArn output), a role of " +
           "SourceAccountId; when set, a prune role lets the source apply the retention here. " +
           "Empty: the source never deletes here.",
+      }),
+      sourceRestoreRole: new CfnParameter(this, "SourceRestoreRoleArn", {
+        type: "String",
+        default: "",
+        allowedPattern: `^$|^${ROLE_ARN}$`,
+        constraintDescription: "an IAM role ARN, or empty",
+        description:
+          "The source stack's restore function role (its RestoreRoleArn output), a role of " +
+          "SourceAccountId; when set, a restore role lets the source restore the copies here. " +
+          "Empty: the source restores nothing here.",
       }),
       externalId: new CfnParameter(this, "ExternalId", {
         type: "String",

@@ -10,6 +10,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { loadConfig, validateConfig, ROOT } from "../lib/config";
 import { suppress } from "../lib/nag";
+import { RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
 import { FUNCTIONS, StrongroomStack } from "../lib/stack";
 
 /** Placeholder artifacts: synth must never build the functions. */
@@ -32,34 +33,48 @@ function synth(withNag: boolean, acknowledged = true): { app: App; stack: Strong
   return { app, stack };
 }
 
-test("six functions on provided.al2023 with JSON logs, the bucket where it is needed", () => {
+test("seven functions on provided.al2023 with JSON logs, the bucket where it is needed", () => {
   const t = Template.fromStack(synth(false).stack);
-  t.resourceCountIs("AWS::Lambda::Function", 6);
+  t.resourceCountIs("AWS::Lambda::Function", 7);
   t.allResourcesProperties("AWS::Lambda::Function", {
     Runtime: "provided.al2023",
     Handler: "bootstrap",
     LoggingConfig: Match.objectLike({ LogFormat: "JSON" }),
     TracingConfig: { Mode: "Active" },
   });
-  for (const fn of ["discover", "copy", "prune"]) {
+  for (const fn of ["discover", "snapshot", "copy", "prune", "restore"]) {
     t.hasResourceProperties("AWS::Lambda::Function", {
       FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, `-${fn}`]] },
       Environment: { Variables: { STRONGROOM_BUCKET: Match.anyValue() } },
     });
   }
-  t.resourceCountIs("AWS::Logs::LogGroup", 7);
-  t.resourceCountIs("AWS::IAM::Role", 8);
+  // Seven functions' and two state machines' log groups; seven functions', two state machines' and the scheduler's roles.
+  t.resourceCountIs("AWS::Logs::LogGroup", 9);
+  t.resourceCountIs("AWS::IAM::Role", 10);
 });
 
-test("the state machine runs the ASL file, every placeholder substituted", () => {
+test("each state machine runs its ASL file, every placeholder substituted, logged and traced", () => {
   const t = Template.fromStack(synth(false).stack);
   const machines = t.findResources("AWS::StepFunctions::StateMachine");
-  const [machine] = Object.values(machines) as { Properties: Record<string, unknown> }[];
-  const file = fs.readFileSync(path.join(ROOT, "infra", "statemachines", "backup.asl.json"), "utf8");
-  assert.equal(machine.Properties.DefinitionString, file);
-  const used = new Set([...file.matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]));
-  assert.deepEqual(new Set(Object.keys(machine.Properties.DefinitionSubstitutions as object)), used);
-  assert.deepEqual(machine.Properties.TracingConfiguration, { Enabled: true });
+  assert.deepEqual(Object.keys(machines).sort(), ["BackupStateMachine", "RestoreStateMachine"]);
+  for (const [id, file] of [
+    ["BackupStateMachine", "backup.asl.json"],
+    ["RestoreStateMachine", "restore.asl.json"],
+  ]) {
+    const machine = machines[id] as { Properties: Record<string, unknown> };
+    const text = fs.readFileSync(path.join(ROOT, "infra", "statemachines", file), "utf8");
+    assert.equal(machine.Properties.DefinitionString, text);
+    const used = new Set([...text.matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]));
+    assert.deepEqual(new Set(Object.keys(machine.Properties.DefinitionSubstitutions as object)), used);
+    assert.deepEqual(machine.Properties.TracingConfiguration, { Enabled: true });
+    assert.equal((machine.Properties.LoggingConfiguration as Record<string, unknown>).Level, "ERROR");
+  }
+  assert.deepEqual(machines.RestoreStateMachine.Properties.DefinitionSubstitutions, {
+    RestoreFunctionArn: { "Fn::GetAtt": ["RestoreFunction", "Arn"] },
+  });
+  assert.deepEqual(machines.RestoreStateMachine.Properties.StateMachineName, {
+    "Fn::Join": ["", [{ Ref: "AWS::StackName" }, "-restore"]],
+  });
 });
 
 test("destructive actions carry their guards", () => {
@@ -70,11 +85,14 @@ test("destructive actions carry their guards", () => {
     "rds:DeleteDBSnapshot": ["StringEquals", "rds:snapshot-tag/strongroom:managed"],
     "rds:DeleteDBClusterSnapshot": ["StringEquals", "rds:cluster-snapshot-tag/strongroom:managed"],
   };
-  const statements = Object.values(t.findResources("AWS::IAM::Role")).flatMap((r) =>
-    ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Record<string, unknown>[] } }[]).flatMap(
-      (p) => p.PolicyDocument.Statement,
-    ),
-  );
+  // The restore role's removals (its temporary images too) are guarded by strongroom:restore: its own test.
+  const statements = Object.entries(t.findResources("AWS::IAM::Role"))
+    .filter(([id]) => id !== "RestoreRole")
+    .flatMap(([, r]) =>
+      ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Record<string, unknown>[] } }[]).flatMap(
+        (p) => p.PolicyDocument.Statement,
+      ),
+    );
   for (const [action, [operator, key]] of Object.entries(guarded)) {
     const granting = statements.filter((s) => [s.Action].flat().includes(action));
     assert.ok(granting.length > 0, `${action} is granted`);
@@ -96,6 +114,11 @@ function roleStatements(t: Template, role: string): Statement[] {
     (p) => p.PolicyDocument.Statement,
   );
 }
+
+/** `<prefix>` of the run bucket, as synthesized. */
+const recordsOf = (prefix = "recovery-points/*") => ({
+  "Fn::Join": ["", [{ "Fn::GetAtt": ["RunsBucket", "Arn"] }, `/${prefix}`]],
+});
 
 /** Strongroom's Redshift snapshots (`strongroom-*`, any cluster) in this account, as synthesized. */
 const redshiftSnapshots = {
@@ -126,6 +149,7 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
     "GrantsOnSourceKeys",
     "UseKeysThroughEbsAndRds",
     "RunFiles",
+    "RecoveryPointRecords",
   ]);
   const actions = statements.flatMap((s) => [s.Action ?? []].flat() as string[]);
   for (const a of actions) {
@@ -157,6 +181,9 @@ test("the copy role copies (snapshots and AMIs), shares, locks and grants, and n
   // The state machine may invoke it.
   const backup = roleStatements(t, "BackupRole").find((s) => s.Sid === "Functions") as Statement;
   assert.ok((backup.Resource as unknown[]).some((r) => JSON.stringify(r).includes("CopyFunction")));
+  // The records of recovery points: the original's read, the copy's written.
+  assert.deepEqual(bySid("RecoveryPointRecords").Action, ["s3:GetObject", "s3:PutObject"]);
+  assert.deepEqual(bySid("RecoveryPointRecords").Resource, recordsOf());
 });
 
 test("the prune role takes a Redshift snapshot's share back, then deletes it: Strongroom's names only", () => {
@@ -204,6 +231,148 @@ test("the snapshot role configures a cluster's copies, its copy grant only throu
   // Nothing else of the snapshot role grants on KMS keys.
   const kms = statements.filter((s) => ([s.Action ?? []].flat() as string[]).some((a) => a.startsWith("kms:")));
   assert.deepEqual(kms.map((s) => s.Sid), ["CopyGrantKeysThroughRedshift"]);
+});
+
+test("the snapshot role records what a restore needs: the sources' settings, members' devices, records", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "SnapshotRole");
+  const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
+  const actions = statements.flatMap((s) => [s.Action ?? []].flat() as string[]);
+  for (const a of ["ec2:DescribeVolumes", "ec2:DescribeInstances", "rds:DescribeDBInstances", "rds:DescribeDBClusters", "redshift:DescribeClusters"]) {
+    assert.ok(actions.includes(a), `the snapshot role may ${a}`);
+  }
+  // The device tag after CreateSnapshots: managed snapshots only, that one tag key only.
+  assert.deepEqual(bySid("TagSetMemberDevices").Condition, {
+    StringEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+    "ForAllValues:StringEquals": { "aws:TagKeys": ["strongroom:device"] },
+  });
+  assert.deepEqual(bySid("RecoveryPointRecords").Action, "s3:PutObject");
+  assert.deepEqual(bySid("RecoveryPointRecords").Resource, recordsOf());
+});
+
+test("the restore role creates, removes only what a restore made, and denies deleting or unsharing recovery points", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "RestoreRole");
+  const bySid = (sid: string) => statements.find((s) => s.Sid === sid) as Statement;
+  const deny = bySid("DenyDeletingOrUnsharingRecoveryPoints");
+  assert.equal(deny.Effect, "Deny");
+  assert.equal(deny.Resource, "*");
+  assert.equal(deny.Condition, undefined);
+  assert.deepEqual(deny.Action, RESTORE_DENIED);
+  const allows = statements.filter((s) => s.Effect === "Allow");
+  const allowed = allows.flatMap((s) => [s.Action ?? []].flat() as string[]);
+  for (const a of RESTORE_DENIED) assert.ok(!allowed.includes(a), `the restore role may ${a}`);
+  // Every removal but of a restored cluster's contract tags: tagged strongroom:restore, and not a managed recovery point.
+  const removals = allows.filter((s) =>
+    ([s.Action ?? []].flat() as string[]).some(
+      (a) => /^[a-z0-9]+:(Delete|Terminate|Deregister|Revoke)/.test(a) && a !== "redshift:DeleteTags",
+    ),
+  );
+  assert.deepEqual(
+    removals.map((s) => s.Sid),
+    ["CloseRestoredGroups", "RemoveWhatRestoresMade", "DeregisterRestoreImages", "RemoveRestoredDatabases", "RemoveRestoredClusters"],
+  );
+  for (const s of removals) {
+    assert.deepEqual(s.Condition, {
+      StringLike: { "aws:ResourceTag/strongroom:restore": "*" },
+      StringNotEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+    }, `${s.Sid}`);
+  }
+  // A restored cluster's contract tags: strongroom: keys but the restore's own, of clusters a restore made only.
+  const untags = allows.filter((s) => ([s.Action ?? []].flat() as string[]).includes("redshift:DeleteTags"));
+  assert.deepEqual(untags.map((s) => s.Sid), ["UntagRestoredClusters"]);
+  assert.deepEqual(untags[0].Action, "redshift:DeleteTags");
+  assert.deepEqual(untags[0].Condition, {
+    StringLike: { "aws:ResourceTag/strongroom:restore": "*" },
+    "ForAllValues:StringLike": { "aws:TagKeys": "strongroom:*" },
+    "ForAllValues:StringNotEquals": { "aws:TagKeys": ["strongroom:restore", "strongroom:restored-from"] },
+  });
+  assert.deepEqual(untags[0].Condition, RESTORE_UNTAG);
+  assert.deepEqual(untags[0].Resource, {
+    "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":redshift:*:", { Ref: "AWS::AccountId" }, ":cluster:*"]],
+  });
+  // Whom a recovery point is shared with, before a restore in another account.
+  const inspect = [bySid("Inspect").Action].flat() as string[];
+  for (const a of [
+    "ec2:DescribeSnapshotAttribute",
+    "ec2:DescribeImageAttribute",
+    "rds:DescribeDBSnapshotAttributes",
+    "rds:DescribeDBClusterSnapshotAttributes",
+  ]) {
+    assert.ok(inspect.includes(a), `the restore role may ${a}`);
+  }
+  assert.deepEqual(bySid("Ec2TagOnCreateOnly").Condition, {
+    StringEquals: { "ec2:CreateAction": ["CreateVolume", "RunInstances", "RegisterImage", "CreateSecurityGroup"] },
+  });
+  assert.deepEqual(bySid("PassInstanceProfileRoles").Condition, {
+    StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" },
+  });
+  const via = { "kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com", "redshift.*.amazonaws.com"] };
+  assert.deepEqual(bySid("UseKeysThroughServices").Condition, { StringLike: via });
+  assert.deepEqual(bySid("GrantsForServices").Condition, {
+    StringLike: via,
+    Bool: { "kms:GrantIsForAWSResource": "true" },
+  });
+  // Tags after creation (RDS, Redshift) on instances and clusters only, never a snapshot.
+  for (const sid of ["TagRestoredDatabases", "TagRestoredClusters"]) {
+    assert.ok(!JSON.stringify(bySid(sid).Resource).includes("snapshot"), `${sid} tags a snapshot`);
+  }
+  assert.deepEqual(bySid("RecoveryPointRecords").Action, "s3:GetObject");
+  assert.deepEqual(bySid("RecoveryPointRecords").Resource, recordsOf());
+  assert.deepEqual(bySid("RestoreReports").Action, "s3:PutObject");
+  assert.deepEqual(bySid("RestoreReports").Resource, recordsOf("restores/*"));
+  // Its vault's restore roles, as the copy role's vault roles: the AssumableRoleArns parameter only.
+  const assume = statements.filter((s) => !s.Sid) as { "Fn::If": [string, Statement, unknown] }[];
+  assert.equal(assume.length, 1);
+  assert.deepEqual(assume[0]["Fn::If"][1].Resource, { Ref: "AssumableRoleArns" });
+  t.hasResourceProperties("AWS::Lambda::Function", {
+    FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, "-restore"]] },
+    Role: { "Fn::GetAtt": ["RestoreRole", "Arn"] },
+    Timeout: 300,
+  });
+  assert.deepEqual(t.findOutputs("RestoreRoleArn").RestoreRoleArn.Value, { "Fn::GetAtt": ["RestoreRole", "Arn"] });
+});
+
+test("the restore state machine invokes only the restore function; failed restores are alerted", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "RestoreStateMachineRole");
+  assert.deepEqual(statements.map((s) => s.Sid), ["Functions", "Logging", "Tracing"]);
+  assert.deepEqual(statements[0].Resource, { "Fn::GetAtt": ["RestoreFunction", "Arn"] });
+  // The backup state machine does not invoke it.
+  const backup = roleStatements(t, "BackupRole").find((s) => s.Sid === "Functions") as Statement;
+  assert.ok(!JSON.stringify(backup.Resource).includes("RestoreFunction"));
+  t.hasResourceProperties("AWS::Events::Rule", {
+    EventPattern: {
+      source: ["aws.states"],
+      "detail-type": ["Step Functions Execution Status Change"],
+      detail: { stateMachineArn: [{ Ref: "RestoreStateMachine" }], status: ["FAILED", "TIMED_OUT", "ABORTED"] },
+    },
+    Targets: [{ Id: "alerts", Arn: { Ref: "RunAlerts" } }],
+  });
+  // The topic takes both rules' events.
+  t.hasResourceProperties("AWS::SNS::TopicPolicy", {
+    PolicyDocument: Match.objectLike({
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Sid: "EventsPublish",
+          Condition: {
+            ArnEquals: {
+              "aws:SourceArn": [{ "Fn::GetAtt": ["RunNotFullyProtected", "Arn"] }, { "Fn::GetAtt": ["RestoreNotCompleted", "Arn"] }],
+            },
+          },
+        }),
+      ]),
+    }),
+  });
+  assert.deepEqual(t.findOutputs("RestoreStateMachineArn").RestoreStateMachineArn.Value, { Ref: "RestoreStateMachine" });
+});
+
+test("the bucket keeps recovery-points/, and expires runs/ and restores/", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const [bucket] = Object.values(t.findResources("AWS::S3::Bucket"));
+  const rules = bucket.Properties.LifecycleConfiguration.Rules as { Prefix: string; ExpirationInDays: unknown }[];
+  assert.deepEqual(rules.map((r) => r.Prefix), ["runs/", "restores/"]);
+  for (const r of rules) assert.deepEqual(r.ExpirationInDays, { Ref: "RunRetentionDays" });
 });
 
 test("each schedule starts the backup with a valid run input, retries and a dead-letter queue", () => {

@@ -1,6 +1,6 @@
 // The vault stack's tests (node:test, aws-cdk-lib/assertions): the copy role's
 // trust, its explicit Deny, no Allow that deletes or unlocks, the optional
-// prune role, the key, cdk-nag.
+// prune and restore roles, the key, cdk-nag.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
@@ -10,6 +10,7 @@ import { App, Validations } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { suppressVault } from "../lib/nag";
+import { RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
 import { VaultStack } from "../lib/vault-stack";
 
 type Statement = Record<string, unknown>;
@@ -102,6 +103,69 @@ test("the prune role exists only with SourcePruneRoleArn, deletes only managed c
   assert.equal(outputs.PruneRoleArn.Condition, "HasPruneRole");
 });
 
+test("the restore role exists only with SourceRestoreRoleArn, removes only what a restore made, never a copy", () => {
+  const t = Template.fromStack(synth(false).stack);
+  t.hasCondition("HasRestoreRole", { "Fn::Not": [{ "Fn::Equals": [{ Ref: "SourceRestoreRoleArn" }, ""] }] });
+  const restore = role(t, "VaultRestoreRole");
+  assert.equal(restore.condition, "HasRestoreRole");
+  assert.equal(restore.trust.length, 1);
+  assert.deepEqual(restore.trust[0].Principal, { AWS: { Ref: "SourceRestoreRoleArn" } });
+  assert.deepEqual(restore.trust[0].Condition, {
+    StringEquals: {
+      "aws:PrincipalAccount": { Ref: "SourceAccountId" },
+      "sts:ExternalId": { "Fn::If": ["HasExternalId", { Ref: "ExternalId" }, { Ref: "AWS::NoValue" }] },
+    },
+  });
+  const deny = restore.statements.find((s) => s.Effect === "Deny") as Statement;
+  assert.equal(deny.Resource, "*");
+  assert.equal(deny.Condition, undefined);
+  for (const a of [...RESTORE_DENIED, "kms:ScheduleKeyDeletion", "kms:DisableKey"]) {
+    assert.ok(actions(deny).includes(a), `the Deny names ${a}`);
+  }
+  const allows = restore.statements.filter((s) => s.Effect === "Allow");
+  for (const s of allows) {
+    for (const a of actions(s)) {
+      assert.ok(!RESTORE_DENIED.includes(a) && !a.includes("*"), `${s.Sid} allows ${a}`);
+      if (a === "redshift:DeleteTags") {
+        // A restored cluster's contract tags: strongroom: keys but the restore's own, of clusters a restore made only.
+        assert.equal(s.Sid, "UntagRestoredClusters");
+        assert.deepEqual(s.Condition, {
+          StringLike: { "aws:ResourceTag/strongroom:restore": "*" },
+          "ForAllValues:StringLike": { "aws:TagKeys": "strongroom:*" },
+          "ForAllValues:StringNotEquals": { "aws:TagKeys": ["strongroom:restore", "strongroom:restored-from"] },
+        });
+        assert.deepEqual(s.Condition, RESTORE_UNTAG);
+        assert.ok(JSON.stringify(s.Resource).includes(":cluster:*") && !JSON.stringify(s.Resource).includes("snapshot"));
+      } else if (/^[a-z0-9]+:(Delete|Terminate|Deregister|Revoke)/.test(a)) {
+        assert.deepEqual(s.Condition, {
+          StringLike: { "aws:ResourceTag/strongroom:restore": "*" },
+          StringNotEquals: { "aws:ResourceTag/strongroom:managed": "true" },
+        }, `${s.Sid} ${a}`);
+      }
+    }
+  }
+  assert.ok(allows.some((s) => s.Sid === "UntagRestoredClusters"), "the restore role removes a restored cluster's contract tags");
+  const inspect = actions(allows.find((s) => s.Sid === "Inspect") as Statement);
+  for (const a of [
+    "ec2:DescribeSnapshotAttribute",
+    "ec2:DescribeImageAttribute",
+    "rds:DescribeDBSnapshotAttributes",
+    "rds:DescribeDBClusterSnapshotAttributes",
+  ]) {
+    assert.ok(inspect.includes(a), `the restore role may ${a}`);
+  }
+  // The vault's key only, through EBS, RDS and Redshift of this region.
+  const keyUse = allows.filter((s) => actions(s).some((a) => a.startsWith("kms:")));
+  assert.deepEqual(keyUse.map((s) => s.Sid), ["UseKeysThroughServices", "GrantsForServices"]);
+  for (const s of keyUse) {
+    assert.deepEqual(s.Resource, { "Fn::GetAtt": ["VaultKey", "Arn"] });
+    const via = (s.Condition as Record<string, Record<string, unknown[]>>).StringEquals["kms:ViaService"];
+    assert.equal(via.length, 3);
+  }
+  assert.deepEqual((keyUse[1].Condition as Record<string, unknown>).Bool, { "kms:GrantIsForAWSResource": "true" });
+  assert.equal(t.findOutputs("RestoreRoleArn").RestoreRoleArn.Condition, "HasRestoreRole");
+});
+
 test("the key rotates, is retained, and lets the copy role in only through EBS and RDS", () => {
   const t = Template.fromStack(synth(false).stack);
   const keys = t.findResources("AWS::KMS::Key");
@@ -119,13 +183,19 @@ test("the key rotates, is retained, and lets the copy role in only through EBS a
     assert.equal((via as unknown[]).length, 2);
   }
   t.hasResourceProperties("AWS::KMS::Alias", { AliasName: "alias/strongroom-vault" });
-  assert.deepEqual(Object.keys(t.findOutputs("*")).sort(), ["CopyRoleArn", "KeyArn", "PruneRoleArn"]);
+  assert.deepEqual(Object.keys(t.findOutputs("*")).sort(), ["CopyRoleArn", "KeyArn", "PruneRoleArn", "RestoreRoleArn"]);
 });
 
 test("the vault template needs no bootstrap (no BootstrapVersion parameter)", () => {
   const t = Template.fromStack(synth(false).stack).toJSON();
   assert.equal(t.Parameters.BootstrapVersion, undefined);
-  assert.deepEqual(Object.keys(t.Parameters).sort(), ["ExternalId", "SourceAccountId", "SourceCopyRoleArn", "SourcePruneRoleArn"]);
+  assert.deepEqual(Object.keys(t.Parameters).sort(), [
+    "ExternalId",
+    "SourceAccountId",
+    "SourceCopyRoleArn",
+    "SourcePruneRoleArn",
+    "SourceRestoreRoleArn",
+  ]);
 });
 
 test("cdk-nag AwsSolutions passes the vault only with every acknowledgement", () => {
