@@ -119,6 +119,24 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     );
 
     let found = emu.recovery_points().await;
+    // Where each instance volume is attached, as EC2 says.
+    let mut devices: BTreeMap<String, String> = BTreeMap::new();
+    let conf = emu.harness_config().await;
+    for region in REGIONS {
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&conf)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        );
+        for v in ec2.describe_volumes().send().await.unwrap().volumes() {
+            if let Some(a) = v.attachments().first() {
+                devices.insert(
+                    v.volume_id().unwrap().to_owned(),
+                    a.device().unwrap().to_owned(),
+                );
+            }
+        }
+    }
     // Every recovery point is managed by us, and each selected source has exactly its own.
     for f in &found {
         assert_eq!(
@@ -160,7 +178,13 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
         };
         assert_eq!(points.len(), n, "{} {}: {points:?}", r.resource_type, r.id);
         for p in points {
-            assert_eq!(p.tags, expected_tags(r, "exec-1"), "tags of {}", p.id);
+            let mut expected = expected_tags(r, "exec-1");
+            if r.resource_type == ResourceType::Ec2Instance {
+                // Each member carries the device its volume is attached at.
+                let volume = p.volume.as_deref().expect("a member names its volume");
+                expected.insert(tags::DEVICE.into(), devices[volume].clone());
+            }
+            assert_eq!(p.tags, expected, "tags of {}", p.id);
             if r.resource_type == ResourceType::Ec2Instance {
                 assert!(
                     r.volumes.contains(p.volume.as_ref().unwrap()),
