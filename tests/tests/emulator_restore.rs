@@ -845,6 +845,18 @@ async fn bad_requests_are_refused_naming_the_field_before_anything_is_made() {
     let m = emu.seed("restores");
     backup(&emu, "daily-1", policy("daily", &ALL, json!({}))).await;
     let conf = emu.harness_config().await;
+    // A DB instance named as an Aurora restore's first instance would be.
+    rds(&conf, REGION)
+        .create_db_instance()
+        .db_instance_identifier("orders-x-1")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin1")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap();
     let before = inventory(&conf).await;
     let points_before = points(&conf, REGION).await;
     let volume = resource(&m, "ebs-volume");
@@ -918,6 +930,20 @@ async fn bad_requests_are_refused_naming_the_field_before_anything_is_made() {
             json!({"from": {"source": "orders"}, "location": loc, "restore": {"kind": "rds-instance"}}),
             "Strongroom.InvalidInput",
             &["identifier"],
+        ),
+        (
+            "aurora-instance-name-taken",
+            json!({"from": {"source": "ledger"}, "location": loc,
+                   "restore": {"kind": "aurora-cluster", "identifier": "orders-x"}}),
+            "Strongroom.InvalidInput",
+            &["restore.identifier", "orders-x-1"],
+        ),
+        (
+            "io2-without-iops",
+            json!({"from": {"source": volume.id}, "location": loc,
+                   "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "volume_type": "io2"}}),
+            "Strongroom.InvalidInput",
+            &["restore.iops"],
         ),
         (
             "unknown-key-pair",
@@ -1024,6 +1050,31 @@ async fn a_failed_restore_removes_what_it_made_unless_told_to_keep_it() {
         d.db_instances()[0].db_instance_status(),
         Some("incompatible-restore")
     );
+
+    // A launch that fails after the isolating group was made: the group is
+    // found by its tag and removed, although the failed step returned no state.
+    let before_launch = inventory(&conf).await;
+    let e = restore(
+        &emu,
+        "doomed-launch",
+        json!({"from": {"source": resource(&m, "ec2-instance").id}, "location": {"region": REGION},
+               "restore": {"kind": "ec2-instance", "instance_profile": "no-such-profile"},
+               "isolate": true, "poll_seconds": 0}),
+    )
+    .await;
+    assert_eq!(e.status, "FAILED", "{:?}", e.output);
+    assert_eq!(
+        inventory(&conf).await,
+        before_launch,
+        "the group and the image were removed"
+    );
+    let report: RestoreReport = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: format!("strongroom-runs-{ACCOUNT}"),
+            key: "restores/doomed-launch/report.json".into(),
+        })
+        .await;
+    assert!(report.error.is_some(), "{report:#?}");
 
     // The same without keep_on_failure: removed.
     let e = restore(

@@ -8,8 +8,7 @@
 
 use aws_sdk_ec2::types::{
     ArchitectureValues, BlockDeviceMapping, BootModeValues, EbsBlockDevice,
-    IamInstanceProfileSpecification, InstanceType, IpPermission, IpRange,
-    ResourceType as Ec2ResourceType, VolumeType,
+    IamInstanceProfileSpecification, InstanceType, ResourceType as Ec2ResourceType, VolumeType,
 };
 use futures::FutureExt;
 use strongroom_core::listing::{assemble_managed, Listing, Scope};
@@ -24,6 +23,7 @@ use crate::error::{code_of, from_sdk};
 use crate::kinds::with_adapter;
 use crate::sdk::{ec2_filter, tag_filter, TagsExt, ToSdkTags};
 use crate::AwsCloud;
+use strongroom_core::backup::discover::partition_of;
 
 /// An error naming the request's field.
 fn field_error(
@@ -103,6 +103,11 @@ impl Restores for AwsCloud {
         Box::pin(check(&cx, state)).await
     }
 
+    async fn find_made(&self, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+        let cx = self.clients.for_location(&state.target).await?;
+        Box::pin(find_made(&cx, state)).await
+    }
+
     async fn remove(&self, state: &RestoreState, temporary_only: bool) -> Result<(), CloudError> {
         let cx = self.clients.for_location(&state.target).await?;
         Box::pin(remove(&cx, state, temporary_only)).await
@@ -163,11 +168,20 @@ async fn preflight(cx: &LocationClients, plan: &RestorePlan) -> Result<(), Cloud
         }
         RestorePlan::AuroraCluster {
             identifier,
+            instances,
             subnet_group,
             security_group_ids,
             ..
         } => {
             db_identifier_free(cx, identifier, true).await?;
+            // Its instances' names too: `<identifier>-1` … `-n`.
+            for n in 1..=*instances {
+                let name = format!("{identifier}-{n}");
+                if describe_db(cx, &name).await?.is_some() {
+                    return Err(field_error(ErrorKind::InvalidInput, "RestoreCheck", "restore.identifier", &name, region,
+                        format!("a DB instance `{name}` already exists in {region}: the cluster's instances are named `{identifier}-<n>`; choose another identifier")));
+                }
+            }
             let vpc = match subnet_group {
                 Some(g) => Some(db_subnet_group_vpc(cx, g).await?),
                 None => None,
@@ -706,14 +720,13 @@ async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, 
                 .await;
             match sent {
                 Ok(_) => {}
-                Err(e) if code_of(&e) == Some("ClusterAlreadyExists") => {}
+                Err(e) if code_of(&e) == Some("ClusterAlreadyExists") => {
+                    ours_or_taken_redshift(cx, state, identifier).await?;
+                }
                 Err(e) => return Err(from_sdk(e, "RestoreFromClusterSnapshot", snapshot, region)),
             }
             // RestoreFromClusterSnapshot takes no tags: they follow at once.
-            let arn = format!(
-                "arn:aws:redshift:{region}:{}:cluster:{identifier}",
-                cx.location.account
-            );
+            let arn = redshift_cluster_arn(cx, identifier);
             cx.redshift()
                 .create_tags()
                 .resource_name(&arn)
@@ -736,9 +749,57 @@ fn shared_ref(state: &RestoreState, cx: &LocationClients, resource: &str, id: &s
         id.to_owned()
     } else {
         format!(
-            "arn:aws:rds:{}:{}:{resource}:{id}",
-            state.point.location.region, state.point.location.account
+            "arn:{}:rds:{}:{}:{resource}:{id}",
+            partition_of(&state.point.location.region),
+            state.point.location.region,
+            state.point.location.account
         )
+    }
+}
+
+/// A Redshift cluster's ARN (what CreateTags and DeleteTags take).
+fn redshift_cluster_arn(cx: &LocationClients, identifier: &str) -> String {
+    format!(
+        "arn:{}:redshift:{}:{}:cluster:{identifier}",
+        partition_of(cx.region_name()),
+        cx.region_name(),
+        cx.location.account
+    )
+}
+
+/// A Redshift cluster with the restore's identifier that existed already is
+/// this execution's (a retried start): tagged with it, or, when the first
+/// attempt stopped before its tags, untagged, restored from a snapshot and
+/// created since this restore began. Anything else was taken meanwhile.
+async fn ours_or_taken_redshift(
+    cx: &LocationClients,
+    state: &RestoreState,
+    id: &str,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let out = cx
+        .redshift()
+        .describe_clusters()
+        .cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeClusters", id, region))?;
+    let mine = out.clusters().first().is_some_and(|c| {
+        let t = c.tags().to_tags();
+        match t.get(tags::RESTORE) {
+            Some(execution) => *execution == state.execution,
+            None => {
+                c.restore_status().is_some()
+                    && c.cluster_create_time()
+                        .is_some_and(|at| at.secs() >= state.started_at.unix_timestamp() - 60)
+            }
+        }
+    });
+    if mine {
+        Ok(())
+    } else {
+        Err(field_error(ErrorKind::InvalidInput, "RestoreFromClusterSnapshot", "restore.identifier", id, region,
+            format!("a Redshift cluster `{id}` was made by someone else meanwhile; choose another identifier")))
     }
 }
 
@@ -891,9 +952,20 @@ async fn register_image(
         .set_boot_mode(boot_mode.map(BootModeValues::from))
         .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::Image))
         .send()
-        .await
-        .map_err(|e| from_sdk(e, "RegisterImage", &state.point.id, region))?;
-    Ok(out.image_id().unwrap_or_default().to_owned())
+        .await;
+    match out {
+        Ok(out) => Ok(out.image_id().unwrap_or_default().to_owned()),
+        // Registered by an attempt whose answer was lost, and not visible
+        // to the lookup above yet: the step is retried and finds it.
+        Err(e) if code_of(&e) == Some("InvalidAMIName.Duplicate") => Err(CloudError::new(
+            ErrorKind::NotReady,
+            "RegisterImage",
+            &name,
+            region,
+            "the image a retried start registered is not visible yet",
+        )),
+        Err(e) => Err(from_sdk(e, "RegisterImage", &state.point.id, region)),
+    }
 }
 
 /// A security group with no ingress and no egress in the VPC of what is
@@ -939,54 +1011,75 @@ async fn isolating_group(
         "strongroom-isolated-{:016x}",
         fnv1a(state.execution.as_bytes())
     );
-    let existing = cx
-        .ec2()
-        .describe_security_groups()
-        .filters(ec2_filter("group-name", [name.clone()]))
-        .filters(ec2_filter("vpc-id", [vpc.clone()]))
-        .send()
-        .await
-        .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &name, region))?;
-    if let Some(id) = existing
-        .security_groups()
-        .first()
-        .and_then(|g| g.group_id())
-    {
-        return Ok(id.to_owned());
-    }
-    let g = cx
-        .ec2()
-        .create_security_group()
-        .group_name(&name)
-        .description(format!(
-            "Strongroom: isolates the restore {} (no ingress, no egress)",
-            state.execution
-        ))
-        .vpc_id(&vpc)
-        .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::SecurityGroup))
-        .send()
-        .await
-        .map_err(|e| from_sdk(e, "CreateSecurityGroup", &vpc, region))?;
-    let id = g.group_id().unwrap_or_default().to_owned();
-    // A new group allows all egress: that rule goes.
-    let revoked = cx
-        .ec2()
-        .revoke_security_group_egress()
-        .group_id(&id)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("-1")
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await;
-    if let Err(e) = revoked {
-        if code_of(&e) != Some("InvalidPermission.NotFound") {
-            return Err(from_sdk(e, "RevokeSecurityGroupEgress", &id, region));
+    let find = || async {
+        let out = cx
+            .ec2()
+            .describe_security_groups()
+            .filters(ec2_filter("group-name", [name.clone()]))
+            .filters(ec2_filter("vpc-id", [vpc.clone()]))
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &name, region))?;
+        Ok::<_, CloudError>(out.security_groups().first().cloned())
+    };
+    // A retried start finds the group its first attempt made (which may
+    // still have the default egress rule: it is closed below all the same).
+    let group = match find().await? {
+        Some(g) => g,
+        None => {
+            let made = cx
+                .ec2()
+                .create_security_group()
+                .group_name(&name)
+                .description(format!(
+                    "Strongroom: isolates the restore {} (no ingress, no egress)",
+                    state.execution
+                ))
+                .vpc_id(&vpc)
+                .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::SecurityGroup))
+                .send()
+                .await;
+            match made {
+                Ok(_) => {}
+                // Made by an attempt whose answer was lost.
+                Err(e) if code_of(&e) == Some("InvalidGroup.Duplicate") => {}
+                Err(e) => return Err(from_sdk(e, "CreateSecurityGroup", &vpc, region)),
+            }
+            // Not visible yet (EC2's eventual consistency): the step is retried.
+            find().await?.ok_or_else(|| {
+                CloudError::new(
+                    ErrorKind::NotReady,
+                    "DescribeSecurityGroups",
+                    &name,
+                    region,
+                    "the isolating group is not visible yet",
+                )
+            })?
         }
+    };
+    let id = group.group_id().unwrap_or_default().to_owned();
+    // Every egress rule goes (a new group allows all egress), and any ingress.
+    if !group.ip_permissions_egress().is_empty() {
+        cx.ec2()
+            .revoke_security_group_egress()
+            .group_id(&id)
+            .set_ip_permissions(Some(group.ip_permissions_egress().to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                not_ready_if_not_visible(from_sdk(e, "RevokeSecurityGroupEgress", &id, region))
+            })?;
     }
     Ok(id)
+}
+
+/// A group or image just made that a call cannot see yet is worth a retry
+/// of the step, not a failed restore.
+fn not_ready_if_not_visible(mut e: CloudError) -> CloudError {
+    if e.code.as_deref().is_some_and(|c| c.ends_with(".NotFound")) {
+        e.kind = ErrorKind::NotReady;
+    }
+    e
 }
 
 async fn default_vpc(cx: &LocationClients) -> Result<String, CloudError> {
@@ -1023,14 +1116,20 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
     match &state.plan {
         RestorePlan::EbsVolume { .. } => {
             let ids = ids_of(state, MadeKind::Volume);
-            let out = cx
+            let out = match cx
                 .ec2()
                 .describe_volumes()
                 .set_volume_ids(Some(ids.clone()))
                 .send()
                 .await
-                .map_err(|e| from_sdk(e, "DescribeVolumes", &ids.join(","), region))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return missing_or(h, from_sdk(e, "DescribeVolumes", &ids.join(","), region))
+                }
+            };
             let v = out.volumes().first();
+            h.missing = v.is_none();
             let st = v
                 .and_then(|v| v.state())
                 .map(|s| s.as_str().to_owned())
@@ -1055,14 +1154,20 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
         }
         RestorePlan::Ec2Instance { .. } => {
             let ids = ids_of(state, MadeKind::Instance);
-            let out = cx
+            let out = match cx
                 .ec2()
                 .describe_instances()
                 .set_instance_ids(Some(ids.clone()))
                 .send()
                 .await
-                .map_err(|e| from_sdk(e, "DescribeInstances", &ids.join(","), region))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return missing_or(h, from_sdk(e, "DescribeInstances", &ids.join(","), region))
+                }
+            };
             let Some(i) = out.reservations().iter().flat_map(|r| r.instances()).next() else {
+                h.missing = true;
                 return Ok(h);
             };
             let st = i
@@ -1130,6 +1235,7 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
         }
         RestorePlan::RdsInstance { identifier, .. } => {
             let d = describe_db(cx, identifier).await?;
+            h.missing = d.is_none();
             let st = d
                 .as_ref()
                 .and_then(|d| d.db_instance_status())
@@ -1163,14 +1269,20 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
             instance_parameter_group,
             ..
         } => {
-            let out = cx
+            let out = match cx
                 .rds()
                 .describe_db_clusters()
                 .db_cluster_identifier(identifier)
                 .send()
                 .await
-                .map_err(|e| from_sdk(e, "DescribeDBClusters", identifier, region))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return missing_or(h, from_sdk(e, "DescribeDBClusters", identifier, region))
+                }
+            };
             let Some(c) = out.db_clusters().first() else {
+                h.missing = true;
                 return Ok(h);
             };
             let st = c.status().unwrap_or("").to_owned();
@@ -1190,6 +1302,15 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
                 let name = format!("{identifier}-{n}");
                 match describe_db(cx, &name).await? {
                     Some(d) => {
+                        // Only this restore's member of this cluster counts.
+                        let ours = d.db_cluster_identifier() == Some(identifier.as_str())
+                            && d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution);
+                        if !ours {
+                            h.failed = Some(format!(
+                                "a DB instance {name} exists that is not this restore's member of {identifier}"
+                            ));
+                            return Ok(h);
+                        }
                         let s = d.db_instance_status().unwrap_or("").to_owned();
                         if let Some(f) = db_failed(&s) {
                             h.failed = Some(format!("instance {name}: {f}"));
@@ -1224,32 +1345,40 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
             h.usable = all;
         }
         RestorePlan::RedshiftCluster { identifier, .. } => {
-            let out = cx
+            let out = match cx
                 .redshift()
                 .describe_clusters()
                 .cluster_identifier(identifier)
                 .send()
                 .await
-                .map_err(|e| from_sdk(e, "DescribeClusters", identifier, region))?;
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return missing_or(h, from_sdk(e, "DescribeClusters", identifier, region))
+                }
+            };
             let Some(c) = out.clusters().first() else {
+                h.missing = true;
                 return Ok(h);
             };
             // Only the restore's own contract tags: whatever else of the
             // contract the cluster came back with (a snapshot's tags) would
             // make it look like a recovery point.
-            let stray: Vec<String> = c
-                .tags()
-                .to_tags()
+            let cluster_tags = c.tags().to_tags();
+            if cluster_tags.get(tags::RESTORE) != Some(&state.execution) {
+                h.failed = Some(format!(
+                    "the cluster {identifier} is not tagged as this restore's: it was not made by it"
+                ));
+                return Ok(h);
+            }
+            let stray: Vec<String> = cluster_tags
                 .into_keys()
                 .filter(|k| {
                     k.starts_with(tags::PREFIX) && k != tags::RESTORE && k != tags::RESTORED_FROM
                 })
                 .collect();
             if !stray.is_empty() {
-                let arn = format!(
-                    "arn:aws:redshift:{region}:{}:cluster:{identifier}",
-                    cx.location.account
-                );
+                let arn = redshift_cluster_arn(cx, identifier);
                 cx.redshift()
                     .delete_tags()
                     .resource_name(&arn)
@@ -1276,6 +1405,17 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
         }
     }
     Ok(h)
+}
+
+/// A describe that did not find what was made: not visible yet, or gone
+/// (the core waits, then fails); any other error is the step's.
+fn missing_or(mut h: Health, e: CloudError) -> Result<Health, CloudError> {
+    if gone(&e) {
+        h.missing = true;
+        Ok(h)
+    } else {
+        Err(e)
+    }
 }
 
 fn db_failed(status: &str) -> Option<String> {
@@ -1312,8 +1452,170 @@ async fn describe_db(
 
 // ------------------------------------------------------------------ remove
 
-/// Removes what the restore made, newest first, each after checking it
-/// carries this execution's `strongroom:restore` tag.
+/// Whether a describe's error says the resource is not there.
+fn gone(e: &CloudError) -> bool {
+    e.kind == ErrorKind::NotFound
+}
+
+/// An error of a removal that waits on another (a group still used by an
+/// instance being terminated, a volume still attached, a cluster whose
+/// instances are being deleted): the clean-up step is retried.
+fn wait_if_busy(mut e: CloudError) -> CloudError {
+    const BUSY: [&str; 6] = [
+        "DependencyViolation",
+        "VolumeInUse",
+        "IncorrectState",
+        "InvalidDBClusterStateFault",
+        "InvalidDBInstanceState",
+        "InvalidClusterState",
+    ];
+    if e.code.as_deref().is_some_and(|c| BUSY.contains(&c)) {
+        e.kind = ErrorKind::NotReady;
+    }
+    e
+}
+
+/// What this restore made, found by its tag and its deterministic names.
+async fn find_made(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+    let region = cx.region_name();
+    let mine = |t: &Tags| t.get(tags::RESTORE) == Some(&state.execution);
+    let by_tag = || tag_filter(tags::RESTORE, state.execution.clone());
+    let mut out = Vec::new();
+    match &state.plan {
+        RestorePlan::EbsVolume { .. } | RestorePlan::Ec2Instance { .. } => {
+            let ec2 = cx.ec2();
+            if matches!(state.plan, RestorePlan::EbsVolume { .. }) {
+                let v = ec2
+                    .describe_volumes()
+                    .filters(by_tag())
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(e, "DescribeVolumes", &state.execution, region))?;
+                out.extend(
+                    v.volumes()
+                        .iter()
+                        .filter_map(|v| Some(made(MadeKind::Volume, v.volume_id()?))),
+                );
+            }
+            let i = ec2
+                .describe_instances()
+                .filters(by_tag())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeInstances", &state.execution, region))?;
+            out.extend(
+                i.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| {
+                        i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated")
+                    })
+                    .filter_map(|i| Some(made(MadeKind::Instance, i.instance_id()?))),
+            );
+            let images = ec2
+                .describe_images()
+                .owners("self")
+                .filters(by_tag())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, "DescribeImages", &state.execution, region))?;
+            out.extend(
+                images
+                    .images()
+                    .iter()
+                    .filter_map(|i| Some(made(MadeKind::Image, i.image_id()?))),
+            );
+        }
+        RestorePlan::RdsInstance { identifier, .. } => {
+            if let Some(d) = describe_db(cx, identifier).await? {
+                if mine(&d.tag_list().to_tags()) {
+                    out.push(made(MadeKind::DbInstance, identifier.clone()));
+                }
+            }
+        }
+        RestorePlan::AuroraCluster {
+            identifier,
+            instances,
+            ..
+        } => {
+            let c = cx
+                .rds()
+                .describe_db_clusters()
+                .db_cluster_identifier(identifier)
+                .send()
+                .await;
+            match c {
+                Ok(c) => {
+                    if c.db_clusters()
+                        .first()
+                        .is_some_and(|c| mine(&c.tag_list().to_tags()))
+                    {
+                        out.push(made(MadeKind::DbCluster, identifier.clone()));
+                    }
+                }
+                Err(e) => {
+                    let e = from_sdk(e, "DescribeDBClusters", identifier, region);
+                    if !gone(&e) {
+                        return Err(e);
+                    }
+                }
+            }
+            for n in 1..=*instances {
+                let name = format!("{identifier}-{n}");
+                if let Some(d) = describe_db(cx, &name).await? {
+                    if mine(&d.tag_list().to_tags()) {
+                        out.push(made(MadeKind::DbInstance, name));
+                    }
+                }
+            }
+        }
+        RestorePlan::RedshiftCluster { identifier, .. } => {
+            let c = cx
+                .redshift()
+                .describe_clusters()
+                .cluster_identifier(identifier)
+                .send()
+                .await;
+            match c {
+                Ok(c) => {
+                    if c.clusters()
+                        .first()
+                        .is_some_and(|c| mine(&c.tags().to_tags()))
+                    {
+                        out.push(made(MadeKind::RedshiftCluster, identifier.clone()));
+                    }
+                }
+                Err(e) => {
+                    let e = from_sdk(e, "DescribeClusters", identifier, region);
+                    if !gone(&e) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    if state.request.isolate {
+        let g = cx
+            .ec2()
+            .describe_security_groups()
+            .filters(by_tag())
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &state.execution, region))?;
+        out.extend(
+            g.security_groups()
+                .iter()
+                .filter_map(|g| Some(made(MadeKind::SecurityGroup, g.group_id()?))),
+        );
+    }
+    Ok(out)
+}
+
+/// Removes what the restore made, instances and databases before the
+/// group they are in, each after checking it carries this execution's
+/// `strongroom:restore` tag; then the volumes an instance of it left
+/// (those not deleted on termination). What is gone already is skipped;
+/// what is still in use answers `NotReady`, and the step is retried.
 async fn remove(
     cx: &LocationClients,
     state: &RestoreState,
@@ -1322,21 +1624,24 @@ async fn remove(
     let region = cx.region_name();
     let mine = |t: &Tags| t.get(tags::RESTORE) == Some(&state.execution);
     let mut made = state.made.clone();
-    // Instances and databases before the group they are in.
     made.sort_by_key(|m| m.kind == MadeKind::SecurityGroup);
+    let ec2 = cx.ec2();
     for m in &made {
         if temporary_only && m.kind != MadeKind::Image {
             continue;
         }
         match m.kind {
             MadeKind::Image => {
-                let out = cx
-                    .ec2()
-                    .describe_images()
-                    .image_ids(&m.id)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DescribeImages", &m.id, region))?;
+                let out = match ec2.describe_images().image_ids(&m.id).send().await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let e = from_sdk(e, "DescribeImages", &m.id, region);
+                        if gone(&e) {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                };
                 let Some(i) = out.images().first() else {
                     continue;
                 };
@@ -1344,54 +1649,39 @@ async fn remove(
                     continue;
                 }
                 // Its snapshots are the recovery point's: never deleted.
-                cx.ec2()
-                    .deregister_image()
+                ec2.deregister_image()
                     .image_id(&m.id)
                     .delete_associated_snapshots(false)
                     .send()
                     .await
                     .map_err(|e| from_sdk(e, "DeregisterImage", &m.id, region))?;
             }
-            MadeKind::Volume => {
-                let out = cx.ec2().describe_volumes().volume_ids(&m.id).send().await;
-                let Ok(out) = out else { continue };
-                let Some(v) = out.volumes().first() else {
-                    continue;
-                };
-                if !mine(&v.tags().to_tags()) {
-                    continue;
-                }
-                cx.ec2()
-                    .delete_volume()
-                    .volume_id(&m.id)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DeleteVolume", &m.id, region))?;
-            }
+            MadeKind::Volume => delete_volume_if_mine(cx, state, &m.id).await?,
             MadeKind::Instance => {
-                let out = cx
-                    .ec2()
-                    .describe_instances()
-                    .instance_ids(&m.id)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(e, "DescribeInstances", &m.id, region))?;
+                let out = match ec2.describe_instances().instance_ids(&m.id).send().await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let e = from_sdk(e, "DescribeInstances", &m.id, region);
+                        if gone(&e) {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                };
                 let Some(i) = out.reservations().iter().flat_map(|r| r.instances()).next() else {
                     continue;
                 };
                 if !mine(&i.tags().to_tags()) {
                     continue;
                 }
-                cx.ec2()
-                    .terminate_instances()
+                ec2.terminate_instances()
                     .instance_ids(&m.id)
                     .send()
                     .await
                     .map_err(|e| from_sdk(e, "TerminateInstances", &m.id, region))?;
             }
             MadeKind::SecurityGroup => {
-                let out = cx
-                    .ec2()
+                let out = ec2
                     .describe_security_groups()
                     .filters(tag_filter(tags::RESTORE, state.execution.clone()))
                     .send()
@@ -1404,19 +1694,19 @@ async fn remove(
                 {
                     continue;
                 }
-                // Still used by what is being removed: the step is retried.
-                cx.ec2()
-                    .delete_security_group()
+                // Still used by an instance or a database being removed:
+                // DependencyViolation, and the step is retried.
+                ec2.delete_security_group()
                     .group_id(&m.id)
                     .send()
                     .await
-                    .map_err(|e| from_sdk(e, "DeleteSecurityGroup", &m.id, region))?;
+                    .map_err(|e| wait_if_busy(from_sdk(e, "DeleteSecurityGroup", &m.id, region)))?;
             }
             MadeKind::DbInstance => {
                 let Some(d) = describe_db(cx, &m.id).await? else {
                     continue;
                 };
-                if !mine(&d.tag_list().to_tags()) {
+                if !mine(&d.tag_list().to_tags()) || d.db_instance_status() == Some("deleting") {
                     continue;
                 }
                 let sent = cx
@@ -1428,26 +1718,37 @@ async fn remove(
                     .send()
                     .await;
                 if let Err(e) = sent {
-                    if code_of(&e) != Some("DBInstanceNotFound") {
-                        return Err(from_sdk(e, "DeleteDBInstance", &m.id, region));
+                    let e = wait_if_busy(from_sdk(e, "DeleteDBInstance", &m.id, region));
+                    if !gone(&e) {
+                        return Err(e);
                     }
                 }
             }
             MadeKind::DbCluster => {
-                let out = cx
+                let out = match cx
                     .rds()
                     .describe_db_clusters()
                     .db_cluster_identifier(&m.id)
                     .send()
-                    .await;
-                let Ok(out) = out else { continue };
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let e = from_sdk(e, "DescribeDBClusters", &m.id, region);
+                        if gone(&e) {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                };
                 let Some(c) = out.db_clusters().first() else {
                     continue;
                 };
-                if !mine(&c.tag_list().to_tags()) {
+                if !mine(&c.tag_list().to_tags()) || c.status() == Some("deleting") {
                     continue;
                 }
-                // Its instances (made by the check) go first.
+                // Its instances go first (each is its own `made` entry; a
+                // cluster with instances left refuses: retried).
                 for member in c.db_cluster_members() {
                     let Some(name) = member.db_instance_identifier() else {
                         continue;
@@ -1455,14 +1756,20 @@ async fn remove(
                     let Some(d) = describe_db(cx, name).await? else {
                         continue;
                     };
-                    if mine(&d.tag_list().to_tags()) {
-                        let _ = cx
+                    if mine(&d.tag_list().to_tags()) && d.db_instance_status() != Some("deleting") {
+                        let sent = cx
                             .rds()
                             .delete_db_instance()
                             .db_instance_identifier(name)
                             .skip_final_snapshot(true)
                             .send()
                             .await;
+                        if let Err(e) = sent {
+                            let e = wait_if_busy(from_sdk(e, "DeleteDBInstance", name, region));
+                            if !gone(&e) {
+                                return Err(e);
+                            }
+                        }
                     }
                 }
                 cx.rds()
@@ -1471,20 +1778,29 @@ async fn remove(
                     .skip_final_snapshot(true)
                     .send()
                     .await
-                    .map_err(|e| from_sdk(e, "DeleteDBCluster", &m.id, region))?;
+                    .map_err(|e| wait_if_busy(from_sdk(e, "DeleteDBCluster", &m.id, region)))?;
             }
             MadeKind::RedshiftCluster => {
-                let out = cx
+                let out = match cx
                     .redshift()
                     .describe_clusters()
                     .cluster_identifier(&m.id)
                     .send()
-                    .await;
-                let Ok(out) = out else { continue };
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let e = from_sdk(e, "DescribeClusters", &m.id, region);
+                        if gone(&e) {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                };
                 let Some(c) = out.clusters().first() else {
                     continue;
                 };
-                if !mine(&c.tags().to_tags()) {
+                if !mine(&c.tags().to_tags()) || c.cluster_status() == Some("deleting") {
                     continue;
                 }
                 cx.redshift()
@@ -1493,9 +1809,67 @@ async fn remove(
                     .skip_final_cluster_snapshot(true)
                     .send()
                     .await
-                    .map_err(|e| from_sdk(e, "DeleteCluster", &m.id, region))?;
+                    .map_err(|e| wait_if_busy(from_sdk(e, "DeleteCluster", &m.id, region)))?;
+            }
+        }
+    }
+    if !temporary_only && made.iter().any(|m| m.kind == MadeKind::Instance) {
+        // The instance's volumes that are not deleted on termination: tagged
+        // at launch as the restore's, found by that tag.
+        let left = ec2
+            .describe_volumes()
+            .filters(tag_filter(tags::RESTORE, state.execution.clone()))
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, "DescribeVolumes", &state.execution, region))?;
+        for v in left.volumes() {
+            if let Some(id) = v.volume_id() {
+                delete_volume_if_mine(cx, state, id).await?;
             }
         }
     }
     Ok(())
+}
+
+/// Deletes a volume this restore made (tagged with its execution); one
+/// still attached to an instance being terminated answers `NotReady`.
+async fn delete_volume_if_mine(
+    cx: &LocationClients,
+    state: &RestoreState,
+    id: &str,
+) -> Result<(), CloudError> {
+    let region = cx.region_name();
+    let out = match cx.ec2().describe_volumes().volume_ids(id).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let e = from_sdk(e, "DescribeVolumes", id, region);
+            return if gone(&e) { Ok(()) } else { Err(e) };
+        }
+    };
+    let Some(v) = out.volumes().first() else {
+        return Ok(());
+    };
+    if v.tags().to_tags().get(tags::RESTORE) != Some(&state.execution) {
+        return Ok(());
+    }
+    if v.state().map(|s| s.as_str()) == Some("in-use") {
+        return Err(CloudError::new(
+            ErrorKind::NotReady,
+            "DeleteVolume",
+            id,
+            region,
+            "still attached to an instance being terminated",
+        ));
+    }
+    match cx.ec2().delete_volume().volume_id(id).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = wait_if_busy(from_sdk(e, "DeleteVolume", id, region));
+            if gone(&e) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
 }

@@ -569,3 +569,54 @@ fn the_catalog_lists_by_source_newest_first_and_filters() {
     let set = catalog_entries(&listed, Some("i-0abc"), None);
     assert_eq!(set[0].devices["snap-data"], "/dev/sdf");
 }
+
+#[test]
+fn requests_know_the_classes_identifiers_and_volume_settings_aws_takes() {
+    let parse = |v: serde_json::Value| RestoreRequest::parse(v, now());
+    let aurora = json!({"from": {"source": "ledger"}, "location": {"region": "us-east-1"},
+        "restore": {"kind": "aurora-cluster", "identifier": "ledger-2", "instance_class": "db.serverless"}});
+    assert!(parse(aurora).is_ok(), "Aurora Serverless v2's class");
+    let upper = json!({"from": {"source": "dwh"}, "location": {"region": "us-east-1"},
+        "restore": {"kind": "redshift-cluster", "identifier": "Dwh-2"}});
+    assert_eq!(field_of(&parse(upper).unwrap_err()), "restore.identifier");
+    let throughput_on_io2 = json!({"from": {"source": "vol-1"}, "location": {"region": "us-east-1"},
+        "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "volume_type": "io2", "throughput": 500}});
+    assert_eq!(
+        field_of(&parse(throughput_on_io2).unwrap_err()),
+        "restore.throughput"
+    );
+    let into_itself = json!({"from": {"source": "vol-1"}, "location": {"region": "us-east-1", "account": "222222222222",
+        "role_arn": "arn:aws:iam::222222222222:role/r"}, "into": {"account": "222222222222"},
+        "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a"}});
+    assert_eq!(field_of(&parse(into_itself).unwrap_err()), "into.account");
+
+    // io1/io2 need IOPS: given, or recorded with that type.
+    let listed = listed();
+    let p = listed
+        .points
+        .iter()
+        .find(|p| p.point.id == "snap-mid")
+        .unwrap();
+    let io2 = |iops: serde_json::Value| {
+        request(
+            json!({"from": {"recovery_point": "snap-mid"}, "location": {"region": "us-east-1"},
+            "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "volume_type": "io2", "iops": iops}}),
+        )
+    };
+    let e = plan(
+        &request(json!({"from": {"recovery_point": "snap-mid"}, "location": {"region": "us-east-1"},
+            "restore": {"kind": "ebs-volume", "availability_zone": "us-east-1a", "volume_type": "io2"}})),
+        p,
+        None,
+        None,
+        &here(),
+    )
+    .unwrap_err();
+    assert_eq!(field_of(&e), "restore.iops");
+    let RestorePlan::EbsVolume { iops, .. } =
+        plan(&io2(json!(16000)), p, None, None, &here()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(iops, Some(16000));
+}

@@ -114,6 +114,13 @@ pub enum RestoreTarget {
         /// At least the snapshot's size (GiB).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size_gib: Option<u32>,
+        /// Provisioned IOPS (gp3, io1, io2; required for io1 and io2 unless
+        /// the recorded volume had that type).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iops: Option<u32>,
+        /// Throughput in MiB/s (gp3 only, 125-2000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        throughput: Option<u32>,
         /// For an instance set: the device of the member to restore.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
@@ -284,7 +291,40 @@ impl RestoreTarget {
                 volume_type,
                 size_gib,
                 device,
+                iops,
+                throughput,
             } => {
+                if let Some(i) = iops {
+                    if !(100..=256_000).contains(i) {
+                        return Err(Error::invalid(
+                            "restore.iops",
+                            format!("{i} is outside 100-256000"),
+                        ));
+                    }
+                    if volume_type
+                        .as_deref()
+                        .is_some_and(|t| !matches!(t, "gp3" | "io1" | "io2"))
+                    {
+                        return Err(Error::invalid(
+                            "restore.iops",
+                            "goes with volume_type gp3, io1 or io2 only",
+                        ));
+                    }
+                }
+                if let Some(t) = throughput {
+                    if !(125..=2000).contains(t) {
+                        return Err(Error::invalid(
+                            "restore.throughput",
+                            format!("{t} MiB/s is outside 125-2000"),
+                        ));
+                    }
+                    if volume_type.as_deref().is_some_and(|v| v != "gp3") {
+                        return Err(Error::invalid(
+                            "restore.throughput",
+                            "goes with volume_type gp3 only",
+                        ));
+                    }
+                }
                 // An AZ is its region's name and one letter.
                 let ok = availability_zone
                     .strip_prefix(region)
@@ -377,10 +417,12 @@ impl RestoreTarget {
             } => {
                 check_db_identifier(identifier, 63)?;
                 if let Some(c) = instance_class {
-                    let ok = c.strip_prefix("db.").is_some_and(|r| {
-                        r.split_once('.')
-                            .is_some_and(|(f, s)| !f.is_empty() && !s.is_empty())
-                    });
+                    // `db.<family>.<size>`, or Aurora Serverless v2's `db.serverless`.
+                    let ok = c == "db.serverless"
+                        || c.strip_prefix("db.").is_some_and(|r| {
+                            r.split_once('.')
+                                .is_some_and(|(f, s)| !f.is_empty() && !s.is_empty())
+                        });
                     if !ok {
                         return Err(Error::invalid(
                             "restore.instance_class",
@@ -410,6 +452,12 @@ impl RestoreTarget {
                 ..
             } => {
                 check_db_identifier(identifier, 63)?;
+                if identifier.chars().any(|c| c.is_ascii_uppercase()) {
+                    return Err(Error::invalid(
+                        "restore.identifier",
+                        format!("`{identifier}` has uppercase letters; a Redshift cluster identifier's letters must be lowercase"),
+                    ));
+                }
                 for (i, g) in security_group_ids.iter().enumerate() {
                     check_id(Some(g), "sg-", &format!("restore.security_group_ids[{i}]"))?;
                 }

@@ -205,7 +205,23 @@ pub struct Health {
     /// endpoint, size, devices…).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// A describe did not find what was made: not visible yet (EC2's
+    /// eventual consistency), or gone. Waited for up to
+    /// [`VISIBILITY_GRACE_SECONDS`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
 }
+
+/// How long something a restore made may stay invisible to describes before
+/// the restore fails: AWS, "Eventual consistency in the Amazon EC2 API": a
+/// describe right after a create "might return ... NotFound", which "does
+/// not mean the resource does not exist".
+pub const VISIBILITY_GRACE_SECONDS: i64 = 10 * 60;
+
+/// The most checks of one restore: each loop is about nine events of the
+/// execution's history, which holds 25,000; with `poll_seconds` 0 the
+/// loop would otherwise spin to that limit, which no Catch can handle.
+pub const MAX_CHECKS: u32 = 500;
 
 /// What the restore state machine carries from step to step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +332,13 @@ pub trait Restores: Identity + ObjectStore {
         &self,
         state: &RestoreState,
     ) -> impl Future<Output = Result<Health, CloudError>> + Send;
+
+    /// What this restore made, found by its deterministic names and its
+    /// `strongroom:restore` tag (for a step that failed after making it).
+    fn find_made(
+        &self,
+        state: &RestoreState,
+    ) -> impl Future<Output = Result<Vec<Made>, CloudError>> + Send;
 
     /// Removes what a restore made (only resources it made and tagged
     /// `strongroom:restore` with its execution). `temporary_only`: only the
@@ -571,6 +594,8 @@ pub fn plan(
             volume_type,
             size_gib,
             device,
+            iops: asked_iops,
+            throughput: asked_throughput,
         } => {
             let (snapshot, recorded) = match point.kind {
                 RecoveryPointKind::EbsSnapshot => {
@@ -631,13 +656,36 @@ pub fn plan(
             // IOPS and throughput go with the types that take them.
             let keeps =
                 |t: &str| recorded.as_ref().and_then(|v| v.volume_type.as_deref()) == Some(t);
-            let iops = recorded.as_ref().and_then(|v| v.iops).filter(|_| {
-                matches!(volume_type.as_str(), "gp3" | "io1" | "io2") && keeps(&volume_type)
+            let iops = asked_iops.map(|i| i as i32).or_else(|| {
+                recorded.as_ref().and_then(|v| v.iops).filter(|_| {
+                    matches!(volume_type.as_str(), "gp3" | "io1" | "io2") && keeps(&volume_type)
+                })
             });
-            let throughput = recorded
-                .as_ref()
-                .and_then(|v| v.throughput)
-                .filter(|_| volume_type == "gp3" && keeps("gp3"));
+            let throughput = asked_throughput.map(|t| t as i32).or_else(|| {
+                recorded
+                    .as_ref()
+                    .and_then(|v| v.throughput)
+                    .filter(|_| volume_type == "gp3" && keeps("gp3"))
+            });
+            if asked_iops.is_some() && !matches!(volume_type.as_str(), "gp3" | "io1" | "io2") {
+                return Err(Error::invalid(
+                    "restore.iops",
+                    format!("goes with volume_type gp3, io1 or io2, not {volume_type} (the recorded type); give volume_type too"),
+                ));
+            }
+            if asked_throughput.is_some() && volume_type != "gp3" {
+                return Err(Error::invalid(
+                    "restore.throughput",
+                    format!("goes with volume_type gp3, not {volume_type} (the recorded type); give volume_type too"),
+                ));
+            }
+            // AWS: Iops "is required for io1 and io2 volumes".
+            if matches!(volume_type.as_str(), "io1" | "io2") && iops.is_none() {
+                return Err(Error::invalid(
+                    "restore.iops",
+                    format!("is required for an {volume_type} volume (AWS requires provisioned IOPS for io1 and io2)"),
+                ));
+            }
             if let (Some(asked), Some(had)) = (size_gib, recorded.as_ref().and_then(|v| v.size_gib))
             {
                 if i64::from(*asked) < i64::from(had) {
@@ -1183,13 +1231,29 @@ pub async fn check<C: Restores>(
     }
     state.polls += 1;
     state.details = health.details;
-    state.usable = health.usable && health.failed.is_none();
+    state.usable = health.usable && health.failed.is_none() && !health.missing;
     state.failed = health.failed;
     if !state.usable && state.failed.is_none() {
-        if (now - state.started_at).whole_seconds() > MAX_RESTORE_SECONDS {
+        let waited = (now - state.started_at).whole_seconds();
+        if health.missing && waited > VISIBILITY_GRACE_SECONDS {
+            state.failed = Some(format!(
+                "what it made ({}) is not found after {} minutes",
+                state
+                    .made
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                VISIBILITY_GRACE_SECONDS / 60
+            ));
+        } else if waited > MAX_RESTORE_SECONDS {
             state.failed = Some(format!(
                 "not usable after {} hours",
                 MAX_RESTORE_SECONDS / 3600
+            ));
+        } else if state.polls >= MAX_CHECKS {
+            state.failed = Some(format!(
+                "not usable after {MAX_CHECKS} checks (raise poll_seconds)"
             ));
         }
         if state.polls > 1 {
@@ -1296,6 +1360,14 @@ pub async fn clean_up<C: Restores>(
         (None, None) => ErrorReport::new(ErrorKind::Internal, "the restore stopped"),
     };
     let keep = state.request.keep_on_failure;
+    // A step that failed after it made something returns no state: what it
+    // made is found by its names and its `strongroom:restore` tag.
+    let mut state = state;
+    for m in cloud.find_made(&state).await? {
+        if !state.made.contains(&m) {
+            state.made.push(m);
+        }
+    }
     if !keep && !state.made.is_empty() {
         cloud.remove(&state, false).await?;
     }
