@@ -625,3 +625,32 @@ pub fn substitute(asl: &str) -> String {
     assert!(!out.contains("${"), "an ASL substitution is missing");
     out
 }
+
+/// The SDK clients of one region, for the tests' own read-backs.
+pub mod clients {
+    use aws_config::SdkConfig;
+
+    pub fn ec2(conf: &SdkConfig, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(conf)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
+    pub fn rds(conf: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(conf)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
+    pub fn redshift(conf: &SdkConfig, region: &str) -> aws_sdk_redshift::Client {
+        aws_sdk_redshift::Client::from_conf(
+            aws_sdk_redshift::config::Builder::from(conf)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+}

@@ -13,28 +13,13 @@ use aws_config::SdkConfig;
 use serde_json::{json, Value};
 use strongroom_core::report::{RunOutcome, RunReport};
 use strongroom_core::tags as contract;
+use strongroom_tests::clients::{ec2, rds};
 use strongroom_tests::executions::{backup_machine, execute, report, sfn};
 use strongroom_tests::{Emulator, Manifest, ACCOUNT};
 
 const VAULT: &str = "210987654321";
 const SOURCE: &str = "us-east-1";
 const DESTINATION: &str = "us-west-2";
-
-fn ec2(conf: &SdkConfig, region: &str) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(conf)
-            .region(aws_config::Region::new(region.to_owned()))
-            .build(),
-    )
-}
-
-fn rds(conf: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
-    aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(conf)
-            .region(aws_config::Region::new(region.to_owned()))
-            .build(),
-    )
-}
 
 /// An EBS snapshot as the test reads it back.
 #[derive(Debug)]

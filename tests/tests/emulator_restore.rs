@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use strongroom_core::report::RunOutcome;
 use strongroom_core::restore::run::{MadeKind, RestoreReport};
 use strongroom_core::tags as contract;
+use strongroom_tests::clients::{ec2, rds, redshift};
 use strongroom_tests::executions::{
     backup_machine, execute, report, restore_machine, sfn, Execution,
 };
@@ -23,30 +24,6 @@ use strongroom_tests::{functions_dir, Emulator, Manifest, ACCOUNT};
 const REGION: &str = "us-east-1";
 const COPIES: &str = "us-west-2";
 const VAULT: &str = "210987654321";
-
-fn ec2(conf: &SdkConfig, region: &str) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(conf)
-            .region(aws_config::Region::new(region.to_owned()))
-            .build(),
-    )
-}
-
-fn rds(conf: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
-    aws_sdk_rds::Client::from_conf(
-        aws_sdk_rds::config::Builder::from(conf)
-            .region(aws_config::Region::new(region.to_owned()))
-            .build(),
-    )
-}
-
-fn redshift(conf: &SdkConfig, region: &str) -> aws_sdk_redshift::Client {
-    aws_sdk_redshift::Client::from_conf(
-        aws_sdk_redshift::config::Builder::from(conf)
-            .region(aws_config::Region::new(region.to_owned()))
-            .build(),
-    )
-}
 
 fn ec2_tags(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
     t.iter()

@@ -123,11 +123,7 @@ async fn exactly_the_selected_sources_get_recovery_points_with_the_contract_tags
     let mut devices: BTreeMap<String, String> = BTreeMap::new();
     let conf = emu.harness_config().await;
     for region in REGIONS {
-        let ec2 = aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&conf)
-                .region(aws_config::Region::new(region.to_owned()))
-                .build(),
-        );
+        let ec2 = strongroom_tests::clients::ec2(&conf, region);
         for v in ec2.describe_volumes().send().await.unwrap().volumes() {
             if let Some(a) = v.attachments().first() {
                 devices.insert(

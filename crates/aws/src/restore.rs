@@ -767,42 +767,6 @@ fn redshift_cluster_arn(cx: &LocationClients, identifier: &str) -> String {
     )
 }
 
-/// A Redshift cluster with the restore's identifier that existed already is
-/// this execution's (a retried start): tagged with it, or, when the first
-/// attempt stopped before its tags, untagged, restored from a snapshot and
-/// created since this restore began. Anything else was taken meanwhile.
-async fn ours_or_taken_redshift(
-    cx: &LocationClients,
-    state: &RestoreState,
-    id: &str,
-) -> Result<(), CloudError> {
-    let region = cx.region_name();
-    let out = cx
-        .redshift()
-        .describe_clusters()
-        .cluster_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk(e, "DescribeClusters", id, region))?;
-    let mine = out.clusters().first().is_some_and(|c| {
-        let t = c.tags().to_tags();
-        match t.get(tags::RESTORE) {
-            Some(execution) => *execution == state.execution,
-            None => {
-                c.restore_status().is_some()
-                    && c.cluster_create_time()
-                        .is_some_and(|at| at.secs() >= state.started_at.unix_timestamp() - 60)
-            }
-        }
-    });
-    if mine {
-        Ok(())
-    } else {
-        Err(field_error(ErrorKind::InvalidInput, "RestoreFromClusterSnapshot", "restore.identifier", id, region,
-            format!("a Redshift cluster `{id}` was made by someone else meanwhile; choose another identifier")))
-    }
-}
-
 /// The engine of a DB cluster snapshot (RestoreDBClusterFromSnapshot needs it).
 async fn snapshot_engine(cx: &LocationClients, snapshot: &str) -> Result<String, CloudError> {
     let region = cx.region_name();
@@ -829,31 +793,51 @@ async fn snapshot_engine(cx: &LocationClients, snapshot: &str) -> Result<String,
         })
 }
 
-/// An existing DB instance with the restore's identifier is this
-/// execution's (a retried start), or the identifier was taken meanwhile.
+/// A resource with the restore's identifier that existed already is this
+/// execution's (a retried start), or the identifier was taken meanwhile:
+/// `InvalidInput` naming `restore.identifier`.
+fn ours_or_taken(
+    mine: bool,
+    op: &'static str,
+    what: &str,
+    id: &str,
+    region: &str,
+) -> Result<(), CloudError> {
+    if mine {
+        Ok(())
+    } else {
+        Err(field_error(
+            ErrorKind::InvalidInput,
+            op,
+            "restore.identifier",
+            id,
+            region,
+            format!(
+                "a {what} `{id}` was made by someone else meanwhile; choose another identifier"
+            ),
+        ))
+    }
+}
+
+fn tagged_by(t: &Tags, state: &RestoreState) -> bool {
+    t.get(tags::RESTORE) == Some(&state.execution)
+}
+
 async fn ours_or_taken_db(
     cx: &LocationClients,
     state: &RestoreState,
     id: &str,
 ) -> Result<(), CloudError> {
-    let region = cx.region_name();
-    let out = cx
-        .rds()
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk(e, "DescribeDBInstances", id, region))?;
-    let mine = out
-        .db_instances()
-        .first()
-        .is_some_and(|d| d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution));
-    if mine {
-        Ok(())
-    } else {
-        Err(field_error(ErrorKind::InvalidInput, "RestoreDBInstanceFromDBSnapshot", "restore.identifier", id, region,
-            format!("a DB instance `{id}` was made by someone else meanwhile; choose another identifier")))
-    }
+    let mine = describe_db(cx, id)
+        .await?
+        .is_some_and(|d| tagged_by(&d.tag_list().to_tags(), state));
+    ours_or_taken(
+        mine,
+        "RestoreDBInstanceFromDBSnapshot",
+        "DB instance",
+        id,
+        cx.region_name(),
+    )
 }
 
 async fn ours_or_taken_cluster(
@@ -861,32 +845,43 @@ async fn ours_or_taken_cluster(
     state: &RestoreState,
     id: &str,
 ) -> Result<(), CloudError> {
-    let region = cx.region_name();
-    let out = cx
-        .rds()
-        .describe_db_clusters()
-        .db_cluster_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk(e, "DescribeDBClusters", id, region))?;
-    let mine = out
-        .db_clusters()
-        .first()
-        .is_some_and(|d| d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution));
-    if mine {
-        Ok(())
-    } else {
-        Err(field_error(
-            ErrorKind::InvalidInput,
-            "RestoreDBClusterFromSnapshot",
-            "restore.identifier",
-            id,
-            region,
-            format!(
-                "a DB cluster `{id}` was made by someone else meanwhile; choose another identifier"
-            ),
-        ))
-    }
+    let mine = describe_cluster(cx, id)
+        .await?
+        .is_some_and(|c| tagged_by(&c.tag_list().to_tags(), state));
+    ours_or_taken(
+        mine,
+        "RestoreDBClusterFromSnapshot",
+        "DB cluster",
+        id,
+        cx.region_name(),
+    )
+}
+
+/// For Redshift, a cluster the first attempt made before its tags (they
+/// follow the restore) is untagged: restored from a snapshot and created
+/// since this restore began.
+async fn ours_or_taken_redshift(
+    cx: &LocationClients,
+    state: &RestoreState,
+    id: &str,
+) -> Result<(), CloudError> {
+    let mine = describe_redshift_cluster(cx, id).await?.is_some_and(|c| {
+        let t = c.tags().to_tags();
+        if t.contains_key(tags::RESTORE) {
+            tagged_by(&t, state)
+        } else {
+            c.restore_status().is_some()
+                && c.cluster_create_time()
+                    .is_some_and(|at| at.secs() >= state.started_at.unix_timestamp() - 60)
+        }
+    });
+    ours_or_taken(
+        mine,
+        "RestoreFromClusterSnapshot",
+        "Redshift cluster",
+        id,
+        cx.region_name(),
+    )
 }
 
 /// Registers an image of a snapshot set's members, each on its recorded
@@ -1450,6 +1445,70 @@ async fn describe_db(
     }
 }
 
+/// `None` for what a describe did not find; any other error is the caller's.
+fn found<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if gone(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn describe_cluster(
+    cx: &LocationClients,
+    id: &str,
+) -> Result<Option<aws_sdk_rds::types::DbCluster>, CloudError> {
+    let out = cx
+        .rds()
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeDBClusters", id, cx.region_name()));
+    Ok(found(out)?.and_then(|o| o.db_clusters().first().cloned()))
+}
+
+async fn describe_redshift_cluster(
+    cx: &LocationClients,
+    id: &str,
+) -> Result<Option<aws_sdk_redshift::types::Cluster>, CloudError> {
+    let out = cx
+        .redshift()
+        .describe_clusters()
+        .cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk(e, "DescribeClusters", id, cx.region_name()));
+    Ok(found(out)?.and_then(|o| o.clusters().first().cloned()))
+}
+
+/// Deletes a DB instance this restore made (tagged with its execution),
+/// unless it is gone or going already.
+async fn delete_db_instance_if_mine(
+    cx: &LocationClients,
+    state: &RestoreState,
+    name: &str,
+) -> Result<(), CloudError> {
+    let Some(d) = describe_db(cx, name).await? else {
+        return Ok(());
+    };
+    if d.tag_list().to_tags().get(tags::RESTORE) != Some(&state.execution)
+        || d.db_instance_status() == Some("deleting")
+    {
+        return Ok(());
+    }
+    let sent = cx
+        .rds()
+        .delete_db_instance()
+        .db_instance_identifier(name)
+        .skip_final_snapshot(true)
+        .delete_automated_backups(true)
+        .send()
+        .await
+        .map_err(|e| wait_if_busy(from_sdk(e, "DeleteDBInstance", name, cx.region_name())));
+    found(sent).map(|_| ())
+}
+
 // ------------------------------------------------------------------ remove
 
 /// Whether a describe's error says the resource is not there.
@@ -1538,27 +1597,11 @@ async fn find_made(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Mad
             instances,
             ..
         } => {
-            let c = cx
-                .rds()
-                .describe_db_clusters()
-                .db_cluster_identifier(identifier)
-                .send()
-                .await;
-            match c {
-                Ok(c) => {
-                    if c.db_clusters()
-                        .first()
-                        .is_some_and(|c| mine(&c.tag_list().to_tags()))
-                    {
-                        out.push(made(MadeKind::DbCluster, identifier.clone()));
-                    }
-                }
-                Err(e) => {
-                    let e = from_sdk(e, "DescribeDBClusters", identifier, region);
-                    if !gone(&e) {
-                        return Err(e);
-                    }
-                }
+            if describe_cluster(cx, identifier)
+                .await?
+                .is_some_and(|c| mine(&c.tag_list().to_tags()))
+            {
+                out.push(made(MadeKind::DbCluster, identifier.clone()));
             }
             for n in 1..=*instances {
                 let name = format!("{identifier}-{n}");
@@ -1570,27 +1613,11 @@ async fn find_made(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Mad
             }
         }
         RestorePlan::RedshiftCluster { identifier, .. } => {
-            let c = cx
-                .redshift()
-                .describe_clusters()
-                .cluster_identifier(identifier)
-                .send()
-                .await;
-            match c {
-                Ok(c) => {
-                    if c.clusters()
-                        .first()
-                        .is_some_and(|c| mine(&c.tags().to_tags()))
-                    {
-                        out.push(made(MadeKind::RedshiftCluster, identifier.clone()));
-                    }
-                }
-                Err(e) => {
-                    let e = from_sdk(e, "DescribeClusters", identifier, region);
-                    if !gone(&e) {
-                        return Err(e);
-                    }
-                }
+            if describe_redshift_cluster(cx, identifier)
+                .await?
+                .is_some_and(|c| mine(&c.tags().to_tags()))
+            {
+                out.push(made(MadeKind::RedshiftCluster, identifier.clone()));
             }
         }
     }
@@ -1702,74 +1729,19 @@ async fn remove(
                     .await
                     .map_err(|e| wait_if_busy(from_sdk(e, "DeleteSecurityGroup", &m.id, region)))?;
             }
-            MadeKind::DbInstance => {
-                let Some(d) = describe_db(cx, &m.id).await? else {
-                    continue;
-                };
-                if !mine(&d.tag_list().to_tags()) || d.db_instance_status() == Some("deleting") {
-                    continue;
-                }
-                let sent = cx
-                    .rds()
-                    .delete_db_instance()
-                    .db_instance_identifier(&m.id)
-                    .skip_final_snapshot(true)
-                    .delete_automated_backups(true)
-                    .send()
-                    .await;
-                if let Err(e) = sent {
-                    let e = wait_if_busy(from_sdk(e, "DeleteDBInstance", &m.id, region));
-                    if !gone(&e) {
-                        return Err(e);
-                    }
-                }
-            }
+            MadeKind::DbInstance => delete_db_instance_if_mine(cx, state, &m.id).await?,
             MadeKind::DbCluster => {
-                let out = match cx
-                    .rds()
-                    .describe_db_clusters()
-                    .db_cluster_identifier(&m.id)
-                    .send()
-                    .await
-                {
-                    Ok(out) => out,
-                    Err(e) => {
-                        let e = from_sdk(e, "DescribeDBClusters", &m.id, region);
-                        if gone(&e) {
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                };
-                let Some(c) = out.db_clusters().first() else {
+                let Some(c) = describe_cluster(cx, &m.id).await? else {
                     continue;
                 };
                 if !mine(&c.tag_list().to_tags()) || c.status() == Some("deleting") {
                     continue;
                 }
-                // Its instances go first (each is its own `made` entry; a
-                // cluster with instances left refuses: retried).
+                // Its instances go first (a cluster with instances left
+                // refuses: NotReady, retried).
                 for member in c.db_cluster_members() {
-                    let Some(name) = member.db_instance_identifier() else {
-                        continue;
-                    };
-                    let Some(d) = describe_db(cx, name).await? else {
-                        continue;
-                    };
-                    if mine(&d.tag_list().to_tags()) && d.db_instance_status() != Some("deleting") {
-                        let sent = cx
-                            .rds()
-                            .delete_db_instance()
-                            .db_instance_identifier(name)
-                            .skip_final_snapshot(true)
-                            .send()
-                            .await;
-                        if let Err(e) = sent {
-                            let e = wait_if_busy(from_sdk(e, "DeleteDBInstance", name, region));
-                            if !gone(&e) {
-                                return Err(e);
-                            }
-                        }
+                    if let Some(name) = member.db_instance_identifier() {
+                        delete_db_instance_if_mine(cx, state, name).await?;
                     }
                 }
                 cx.rds()
@@ -1781,23 +1753,7 @@ async fn remove(
                     .map_err(|e| wait_if_busy(from_sdk(e, "DeleteDBCluster", &m.id, region)))?;
             }
             MadeKind::RedshiftCluster => {
-                let out = match cx
-                    .redshift()
-                    .describe_clusters()
-                    .cluster_identifier(&m.id)
-                    .send()
-                    .await
-                {
-                    Ok(out) => out,
-                    Err(e) => {
-                        let e = from_sdk(e, "DescribeClusters", &m.id, region);
-                        if gone(&e) {
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                };
-                let Some(c) = out.clusters().first() else {
+                let Some(c) = describe_redshift_cluster(cx, &m.id).await? else {
                     continue;
                 };
                 if !mine(&c.tags().to_tags()) || c.cluster_status() == Some("deleting") {
