@@ -46,7 +46,12 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
                     )
                     .map(|_| ())
                 }
-                _ => Ok(()),
+                StepInput::Start { state }
+                | StepInput::Check { state }
+                | StepInput::Finalize { state }
+                | StepInput::CleanUp { state, .. } => {
+                    state.validate(time::OffsetDateTime::now_utc())
+                }
             }
         }
         "copy" => parse::<strongroom_core::copy::CopyRequest>(value)

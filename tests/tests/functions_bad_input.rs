@@ -12,8 +12,18 @@ async fn every_function_refuses_bad_input_before_any_call() {
     let before = emu.recovery_points().await;
     emu.reset_calls();
     let mut sent = 0;
-    for function in ["discover", "snapshot", "status", "copy", "prune", "report"] {
-        let dir = workspace().join("events").join(function);
+    for (function, inputs) in [
+        ("discover", "discover"),
+        ("snapshot", "snapshot"),
+        ("status", "status"),
+        ("copy", "copy"),
+        ("prune", "prune"),
+        ("report", "report"),
+        // The restore function's step inputs (events/restore/ holds the
+        // state machine's requests).
+        ("restore", "restore-step"),
+    ] {
+        let dir = workspace().join("events").join(inputs);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -24,10 +34,7 @@ async fn every_function_refuses_bad_input_before_any_call() {
             })
             .collect();
         files.sort();
-        assert!(
-            !files.is_empty(),
-            "events/{function}/ has no invalid-* input"
-        );
+        assert!(!files.is_empty(), "events/{inputs}/ has no invalid-* input");
         for file in files {
             let payload: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -45,7 +52,7 @@ async fn every_function_refuses_bad_input_before_any_call() {
             sent += 1;
         }
     }
-    assert!(sent >= 9, "only {sent} invalid inputs");
+    assert!(sent >= 12, "only {sent} invalid inputs");
     let calls: Vec<_> = emu
         .calls()
         .into_iter()

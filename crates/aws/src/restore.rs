@@ -11,6 +11,7 @@ use aws_sdk_ec2::types::{
     IamInstanceProfileSpecification, InstanceType, ResourceType as Ec2ResourceType, VolumeType,
 };
 use futures::FutureExt;
+use strongroom_core::kind::TagCharset;
 use strongroom_core::listing::{assemble_managed, Listing, Scope};
 use strongroom_core::model::{Location, RecoveryPointKind, Tags};
 use strongroom_core::ports::Listed;
@@ -820,7 +821,7 @@ fn ours_or_taken(
 }
 
 fn tagged_by(t: &Tags, state: &RestoreState) -> bool {
-    t.get(tags::RESTORE) == Some(&state.execution)
+    t.get(tags::RESTORE).map(String::as_str) == Some(state.restore_tag())
 }
 
 async fn ours_or_taken_db(
@@ -1028,7 +1029,8 @@ async fn isolating_group(
                 .group_name(&name)
                 .description(format!(
                     "Strongroom: isolates the restore {} (no ingress, no egress)",
-                    state.execution
+                    // A group description takes fewer characters than an execution name.
+                    tags::fit_tag_value(&state.execution, TagCharset::Restricted)
                 ))
                 .vpc_id(&vpc)
                 .tag_specifications(state.tags.ec2_spec(Ec2ResourceType::SecurityGroup))
@@ -1299,7 +1301,11 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
                     Some(d) => {
                         // Only this restore's member of this cluster counts.
                         let ours = d.db_cluster_identifier() == Some(identifier.as_str())
-                            && d.tag_list().to_tags().get(tags::RESTORE) == Some(&state.execution);
+                            && d.tag_list()
+                                .to_tags()
+                                .get(tags::RESTORE)
+                                .map(String::as_str)
+                                == Some(state.restore_tag());
                         if !ours {
                             h.failed = Some(format!(
                                 "a DB instance {name} exists that is not this restore's member of {identifier}"
@@ -1360,7 +1366,7 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
             // contract the cluster came back with (a snapshot's tags) would
             // make it look like a recovery point.
             let cluster_tags = c.tags().to_tags();
-            if cluster_tags.get(tags::RESTORE) != Some(&state.execution) {
+            if cluster_tags.get(tags::RESTORE).map(String::as_str) != Some(state.restore_tag()) {
                 h.failed = Some(format!(
                     "the cluster {identifier} is not tagged as this restore's: it was not made by it"
                 ));
@@ -1492,7 +1498,11 @@ async fn delete_db_instance_if_mine(
     let Some(d) = describe_db(cx, name).await? else {
         return Ok(());
     };
-    if d.tag_list().to_tags().get(tags::RESTORE) != Some(&state.execution)
+    if d.tag_list()
+        .to_tags()
+        .get(tags::RESTORE)
+        .map(String::as_str)
+        != Some(state.restore_tag())
         || d.db_instance_status() == Some("deleting")
     {
         return Ok(());
@@ -1537,8 +1547,8 @@ fn wait_if_busy(mut e: CloudError) -> CloudError {
 /// What this restore made, found by its tag and its deterministic names.
 async fn find_made(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
     let region = cx.region_name();
-    let mine = |t: &Tags| t.get(tags::RESTORE) == Some(&state.execution);
-    let by_tag = || tag_filter(tags::RESTORE, state.execution.clone());
+    let mine = |t: &Tags| t.get(tags::RESTORE).map(String::as_str) == Some(state.restore_tag());
+    let by_tag = || tag_filter(tags::RESTORE, state.restore_tag());
     let mut out = Vec::new();
     match &state.plan {
         RestorePlan::EbsVolume { .. } | RestorePlan::Ec2Instance { .. } => {
@@ -1649,7 +1659,7 @@ async fn remove(
     temporary_only: bool,
 ) -> Result<(), CloudError> {
     let region = cx.region_name();
-    let mine = |t: &Tags| t.get(tags::RESTORE) == Some(&state.execution);
+    let mine = |t: &Tags| t.get(tags::RESTORE).map(String::as_str) == Some(state.restore_tag());
     let mut made = state.made.clone();
     made.sort_by_key(|m| m.kind == MadeKind::SecurityGroup);
     let ec2 = cx.ec2();
@@ -1710,7 +1720,7 @@ async fn remove(
             MadeKind::SecurityGroup => {
                 let out = ec2
                     .describe_security_groups()
-                    .filters(tag_filter(tags::RESTORE, state.execution.clone()))
+                    .filters(tag_filter(tags::RESTORE, state.restore_tag()))
                     .send()
                     .await
                     .map_err(|e| from_sdk(e, "DescribeSecurityGroups", &m.id, region))?;
@@ -1774,7 +1784,7 @@ async fn remove(
         // at launch as the restore's, found by that tag.
         let left = ec2
             .describe_volumes()
-            .filters(tag_filter(tags::RESTORE, state.execution.clone()))
+            .filters(tag_filter(tags::RESTORE, state.restore_tag()))
             .send()
             .await
             .map_err(|e| from_sdk(e, "DescribeVolumes", &state.execution, region))?;
@@ -1805,7 +1815,7 @@ async fn delete_volume_if_mine(
     let Some(v) = out.volumes().first() else {
         return Ok(());
     };
-    if v.tags().to_tags().get(tags::RESTORE) != Some(&state.execution) {
+    if v.tags().to_tags().get(tags::RESTORE).map(String::as_str) != Some(state.restore_tag()) {
         return Ok(());
     }
     if v.state().map(|s| s.as_str()) == Some("in-use") {

@@ -620,3 +620,99 @@ fn requests_know_the_classes_identifiers_and_volume_settings_aws_takes() {
     };
     assert_eq!(iops, Some(16000));
 }
+
+#[test]
+fn a_later_step_refuses_a_state_validate_could_not_have_made() {
+    use strongroom_core::restore::run::{Made, MadeKind, RestoreState};
+    let listed = listed();
+    let db = listed
+        .points
+        .iter()
+        .find(|p| p.point.id == "db-snap")
+        .unwrap();
+    let r = request(
+        json!({"from": {"recovery_point": "db-snap"}, "location": {"region": "us-east-1"},
+                           "restore": {"kind": "rds-instance", "identifier": "orders-2"}}),
+    );
+    let plan = plan(&r, db, None, None, &here()).unwrap();
+    // An execution name may hold `'`, which RDS tags refuse: it becomes `_`.
+    let tags = restore_tags(&r, &db.point, None, &db.tags, "restore-o'brien");
+    assert_eq!(tags[tags::RESTORE], "restore-o_brien");
+    let state = RestoreState {
+        request: r,
+        execution: "restore-o'brien".into(),
+        bucket: "strongroom-runs-111111111111".into(),
+        location: here(),
+        target: here(),
+        point: db.point.clone(),
+        recorded: false,
+        plan,
+        tags,
+        made: vec![Made {
+            kind: MadeKind::DbInstance,
+            id: "orders-2".into(),
+        }],
+        usable: false,
+        failed: None,
+        polls: 1,
+        poll_seconds: 60,
+        wait_seconds: 60,
+        started_at: now(),
+        details: Default::default(),
+    };
+    state.validate(now()).expect("what Validate makes passes");
+    assert_eq!(state.restore_tag(), "restore-o_brien");
+    let refused = |f: &dyn Fn(&mut RestoreState)| {
+        let mut s = state.clone();
+        f(&mut s);
+        field_of(&s.validate(now()).unwrap_err())
+    };
+    assert_eq!(
+        refused(&|s| {
+            s.tags.insert(tags::MANAGED.into(), "true".into());
+        }),
+        "state.tags"
+    );
+    assert_eq!(
+        refused(&|s| {
+            s.tags
+                .insert(tags::RESTORE.into(), "another-restore".into());
+        }),
+        "state.tags"
+    );
+    assert_eq!(
+        refused(&|s| s.made.push(Made {
+            kind: MadeKind::DbInstance,
+            id: "someone-elses-db".into()
+        })),
+        "state.made[1]"
+    );
+    assert_eq!(
+        refused(&|s| s.made.push(Made {
+            kind: MadeKind::Volume,
+            id: "vol-zz".into()
+        })),
+        "state.made[1]"
+    );
+    assert_eq!(
+        refused(&|s| {
+            if let RestorePlan::RdsInstance { identifier, .. } = &mut s.plan {
+                *identifier = "orders".into();
+            }
+        }),
+        "state.plan"
+    );
+    assert_eq!(
+        refused(&|s| s.target.account = "222222222222".into()),
+        "state.location"
+    );
+    assert_eq!(
+        refused(&|s| s.point.kind = RecoveryPointKind::EbsSnapshot),
+        "state.point.kind"
+    );
+    assert_eq!(
+        refused(&|s| s.execution = "two words".into()),
+        "state.execution"
+    );
+    assert_eq!(refused(&|s| s.wait_seconds = 86_400), "state.wait_seconds");
+}

@@ -31,7 +31,7 @@ pub async fn handle<C: Restores>(
             to_value(&state)
         }
         StepInput::Start { state } => {
-            let state = start(*state, cloud).await?;
+            let state = start(*state, cloud, now).await?;
             tracing::info!(execution = %state.execution, made = ?state.made, "restore started");
             to_value(&state)
         }

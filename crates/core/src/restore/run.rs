@@ -261,6 +261,146 @@ pub struct RestoreState {
     pub details: serde_json::Map<String, serde_json::Value>,
 }
 
+impl RestoreState {
+    /// The value of `strongroom:restore` on everything this restore makes:
+    /// its execution name, as the service's tags accept it.
+    pub fn restore_tag(&self) -> &str {
+        self.tags
+            .get(tags::RESTORE)
+            .map_or(self.execution.as_str(), String::as_str)
+    }
+
+    /// Checks a state handed to a later step: the state machine passes on
+    /// what Validate returned, but the function trusts no input. A state
+    /// that Validate could not have made is refused before any call.
+    pub fn validate(&self, now: OffsetDateTime) -> Result<(), Error> {
+        self.request.validate(now).map_err(|e| match e {
+            Error::InvalidInput { field, message } => {
+                Error::invalid(format!("state.request.{field}"), message)
+            }
+            other => other,
+        })?;
+        check_execution(&self.execution, "state.execution")?;
+        check_bucket(&self.bucket, "state.bucket")?;
+        let l = &self.request.location;
+        let same_region = self.location.region == l.region && self.target.region == l.region;
+        let account_ok = l
+            .account
+            .as_ref()
+            .is_none_or(|a| *a == self.location.account)
+            && match &self.request.into {
+                Some(i) => i.account == self.target.account,
+                None => self.target.account == self.location.account,
+            };
+        if !same_region || !account_ok || self.point.location != self.location {
+            return Err(Error::invalid(
+                "state.location",
+                "does not agree with the request's location and into",
+            ));
+        }
+        if !kinds_for(&self.request.restore).contains(&self.point.kind) {
+            return Err(Error::invalid(
+                "state.point.kind",
+                format!(
+                    "{} is not restored by restore.kind {}",
+                    self.point.kind.facts().tag,
+                    kind_name(&self.request.restore)
+                ),
+            ));
+        }
+        let plan_matches = match (&self.plan, &self.request.restore) {
+            (RestorePlan::EbsVolume { .. }, RestoreTarget::EbsVolume { .. })
+            | (RestorePlan::Ec2Instance { .. }, RestoreTarget::Ec2Instance { .. }) => true,
+            (
+                RestorePlan::RdsInstance { identifier: a, .. },
+                RestoreTarget::RdsInstance { identifier: b, .. },
+            )
+            | (
+                RestorePlan::AuroraCluster { identifier: a, .. },
+                RestoreTarget::AuroraCluster { identifier: b, .. },
+            )
+            | (
+                RestorePlan::RedshiftCluster { identifier: a, .. },
+                RestoreTarget::RedshiftCluster { identifier: b, .. },
+            ) => a == b,
+            _ => false,
+        };
+        if !plan_matches {
+            return Err(Error::invalid(
+                "state.plan",
+                "is not the plan of the request's restore",
+            ));
+        }
+        let charset = self.point.kind.facts().tag_charset;
+        if self.tags.get(tags::RESTORE).map(String::as_str)
+            != Some(tags::fit_tag_value(&self.execution, charset).as_str())
+            || self.tags.contains_key(tags::MANAGED)
+            || self.tags.len() > tags::MAX_TAGS
+        {
+            return Err(Error::invalid(
+                "state.tags",
+                "must name this execution in strongroom:restore and never carry strongroom:managed",
+            ));
+        }
+        for (i, m) in self.made.iter().enumerate() {
+            let prefix = match m.kind {
+                MadeKind::Volume => Some("vol-"),
+                MadeKind::Instance => Some("i-"),
+                MadeKind::Image => Some("ami-"),
+                MadeKind::SecurityGroup => Some("sg-"),
+                _ => None,
+            };
+            let ok = match prefix {
+                Some(p) => m.id.strip_prefix(p).is_some_and(|h| {
+                    !h.is_empty() && h.len() <= 17 && h.chars().all(|c| c.is_ascii_hexdigit())
+                }),
+                // Databases: the plan's identifier, or an Aurora instance of it.
+                None => self.plan.identifier().is_some_and(|id| {
+                    m.id == id
+                        || m.id
+                            .strip_prefix(id)
+                            .and_then(|n| n.strip_prefix('-'))
+                            .and_then(|n| n.parse::<u8>().ok())
+                            .is_some_and(|n| (1..=16).contains(&n))
+                }),
+            };
+            if !ok {
+                return Err(Error::invalid(
+                    format!("state.made[{i}]"),
+                    format!("`{}` is not a {:?} a restore makes", m.id, m.kind),
+                ));
+            }
+        }
+        if self.poll_seconds > 3600
+            || self.wait_seconds
+                > crate::backup::snapshot::MAX_WAIT_BETWEEN_CHECKS.max(self.poll_seconds)
+        {
+            return Err(Error::invalid(
+                "state.wait_seconds",
+                "is longer than a restore waits",
+            ));
+        }
+        crate::validate::not_in_future(self.started_at, now, "state.started_at")
+    }
+}
+
+/// An execution name as Step Functions makes them: 1-80 characters, none
+/// of them white space or control characters.
+fn check_execution(execution: &str, at: &str) -> Result<(), Error> {
+    let ok = (1..=80).contains(&execution.chars().count())
+        && !execution
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            at,
+            "must be the execution's name (1-80 characters, no white space)",
+        ))
+    }
+}
+
 /// The restore's report: in the bucket and as the execution's output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestoreReport {
@@ -963,6 +1103,9 @@ pub fn restore_tags(
     point_tags: &Tags,
     execution: &str,
 ) -> Tags {
+    // What is restored is of the point's service: RDS and Redshift accept
+    // fewer characters in tags than EC2 (an execution name may hold `'`).
+    let charset = point.kind.facts().tag_charset;
     let mut t = Tags::new();
     if request.copy_source_tags {
         let source_tags = record
@@ -970,10 +1113,13 @@ pub fn restore_tags(
             .unwrap_or_else(|| point_tags.clone());
         for (k, v) in source_tags {
             let lower = k.to_ascii_lowercase();
-            if lower.starts_with("aws:") || k.starts_with(tags::PREFIX) {
+            if lower.starts_with("aws:")
+                || k.starts_with(tags::PREFIX)
+                || !k.chars().all(|c| charset.allows(c))
+            {
                 continue;
             }
-            t.insert(k, v);
+            t.insert(k, tags::fit_tag_value(&v, charset));
         }
     }
     // Leave room for ours within AWS's 50.
@@ -981,8 +1127,14 @@ pub fn restore_tags(
         let last = t.keys().next_back().cloned().expect("not empty");
         t.remove(&last);
     }
-    t.insert(tags::RESTORED_FROM.into(), point.id.clone());
-    t.insert(tags::RESTORE.into(), execution.to_owned());
+    t.insert(
+        tags::RESTORED_FROM.into(),
+        tags::fit_tag_value(&point.id, charset),
+    );
+    t.insert(
+        tags::RESTORE.into(),
+        tags::fit_tag_value(execution, charset),
+    );
     t
 }
 
@@ -1047,12 +1199,7 @@ pub async fn validate<C: Restores>(
         )
     })?;
     check_bucket(bucket, crate::runs::BUCKET_VARIABLE)?;
-    if execution.trim().is_empty() || execution.len() > 80 {
-        return Err(Error::invalid(
-            "execution",
-            "must be the execution's name (1-80 characters)",
-        ));
-    }
+    check_execution(execution, "execution")?;
     let home = cloud.home_account().await?;
     let l = &request.location;
     let location = Location {
@@ -1205,7 +1352,12 @@ fn share_hint(kind: RecoveryPointKind) -> &'static str {
 }
 
 /// Start: makes what the plan says.
-pub async fn start<C: Restores>(mut state: RestoreState, cloud: &C) -> Result<RestoreState, Error> {
+pub async fn start<C: Restores>(
+    mut state: RestoreState,
+    cloud: &C,
+    now: OffsetDateTime,
+) -> Result<RestoreState, Error> {
+    state.validate(now)?;
     use_state_role(&state, cloud);
     let made = cloud.start(&state).await?;
     for m in made {
@@ -1222,6 +1374,7 @@ pub async fn check<C: Restores>(
     cloud: &C,
     now: OffsetDateTime,
 ) -> Result<RestoreState, Error> {
+    state.validate(now)?;
     use_state_role(&state, cloud);
     let health = cloud.check(&state).await?;
     for m in health.made {
@@ -1321,6 +1474,7 @@ pub async fn finalize<C: Restores>(
     cloud: &C,
     now: OffsetDateTime,
 ) -> Result<RestoreReport, Error> {
+    state.validate(now)?;
     use_state_role(&state, cloud);
     if state.made.iter().any(|m| m.kind == MadeKind::Image) {
         cloud.remove(&state, true).await?;
@@ -1336,6 +1490,7 @@ pub async fn clean_up<C: Restores>(
     cloud: &C,
     now: OffsetDateTime,
 ) -> Result<RestoreReport, Error> {
+    state.validate(now)?;
     use_state_role(&state, cloud);
     let error = match (&state.failed, error) {
         (Some(f), _) => ErrorReport::new(ErrorKind::Internal, f.clone()),
