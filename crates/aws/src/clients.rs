@@ -304,6 +304,15 @@ impl LocationClients {
         )
     }
 
+    /// The EBS direct APIs (snapshot blocks).
+    pub fn ebs(&self) -> aws_sdk_ebs::Client {
+        aws_sdk_ebs::Client::from_conf(
+            aws_sdk_ebs::config::Builder::from(&self.config)
+                .region(self.region())
+                .build(),
+        )
+    }
+
     pub fn rds(&self) -> aws_sdk_rds::Client {
         aws_sdk_rds::Client::from_conf(
             aws_sdk_rds::config::Builder::from(&self.config)

@@ -10,10 +10,12 @@
 //!   the kinds (copies: with KMS grants and EBS Snapshot Lock).
 //! - `organizations`: the accounts under an AWS Organizations unit.
 //! - `store`: the run's files in S3 (the `ObjectStore` port).
+//! - [`ebs_direct`]: an EBS snapshot as a read-only disk (the EBS direct APIs).
 //! - [`error`]: SDK errors -> classified [`strongroom_core::CloudError`].
 
 pub mod clients;
 pub mod copies;
+pub mod ebs_direct;
 pub mod error;
 pub mod inventory;
 mod kinds;

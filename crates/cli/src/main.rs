@@ -6,7 +6,13 @@
 //! strongroom prune --policy policy.json [--dry-run] [--now T]
 //! strongroom recovery-points list --location REGION|ACCOUNT/REGION [--role-arn ARN]
 //!            [--external-id ID] [--source X] [--policy P] [--kind K]
+//! strongroom files ls (--snapshot ID [--region R] | --image FILE) [--partition N]
+//!            [--recursive] [--json] [PATH]
+//! strongroom files get (--snapshot ID [--region R] | --image FILE) [--partition N]
+//!            --out DIR [--json] PATH_OR_GLOB...
 //! ```
+
+mod files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +44,9 @@ enum Command {
     /// Recovery points.
     #[command(subcommand, name = "recovery-points")]
     RecoveryPoints(PointsCommand),
+    /// Files straight out of a disk image: list them, restore them.
+    #[command(subcommand)]
+    Files(files::FilesCommand),
 }
 
 #[derive(Subcommand)]
@@ -268,6 +277,16 @@ async fn list_points(args: &ListArgs) -> Result<serde_json::Value, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Files(cmd) = &cli.command {
+        // These print as they go (a listing, each restored file).
+        return match files::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("strongroom: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = match &cli.command {
         Command::Retention(RetentionCommand::Plan(args)) => {
             retention_plan(args).map(|p| serde_json::to_value(p).expect("a plan serializes"))
@@ -284,6 +303,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
                 .and_then(|rt| rt.block_on(list_points(args)))
         }
+        Command::Files(_) => unreachable!("handled above"),
     };
     match result {
         Ok(v) => {
