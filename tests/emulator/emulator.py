@@ -11,7 +11,10 @@ One process serves, on one loopback port:
   ``function``, the Lambda function that made it, for Strongroom's calls), by
   service, action and client, which is how the benchmarks count API calls;
 * ``/_strongroom/faults``: the switchable faults of patch 10 (GET the
-  configuration, POST a new one).
+  configuration, POST a new one);
+* ``/_strongroom/volume-content``: POST ``{"region", "account", "volume_id",
+  "image"}`` makes a raw disk image a volume's content (patch 20), which its
+  snapshots then hold and the EBS direct APIs read.
 
 The client of a call is ``harness`` for the Rust tests' own calls (user agent
 with ``app/strongroom-tests``), ``strongroom`` for the rest of aws-sdk-rust
@@ -182,6 +185,32 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     device, architecture and image tags, and ``DescribeImages`` shows them;
     ``RunInstances`` of such an image creates one volume per mapping from
     its snapshot at its device (moto attaches one default root volume).
+20. The EBS direct APIs over snapshots that hold data (tests/emulator/ebs_direct.py
+    documents each part, with AWS's wording): ``POST /_strongroom/volume-content``
+    makes a raw disk image a volume's content (an image larger than the
+    volume is refused, HTTP 400); a snapshot captures its volume's content, a
+    copy its source's, a volume made from a snapshot the snapshot's.
+    ``ListSnapshotBlocks`` lists the 512 KiB blocks that hold data ("A block
+    index is a logical index in units of 512 KiB blocks"; "BlockSize"
+    524288; zero blocks are not listed), with block tokens, ``ExpiryTime``
+    and paging (``MaxResults`` 100..10000, ``NextToken``,
+    ``StartingBlockIndex``); ``GetSnapshotBlock`` reads one block (only that
+    block of the image) with its base64 SHA256 ``x-amz-Checksum``;
+    ``ListChangedBlocks`` compares two snapshots "of the same volume/snapshot
+    lineage"; ``StartSnapshot`` / ``PutSnapshotBlock`` / ``CompleteSnapshot``
+    make an EC2 snapshot, ``pending`` until completed, checking each block's
+    length (524288: "the only supported size") and checksum ("If the
+    checksums do not correspond, the request fails"). AWS's errors:
+    ``ResourceNotFoundException`` (404, ``SNAPSHOT_NOT_FOUND``) for a snapshot
+    that does not exist or is not shared with the caller, ``AccessDeniedException``
+    (403) for a public one ("does not support public snapshots"),
+    ``ValidationException`` (400) for a snapshot not ``completed`` ("The
+    snapshot can be accessed only if it has a completed status"), a wrong
+    block token (``INVALID_BLOCK_TOKEN``) or page token; switchable
+    ``RequestThrottledException`` (400) for every Nth ``GetSnapshotBlock``
+    (patch 10's ``ebs_direct_throttle_every``). Snapshots shared with the
+    caller are read as its own. moto's EBS direct APIs use 512-byte blocks,
+    check nothing, and EC2's snapshots hold no data.
 
 The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
 in the home region, as the stack does, and gives the functions its name in
@@ -212,6 +241,7 @@ from typing import Any
 
 import copies
 import distributed_map
+import ebs_direct
 import faults
 import iam_enforcement
 import restores
@@ -263,6 +293,7 @@ def patch_moto() -> None:
     copies.patch_moto_copies()
     iam_enforcement.patch_moto_iam_enforcement()
     restores.patch_moto_restores()
+    ebs_direct.patch_moto_ebs_direct()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
@@ -961,6 +992,8 @@ class Front:
             return faults.control(environ, start_response)
         if path == "/_strongroom/copies":
             return copies.control(environ, start_response)
+        if path == "/_strongroom/volume-content":
+            return ebs_direct.control(environ, start_response)
         if path.startswith("/moto-api"):
             return self.moto_app(environ, start_response)
         call = self.log_call(environ)
@@ -973,7 +1006,13 @@ class Front:
 
     def log_call(self, environ: dict[str, Any]) -> dict[str, str]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
+            body = environ["wsgi.input"].read()
+            environ["CONTENT_LENGTH"] = str(len(body))
+        else:
+            body = b""
         environ["wsgi.input"] = io.BytesIO(body)
         auth = environ.get("HTTP_AUTHORIZATION", "")
         scope = CREDENTIAL_SCOPE.search(auth)
@@ -982,6 +1021,9 @@ class Front:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target:
             action = target.rsplit(".", 1)[-1]
+        elif service == "ebs":  # REST-JSON (patch 20): the operation is the method and path
+            method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+            action = ebs_direct.action_name(method, path) or f"{method} {path}"
         else:
             params = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             if not params.get("Action"):

@@ -69,6 +69,16 @@ default the six creates of ``DEFAULT_LOST_RESPONSE_ACTIONS``)
     deleted right after the write succeeds, as a lifecycle rule or a person
     might remove it before its reader comes (e.g. ``batches.jsonl``: the Map
     items gone between Discover and the Distributed Map's ``ItemReader``).
+``ebs_direct_throttle_every`` (int N, 0) and ``ebs_direct_throttle_actions``
+(EBS direct API names; default ``["GetSnapshotBlock"]``)
+    Every Nth call by Strongroom of one of those actions (counted from the
+    last configuration) is refused before anything is done with HTTP 400
+    ``RequestThrottledException``, ``Reason`` ``ACCOUNT_THROTTLED``, the
+    EBS direct APIs' own throttling error ("The number of API requests has
+    exceeded the maximum allowed API request throttling limit"; AWS: "You
+    should always retry requests that receive ... ThrottlingException and
+    RequestThrottledException client error responses"). 0: never. Patch 20
+    (tests/emulator/ebs_direct.py) serves the EBS direct APIs.
 
 RDS ``DescribeAccountAttributes`` (which moto lacks) answers, to every
 client, the ``AccountQuotas`` ``ManualSnapshots`` and
@@ -107,6 +117,10 @@ DEFAULT_LOST_RESPONSE_ACTIONS = [
     "CreateDBClusterSnapshot",
     "CreateClusterSnapshot",
 ]
+EBS_DIRECT_ACTIONS = (
+    "StartSnapshot", "PutSnapshotBlock", "CompleteSnapshot", "ListSnapshotBlocks", "ListChangedBlocks", "GetSnapshotBlock",
+)
+DEFAULT_EBS_DIRECT_THROTTLE_ACTIONS = ["GetSnapshotBlock"]
 QUOTA_NAMES = ("ebs_snapshots", "rds_manual_snapshots", "rds_manual_cluster_snapshots", "redshift_manual_snapshots")
 RDS_DEFAULT_MANUAL_SNAPSHOTS = 100  # AWS's default quota, instance and cluster snapshots alike
 
@@ -126,6 +140,8 @@ class FaultConfig:
     visibility_seconds: float = 0.0
     quotas: dict[str, int] = field(default_factory=dict)
     vanishing_keys: list[str] = field(default_factory=list)
+    ebs_direct_throttle_every: int = 0
+    ebs_direct_throttle_actions: list[str] = field(default_factory=lambda: list(DEFAULT_EBS_DIRECT_THROTTLE_ACTIONS))
 
     @classmethod
     def parse(cls, raw: Any) -> FaultConfig:
@@ -162,9 +178,14 @@ class FaultConfig:
         number("lost_response_fraction", 0, 1, float)
         number("pending_describes", 0, None, int)
         number("visibility_seconds", 0, None, float)
+        number("ebs_direct_throttle_every", 0, None, int)
         actions("throttle_actions")
         actions("lost_response_actions")
         actions("vanishing_keys")
+        actions("ebs_direct_throttle_actions")
+        strange = [a for a in config.ebs_direct_throttle_actions if a not in EBS_DIRECT_ACTIONS]
+        if strange:
+            raise ValueError(f"ebs_direct_throttle_actions: {strange} are not EBS direct APIs {list(EBS_DIRECT_ACTIONS)}")
         quotas = raw.get("quotas") or {}
         if not isinstance(quotas, dict):
             raise ValueError("quotas must be an object")
@@ -184,13 +205,25 @@ class Faults:
         self.lock = threading.Lock()
         self.config = FaultConfig()
         self.rng = random.Random(0)
+        self.ebs_direct_calls = 0  # Strongroom's calls of the throttled EBS direct actions
 
     def configure(self, raw: Any) -> FaultConfig:
         config = FaultConfig.parse(raw)
         with self.lock:
             self.config = config
             self.rng = random.Random(config.seed)
+            self.ebs_direct_calls = 0
         return config
+
+    def ebs_direct_throttled(self, action: str) -> bool:
+        """Whether this call of an EBS direct API `action` is the Nth one, to throttle."""
+        config = self.config
+        every = config.ebs_direct_throttle_every
+        if every <= 0 or action not in config.ebs_direct_throttle_actions:
+            return False
+        with self.lock:
+            self.ebs_direct_calls += 1
+            return self.ebs_direct_calls % every == 0
 
     def draw(self, fraction: float, actions: list[str] | None, action: str) -> bool:
         """Whether this call is faulted: a draw only for calls the fault targets."""
