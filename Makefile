@@ -35,20 +35,27 @@ CDK_STAMP := infra/cdk/node_modules/.stamp-$(shell cat infra/cdk/package-lock.js
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=1
 MACHETE_VERSION := 0.9.2
 MACHETE_STAMP := $(TOOLS)/.stamp-cargo-machete-$(MACHETE_VERSION)
+# Debian packages that tests/fsimages/build.py runs to make the filesystem images,
+# as tool:package (the tools are in /usr/sbin, which a non-root PATH may lack).
+FSIMAGE_TOOLS := mkfs.ext4:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs mkfs.xfs:xfsprogs xfs_db:xfsprogs \
+	xfs_repair:xfsprogs mkntfs:ntfs-3g ntfs-3g:ntfs-3g ntfscat:ntfs-3g sgdisk:gdisk sfdisk:fdisk
+FSIMAGE_STAMP := $(TOOLS)/.stamp-fsimage-tools-$(shell echo '$(FSIMAGE_TOOLS)' | cksum | cut -d' ' -f1)
 
-.PHONY: help setup demo test unit lint check-infra infra-check check-emulator build-functions build bench bench-scale bench-copies bench-restores schema deploy clean-cache
+.PHONY: help setup demo test unit lint check-infra infra-check check-emulator check-fsimages build-functions build bench bench-scale bench-copies bench-restores schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
 	@echo "make test    formatting, lints, unit, emulator and state machine tests, ASL checks"
-	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator; cargo-machete)"
+	@echo "make setup   install the pinned tools (Python venv with moto, cargo-lambda; asl-validator; cargo-machete;"
+	@echo "             Debian's e2fsprogs, xfsprogs, ntfs-3g, gdisk, fdisk for the filesystem images)"
+	@echo "make check-fsimages  build ext4/XFS/NTFS and signature-only images, read each back with the fs tools"
 	@echo "make build   release Lambda binaries with cargo-lambda (target/lambda/<fn>/bootstrap)"
 	@echo "make bench   API calls vs Cloud Custodian, cold start and RSS -> BENCHMARKS.md"
 	@echo "make schema  regenerate infra/schemas/*.schema.json (run input, restore request) from the types"
 	@echo "make infra-check  ASL, SAM (sam validate, translator, cfn-lint, IAM guards), CDK (tests, cdk-nag, synth), SAM = CDK, checkov; offline"
 	@echo "make deploy  sam build + sam deploy --guided (ARCH=x86_64|arm64; needs AWS credentials)"
 
-setup: $(VENV_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP)
+setup: $(VENV_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) $(CDK_STAMP) $(MACHETE_STAMP) $(FSIMAGE_STAMP)
 
 $(VENV_STAMP): $(REQS)
 	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -90,6 +97,24 @@ $(MACHETE_STAMP):
 	@env -u CARGO_TARGET_DIR $(CARGO) install cargo-machete --locked --version $(MACHETE_VERSION) \
 		--root $(TOOLS) --quiet
 	@rm -f $(TOOLS)/.stamp-cargo-machete-* && touch $@
+
+# The filesystem image tools: each missing one's package is installed with apt-get
+# (as root, or through sudo without a password), else setup stops naming the packages.
+$(FSIMAGE_STAMP):
+	@echo "==> Debian packages for the filesystem images (e2fsprogs, xfsprogs, ntfs-3g, gdisk, fdisk)"
+	@missing=""; for pair in $(FSIMAGE_TOOLS); do \
+		PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$${pair%%:*}" >/dev/null \
+			|| missing="$$missing $${pair##*:}"; done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); missing="$${missing% }"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; \
+		elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; \
+		else echo "missing Debian package(s) for the filesystem images: $$missing; as root: apt-get install -y --no-install-recommends $$missing" >&2; exit 1; fi; \
+		echo "    apt-get install $$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+			|| { echo "apt-get install $$missing failed" >&2; exit 1; }; \
+	fi
+	@mkdir -p $(TOOLS) && rm -f $(TOOLS)/.stamp-fsimage-tools-* && touch $@
 
 $(C7N_STAMP): bench/requirements-c7n.txt
 	@echo "==> Cloud Custodian venv in $(C7N_VENV)"
@@ -147,12 +172,22 @@ check-infra: $(NPM_STAMP) $(INFRA_STAMP) $(CHECKOV_STAMP) $(CDK_STAMP)
 		-f infra/vault-account.yaml -f $(CACHE)/cdk.out/strongroom-vault.template.json) \
 		|| { echo "$$out"; exit 1; }; echo "$$out" | grep -E "checks:"
 
+# tests/fsimages/build.py's own check: every image it makes, read back by debugfs,
+# xfs_db, ntfs-3g/ntfscat and blkid, compared with the tree's manifest (~45 s).
+check-fsimages: $(FSIMAGE_STAMP)
+	@echo "==> filesystem images self-check (ext4, XFS, NTFS, partitioned, signature-only)"
+	@mkdir -p $(CACHE) && python3 tests/fsimages/build.py selfcheck > $(CACHE)/fsimages-selfcheck.json \
+		|| { cat $(CACHE)/fsimages-selfcheck.json; exit 1; }
+	@tail -n 1 $(CACHE)/fsimages-selfcheck.json
+
 # The emulator's own patches and switchable faults, checked through boto3.
 check-emulator: $(VENV_STAMP)
 	@echo "==> emulator self-check (patches and faults)"
 	@$(PYTHON) tests/emulator/check_faults.py
+	@echo "==> emulator self-check (EBS direct APIs, patch 20)"
+	@$(PYTHON) tests/emulator/check_ebs_direct.py
 
-test: setup lint build-functions check-infra check-emulator
+test: setup lint build-functions check-infra check-emulator check-fsimages
 	@echo "==> cargo test (unit, property, emulator and state machine tests)"
 	@mkdir -p $(CACHE)
 	@$(CARGO) test --workspace 2>&1 | tee $(CACHE)/test.log
