@@ -335,6 +335,16 @@ impl Emulator {
         serde_json::from_str(&self.http("GET", "/_strongroom/calls")).expect("call log is JSON")
     }
 
+    /// Makes the raw disk image at `image` the content of the volume (patch
+    /// 20): its snapshots, and their copies, hold those blocks.
+    pub fn set_volume_content(&self, region: &str, volume_id: &str, image: &std::path::Path) {
+        let body = serde_json::json!({"region": region, "volume_id": volume_id, "image": image});
+        let answer = self.http_with("POST", "/_strongroom/volume-content", &body.to_string());
+        let v: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("the volume-content answer is JSON ({e}): {answer}"));
+        assert_eq!(v["volume_id"], volume_id, "volume content refused: {v}");
+    }
+
     pub fn reset_calls(&self) {
         self.http("DELETE", "/_strongroom/calls");
     }
@@ -652,5 +662,99 @@ pub mod clients {
                 .region(aws_config::Region::new(region.to_owned()))
                 .build(),
         )
+    }
+}
+
+/// Filesystem images built at test time from the standard tree
+/// (`tests/fsimages/build.py`, with the filesystems' own tools).
+pub mod fsimages {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    use super::workspace;
+
+    pub fn build(args: &[&str]) -> String {
+        let script = workspace().join("tests/fsimages/build.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run tests/fsimages/build.py (python3)");
+        assert!(
+            out.status.success(),
+            "build.py {args:?} failed (make setup installs mkfs.xfs, mkntfs, ntfs-3g, sgdisk): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
+    pub struct Tree {
+        pub dir: PathBuf,
+        pub manifest: Value,
+        _tmp: TempDir,
+    }
+
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("strongroom-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub fn tree(name: &str) -> Tree {
+        let tmp = TempDir::new(name);
+        let dir = tmp.0.join("tree");
+        let manifest = tmp.0.join("manifest.json");
+        build(&[
+            "tree",
+            "--out",
+            dir.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ]);
+        let manifest =
+            serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("JSON");
+        Tree {
+            dir,
+            manifest,
+            _tmp: tmp,
+        }
+    }
+
+    pub fn image(tree: &Tree, fs: &str, layout: &str, extra: &[&str]) -> (PathBuf, Value) {
+        let out = tree
+            .dir
+            .parent()
+            .unwrap()
+            .join(format!("{fs}-{layout}.img"));
+        let mut args = vec![
+            "image",
+            "--fs",
+            fs,
+            "--tree",
+            tree.dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--layout",
+            layout,
+        ];
+        args.extend_from_slice(extra);
+        let line = build(&args);
+        let described: Value =
+            serde_json::from_str(line.lines().last().expect("a JSON line")).expect("JSON");
+        (out, described)
     }
 }
