@@ -715,16 +715,24 @@ pub mod fsimages {
     }
 
     pub fn tree(name: &str) -> Tree {
+        tree_with(name, &[])
+    }
+
+    /// The standard tree with `build.py tree` options (`--big`: a sparse
+    /// file over 4 GiB).
+    pub fn tree_with(name: &str, options: &[&str]) -> Tree {
         let tmp = TempDir::new(name);
         let dir = tmp.0.join("tree");
         let manifest = tmp.0.join("manifest.json");
-        build(&[
+        let mut args = vec![
             "tree",
             "--out",
             dir.to_str().unwrap(),
             "--manifest",
             manifest.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(options);
+        build(&args);
         let manifest =
             serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("JSON");
         Tree {

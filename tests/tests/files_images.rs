@@ -223,14 +223,13 @@ fn ntfs_on_a_gpt_disk_restores_every_file_of_the_tree() {
 }
 
 #[test]
-fn ext4_with_inline_data_is_refused_naming_the_feature() {
+fn ext4_with_inline_data_on_an_mbr_disk_restores_every_file_of_the_tree() {
     let tree = tree("ext4");
     let (img, _) = image(&tree, "ext4", "mbr", &[]);
-    let err = open(disk(&img), None)
-        .err()
-        .expect("inline data is not read yet");
-    assert!(matches!(err, FsError::Unsupported(_)), "{err:?}");
-    assert!(err.to_string().contains("DATA_IN_INODE"), "{err}");
+    let opened = open(disk(&img), None).unwrap();
+    assert_eq!(opened.table, TableKind::Mbr);
+    drop(opened);
+    restores_the_tree(&tree, &img, "ext4");
 }
 
 #[test]
@@ -313,5 +312,46 @@ fn disks_strongroom_cannot_read_are_named() {
             .unwrap_or_else(|| panic!("{kind} opened"));
         assert_eq!(err.error_name(), "Strongroom.InvalidInput", "{kind}: {err}");
         assert!(err.to_string().contains(words), "{kind}: {err}");
+    }
+}
+
+/// A file larger than 4 GiB, with data at its start, across the 4 GiB mark
+/// and at its end (offsets past 32 bits), sparse in between: restored from
+/// ext4 and from NTFS with the tree's SHA-256, and written with holes.
+#[test]
+fn a_file_over_4_gib_restores_with_its_end_and_its_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let tree = strongroom_tests::fsimages::tree_with("big", &["--big"]);
+    let m = tree.manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "big/over-4GiB")
+        .expect("the big file is in the tree")
+        .clone();
+    let size = m["size"].as_u64().unwrap();
+    assert!(size > 4 << 30);
+    for fs_name in ["ext4", "ntfs"] {
+        let (img, _) = image(&tree, fs_name, "bare", &[]);
+        let mut opened = open(disk(&img), None).unwrap();
+        let fs = opened.fs.as_mut();
+        let entries = expand(fs, &["/big/over-4GiB".to_string()], Limits::default()).unwrap();
+        assert_eq!(entries[0].size, size, "{fs_name}");
+        let out = tree.dir.parent().unwrap().join(format!("big-{fs_name}"));
+        let restored = extract(fs, &entries, &out, Limits::default(), &mut |_| {}).unwrap();
+        assert_eq!(
+            restored[0].sha256.as_deref(),
+            m["sha256"].as_str(),
+            "{fs_name}: SHA-256"
+        );
+        let local = std::fs::metadata(out.join("big/over-4GiB")).unwrap();
+        assert_eq!(local.len(), size, "{fs_name}: size");
+        assert!(
+            local.blocks() * 512 < 64 << 20,
+            "{fs_name}: written with holes ({} blocks)",
+            local.blocks()
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::remove_file(&img).unwrap();
     }
 }

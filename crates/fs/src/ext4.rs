@@ -1,5 +1,7 @@
 //! ext2/3/4 through `ext4-view` (extents, block maps, htree directories,
-//! inline data, metadata checksums, journal replay in memory).
+//! metadata checksums, journal replay in memory), with inline data and
+//! timestamps outside 1970-2038 from Strongroom's copy of it
+//! (`vendor/ext4-view`).
 
 use std::sync::Arc;
 
@@ -29,18 +31,25 @@ impl Ext4Read for Reader {
 
 pub(crate) struct Ext4Fs {
     fs: Ext4,
+    src: Arc<dyn BlockSource>,
     last: LastError,
 }
+
+/// Extent ranges kept per read, for the hints (a fragmented file beyond
+/// this reads ahead by the sequential window only).
+const MAX_RANGES: usize = 100_000;
+/// How far ahead of the read the hints reach.
+const HINT_BYTES: u64 = 16 << 20;
 
 impl Ext4Fs {
     pub(crate) fn open(src: Arc<dyn BlockSource>) -> Result<Self> {
         let last = LastError::default();
         let reader = Reader {
-            src,
+            src: src.clone(),
             last: last.clone(),
         };
         let fs = Ext4::load(Box::new(reader)).map_err(|e| map(&last, "/", e))?;
-        Ok(Self { fs, last })
+        Ok(Self { fs, src, last })
     }
 
     fn err(&self, path: &str, e: Ext4Error) -> FsError {
@@ -84,6 +93,21 @@ fn map(last: &LastError, path: &str, e: Ext4Error) -> FsError {
         },
         other => corrupt(path, other),
     }
+}
+
+/// The device ranges that hold the file's bytes `from..to`.
+fn hints(ranges: &[(u64, std::ops::Range<u64>)], from: u64, to: u64) -> Vec<std::ops::Range<u64>> {
+    let first = ranges.partition_point(|(at, r)| at + (r.end - r.start) <= from);
+    ranges[first..]
+        .iter()
+        .take_while(|(at, _)| *at < to)
+        .map(|(at, r)| {
+            let skip = from.saturating_sub(*at);
+            let keep = (to - at).min(r.end - r.start);
+            r.start + skip..r.start + keep
+        })
+        .filter(|r| r.start < r.end)
+        .collect()
 }
 
 fn kind_of(t: FileType) -> Kind {
@@ -187,11 +211,22 @@ impl Filesystem for Ext4Fs {
             return Ok(0);
         }
         let mut file = self.fs.open(path).map_err(|e| self.err(path, e))?;
+        // Read-ahead along the file's own extent map: the device is told
+        // which of its bytes the next HINT_BYTES of the file are.
+        let ranges = file
+            .disk_ranges(MAX_RANGES)
+            .map_err(|e| self.err(path, e))?;
+        let mut hinted_to = start;
         file.seek_to(start).map_err(|e| self.err(path, e))?;
         let mut buf = vec![0u8; CHUNK];
         let mut done = 0u64;
         let want = end - start;
         while done < want {
+            let at = start + done;
+            if at >= hinted_to.saturating_sub(HINT_BYTES / 2) && !ranges.is_empty() {
+                hinted_to = (at + HINT_BYTES).min(end);
+                self.src.will_read(&hints(&ranges, at, hinted_to));
+            }
             let piece = ((want - done) as usize).min(CHUNK);
             let mut filled = 0;
             while filled < piece {
