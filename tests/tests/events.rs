@@ -48,6 +48,7 @@ async fn check(dir: &str, value: serde_json::Value) -> Result<(), Error> {
                 }
                 StepInput::Start { state }
                 | StepInput::Check { state }
+                | StepInput::CopyFiles { state }
                 | StepInput::Finalize { state }
                 | StepInput::CleanUp { state, .. } => {
                     state.validate(time::OffsetDateTime::now_utc())

@@ -80,6 +80,16 @@ impl Clients {
         &self.base
     }
 
+    /// The EBS direct APIs in `region`, with the process's own credentials
+    /// (no account lookup: the CLI reading a snapshot of its own account).
+    pub fn own_ebs(&self, region: &str) -> aws_sdk_ebs::Client {
+        aws_sdk_ebs::Client::from_conf(
+            aws_sdk_ebs::config::Builder::from(&self.base)
+                .region(Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
     /// Exactly these roles from now on (account -> role): a warm process
     /// keeps no role of an earlier policy.
     pub fn replace_roles(&self, roles: BTreeMap<String, Role>) {

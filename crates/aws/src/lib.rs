@@ -17,6 +17,7 @@ pub mod clients;
 pub mod copies;
 pub mod ebs_direct;
 pub mod error;
+mod file_restore;
 pub mod inventory;
 mod kinds;
 mod organizations;

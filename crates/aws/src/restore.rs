@@ -90,26 +90,52 @@ impl Restores for AwsCloud {
     }
 
     async fn preflight(&self, location: &Location, plan: &RestorePlan) -> Result<(), CloudError> {
+        if matches!(plan, RestorePlan::Files { .. }) {
+            return Box::pin(crate::file_restore::preflight(self, plan)).await;
+        }
         let cx = self.clients.for_location(location).await?;
         Box::pin(preflight(&cx, plan)).await
     }
 
     async fn start(&self, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+        if matches!(state.plan, RestorePlan::Files { .. }) {
+            // A file restore makes nothing: CopyFiles writes to S3.
+            return Ok(vec![]);
+        }
         let cx = self.clients.for_location(&state.target).await?;
         Box::pin(start(&cx, state)).await
     }
 
     async fn check(&self, state: &RestoreState) -> Result<Health, CloudError> {
+        if matches!(state.plan, RestorePlan::Files { .. }) {
+            return Ok(Health {
+                usable: state.files.as_ref().is_some_and(|f| f.done),
+                ..Health::default()
+            });
+        }
         let cx = self.clients.for_location(&state.target).await?;
         Box::pin(check(&cx, state)).await
     }
 
     async fn find_made(&self, state: &RestoreState) -> Result<Vec<Made>, CloudError> {
+        if matches!(state.plan, RestorePlan::Files { .. }) {
+            return Ok(vec![]);
+        }
         let cx = self.clients.for_location(&state.target).await?;
         Box::pin(find_made(&cx, state)).await
     }
 
+    async fn copy_files(
+        &self,
+        state: &RestoreState,
+    ) -> Result<strongroom_core::restore::files::FilesProgress, CloudError> {
+        Box::pin(crate::file_restore::copy_files(self, state)).await
+    }
+
     async fn remove(&self, state: &RestoreState, temporary_only: bool) -> Result<(), CloudError> {
+        if matches!(state.plan, RestorePlan::Files { .. }) {
+            return Box::pin(crate::file_restore::abort(self, state)).await;
+        }
         let cx = self.clients.for_location(&state.target).await?;
         Box::pin(remove(&cx, state, temporary_only)).await
     }
@@ -120,6 +146,7 @@ impl Restores for AwsCloud {
 async fn preflight(cx: &LocationClients, plan: &RestorePlan) -> Result<(), CloudError> {
     let region = cx.region_name();
     match plan {
+        RestorePlan::Files { .. } => Ok(()),
         RestorePlan::EbsVolume {
             availability_zone, ..
         } => check_zone(cx, availability_zone).await,
@@ -510,6 +537,7 @@ async fn start(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Made>, 
             .unwrap_or_else(|| recorded.to_vec())
     };
     match &state.plan {
+        RestorePlan::Files { .. } => {}
         RestorePlan::EbsVolume {
             snapshot,
             availability_zone,
@@ -1111,6 +1139,7 @@ async fn check(cx: &LocationClients, state: &RestoreState) -> Result<Health, Clo
     let region = cx.region_name();
     let mut h = Health::default();
     match &state.plan {
+        RestorePlan::Files { .. } => {}
         RestorePlan::EbsVolume { .. } => {
             let ids = ids_of(state, MadeKind::Volume);
             let out = match cx
@@ -1551,6 +1580,7 @@ async fn find_made(cx: &LocationClients, state: &RestoreState) -> Result<Vec<Mad
     let by_tag = || tag_filter(tags::RESTORE, state.restore_tag());
     let mut out = Vec::new();
     match &state.plan {
+        RestorePlan::Files { .. } => {}
         RestorePlan::EbsVolume { .. } | RestorePlan::Ec2Instance { .. } => {
             let ec2 = cx.ec2();
             if matches!(state.plan, RestorePlan::EbsVolume { .. }) {

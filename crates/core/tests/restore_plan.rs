@@ -659,6 +659,7 @@ fn a_later_step_refuses_a_state_validate_could_not_have_made() {
         wait_seconds: 60,
         started_at: now(),
         details: Default::default(),
+        files: None,
     };
     state.validate(now()).expect("what Validate makes passes");
     assert_eq!(state.restore_tag(), "restore-o_brien");
@@ -715,4 +716,137 @@ fn a_later_step_refuses_a_state_validate_could_not_have_made() {
         "state.execution"
     );
     assert_eq!(refused(&|s| s.wait_seconds = 86_400), "state.wait_seconds");
+}
+
+fn files(from: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut restore = json!({"kind": "files", "paths": ["/etc/hosts", "/var/log/*.log"],
+        "destination": {"bucket": "my-restores"}});
+    if let (Some(r), Some(e)) = (restore.as_object_mut(), extra.as_object()) {
+        r.extend(e.clone());
+    }
+    json!({"from": from, "location": {"region": "us-east-1"}, "restore": restore})
+}
+
+#[test]
+fn a_file_restore_reads_a_snapshot_a_set_member_or_an_amis_volume() {
+    let set_id = "i-0abc@2026-11-29T03:00:00Z";
+    let plan_of = |v: serde_json::Value| {
+        let r = request(v);
+        let (p, m) = resolve(&r, &listed(), now())?;
+        plan(&r, &p, m.as_deref(), None, &here())
+    };
+    match plan_of(files(json!({"source": "vol-1"}), json!({}))).unwrap() {
+        RestorePlan::Files {
+            snapshot,
+            image,
+            paths,
+            bucket,
+            prefix,
+            bucket_region,
+            ..
+        } => {
+            assert_eq!(
+                snapshot.as_deref(),
+                Some("snap-mid"),
+                "the newest completed one"
+            );
+            assert_eq!(image, None);
+            assert_eq!(paths, vec!["/etc/hosts", "/var/log/*.log"]);
+            assert_eq!(
+                (bucket.as_str(), prefix.as_str(), bucket_region.as_str()),
+                ("my-restores", "", "us-east-1")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A member by device, or by its own id; a set of two needs one.
+    for (from, device, want) in [
+        (
+            json!({"recovery_point": set_id}),
+            json!({"device": "/dev/sdf"}),
+            "snap-data",
+        ),
+        (
+            json!({"recovery_point": "snap-root"}),
+            json!({}),
+            "snap-root",
+        ),
+    ] {
+        match plan_of(files(from, device)).unwrap() {
+            RestorePlan::Files { snapshot, .. } => assert_eq!(snapshot.as_deref(), Some(want)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let e = plan_of(files(json!({"recovery_point": set_id}), json!({}))).unwrap_err();
+    assert_eq!(field_of(&e), "restore.device");
+    assert!(e.to_string().contains("/dev/sdf"), "{e}");
+    // A volume's snapshot takes no device; a database's snapshot holds no files.
+    let e = plan_of(files(
+        json!({"recovery_point": "snap-mid"}),
+        json!({"device": "/dev/sdf"}),
+    ))
+    .unwrap_err();
+    assert_eq!(field_of(&e), "restore.device");
+    let e = plan_of(files(json!({"recovery_point": "db-snap"}), json!({}))).unwrap_err();
+    assert_eq!(field_of(&e), "from.recovery_point");
+    assert!(e.to_string().contains("restore.kind files"), "{e}");
+    // A pending point is refused before anything is read.
+    let e = plan_of(files(json!({"recovery_point": "snap-new"}), json!({}))).unwrap_err();
+    assert!(e.to_string().contains("not completed"), "{e}");
+    // A prefix gets its slash.
+    match plan_of(files(
+        json!({"source": "vol-1"}),
+        json!({"destination": {"bucket": "b-1", "prefix": "x/y"}}),
+    ))
+    .unwrap()
+    {
+        RestorePlan::Files { prefix, .. } => assert_eq!(prefix, "x/y/"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn file_restore_requests_are_checked_field_by_field() {
+    let bad = |extra: serde_json::Value, field: &str| {
+        let mut v = files(json!({"source": "vol-1"}), extra);
+        if field == "into" {
+            v["into"] = json!({"account": "222222222222"});
+        }
+        if field == "isolate" {
+            v["isolate"] = json!(true);
+        }
+        let e = RestoreRequest::parse(v, now()).unwrap_err();
+        assert_eq!(field_of(&e), field, "{e}");
+    };
+    bad(json!({"paths": []}), "restore.paths");
+    bad(json!({"paths": ["etc/hosts"]}), "restore.paths[0]");
+    bad(
+        json!({"paths": (0..101).map(|i| format!("/f{i}")).collect::<Vec<_>>()}),
+        "restore.paths",
+    );
+    bad(json!({"partition": 0}), "restore.partition");
+    bad(
+        json!({"destination": {"bucket": "Not_A_Bucket"}}),
+        "restore.destination.bucket",
+    );
+    bad(
+        json!({"destination": {"bucket": "ok-bucket", "prefix": "/abs"}}),
+        "restore.destination.prefix",
+    );
+    bad(
+        json!({"destination": {"bucket": "ok-bucket", "kms_key_id": "alias/aws/s3"}}),
+        "restore.destination.kms_key_id",
+    );
+    bad(
+        json!({"destination": {"bucket": "ok-bucket", "region": "mars-1"}}),
+        "restore.destination.region",
+    );
+    bad(json!({}), "into");
+    bad(json!({}), "isolate");
+    RestoreRequest::parse(
+        files(json!({"source": "vol-1"}), json!({"partition": 2, "destination": {"bucket": "ok-bucket",
+            "kms_key_id": "arn:aws:kms:us-east-1:111111111111:key/0123abcd-0123-4567-89ab-0123456789ab"}})),
+        now(),
+    )
+    .expect("a valid file restore");
 }

@@ -1,11 +1,11 @@
 use strongroom_core::restore::run::{
-    check, clean_up, finalize, start, validate, Restores, StepInput,
+    check, clean_up, copy_files, finalize, start, validate, Restores, StepInput,
 };
 use strongroom_core::runs::BUCKET_VARIABLE;
 use strongroom_lambda::{parse, FunctionError};
 
 /// `{"step": "validate", "request": {...}, "execution": "<name>"}` and the
-/// later steps' `{"step": "start" | "check" | "finalize" | "clean-up",
+/// later steps' `{"step": "start" | "check" | "copy-files" | "finalize" | "clean-up",
 /// "state": {...}}` -> the restore's state (validate, start, check) or its
 /// report (finalize, clean-up). A bad request fails validate before any
 /// call that makes anything.
@@ -43,6 +43,20 @@ pub async fn handle<C: Restores>(
                 failed = ?state.failed,
                 polls = state.polls,
                 "restore checked"
+            );
+            to_value(&state)
+        }
+        StepInput::CopyFiles { state } => {
+            let state = copy_files(*state, cloud, now).await?;
+            let progress = state.files.clone().unwrap_or_default();
+            tracing::info!(
+                execution = %state.execution,
+                copied_files = progress.copied_files,
+                copied_bytes = progress.copied_bytes,
+                next = progress.next,
+                of = progress.total_entries,
+                done = progress.done,
+                "files copied"
             );
             to_value(&state)
         }

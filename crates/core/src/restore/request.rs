@@ -105,6 +105,25 @@ pub struct RestoreInto {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum RestoreTarget {
+    /// Files, directories and globs read straight out of an EBS snapshot
+    /// (a volume's, an instance set's member, or an AMI's volume) through
+    /// the EBS direct APIs, written to S3: no volume, no instance.
+    Files {
+        /// Absolute paths on the filesystem, or globs (`*`, `?`, `[a-z]`,
+        /// `**`); a directory brings everything under it. 1-100 of them.
+        paths: Vec<String>,
+        /// For an instance set or an AMI: the device of the volume to read
+        /// (default: the AMI's root device; a set of one member needs none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// The partition to read (GPT entries from 1, MBR 1-4 and 5 on);
+        /// default: the whole disk, or its one partition with a filesystem
+        /// Strongroom reads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<u32>,
+        /// Where the files go.
+        destination: FilesDestination,
+    },
     /// A volume from an EBS snapshot (or one member of an instance set).
     EbsVolume {
         /// The Availability Zone of the new volume, e.g. `us-east-1a`.
@@ -279,6 +298,24 @@ impl RestoreRequest {
                 ));
             }
         }
+        if let Self {
+            restore: RestoreTarget::Files { .. },
+            ..
+        } = self
+        {
+            if self.into.is_some() {
+                return Err(Error::invalid(
+                    "into",
+                    "goes with restores that make resources; a file restore writes to the destination bucket: leave `into` out",
+                ));
+            }
+            if self.isolate {
+                return Err(Error::invalid(
+                    "isolate",
+                    "goes with instances and databases; a file restore makes nothing to isolate: leave it out",
+                ));
+            }
+        }
         self.restore.validate(&l.region)
     }
 }
@@ -286,6 +323,12 @@ impl RestoreRequest {
 impl RestoreTarget {
     fn validate(&self, region: &str) -> Result<(), Error> {
         match self {
+            Self::Files {
+                paths,
+                partition,
+                destination,
+                ..
+            } => check_files(paths, *partition, destination),
             Self::EbsVolume {
                 availability_zone,
                 volume_type,
@@ -465,6 +508,95 @@ impl RestoreTarget {
             }
         }
     }
+}
+
+/// Where a file restore writes: `s3://bucket/prefix<path on the filesystem>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesDestination {
+    /// A bucket of the account Strongroom runs in (or one that lets it
+    /// write), in the recovery point's region or any other.
+    pub bucket: String,
+    /// Prepended to each file's path (default `restores/<execution>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Encrypt the objects with this KMS key (SSE-KMS): a key id, alias or
+    /// ARN; default: the bucket's default encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The bucket's region (default: the recovery point's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// The most paths or globs one file restore names.
+pub const MAX_FILE_PATHS: usize = 100;
+
+fn check_files(
+    paths: &[String],
+    partition: Option<u32>,
+    d: &FilesDestination,
+) -> Result<(), Error> {
+    if paths.is_empty() || paths.len() > MAX_FILE_PATHS {
+        return Err(Error::invalid(
+            "restore.paths",
+            format!(
+                "has {} paths; give 1-{MAX_FILE_PATHS} paths or globs, e.g. [\"/etc/nginx\", \"/var/log/*.log\"]",
+                paths.len()
+            ),
+        ));
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if !p.starts_with('/') || p.len() > 4096 || p.contains('\0') {
+            return Err(Error::invalid(
+                format!("restore.paths[{i}]"),
+                format!("`{p}` is not an absolute path of at most 4096 characters; start it at the filesystem's root, e.g. /etc/hosts"),
+            ));
+        }
+    }
+    if partition == Some(0) || partition.is_some_and(|n| n > 128) {
+        return Err(Error::invalid(
+            "restore.partition",
+            "is outside 1-128; partitions are numbered from 1 (leave it out for a disk without a table)",
+        ));
+    }
+    crate::runs::check_bucket(&d.bucket, "restore.destination.bucket")?;
+    if let Some(prefix) = &d.prefix {
+        if prefix.starts_with('/') || prefix.len() > 512 || prefix.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "restore.destination.prefix",
+                format!("`{prefix}` must not start with `/`, and must be at most 512 printable characters"),
+            ));
+        }
+    }
+    if let Some(key) = &d.kms_key_id {
+        let uuid = |k: &str| k.len() == 36 && k.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        let ok = uuid(key)
+            || key
+                .strip_prefix("mrk-")
+                .is_some_and(|h| h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()))
+            || key
+                .strip_prefix("alias/")
+                .is_some_and(|a| !a.is_empty() && !a.starts_with("aws/") && a.len() <= 250)
+            || (key.starts_with("arn:")
+                && key.contains(":kms:")
+                && (key.contains(":key/") || key.contains(":alias/")));
+        if !ok {
+            return Err(Error::invalid(
+                "restore.destination.kms_key_id",
+                format!("`{key}` is not a KMS key id, alias or ARN (an AWS managed alias such as alias/aws/s3 is the bucket default: leave the key out)"),
+            ));
+        }
+    }
+    if let Some(r) = &d.region {
+        if !is_region_name(r) {
+            return Err(Error::invalid(
+                "restore.destination.region",
+                format!("`{r}` is not a region name; use a code such as us-east-1"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An EC2 id: `prefix` and 8 or 17 hexadecimal digits.

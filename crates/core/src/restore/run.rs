@@ -137,6 +137,26 @@ pub enum RestorePlan {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         port: Option<i32>,
     },
+    /// Files out of one EBS snapshot, to S3.
+    Files {
+        /// The snapshot to read; for an AMI, found from `image` and
+        /// `device` when the copy starts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<u32>,
+        paths: Vec<String>,
+        bucket: String,
+        /// Each file goes to `<prefix><path>`; ends with `/` unless empty.
+        prefix: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kms_key_id: Option<String>,
+        bucket_region: String,
+    },
     RedshiftCluster {
         identifier: String,
         snapshot: String,
@@ -259,6 +279,9 @@ pub struct RestoreState {
     pub started_at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// A file restore's progress, from one CopyFiles step to the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<super::files::FilesProgress>,
 }
 
 impl RestoreState {
@@ -311,6 +334,18 @@ impl RestoreState {
         let plan_matches = match (&self.plan, &self.request.restore) {
             (RestorePlan::EbsVolume { .. }, RestoreTarget::EbsVolume { .. })
             | (RestorePlan::Ec2Instance { .. }, RestoreTarget::Ec2Instance { .. }) => true,
+            (
+                RestorePlan::Files {
+                    paths: a,
+                    bucket: b,
+                    ..
+                },
+                RestoreTarget::Files {
+                    paths: x,
+                    destination,
+                    ..
+                },
+            ) => a == x && *b == destination.bucket,
             (
                 RestorePlan::RdsInstance { identifier: a, .. },
                 RestoreTarget::RdsInstance { identifier: b, .. },
@@ -480,6 +515,13 @@ pub trait Restores: Identity + ObjectStore {
         state: &RestoreState,
     ) -> impl Future<Output = Result<Vec<Made>, CloudError>> + Send;
 
+    /// One CopyFiles step of a file restore: copies on from
+    /// `state.files` for a bounded time, returns the progress.
+    fn copy_files(
+        &self,
+        state: &RestoreState,
+    ) -> impl Future<Output = Result<super::files::FilesProgress, CloudError>> + Send;
+
     /// Removes what a restore made (only resources it made and tagged
     /// `strongroom:restore` with its execution). `temporary_only`: only the
     /// temporary image, once the instance runs.
@@ -502,6 +544,9 @@ pub enum StepInput {
         state: Box<RestoreState>,
     },
     Check {
+        state: Box<RestoreState>,
+    },
+    CopyFiles {
         state: Box<RestoreState>,
     },
     Finalize {
@@ -535,6 +580,7 @@ pub fn kinds_for(target: &RestoreTarget) -> &'static [RecoveryPointKind] {
         RestoreTarget::RdsInstance { .. } => &[RdsSnapshot],
         RestoreTarget::AuroraCluster { .. } => &[AuroraSnapshot],
         RestoreTarget::RedshiftCluster { .. } => &[RedshiftSnapshot],
+        RestoreTarget::Files { .. } => &[EbsSnapshot, Ec2SnapshotSet, Ami],
     }
 }
 
@@ -545,6 +591,7 @@ fn kind_name(target: &RestoreTarget) -> &'static str {
         RestoreTarget::RdsInstance { .. } => "rds-instance",
         RestoreTarget::AuroraCluster { .. } => "aurora-cluster",
         RestoreTarget::RedshiftCluster { .. } => "redshift-cluster",
+        RestoreTarget::Files { .. } => "files",
     }
 }
 
@@ -638,7 +685,10 @@ pub fn resolve(
         }
         check_usable(p, "from.recovery_point")?;
         let member = (p.kind == RecoveryPointKind::Ec2SnapshotSet
-            && matches!(request.restore, RestoreTarget::EbsVolume { .. })
+            && matches!(
+                request.restore,
+                RestoreTarget::EbsVolume { .. } | RestoreTarget::Files { .. }
+            )
             && &p.id != id)
             .then(|| id.clone());
         return Ok(((*t).clone(), member));
@@ -729,6 +779,69 @@ pub fn plan(
     let net = |v: Option<String>| v.filter(|_| local);
     let net_groups = |v: Vec<String>| if local { v } else { Vec::new() };
     match &request.restore {
+        RestoreTarget::Files {
+            paths,
+            device,
+            partition,
+            destination,
+        } => {
+            let instance = match settings {
+                Some(SourceSettings::Ec2Instance(i)) => Some(i),
+                _ => None,
+            };
+            let (snapshot, image) = match (point.kind, member, device) {
+                (RecoveryPointKind::EbsSnapshot, _, Some(_)) => {
+                    return Err(Error::invalid(
+                        "restore.device",
+                        format!("`{}` is a volume's snapshot; `device` picks a volume of an instance set or an AMI", point.id),
+                    ))
+                }
+                (RecoveryPointKind::EbsSnapshot, _, None) => (Some(point.id.clone()), None),
+                (RecoveryPointKind::Ami, _, d) => (None, Some((point.id.clone(), d.clone()))),
+                (_, Some(m), None) => (Some(m.to_owned()), None),
+                (_, Some(m), Some(d)) => {
+                    return Err(Error::invalid(
+                        "restore.device",
+                        format!("`{m}` is one snapshot already; leave out `device` ({d}) or name the set"),
+                    ))
+                }
+                (_, None, Some(d)) => (Some(member_at(listed, instance, d)?), None),
+                (_, None, None) if point.members.len() == 1 => (Some(point.members[0].clone()), None),
+                (_, None, None) => {
+                    return Err(Error::invalid(
+                        "restore.device",
+                        format!(
+                            "`{}` is an instance's set of {} snapshots; say which volume to read with `device` (one of {})",
+                            point.id,
+                            point.members.len(),
+                            listed.devices.values().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                }
+            };
+            let prefix = destination.prefix.clone().unwrap_or_default();
+            Ok(RestorePlan::Files {
+                snapshot,
+                device: image
+                    .as_ref()
+                    .and_then(|(_, d)| d.clone())
+                    .or_else(|| device.clone()),
+                image: image.map(|(i, _)| i),
+                partition: *partition,
+                paths: paths.clone(),
+                bucket: destination.bucket.clone(),
+                prefix: match prefix.as_str() {
+                    "" => String::new(),
+                    p if p.ends_with('/') => p.to_owned(),
+                    p => format!("{p}/"),
+                },
+                kms_key_id: destination.kms_key_id.clone(),
+                bucket_region: destination
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| target.region.clone()),
+            })
+        }
         RestoreTarget::EbsVolume {
             availability_zone,
             volume_type,
@@ -1269,6 +1382,27 @@ pub async fn validate<C: Restores>(
         record.as_ref(),
         &target,
     )?;
+    let mut plan = plan;
+    if let RestorePlan::Files {
+        prefix,
+        bucket: destination,
+        ..
+    } = &mut plan
+    {
+        if prefix.is_empty() && request_prefix_absent(&request) {
+            *prefix = format!("{REPORTS_PREFIX}{execution}/files/");
+        }
+        // The stack's own bucket keeps the backup's records and the runs'
+        // files: a file restore writes there only under `restores/`.
+        if destination == bucket && !prefix.starts_with(REPORTS_PREFIX) {
+            return Err(Error::invalid(
+                "restore.destination.prefix",
+                format!(
+                    "`{prefix}` is outside {REPORTS_PREFIX} of the stack's bucket {bucket}; leave the prefix out, start it with {REPORTS_PREFIX}, or name another bucket"
+                ),
+            ));
+        }
+    }
     cloud.preflight(&target, &plan).await?;
     let tags = restore_tags(
         &request,
@@ -1296,7 +1430,69 @@ pub async fn validate<C: Restores>(
         wait_seconds: poll_seconds,
         started_at: now,
         details: Default::default(),
+        files: None,
     })
+}
+
+/// Whether a file restore's request leaves the prefix to the default.
+fn request_prefix_absent(request: &RestoreRequest) -> bool {
+    matches!(&request.restore, RestoreTarget::Files { destination, .. } if destination.prefix.is_none())
+}
+
+/// CopyFiles: one step of a file restore; `usable` once every file is in S3.
+pub async fn copy_files<C: Restores>(
+    mut state: RestoreState,
+    cloud: &C,
+    now: OffsetDateTime,
+) -> Result<RestoreState, Error> {
+    state.validate(now)?;
+    if !matches!(state.plan, RestorePlan::Files { .. }) {
+        return Err(Error::invalid(
+            "state.plan",
+            "is not a file restore's; copy-files goes with restore.kind files",
+        ));
+    }
+    if state
+        .files
+        .as_ref()
+        .is_some_and(|f| f.steps >= super::files::MAX_STEPS)
+    {
+        return Err(Error::Internal(format!(
+            "the file restore did not finish in {} steps",
+            super::files::MAX_STEPS
+        )));
+    }
+    use_state_role(&state, cloud);
+    let progress = cloud.copy_files(&state).await?;
+    if progress.done {
+        state.usable = true;
+        state
+            .details
+            .insert("files".into(), progress.copied_files.into());
+        state
+            .details
+            .insert("bytes".into(), progress.copied_bytes.into());
+        state
+            .details
+            .insert("entries".into(), progress.total_entries.into());
+        state
+            .details
+            .insert("blocks_fetched".into(), progress.blocks_fetched.into());
+        state
+            .details
+            .insert("bytes_fetched".into(), progress.bytes_fetched.into());
+        state.details.insert("steps".into(), progress.steps.into());
+        state
+            .details
+            .insert("filesystem".into(), progress.filesystem.clone().into());
+        if let Some(r) = &progress.results {
+            state
+                .details
+                .insert("list".into(), format!("s3://{}/{}", r.bucket, r.key).into());
+        }
+    }
+    state.files = Some(progress);
+    Ok(state)
 }
 
 /// By id, every kind is listed (so that a point of the wrong kind is named
