@@ -54,7 +54,19 @@
    `RestoreFunction` (its substitutions, every Task of its deployed
    definition, its role's invocations). The bucket's `recovery-points/`
    never expires (no lifecycle rule reaches it); `runs/` and `restores/` do.
-6. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
+6. A file restore's permissions (restore kind `files`): no role of either
+   template may write a snapshot through the EBS direct APIs
+   (`ebs:StartSnapshot`, `ebs:PutSnapshotBlock`, `ebs:CompleteSnapshot`,
+   nor a wildcard matching one); only the restore roles may read one
+   (`ebs:ListSnapshotBlocks`, `ebs:GetSnapshotBlock`, `ebs:ListChangedBlocks`),
+   only on snapshots and only of managed recovery points. No role writes to
+   S3 but under `runs/`, `recovery-points/` and `restores/` of the stack's
+   bucket and, the restore role only, in the `FileRestoreBuckets` (exactly
+   the parameter's buckets, whose pattern refuses wildcards), where it may
+   only check the bucket, put objects and list or abort its multipart
+   uploads: no role deletes an S3 object or reads one there. The restore
+   roles use KMS keys only through a service (`kms:ViaService`).
+7. With `--cdk` / `--vault-cdk`: the CDK app's templates deploy the same
    resources, properties and IAM statements as the SAM template and the
    vault template.
 """
@@ -122,15 +134,48 @@ MARKS = {"strongroom:deleting", "strongroom:device"}
 # them (IAM patterns, matched case-insensitively like IAM does).
 DELETE_ACTIONS = ["ec2:Delete*", "ec2:DeregisterImage", "rds:Delete*", "redshift:Delete*"]
 DELETERS = {"PruneRole", "VaultPruneRole"}
+# The EBS direct APIs that write a snapshot block by block: a file restore
+# only reads (a snapshot started or completed through them is no recovery
+# point of Strongroom's, and could pass for one).
+EBS_WRITES = ["ebs:StartSnapshot", "ebs:PutSnapshotBlock", "ebs:CompleteSnapshot"]
 # No role of either template may have these: a lock is only ever let expire,
-# and a key whose deletion is scheduled takes every copy it encrypts with it.
-NEVER = ["ec2:UnlockSnapshot", "kms:ScheduleKeyDeletion"]
+# a key whose deletion is scheduled takes every copy it encrypts with it, and
+# no snapshot is ever written through the EBS direct APIs.
+NEVER = ["ec2:UnlockSnapshot", "kms:ScheduleKeyDeletion"] + EBS_WRITES
 # Concrete actions that the patterns above stand for, to find wildcards
 # (`ec2:D*`, `*`) that would match one of them.
 DESTRUCTIVE_EXAMPLES = [
     "ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:UnlockSnapshot", "rds:DeleteDBSnapshot",
     "rds:DeleteDBClusterSnapshot", "redshift:DeleteClusterSnapshot", "kms:ScheduleKeyDeletion",
-]
+] + EBS_WRITES
+# A snapshot's data, read through the EBS direct APIs: only the restore roles
+# (a file restore), only on snapshots, only of Strongroom's recovery points.
+EBS_READS = ["ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock", "ebs:ListChangedBlocks"]
+SNAPSHOT_ARNS = "arn:${AWS::Partition}:ec2:*::snapshot/*"
+# S3: where the roles write. The stack's bucket under these prefixes, and a
+# file restore's destinations, the FileRestoreBuckets parameter's buckets:
+# there only the restore role, and only these actions (HeadBucket is
+# s3:ListBucket; CreateMultipartUpload, UploadPart and CompleteMultipartUpload
+# are s3:PutObject; ListParts; AbortMultipartUpload), never a read or a
+# delete of an object. No role deletes an S3 object anywhere.
+BUCKET_ARN = "${RunsBucket.Arn}"
+BUCKET_PREFIXES = ("runs/", "recovery-points/", "restores/")
+FILE_BUCKETS = "FileRestoreBuckets"
+FILE_BUCKETS_ROLE = "RestoreRole"
+FILE_BUCKET_ACTIONS = {"s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+# The parameter's bucket and object ARNs, as both templates spell them
+# (CloudFormation has no map over a list: the names joined by a literal).
+FILE_BUCKET_ARNS = {"Fn::Split": [",", {"Fn::Join": ["", [
+    "arn:*:s3:::", {"Fn::Join": [",arn:*:s3:::", {"Ref": FILE_BUCKETS}]}]]}]}
+FILE_OBJECT_ARNS = {"Fn::Split": [",", {"Fn::Join": ["", [
+    "arn:*:s3:::", {"Fn::Join": ["/*,arn:*:s3:::", {"Ref": FILE_BUCKETS}]}, "/*"]]}]}
+# S3 actions that write nothing (by the name's start).
+S3_READS = ("get", "list", "describe")
+# What FileRestoreBuckets' pattern must accept (empty: none) and refuse.
+FILE_BUCKET_NAMES_OK = ["", "restored-files", "files.example.com", "abc"]
+FILE_BUCKET_NAMES_REFUSED = ["*", "restored-*", "re?tored", "a/b", "arn:aws:s3:::x", "x", "Restored", "a b"]
+# KMS actions that use a key's material: a restorer's only through a service.
+KMS_USES = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt")
 # The vault copy role's explicit Deny must name at least these (on "*", unconditioned):
 # deleting a copy, deregistering an AMI copy, unlocking, sharing an AMI copy out.
 VAULT_COPY_DENIED = [
@@ -219,6 +264,11 @@ def check_parameters(template: dict[str, Any]) -> list[str]:
     problems = []
     for name, p in template.get("Parameters", {}).items():
         if p.get("Type") == "CommaDelimitedList":
+            # CloudFormation matches its AllowedPattern against each value.
+            if "AllowedPattern" in p:
+                for value in str(p.get("Default", "")).split(","):
+                    if not re.fullmatch(p["AllowedPattern"], value):
+                        problems.append(f"parameter {name}: default value {value!r} does not match its AllowedPattern")
             continue
         if not any(k in p for k in ("AllowedValues", "AllowedPattern", "MinValue", "MaxValue")):
             problems.append(f"parameter {name}: no AllowedValues, AllowedPattern or MinValue/MaxValue")
@@ -233,7 +283,7 @@ def check_parameters(template: dict[str, Any]) -> list[str]:
 def self_test_parameters(template: dict[str, Any], where: str) -> None:
     """The parameter check must reject a parameter without its constraint."""
     params = template.get("Parameters", {})
-    name = next((n for n, p in params.items() if "AllowedPattern" in p), None)
+    name = next((n for n, p in params.items() if "AllowedPattern" in p and p.get("Type") != "CommaDelimitedList"), None)
     if name is None:
         raise SystemExit(f"self-test: {where} has no parameter with an AllowedPattern; the check would prove nothing")
     broken = copy.deepcopy(template)
@@ -293,14 +343,22 @@ def resource_text(v: Any) -> str:
     return json.dumps(v)
 
 
-def grant_guarded(condition: dict[str, Any]) -> bool:
-    """Whether a kms:CreateGrant statement's condition keeps the grants to
-    an AWS service's use of the key or to named operations."""
+def via_guarded(condition: dict[str, Any]) -> bool:
+    """Whether a statement's condition keeps a key's use to AWS services'
+    requests on the role's behalf (kms:ViaService, each value a service endpoint)."""
     for operator in ("StringEquals", "StringLike"):
         via = as_list(condition.get(operator, {}).get("kms:ViaService", []))
         if via and all(isinstance(v, str) and re.fullmatch(r"[a-z0-9-]+\.[^.]+\.amazonaws\.com", v)
                        for v in canon(via)):
             return True
+    return False
+
+
+def grant_guarded(condition: dict[str, Any]) -> bool:
+    """Whether a kms:CreateGrant statement's condition keeps the grants to
+    an AWS service's use of the key or to named operations."""
+    if via_guarded(condition):
+        return True
     operations = as_list(condition.get("ForAllValues:StringEquals", {}).get("kms:GrantOperations", []))
     return bool(operations) and all(isinstance(o, str) and "*" not in o for o in operations)
 
@@ -556,6 +614,9 @@ def check_restorers(cfn: dict[str, Any]) -> list[str]:
                     if not resources or not all(any(f in r for f in RESTORER_TAGS[a]) for r in resources):
                         problems.append(f"{role} {sid} {a}: tags other than what a restore makes "
                                         f"({', '.join(RESTORER_TAGS[a])}): a snapshot's tags are the contract")
+                if a.startswith(KMS_USES) and not via_guarded(condition):
+                    problems.append(f"{role} {sid} {a}: uses a key other than through an AWS service "
+                                    "(needs kms:ViaService)")
     return problems
 
 
@@ -667,6 +728,201 @@ def self_test_restorers(cfn: dict[str, Any], role: str) -> None:
                 statements.append({**copy.deepcopy(statement), "Sid": "Injected", "Action": other})
             if not any(p.startswith(f"{role} Injected {other}") for p in broken_by(other_removal)):
                 raise SystemExit(f"self-test: the restorer checks accept {role} {other} under {action}'s conditions")
+
+
+def resources_of(s: dict[str, Any]) -> list[Any]:
+    """A statement's resources, canonical (a function returning a list, such
+    as an Fn::Split, is one item)."""
+    return [canon(r) for r in as_list(s.get("Resource", []))]
+
+
+def check_snapshot_reads(cfn: dict[str, Any]) -> list[str]:
+    """A snapshot's data (EBS direct APIs) is read only by the restore roles,
+    for a file restore: only on snapshots, only of Strongroom's recovery
+    points (strongroom:managed=true). Writing one is in NEVER."""
+    problems = []
+    for role, s in statements(cfn):
+        sid = s.get("Sid", "?")
+        for a in as_list(s.get("Action", [])):
+            if not any(matches(a, r) for r in EBS_READS):
+                continue
+            where = f"{role} {sid} {a}"
+            if role not in RESTORERS:
+                problems.append(f"{where}: reads a snapshot's data (only the restore roles may, for a file restore)")
+                continue
+            if resources_of(s) != [SNAPSHOT_ARNS]:
+                problems.append(f"{where}: on {json.dumps(s.get('Resource'))[:200]}, not only snapshots ({SNAPSHOT_ARNS})")
+            if s.get("Condition", {}).get("StringEquals", {}).get(MANAGED_TAG) != "true":
+                problems.append(f"{where}: reads snapshots other than Strongroom's recovery points "
+                                f"(needs StringEquals {MANAGED_TAG} \"true\")")
+    return problems
+
+
+def check_s3(cfn: dict[str, Any]) -> list[str]:
+    """Where the roles write in S3: under BUCKET_PREFIXES of the stack's bucket
+    and, the restore role only, in the FileRestoreBuckets (exactly the
+    parameter's buckets), where it may only check the bucket, put objects and
+    list or abort its multipart uploads. No role deletes an S3 object."""
+    problems = []
+    buckets, objects = canon(FILE_BUCKET_ARNS), canon(FILE_OBJECT_ARNS)
+    for role, s in statements(cfn):
+        sid = s.get("Sid", "?")
+        actions = as_list(s.get("Action", []))
+        resources = resources_of(s)
+        if FILE_BUCKETS in json.dumps(resources):
+            if role != FILE_BUCKETS_ROLE:
+                problems.append(f"{role} {sid}: on the {FILE_BUCKETS} (only {FILE_BUCKETS_ROLE} may, for a file restore)")
+            for r in resources:
+                if FILE_BUCKETS in json.dumps(r) and r not in (buckets, objects):
+                    problems.append(f"{role} {sid}: {json.dumps(r)[:200]} is not exactly the {FILE_BUCKETS}' "
+                                    "buckets or their objects")
+            for a in actions:
+                if a not in FILE_BUCKET_ACTIONS:
+                    problems.append(f"{role} {sid} {a}: on the {FILE_BUCKETS}, where only "
+                                    f"{', '.join(sorted(FILE_BUCKET_ACTIONS))} are allowed (never a read or a "
+                                    "delete of an object)")
+        for a in actions:
+            if not (a.lower().startswith("s3:") or a == "*"):
+                continue
+            if matches(a, "s3:Delete*"):
+                problems.append(f"{role} {sid} {a}: deletes S3 objects (no role may: the runs' files expire, a file "
+                                "restore's destinations are the operator's)")
+            if a.split(":", 1)[-1].lower().startswith(S3_READS):
+                continue
+            for r in resources:
+                mine = isinstance(r, str) and any(r.startswith(f"{BUCKET_ARN}/{p}") for p in BUCKET_PREFIXES)
+                if not mine and r != objects:
+                    problems.append(f"{role} {sid} {a}: writes to {json.dumps(r)[:200]} (only under "
+                                    f"{', '.join(BUCKET_PREFIXES)} of the stack's bucket, or the {FILE_BUCKETS}' objects)")
+    return problems
+
+
+def check_file_restore_buckets(cfn: dict[str, Any]) -> list[str]:
+    """FileRestoreBuckets names buckets, never a pattern: CloudFormation
+    matches its AllowedPattern against each name, and the pattern accepts
+    bucket names (and empty: none) and refuses wildcards, paths and ARNs (a
+    name such as `*` would let the restore role write to every bucket)."""
+    uses = FILE_BUCKETS in json.dumps(cfn.get("Resources", {}))
+    p = cfn.get("Parameters", {}).get(FILE_BUCKETS)
+    if p is None:
+        return [f"parameter {FILE_BUCKETS}: missing, and the template uses it"] if uses else []
+    problems = []
+    if p.get("Type") != "CommaDelimitedList":
+        problems.append(f"parameter {FILE_BUCKETS}: {p.get('Type')}, not a CommaDelimitedList of bucket names")
+    pattern = p.get("AllowedPattern")
+    if not isinstance(pattern, str):
+        return problems + [f"parameter {FILE_BUCKETS}: no AllowedPattern (a name such as * would let the restore "
+                           "role write to every bucket)"]
+    for name in FILE_BUCKET_NAMES_OK:
+        if not re.fullmatch(pattern, name):
+            problems.append(f"parameter {FILE_BUCKETS}: its AllowedPattern refuses {name!r}")
+    for name in FILE_BUCKET_NAMES_REFUSED:
+        if re.fullmatch(pattern, name):
+            problems.append(f"parameter {FILE_BUCKETS}: its AllowedPattern accepts {name!r}, not a bucket name")
+    return problems
+
+
+def check_file_restore(cfn: dict[str, Any]) -> list[str]:
+    return check_snapshot_reads(cfn) + check_s3(cfn) + check_file_restore_buckets(cfn)
+
+
+def self_test_file_restore(cfn: dict[str, Any], restorer: str, other: str) -> None:
+    """The file restore checks must reject: a snapshot written through the
+    EBS direct APIs (or a wildcard that would) by any role; a snapshot's data
+    read by another role than a restorer, or by it on anything but managed
+    snapshots; and, where the template has the FileRestoreBuckets, an object
+    deleted or read there, any other bucket, another role there, a write
+    elsewhere in the stack's bucket, the parameter's pattern gone or open;
+    a restorer's key use not through a service."""
+    for role in (restorer, other):
+        if role not in cfn["Resources"]:
+            raise SystemExit(f"self-test: no {role}; the check would prove nothing")
+
+    def checks(c: dict[str, Any]) -> list[str]:
+        return check_iam(c) + check_deleters(c) + check_restorers(c) + check_file_restore(c)
+
+    def broken_by(mutate: Any) -> list[str]:
+        broken = copy.deepcopy(cfn)
+        mutate(broken)
+        return checks(broken)
+
+    def inject(role: str, statement: dict[str, Any]) -> Any:
+        def mutate(c: dict[str, Any]) -> None:
+            c["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+                {"Sid": "Injected", "Effect": "Allow", **copy.deepcopy(statement)})
+        return mutate
+
+    def by_sid(c: dict[str, Any], role: str, sid: str) -> dict[str, Any]:
+        found = [s for s in role_statements(c, role) if s.get("Sid") == sid]
+        if not found:
+            raise SystemExit(f"self-test: {role} has no {sid}; the check would prove nothing")
+        return found[0]
+
+    def change(role: str, sid: str, how: Any) -> Any:
+        return lambda c: how(by_sid(c, role, sid))
+
+    snapshots = {"Fn::Sub": SNAPSHOT_ARNS}
+    managed = {"StringEquals": {MANAGED_TAG: "true"}}
+    for role in (restorer, other):
+        for action in EBS_WRITES + ["ebs:Put*", "ebs:*Snapshot", "ebs:*"]:
+            if not any(p.startswith(f"{role} Injected") for p in broken_by(
+                    inject(role, {"Action": action, "Resource": snapshots, "Condition": managed}))):
+                raise SystemExit(f"self-test: the file restore checks accept {action} in {role}")
+    for action in EBS_READS + ["ebs:Get*"]:
+        if not any(p.startswith(f"{other} Injected") and "snapshot's data" in p for p in broken_by(
+                inject(other, {"Action": action, "Resource": snapshots, "Condition": managed}))):
+            raise SystemExit(f"self-test: the file restore checks accept {other} reading snapshots ({action})")
+    reads = f"{restorer} ReadRecoveryPointBlocks"
+    by_sid(cfn, restorer, "ReadRecoveryPointBlocks")
+    for what, how in (("its managed condition", lambda s: s.pop("Condition")),
+                      ("any tag value", lambda s: s.update(Condition={"StringLike": {MANAGED_TAG: "*"}})),
+                      ("any resource", lambda s: s.update(Resource="*"))):
+        if not any(p.startswith(reads) for p in broken_by(change(restorer, "ReadRecoveryPointBlocks", how))):
+            raise SystemExit(f"self-test: the file restore checks accept {reads} without {what}")
+    key_use = next((s.get("Sid") for s in role_statements(cfn, restorer) if s.get("Effect") == "Allow"
+                    and any(a.startswith(KMS_USES) for a in as_list(s.get("Action", [])))), None)
+    if key_use is None:
+        raise SystemExit(f"self-test: {restorer} uses no key; the key use check would prove nothing")
+    if not any(p.startswith(f"{restorer} {key_use}") and "kms:ViaService" in p
+               for p in broken_by(change(restorer, key_use, lambda s: s.pop("Condition")))):
+        raise SystemExit(f"self-test: the restorer checks accept {restorer} {key_use} without kms:ViaService")
+    if FILE_BUCKETS not in cfn.get("Parameters", {}):
+        return
+    objects = f"{FILE_BUCKETS_ROLE} FileRestoreObjects"
+    by_sid(cfn, FILE_BUCKETS_ROLE, "FileRestoreObjects")
+    by_sid(cfn, FILE_BUCKETS_ROLE, "FileRestoreBuckets")
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:PutObjectAcl", "s3:PutBucketPolicy"):
+        def add(s: dict[str, Any], action: str = action) -> None:
+            s["Action"] = as_list(s["Action"]) + [action]
+        if not any(p.startswith(f"{objects} {action}") for p in broken_by(change(FILE_BUCKETS_ROLE, "FileRestoreObjects", add))):
+            raise SystemExit(f"self-test: the S3 check accepts {action} on the {FILE_BUCKETS}")
+    elsewhere = json.loads(json.dumps(FILE_OBJECT_ARNS).replace("/*,arn:*:s3:::", "/*,arn:*:s3:::*"))
+    for resource in ("arn:*:s3:::*/*", "*", elsewhere, [FILE_OBJECT_ARNS, "arn:aws:s3:::elsewhere/*"]):
+        if not any(p.startswith(objects) for p in broken_by(
+                change(FILE_BUCKETS_ROLE, "FileRestoreObjects", lambda s, r=resource: s.update(Resource=r)))):
+            raise SystemExit(f"self-test: the S3 check accepts the file restore's objects on {json.dumps(resource)[:120]}")
+    # Its bucket check (a read) on other buckets than the parameter's: "arn:*:s3:::*<name>".
+    listed = json.loads(json.dumps(FILE_BUCKET_ARNS).replace(",arn:*:s3:::", ",arn:*:s3:::*"))
+    if not any(p.startswith(f"{FILE_BUCKETS_ROLE} FileRestoreBuckets") and "not exactly" in p for p in broken_by(
+            change(FILE_BUCKETS_ROLE, "FileRestoreBuckets", lambda s: s.update(Resource=listed)))):
+        raise SystemExit("self-test: the S3 check accepts the file restore's bucket check on other buckets")
+    if not any(p.startswith(f"{other} Injected") for p in broken_by(
+            inject(other, {"Action": "s3:PutObject", "Resource": FILE_OBJECT_ARNS}))):
+        raise SystemExit(f"self-test: the S3 check accepts {other} writing to the {FILE_BUCKETS}")
+    for action, resource in (("s3:PutObject", {"Fn::Sub": "${RunsBucket.Arn}/*"}),
+                             ("s3:PutObject", {"Fn::Sub": "${RunsBucket.Arn}"}),
+                             ("s3:PutObject", "arn:aws:s3:::elsewhere/*"),
+                             ("s3:AbortMultipartUpload", "arn:aws:s3:::elsewhere/*"),
+                             ("s3:DeleteObject", {"Fn::Sub": "${RunsBucket.Arn}/restores/*"}),
+                             ("s3:*", {"Fn::Sub": "${RunsBucket.Arn}/restores/*"})):
+        if not any(p.startswith(f"{FILE_BUCKETS_ROLE} Injected") for p in broken_by(
+                inject(FILE_BUCKETS_ROLE, {"Action": action, "Resource": resource}))):
+            raise SystemExit(f"self-test: the S3 check accepts {action} on {json.dumps(resource)}")
+    for what, how in (("without its AllowedPattern", lambda p: p.pop("AllowedPattern")),
+                      ("with the pattern .*", lambda p: p.update(AllowedPattern=".*")),
+                      ("with a pattern taking wildcards", lambda p: p.update(AllowedPattern="^$|^[a-z0-9*][a-z0-9.*-]{1,61}[a-z0-9*]$"))):
+        if not any(FILE_BUCKETS in p for p in broken_by(lambda c, how=how: how(c["Parameters"][FILE_BUCKETS]))):
+            raise SystemExit(f"self-test: the parameter check accepts {FILE_BUCKETS} {what}")
 
 
 def task_resources(definition: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -861,6 +1117,7 @@ def check_vault(cfn: dict[str, Any]) -> list[str]:
             problems.append("VaultRestoreRole: made without SourceRestoreRoleArn (needs Condition: HasRestoreRole)")
         problems += check_trust(cfn, "VaultRestoreRole", "SourceRestoreRoleArn")
     problems += check_restorers(cfn)
+    problems += check_file_restore(cfn)
     return problems
 
 
@@ -942,6 +1199,7 @@ def self_test_vault(cfn: dict[str, Any]) -> None:
     if not any("EnableKeyRotation" in p for p in broken_by(no_rotation)):
         raise SystemExit("self-test: the key check accepts a key that does not rotate")
     self_test_deleters(cfn, "VaultCopyRole", "VaultPruneRole")
+    self_test_file_restore(cfn, "VaultRestoreRole", "VaultCopyRole")
     self_test(cfn, complete=False)
     self_test_parameters(cfn, "the vault template")
 
@@ -1048,6 +1306,8 @@ def canon(v: Any) -> Any:
         return v["Fn::Sub"]
     if set(v) == {"Fn::Join"}:
         separator, parts = v["Fn::Join"]
+        if not isinstance(parts, list):  # a list parameter, or a function returning a list
+            return {"Fn::Join": [separator, canon(parts)]}
         parts = [canon(p) for p in parts]
         if all(isinstance(p, str) for p in parts):
             return separator.join(parts)
@@ -1147,11 +1407,13 @@ def main() -> None:
     self_test_restorers(cfn, "RestoreRole")
     self_test_restore_machine(cfn)
     self_test_lifecycle(cfn)
+    self_test_file_restore(cfn, "RestoreRole", "CopyRole")
     problems += check_iam(cfn)
     problems += check_deleters(cfn)
     problems += check_restorers(cfn)
     problems += check_restore_machine(cfn)
     problems += check_lifecycle(cfn)
+    problems += check_file_restore(cfn)
     vault_path = Path(args.vault)
     vault = load(vault_path)
     self_test_vault(vault)
@@ -1193,13 +1455,15 @@ def main() -> None:
     print(f"ok    {path.name}: converted ({len(cfn['Resources'])} resources, {roles} roles), "
           "substitutions complete, schedule inputs valid, IAM guards in place, the restore role removes only what a "
           "restore made and denies every delete or unshare of a recovery point, the restore state machine runs only "
-          "RestoreFunction, recovery-points/ never expires (and the check rejects each one removed)")
+          "RestoreFunction, recovery-points/ never expires, a file restore reads snapshots (EBS direct, read only, "
+          "managed) and writes only to the stack's bucket and the FileRestoreBuckets, deleting nothing "
+          "(and the check rejects each one removed)")
     if args.vault_cdk:
         print(f"ok    the CDK app ({Path(args.vault_cdk).name}) deploys the same vault: resources, properties, "
               "IAM statements, parameters, conditions and outputs")
     print(f"ok    {vault_path.name}: trust only the source's roles, no delete or unlock allowed to the copy role, "
-          "the restore role removes only what a restore made, explicit Denies, key policy, parameters "
-          "(and the check rejects each guard removed)")
+          "the restore role removes only what a restore made and reads copies' snapshots (EBS direct, read only, "
+          "managed), explicit Denies, key policy, parameters (and the check rejects each guard removed)")
 
 
 if __name__ == "__main__":

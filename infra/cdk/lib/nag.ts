@@ -11,6 +11,12 @@ export function suppressVault(stack: Stack): void {
 }
 
 const IAM5 = "AwsSolutions::AwsSolutions-IAM5";
+// cdk-nag does not look into the statements under an Fn::If: the restore
+// role's OtherAccounts (AssumableRoleArns) and its FileRestoreBuckets and
+// FileRestoreObjects (the FileRestoreBuckets parameter's buckets and their
+// objects, `/*`) raise no finding here; infra/check_template.py guards them
+// (exactly the parameter's buckets, whose pattern refuses wildcards; only
+// ListBucket, PutObject, AbortMultipartUpload and ListMultipartUploadParts).
 
 /** The restore roles' (RestoreRole, VaultRestoreRole; lib/restore.ts) ARN patterns, the same in both stacks. */
 const RESTORE_ACKNOWLEDGED: { id: string; reason: string }[] = [
@@ -61,7 +67,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
       "Deletes, the deleting and device marks, sharing with a vault and locks are conditioned on " +
       "aws:ResourceTag/strongroom:managed=true (the marks to their one tag key, aws:TagKeys); " +
       "tags at creation on ec2:CreateAction; CopySnapshot and CopyImage copy the run's own recovery points (their ids come " +
-      "from the run).",
+      "from the run). A file restore's reads of a recovery point's blocks (ebs:ListSnapshotBlocks, ebs:GetSnapshotBlock; " +
+      "the snapshot ARN has no account) are conditioned on aws:ResourceTag/strongroom:managed=true; no EBS direct write.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:snapshot/*]`,
@@ -104,7 +111,8 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
       "are the policy's sources' (any of this account's); a grant may give only the operations a copy needs (kms:GrantOperations). " +
       "The snapshot function's snapshot copy grant for a destination's key: only through Redshift (kms:ViaService). " +
       "The restore function's use of a recovery point's key: only through EBS, RDS and Redshift (kms:ViaService), " +
-      "its grants only for AWS resources (kms:GrantIsForAWSResource).",
+      "its grants only for AWS resources (kms:GrantIsForAWSResource); a file restore's SSE-KMS objects (the request's " +
+      "key or the destination bucket's default, any of this account's): GenerateDataKey and Decrypt only through S3.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:rds:*:<AWS::AccountId>:db:*]`,
@@ -154,7 +162,10 @@ export const ACKNOWLEDGED: { id: string; reason: string }[] = [
   },
   {
     id: `${IAM5}[Resource::<RunsBucket.Arn>/restores/*]`,
-    reason: "Each restore writes its own report under restores/ of the stack's bucket; nothing else.",
+    reason:
+      "Each restore writes its own report under restores/<execution>/ of the stack's bucket; a file restore its lists " +
+      "of files there (read back at each step) and, by default, the files, in parts (ListParts, AbortMultipartUpload " +
+      "of its own uploads); nothing else of the bucket, and no delete.",
   },
   ...RESTORE_ACKNOWLEDGED,
 ];
@@ -174,7 +185,9 @@ export const VAULT_ACKNOWLEDGED: { id: string; reason: string }[] = [
     reason:
       "CopySnapshot and CopyImage of the source's shared snapshots and AMIs, whose ids come from the run; tags only at " +
       "creation (ec2:CreateAction CopySnapshot or CopyImage); locks and deletes only on aws:ResourceTag/strongroom:managed=true; " +
-      "deleting, unlocking and sharing the copy role may not do at all (explicit Deny).",
+      "deleting, unlocking and sharing the copy role may not do at all (explicit Deny). The restore role's reads of a " +
+      "copy's blocks for a file restore (ebs:ListSnapshotBlocks, ebs:GetSnapshotBlock) only on " +
+      "aws:ResourceTag/strongroom:managed=true; no EBS direct write.",
   },
   {
     id: `${IAM5}[Resource::arn:<AWS::Partition>:ec2:*::image/*]`,

@@ -2,8 +2,10 @@
 // (lib/stack.ts) and the vault's VaultRestoreRole (lib/vault-stack.ts), as
 // infra/template.yaml and infra/vault-account.yaml write them: a restore
 // creates; it removes only what a restore made (tagged strongroom:restore at
-// creation, never a managed recovery point); and an explicit Deny keeps it
-// from deleting or unsharing a recovery point (guards in infra/check_template.py).
+// creation, never a managed recovery point); a file restore reads a managed
+// recovery point's snapshot blocks (EBS direct APIs, read only); and an
+// explicit Deny keeps it from deleting or unsharing a recovery point (guards in
+// infra/check_template.py).
 
 type Statement = Record<string, unknown>;
 
@@ -23,6 +25,12 @@ export const RESTORE_DENIED = [
   "redshift:RevokeSnapshotAccess",
   "redshift:AuthorizeSnapshotAccess",
 ];
+
+/** A file restore's reads of a recovery point's snapshot (EBS direct APIs): never a write (StartSnapshot, PutSnapshotBlock, CompleteSnapshot). */
+export const EBS_READS = ["ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"];
+
+/** A file restore's multipart uploads, besides s3:PutObject: listed before they complete, aborted on failure. */
+export const FILE_UPLOADS = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"];
 
 /** Only what a restore made: tagged strongroom:restore, and not a managed recovery point. */
 export const RESTORE_MADE = {
@@ -46,7 +54,7 @@ export interface RestoreScope {
   via: { operator: "StringLike" | "StringEquals"; services: unknown[] };
 }
 
-/** From the describes to the removals of restored clusters (after Logs/Tracing; before S3, the Deny, AssumeRole). */
+/** From the describes to a file restore's snapshot reads (after Logs/Tracing; before S3, the Deny, AssumeRole). */
 export function restoreStatements(s: RestoreScope): Statement[] {
   const { partition, account } = s;
   const volumes = `arn:${partition}:ec2:*:${account}:volume/*`;
@@ -121,7 +129,8 @@ export function restoreStatements(s: RestoreScope): Statement[] {
       Resource: `arn:${partition}:iam::${account}:role/*`,
       Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
     },
-    // An encrypted recovery point is restored by EBS, RDS or Redshift with its key, on the role's behalf.
+    // An encrypted recovery point is restored by EBS, RDS or Redshift with its key, on the role's behalf; a file
+    // restore's snapshot blocks are decrypted by EBS (GetSnapshotBlock) with kms:Decrypt through EC2 too.
     {
       Sid: "UseKeysThroughServices",
       Effect: "Allow",
@@ -165,5 +174,14 @@ export function restoreStatements(s: RestoreScope): Statement[] {
     // A restored cluster may carry its snapshot's contract tags: only strongroom: keys of a cluster a restore made
     // (managed at that moment, so no managed condition), never the restore's own two keys, never a customer's tag.
     { Sid: "UntagRestoredClusters", Effect: "Allow", Action: "redshift:DeleteTags", Resource: clusters, Condition: RESTORE_UNTAG },
+    // A file restore reads the files straight out of a recovery point's snapshot through the EBS direct APIs: read
+    // only (never StartSnapshot, PutSnapshotBlock or CompleteSnapshot), only Strongroom's, tagged managed at creation.
+    {
+      Sid: "ReadRecoveryPointBlocks",
+      Effect: "Allow",
+      Action: EBS_READS,
+      Resource: `arn:${partition}:ec2:*::snapshot/*`,
+      Condition: { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } },
+    },
   ];
 }

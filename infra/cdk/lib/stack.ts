@@ -19,7 +19,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
 import { Config, ROOT } from "./config";
-import { RESTORE_DENIED, restoreStatements } from "./restore";
+import { FILE_UPLOADS, RESTORE_DENIED, restoreStatements } from "./restore";
 
 export interface StrongroomProps extends StackProps {
   /** cargo-lambda's output: `<artifacts>/<function>/bootstrap`. */
@@ -46,6 +46,9 @@ export class StrongroomStack extends Stack {
     });
     const resolvesUnits = new CfnCondition(this, "ResolvesUnits", {
       expression: Fn.conditionEquals(p.resolveUnits.valueAsString, "true"),
+    });
+    const hasFileRestoreBuckets = new CfnCondition(this, "HasFileRestoreBuckets", {
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.join("", p.fileRestoreBuckets.valueAsList), "")),
     });
     const hasEmail = new CfnCondition(this, "HasEmail", {
       expression: Fn.conditionNot(Fn.conditionEquals(p.email.valueAsString, "")),
@@ -122,6 +125,7 @@ export class StrongroomStack extends Stack {
     });
     const runFiles = `${bucket.attrArn}/runs/*`;
     const records = `${bucket.attrArn}/recovery-points/*`;
+    const restores = `${bucket.attrArn}/restores/*`;
 
     // -- Functions ------------------------------------------------------------------
     const partition = Aws.PARTITION;
@@ -500,9 +504,42 @@ export class StrongroomStack extends Stack {
           keys: `arn:${partition}:kms:*:${account}:key/*`,
           via: { operator: "StringLike", services: ["ec2.*.amazonaws.com", "rds.*.amazonaws.com", "redshift.*.amazonaws.com"] },
         }),
-        // What the backup recorded of each recovery point, and the restore reports.
+        // What the backup recorded of each recovery point.
         { Sid: "RecoveryPointRecords", Effect: "Allow", Action: "s3:GetObject", Resource: records },
-        { Sid: "RestoreReports", Effect: "Allow", Action: "s3:PutObject", Resource: `${bucket.attrArn}/restores/*` },
+        // The restore reports; a file restore's lists (written at its first step, read and written at each next one);
+        // its files when they go to this bucket (by default under restores/<execution>/files/).
+        { Sid: "RestoreReports", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject"], Resource: restores },
+        // A file restore's destination, checked first (HeadBucket is s3:ListBucket); a large file in parts
+        // (Create/Complete MultipartUpload and UploadPart are s3:PutObject), listed (ListParts) before it completes,
+        // aborted when a step fails or CleanUp runs. In this bucket: under restores/ only.
+        { Sid: "FileRestoreOwnBucket", Effect: "Allow", Action: "s3:ListBucket", Resource: bucket.attrArn },
+        { Sid: "FileRestoreOwnUploads", Effect: "Allow", Action: FILE_UPLOADS, Resource: restores },
+        // The FileRestoreBuckets: the same calls, never a read or a delete of an object. CloudFormation cannot map a
+        // list: the ARNs are the names joined, a Join's delimiter is a literal, so their partition is `*`.
+        when(hasFileRestoreBuckets, {
+          Sid: "FileRestoreBuckets",
+          Effect: "Allow",
+          Action: "s3:ListBucket",
+          Resource: Fn.split(",", Fn.join("", ["arn:*:s3:::", Fn.join(",arn:*:s3:::", p.fileRestoreBuckets.valueAsList)])),
+        }),
+        when(hasFileRestoreBuckets, {
+          Sid: "FileRestoreObjects",
+          Effect: "Allow",
+          Action: ["s3:PutObject", ...FILE_UPLOADS],
+          Resource: Fn.split(
+            ",",
+            Fn.join("", ["arn:*:s3:::", Fn.join("/*,arn:*:s3:::", p.fileRestoreBuckets.valueAsList), "/*"]),
+          ),
+        }),
+        // SSE-KMS objects (the request's key or the bucket's default): S3 generates each data key, and decrypts it
+        // for each part of a multipart upload, with the role's permissions: through S3 only, in any bucket's region.
+        {
+          Sid: "FileRestoreKeysThroughS3",
+          Effect: "Allow",
+          Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+          Resource: `arn:${partition}:kms:*:${account}:key/*`,
+          Condition: { StringLike: { "kms:ViaService": "s3.*.amazonaws.com" } },
+        },
         { Sid: "DenyDeletingOrUnsharingRecoveryPoints", Effect: "Deny", Action: RESTORE_DENIED, Resource: "*" },
         // A recovery point in another account (a vault's restore role).
         otherAccounts,
@@ -540,9 +577,12 @@ export class StrongroomStack extends Stack {
         timeout: 300,
         memory: 512,
       },
+      // A file restore's CopyFiles step copies for up to 10 minutes, holding a 32 MiB block cache and one upload part
+      // (8 MiB, more for a file over 78 GiB: up to 525 MiB for S3's largest, 5 TiB).
       restore: {
-        description: "Every step of a restore of one recovery point (validate, start, check, finalize, clean up).",
-        timeout: 300,
+        description: "Every step of a restore of one recovery point (validate, start, check, copy files, finalize, clean up).",
+        timeout: 900,
+        memory: 1024,
         bucket: true,
       },
     };
@@ -916,6 +956,18 @@ export class StrongroomStack extends Stack {
           "The roles, in other accounts, that the policies name, and the vault accounts' copy and prune roles " +
           "(the CopyRoleArn and PruneRoleArn outputs of infra/vault-account.yaml), and their restore roles (a restore " +
           "request's location.role_arn: the RestoreRoleArn output). Empty: only this account.",
+      }),
+      fileRestoreBuckets: new CfnParameter(this, "FileRestoreBuckets", {
+        type: "CommaDelimitedList",
+        default: "",
+        allowedPattern: "^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        constraintDescription:
+          "S3 bucket names (3-63 lowercase letters, digits, dots and hyphens), comma separated, or empty",
+        description:
+          "The buckets, besides the stack's own, that a file restore (restore kind `files`: restore.destination.bucket) " +
+          "may write to: bucket names, comma separated, no wildcards. The restore function may check them (HeadBucket), " +
+          "put objects in them and list and abort its multipart uploads; it never reads or deletes an object there. " +
+          "Empty: only the stack's bucket, under restores/.",
       }),
       resolveUnits: new CfnParameter(this, "ResolveOrganizationalUnits", {
         type: "String",

@@ -10,7 +10,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { loadConfig, validateConfig, ROOT } from "../lib/config";
 import { suppress } from "../lib/nag";
-import { RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
+import { EBS_READS, RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
 import { FUNCTIONS, StrongroomStack } from "../lib/stack";
 
 /** Placeholder artifacts: synth must never build the functions. */
@@ -319,18 +319,110 @@ test("the restore role creates, removes only what a restore made, and denies del
   }
   assert.deepEqual(bySid("RecoveryPointRecords").Action, "s3:GetObject");
   assert.deepEqual(bySid("RecoveryPointRecords").Resource, recordsOf());
-  assert.deepEqual(bySid("RestoreReports").Action, "s3:PutObject");
+  // The reports, and a file restore's lists (read back at each step).
+  assert.deepEqual(bySid("RestoreReports").Action, ["s3:GetObject", "s3:PutObject"]);
   assert.deepEqual(bySid("RestoreReports").Resource, recordsOf("restores/*"));
   // Its vault's restore roles, as the copy role's vault roles: the AssumableRoleArns parameter only.
-  const assume = statements.filter((s) => !s.Sid) as { "Fn::If": [string, Statement, unknown] }[];
+  const conditional = statements.filter((s) => !s.Sid) as { "Fn::If": [string, Statement, unknown] }[];
+  const assume = conditional.filter((s) => s["Fn::If"][0] === "HasAssumableRoles");
   assert.equal(assume.length, 1);
   assert.deepEqual(assume[0]["Fn::If"][1].Resource, { Ref: "AssumableRoleArns" });
+  assert.deepEqual(
+    conditional.map((s) => s["Fn::If"][0]),
+    ["HasFileRestoreBuckets", "HasFileRestoreBuckets", "HasAssumableRoles"],
+  );
   t.hasResourceProperties("AWS::Lambda::Function", {
     FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, "-restore"]] },
     Role: { "Fn::GetAtt": ["RestoreRole", "Arn"] },
-    Timeout: 300,
   });
   assert.deepEqual(t.findOutputs("RestoreRoleArn").RestoreRoleArn.Value, { "Fn::GetAtt": ["RestoreRole", "Arn"] });
+});
+
+/** The FileRestoreBuckets parameter's buckets (`suffix` ""), or their objects ("/*"), as synthesized. */
+const fileRestoreBuckets = (suffix: string) => ({
+  "Fn::Split": [
+    ",",
+    {
+      "Fn::Join": [
+        "",
+        ["arn:*:s3:::", { "Fn::Join": [`${suffix},arn:*:s3:::`, { Ref: "FileRestoreBuckets" }] }, ...(suffix ? [suffix] : [])],
+      ],
+    },
+  ],
+});
+
+test("a file restore reads managed snapshots (EBS direct, read only) and writes only to its buckets, deleting nothing", () => {
+  const t = Template.fromStack(synth(false).stack);
+  const statements = roleStatements(t, "RestoreRole");
+  const concrete = statements.map((s) => ((s as { "Fn::If"?: [string, Statement, unknown] })["Fn::If"]?.[1] ?? s) as Statement);
+  const bySid = (sid: string) => concrete.find((s) => s.Sid === sid) as Statement;
+  // The recovery point's blocks: the two read calls, snapshots only, Strongroom's recovery points only.
+  const reads = bySid("ReadRecoveryPointBlocks");
+  assert.deepEqual(reads.Action, ["ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"]);
+  assert.deepEqual(reads.Action, EBS_READS);
+  assert.deepEqual(reads.Resource, { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":ec2:*::snapshot/*"]] });
+  assert.deepEqual(reads.Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
+  // No role of the stack writes a snapshot through the EBS direct APIs, nor reads one but the restore role.
+  for (const [id, r] of Object.entries(t.findResources("AWS::IAM::Role"))) {
+    const all = ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[])
+      .flatMap((p) => p.PolicyDocument.Statement)
+      .map((s) => ((s as { "Fn::If"?: [string, Statement, unknown] })["Fn::If"]?.[1] ?? s) as Statement);
+    for (const s of all) {
+      for (const a of [s.Action ?? []].flat() as string[]) {
+        assert.ok(!/^ebs:(StartSnapshot|PutSnapshotBlock|CompleteSnapshot)$/.test(a), `${id} ${s.Sid} may ${a}`);
+        if (a.startsWith("ebs:")) assert.equal(id, "RestoreRole", `${id} ${s.Sid} reads snapshot blocks`);
+      }
+    }
+  }
+  // The encrypted ones' keys: kms:Decrypt through EC2 (EBS decrypts the blocks with the role's permissions).
+  const keys = bySid("UseKeysThroughServices");
+  assert.ok(([keys.Action].flat() as string[]).includes("kms:Decrypt"));
+  assert.ok(JSON.stringify(keys.Condition).includes("ec2.*.amazonaws.com"));
+  // The stack's bucket: HeadBucket, and uploads under restores/ only.
+  assert.deepEqual(bySid("FileRestoreOwnBucket").Action, "s3:ListBucket");
+  assert.deepEqual(bySid("FileRestoreOwnBucket").Resource, { "Fn::GetAtt": ["RunsBucket", "Arn"] });
+  assert.deepEqual(bySid("FileRestoreOwnUploads").Action, ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]);
+  assert.deepEqual(bySid("FileRestoreOwnUploads").Resource, recordsOf("restores/*"));
+  // The FileRestoreBuckets, only when some are given: the buckets and their objects, never a read or a delete.
+  t.hasParameter("FileRestoreBuckets", { Type: "CommaDelimitedList", Default: "" });
+  const pattern = new RegExp(t.toJSON().Parameters.FileRestoreBuckets.AllowedPattern);
+  for (const ok of ["", "restored-files", "files.example.com"]) assert.ok(pattern.test(ok), `${ok} is refused`);
+  for (const bad of ["*", "restored-*", "a/b", "arn:aws:s3:::x", "Restored"]) assert.ok(!pattern.test(bad), `${bad} is accepted`);
+  t.hasCondition("HasFileRestoreBuckets", {
+    "Fn::Not": [{ "Fn::Equals": [{ "Fn::Join": ["", { Ref: "FileRestoreBuckets" }] }, ""] }],
+  });
+  assert.deepEqual(bySid("FileRestoreBuckets").Action, "s3:ListBucket");
+  assert.deepEqual(bySid("FileRestoreBuckets").Resource, fileRestoreBuckets(""));
+  assert.deepEqual(bySid("FileRestoreObjects").Action, ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]);
+  assert.deepEqual(bySid("FileRestoreObjects").Resource, fileRestoreBuckets("/*"));
+  // SSE-KMS destinations: the data keys through S3 only.
+  assert.deepEqual(bySid("FileRestoreKeysThroughS3").Action, ["kms:GenerateDataKey", "kms:Decrypt"]);
+  assert.deepEqual(bySid("FileRestoreKeysThroughS3").Condition, { StringLike: { "kms:ViaService": "s3.*.amazonaws.com" } });
+  // No role deletes an S3 object; S3 writes only under the stack's prefixes or to the FileRestoreBuckets' objects.
+  for (const [id, r] of Object.entries(t.findResources("AWS::IAM::Role"))) {
+    const all = ((r.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[])
+      .flatMap((p) => p.PolicyDocument.Statement)
+      .map((s) => ((s as { "Fn::If"?: [string, Statement, unknown] })["Fn::If"]?.[1] ?? s) as Statement);
+    for (const s of all.filter((s) => s.Effect === "Allow")) {
+      const actions = [s.Action ?? []].flat() as string[];
+      for (const a of actions.filter((a) => a.startsWith("s3:"))) {
+        assert.ok(!/^s3:Delete/.test(a), `${id} ${s.Sid} may ${a}`);
+        if (/^s3:(Get|List)/.test(a)) continue;
+        const text = JSON.stringify(s.Resource);
+        assert.ok(
+          /\/(runs|recovery-points|restores)\/\*"\]\]\}$/.test(text) || text === JSON.stringify(fileRestoreBuckets("/*")),
+          `${id} ${s.Sid} ${a} on ${text}`,
+        );
+      }
+      if (JSON.stringify(s.Resource ?? "").includes("FileRestoreBuckets")) assert.equal(id, "RestoreRole");
+    }
+  }
+  // A CopyFiles step copies for up to 10 minutes, with a 32 MiB block cache and one upload part (up to 525 MiB).
+  t.hasResourceProperties("AWS::Lambda::Function", {
+    FunctionName: { "Fn::Join": ["", [{ Ref: "AWS::StackName" }, "-restore"]] },
+    Timeout: 900,
+    MemorySize: 1024,
+  });
 });
 
 test("the restore state machine invokes only the restore function; failed restores are alerted", () => {

@@ -10,7 +10,7 @@ import { App, Validations } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { suppressVault } from "../lib/nag";
-import { RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
+import { EBS_READS, RESTORE_DENIED, RESTORE_UNTAG } from "../lib/restore";
 import { VaultStack } from "../lib/vault-stack";
 
 type Statement = Record<string, unknown>;
@@ -163,6 +163,26 @@ test("the restore role exists only with SourceRestoreRoleArn, removes only what 
     assert.equal(via.length, 3);
   }
   assert.deepEqual((keyUse[1].Condition as Record<string, unknown>).Bool, { "kms:GrantIsForAWSResource": "true" });
+  // A file restore reads a copy's blocks (EBS direct, read only): managed copies only; EBS decrypts them with the
+  // role's kms:Decrypt through EC2 (the key use above).
+  const reads = allows.filter((s) => actions(s).some((a) => a.startsWith("ebs:")));
+  assert.deepEqual(reads.map((s) => s.Sid), ["ReadRecoveryPointBlocks"]);
+  assert.deepEqual(reads[0].Action, EBS_READS);
+  assert.deepEqual(reads[0].Resource, { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":ec2:*::snapshot/*"]] });
+  assert.deepEqual(reads[0].Condition, { StringEquals: { "aws:ResourceTag/strongroom:managed": "true" } });
+  assert.ok(actions(keyUse[0]).includes("kms:Decrypt"));
+  assert.ok(JSON.stringify(keyUse[0].Condition).includes("ec2."));
+  // No role of the vault writes a snapshot through the EBS direct APIs, nor reads one but the restore role, nor
+  // touches S3.
+  for (const name of ["VaultCopyRole", "VaultPruneRole", "VaultRestoreRole"]) {
+    for (const s of role(t, name).statements) {
+      for (const a of actions(s)) {
+        assert.ok(!/^ebs:(StartSnapshot|PutSnapshotBlock|CompleteSnapshot)$/.test(a), `${name} ${s.Sid} may ${a}`);
+        if (a.startsWith("ebs:")) assert.equal(name, "VaultRestoreRole", `${name} ${s.Sid} reads snapshot blocks`);
+        assert.ok(!a.startsWith("s3:"), `${name} ${s.Sid} may ${a}`);
+      }
+    }
+  }
   assert.equal(t.findOutputs("RestoreRoleArn").RestoreRoleArn.Condition, "HasRestoreRole");
 });
 
