@@ -41,7 +41,7 @@ FSIMAGE_TOOLS := mkfs.ext4:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs mkfs.xfs
 	xfs_repair:xfsprogs mkntfs:ntfs-3g ntfs-3g:ntfs-3g ntfscat:ntfs-3g sgdisk:gdisk sfdisk:fdisk
 FSIMAGE_STAMP := $(TOOLS)/.stamp-fsimage-tools-$(shell echo '$(FSIMAGE_TOOLS)' | cksum | cut -d' ' -f1)
 
-.PHONY: help setup demo test unit lint check-infra infra-check check-emulator check-fsimages build-functions build bench bench-scale bench-copies bench-restores schema deploy clean-cache
+.PHONY: help setup demo test unit lint check-infra infra-check check-emulator check-fsimages build-functions build bench bench-scale bench-copies bench-restores bench-files schema deploy clean-cache
 
 help:
 	@echo "make demo    start the emulator, seed a small estate, run a backup end to end"
@@ -214,6 +214,19 @@ bench-copies: setup build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-copies --out BENCHMARKS.md
 
 # Only the restores, one per kind (issue 11): rewrites its section of BENCHMARKS.md.
+# File restores (issue 12) with coldsnap side by side: rewrites its section of BENCHMARKS.md.
+# coldsnap (pinned) is built once, as a debug build like the strongroom CLI measured.
+COLDSNAP_VERSION := 0.12.0
+COLDSNAP := $(TOOLS)/coldsnap-$(COLDSNAP_VERSION)/bin/coldsnap
+$(COLDSNAP):
+	@echo "==> coldsnap $(COLDSNAP_VERSION) (cargo install --debug, for the side-by-side figure)"
+	@CARGO_TARGET_DIR=$(CACHE)/target-coldsnap $(CARGO) install coldsnap --version $(COLDSNAP_VERSION) --locked --debug \
+		--root $(TOOLS)/coldsnap-$(COLDSNAP_VERSION) --quiet
+
+bench-files: setup build-functions $(COLDSNAP)
+	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-files \
+		--strongroom $(CARGO_TARGET_DIR)/debug/strongroom --coldsnap $(COLDSNAP) --out BENCHMARKS.md
+
 bench-restores: setup build-functions
 	@$(PYTHON) bench/bench.py --functions-dir $(CARGO_TARGET_DIR)/debug --only-restores --out BENCHMARKS.md
 

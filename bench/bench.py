@@ -57,6 +57,7 @@ from client import ACCOUNT, Emulator  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import copying  # noqa: E402
+import files  # noqa: E402
 import restoring  # noqa: E402
 import scale  # noqa: E402
 
@@ -693,6 +694,13 @@ def main() -> None:
         help="only the restores, one per kind; rewrites only its section of an existing --out",
     )
     ap.add_argument(
+        "--only-files",
+        action="store_true",
+        help="only the file restores (issue 12), with coldsnap side by side; rewrites only its section",
+    )
+    ap.add_argument("--strongroom", help="the strongroom CLI (with --only-files)")
+    ap.add_argument("--coldsnap", help="a coldsnap binary (with --only-files), for the side-by-side figure")
+    ap.add_argument(
         "--only-copies",
         action="store_true",
         help="only the copies of 100 recovery points; rewrites only its section of an existing --out",
@@ -723,6 +731,28 @@ def main() -> None:
         report_copies_run(cp)
         out.write_text(splice_section(out.read_text(), copying.COPIES_HEADING, copying.copies_section(cp, cmd, now())))
         print(f"==> rewrote the section {copying.COPIES_HEADING[3:]!r} of {args.out}")
+        return
+    if args.only_files:
+        if not out.is_file():
+            ap.error(f"--only-files rewrites one section of an existing file; {out} does not exist")
+        if not args.strongroom:
+            ap.error("--only-files needs --strongroom, the CLI to measure")
+        cmd = command_line()
+        print("==> File restores straight from snapshots (and coldsnap)", flush=True)
+        fl = files.files_run(args.functions_dir, args.strongroom, args.coldsnap)
+        for x in fl["rows"]:
+            print(f"    {x['path']}: {x['blocks']} blocks, ratio {x['ratio']:.3f}, {x['wall_s']:.2f} s, "
+                  f"{x['rss_mib']:.0f} MiB", flush=True)
+        if fl["coldsnap"]:
+            print(f"    coldsnap download: {fl['coldsnap']['blocks']} blocks, {fl['coldsnap']['wall_s']:.2f} s", flush=True)
+        text = out.read_text()
+        section = files.files_section(fl, cmd, now())
+        if files.FILES_HEADING in text:
+            text = splice_section(text, files.FILES_HEADING, section)
+        else:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+        out.write_text(text)
+        print(f"==> rewrote the section {files.FILES_HEADING[3:]!r} of {args.out}")
         return
     if args.only_restores:
         if not out.is_file():

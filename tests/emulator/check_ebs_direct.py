@@ -486,6 +486,20 @@ class EbsCheck:
         assert actions == ["StartSnapshot", "PutSnapshotBlock", "CompleteSnapshot", "ListChangedBlocks"], actions
 
 
+def s3_list_parts_root(check: Any) -> None:
+    """Patch 21: ListParts answers <ListPartsResult>, as AWS documents."""
+    s3 = check.client("s3", "harness")
+    s3.create_bucket(Bucket="list-parts-check")
+    upload = s3.create_multipart_upload(Bucket="list-parts-check", Key="k")["UploadId"]
+    s3.upload_part(Bucket="list-parts-check", Key="k", UploadId=upload, PartNumber=1, Body=b"x" * (5 << 20))
+    seen: list[bytes] = []
+    s3.meta.events.register("after-call.s3.ListParts", lambda http_response, **_: seen.append(http_response.content))
+    parts = s3.list_parts(Bucket="list-parts-check", Key="k", UploadId=upload)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1], parts
+    assert b"<ListPartsResult" in seen[0] and b"ListPartsResponse" not in seen[0], seen[0][:200]
+    s3.abort_multipart_upload(Bucket="list-parts-check", Key="k", UploadId=upload)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strongroom-check-") as functions_dir, tempfile.TemporaryDirectory(
         prefix="strongroom-images-"
@@ -501,6 +515,7 @@ def main() -> None:
             ("ListChangedBlocks", ebs.changed_blocks),
             ("StartSnapshot, PutSnapshotBlock, CompleteSnapshot", ebs.writes),
             ("throttling and the call log", ebs.throttling_and_call_log),
+            ("S3 ListParts's root element (patch 21)", lambda: s3_list_parts_root(check)),
         ]:
             check.run(name, section)
     if check.failures:

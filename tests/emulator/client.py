@@ -183,6 +183,16 @@ class Emulator:
         )
         return json.loads(urllib.request.urlopen(req).read())
 
+    def set_volume_content(self, region: str, volume_id: str, image: str) -> dict[str, Any]:
+        """Makes a raw disk image the volume's content (patch 20)."""
+        req = urllib.request.Request(
+            f"{self.endpoint}/_strongroom/volume-content",
+            data=json.dumps({"region": region, "volume_id": volume_id, "image": image}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        return json.loads(urllib.request.urlopen(req).read())
+
     def object_json(self, key: str) -> Any:
         """A JSON object of the stack's bucket (`runs/...`)."""
         body = self.client("s3").get_object(Bucket=f"strongroom-runs-{ACCOUNT}", Key=key)["Body"].read()

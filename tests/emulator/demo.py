@@ -15,11 +15,15 @@ everything it started, also on Ctrl-C or when a step fails.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from client import ACCOUNT, FUNCTIONS, ROOT, Emulator, backup_definition
@@ -37,6 +41,20 @@ def table(rows: list[list[str]]) -> None:
         say("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
         if n == 0:
             say("    " + "  ".join("-" * w for w in widths))
+
+
+def make_demo_disk(work: Path) -> Path:
+    """A small ext4 filesystem image (mkfs.ext4 -d) of a few files."""
+    tree = work / "demo-disk-tree"
+    (tree / "etc/app").mkdir(parents=True, exist_ok=True)
+    (tree / "srv/reports").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/app/config.yaml").write_text("listen: 0.0.0.0:8080\nworkers: 4\n")
+    rows = "".join(f"2026-11-{d:02d},orders,{d * 1733 % 9973}\n" for d in range(1, 31)) * 400
+    (tree / "srv/reports/2026-11.csv").write_text("day,kind,count\n" + rows)
+    image = work / "demo-disk.img"
+    mkfs = shutil.which("mkfs.ext4") or "/usr/sbin/mkfs.ext4"
+    subprocess.run([mkfs, "-q", "-F", "-d", str(tree), str(image), "64M"], check=True, capture_output=True)
+    return image
 
 
 def main() -> None:
@@ -59,6 +77,14 @@ def main() -> None:
             tags = ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items()) if k != "Name")
             rows.append([r["region"], r["resource_type"], r["id"], tags])
         table(rows)
+
+        # The volume the demo restores files from holds a small ext4 filesystem.
+        disk_volume = next(r for r in resources if r["resource_type"] == "ebs-volume" and r["region"] == "us-east-1"
+                           and "backup-skip" not in r["tags"])
+        disk = make_demo_disk(Path(emu.log_dir))
+        emu.set_volume_content("us-east-1", disk_volume["id"], str(disk))
+        say(f"    {disk_volume['id']} holds an ext4 filesystem ({disk.stat().st_size >> 20} MiB image): "
+            f"/etc/app/config.yaml, /srv/reports/2026-11.csv, ...")
 
         run_input = json.loads((ROOT / "events/backup/scheduled.json").read_text())
         run_input["poll_seconds"] = 0
@@ -187,6 +213,52 @@ def main() -> None:
                         f"strongroom:restored-from = {tags.get('strongroom:restored-from')}")
                     if d["DBInstanceStatus"] != "available" or "strongroom:managed" in tags:
                         raise SystemExit("the restored database is not what was asked for")
+
+        say()
+        say("==> File restore: one file straight out of the volume's newest snapshot, no volume, no instance")
+        # Day 2's (retention keeps one per source).
+        snap = next(p for p in emu.recovery_points(["us-east-1"])
+                    if p.kind == "ec2" and p.id.startswith("snap-") and p.tags.get("strongroom:managed") == "true"
+                    and p.tags.get("strongroom:source") == disk_volume["id"])
+        volume_gib = emu.client("ec2").describe_volumes(VolumeIds=[disk_volume["id"]])["Volumes"][0]["Size"]
+        out_dir = Path(emu.log_dir) / "restored-files"
+        env = {**os.environ, "AWS_ENDPOINT_URL": emu.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        cmd = [os.path.join(args.functions_dir, "strongroom"), "files", "get", "--snapshot", snap.id,
+               "--region", "us-east-1", "--out", str(out_dir), "--json", "/srv/reports/2026-11.csv"]
+        say(f"    $ strongroom files get --snapshot {snap.id} --region us-east-1 --out {out_dir} /srv/reports/2026-11.csv")
+        got = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if got.returncode != 0:
+            raise SystemExit(f"strongroom files get failed: {got.stderr}")
+        files_report = json.loads(got.stdout)
+        blocks = files_report["disk"]["read"]["blocks_fetched"]
+        for r in files_report["restored"]:
+            if r["kind"] == "file":
+                local = out_dir / r["path"].lstrip("/")
+                say(f"    to a folder: {local}  {r['size']} bytes  sha256 {r['sha256']}")
+                if hashlib.sha256(local.read_bytes()).hexdigest() != r["sha256"]:
+                    raise SystemExit("the restored file does not match its SHA-256")
+        say(f"    read {blocks} blocks of 512 KiB ({files_report['disk']['read']['bytes_fetched']} bytes) "
+            f"of a {volume_gib} GiB volume ({volume_gib * 2048} blocks)")
+        request = {"from": {"source": disk_volume["id"]}, "location": {"region": "us-east-1"},
+                   "restore": {"kind": "files", "paths": ["/srv/reports/2026-11.csv", "/etc/app"],
+                               "destination": {"bucket": f"strongroom-runs-{ACCOUNT}"}},
+                   "poll_seconds": 0}
+        say(f"    to S3, through the restore state machine: {json.dumps(request)}")
+        execution = emu.run_execution(
+            restore_machine, "demo-restore-files", request, on_state=lambda s, state: say(f"    {s:6.1f}s  {state}")
+        )
+        desc = execution.description
+        if desc["status"] != "SUCCEEDED":
+            raise SystemExit(f"the file restore {desc['status']}: {desc.get('error')} {desc.get('cause')}")
+        restored = json.loads(desc["output"])
+        d = restored["details"]
+        listed = emu.object_json(d["list"].split("/", 3)[3])
+        for f in listed:
+            if f.get("key"):
+                say(f"    s3://strongroom-runs-{ACCOUNT}/{f['key']}  {f['size']} bytes  sha256 {f['sha256']}")
+        say(f"    {d['files']} files, {d['bytes']} bytes in {d['steps']} CopyFiles step(s); read {d['blocks_fetched']} "
+            f"blocks of {volume_gib * 2048}; the list: {d['list']}")
 
         say()
         say("==> Disaster recovery: a policy 'dr' copies every recovery point to us-west-2, under its own key")

@@ -211,6 +211,11 @@ Patches (each reproduces documented AWS behaviour that moto 5.2.5 lacks):
     (patch 10's ``ebs_direct_throttle_every``). Snapshots shared with the
     caller are read as its own. moto's EBS direct APIs use 512-byte blocks,
     check nothing, and EC2's snapshots hold no data.
+21. S3 ``ListParts`` answers with the root element ``ListPartsResult``, as
+    AWS documents its response ("<ListPartsResult>" in the ListParts API
+    reference); moto 5.2.5 names it ``ListPartsResponse``, which
+    aws-sdk-rust refuses ("expected ListPartsResult"). A file restore lists
+    a multipart upload's parts to complete it.
 
 The stack's bucket: at start the emulator creates ``strongroom-runs-<account>``
 in the home region, as the stack does, and gives the functions its name in
@@ -294,10 +299,32 @@ def patch_moto() -> None:
     iam_enforcement.patch_moto_iam_enforcement()
     restores.patch_moto_restores()
     ebs_direct.patch_moto_ebs_direct()
+    _patch_s3_list_parts_root()
     if not issubclass(RedshiftBackend, TaggableResourcesMixin):
         RedshiftBackend.__bases__ = RedshiftBackend.__bases__ + (TaggableResourcesMixin,)
     RedshiftBackend.SERVICE_NAMESPACE = "redshift"
     RedshiftBackend.iter_tagged_resources = iter_tagged_resources
+
+
+def _patch_s3_list_parts_root() -> None:
+    """Patch 21: S3 ListParts's root element is ListPartsResult."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_parts
+
+    def list_parts(self: Any) -> Any:
+        status, headers, body = original(self)
+        if isinstance(body, bytes):
+            body = body.replace(b"<ListPartsResponse", b"<ListPartsResult", 1).replace(
+                b"</ListPartsResponse>", b"</ListPartsResult>", 1
+            )
+        elif isinstance(body, str):
+            body = body.replace("<ListPartsResponse", "<ListPartsResult", 1).replace(
+                "</ListPartsResponse>", "</ListPartsResult>", 1
+            )
+        return status, headers, body
+
+    S3Response.list_parts = list_parts
 
 
 def _patch_create_image() -> None:

@@ -175,3 +175,442 @@ async fn files_are_restored_from_a_snapshot_and_its_copy_without_a_volume() {
         "nothing is written for a snapshot that cannot be read"
     );
 }
+
+/// The restore state machine's `files` kind, end to end: a volume holding
+/// an xfs disk is backed up by the backup state machine; the restore,
+/// started with a request as from the console, copies paths and globs to
+/// S3 over several CopyFiles steps (a small step budget makes a 3 MiB file's
+/// upload span steps), each object with the manifest's SHA-256 in the
+/// report's list; a path that does not exist fails the restore naming it,
+/// and a destination bucket that does not exist is refused before anything
+/// is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
+    use strongroom_core::restore::files::FileCopied;
+    use strongroom_core::restore::run::RestoreReport;
+    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
+
+    let tree = tree("state-machine-files");
+    let (img, _) = image(&tree, "xfs", "gpt", &[]);
+    // 1 MiB per step at most: small files go several to a step, the 16 MiB
+    // sparse file in two 8 MiB parts, a step each, its SHA-256 carried from
+    // one step to the next.
+    let emu = Emulator::start_with_env(&[("STRONGROOM_FILES_STEP_BYTES", "1048576")]);
+    let conf = emu.harness_config().await;
+    let ec2 = clients::ec2(&conf, REGION);
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("backup")
+                        .value("daily")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateVolume")
+        .volume_id()
+        .unwrap()
+        .to_string();
+    emu.set_volume_content(REGION, &volume, &img);
+
+    let sfn = sfn(&emu).await;
+    let backup = backup_machine(&sfn).await;
+    let scheduled = strongroom_core::model::format_time(
+        time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+    );
+    let input = serde_json::json!({
+        "policy": {
+            "name": "files",
+            "selector": {"resource_types": ["ebs-volume"], "regions": [REGION], "tags": {"backup": "daily"}},
+            "retention": {"keep_last": 3}
+        },
+        "scheduled_time": scheduled,
+        "poll_seconds": 0
+    });
+    let e = execute(&emu, &sfn, &backup, "files-backup", &input).await;
+    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
+
+    let machine = restore_machine(&sfn).await;
+    let request = serde_json::json!({
+        "from": {"source": volume},
+        "location": {"region": REGION},
+        "restore": {
+            "kind": "files",
+            "paths": ["/sizes/1KiB", "/sizes/3MiB*", "/unicode", "/links/*", "/sparse/all-hole"],
+            "destination": {"bucket": strongroom_tests::RUNS_BUCKET}
+        },
+        "poll_seconds": 0
+    });
+    let e = execute(&emu, &sfn, &machine, "files-restore", &request).await;
+    assert_eq!(
+        e.status,
+        "SUCCEEDED",
+        "{:?} {:?}\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("restore")
+    );
+    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    assert!(r.restored.is_empty(), "a file restore makes no resource");
+    let steps = r.details["steps"].as_u64().unwrap();
+    assert!(steps >= 3, "the restore ran in {steps} CopyFiles steps");
+    let list = r.details["list"].as_str().unwrap();
+    let key = list
+        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
+        .expect("the list is in the stack's bucket");
+    let copied: Vec<FileCopied> = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: strongroom_tests::RUNS_BUCKET.into(),
+            key: key.into(),
+        })
+        .await;
+    let s3 = aws_sdk_s3::Client::new(&conf);
+    let mut files = 0;
+    for c in &copied {
+        let rel = c.file.path.trim_start_matches('/');
+        let m = tree.manifest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == rel)
+            .unwrap_or_else(|| panic!("{rel} is in the tree"));
+        assert_eq!(c.file.kind, m["type"].as_str().unwrap(), "{rel}");
+        if c.file.kind == "symlink" {
+            assert_eq!(c.file.target.as_deref(), m["target"].as_str(), "{rel}");
+            continue;
+        }
+        if c.file.kind != "file" {
+            continue;
+        }
+        files += 1;
+        let want = m["sha256"].as_str().unwrap();
+        assert_eq!(
+            c.sha256.as_deref(),
+            Some(want),
+            "{rel}: the report's SHA-256"
+        );
+        let key = c.key.as_deref().unwrap();
+        assert_eq!(key, format!("restores/files-restore/files/{rel}"));
+        let object = s3
+            .get_object()
+            .bucket(strongroom_tests::RUNS_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        let meta = object.metadata().cloned().unwrap_or_default();
+        assert_eq!(
+            meta.get("mtime").map(String::as_str),
+            Some(m["mtime"].to_string().as_str()),
+            "{rel} mtime"
+        );
+        assert_eq!(
+            meta.get("uid").map(String::as_str),
+            Some(m["uid"].to_string().as_str()),
+            "{rel} uid"
+        );
+        let body = object.body.collect().await.unwrap().into_bytes();
+        let got = strongroom_fs::local::hex(&<sha2::Sha256 as sha2::Digest>::digest(&body));
+        assert_eq!(got, want, "{rel}: the object's content");
+    }
+    assert!(files >= 4, "{files} files copied: {copied:?}");
+    assert!(
+        copied.iter().any(|c| c.file.path == "/sizes/3MiB+7"),
+        "the glob matched the 3 MiB file"
+    );
+    assert!(
+        copied.iter().any(|c| c.file.path == "/sparse/all-hole"),
+        "the 16 MiB file is copied"
+    );
+
+    // A path that is not there: the restore fails naming it.
+    let mut missing = request.clone();
+    missing["restore"]["paths"] = serde_json::json!(["/sizes/1KiB", "/no/such/file"]);
+    let e = execute(&emu, &sfn, &machine, "files-missing", &missing).await;
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(
+        e.error.as_deref(),
+        Some("Strongroom.NotFound"),
+        "{:?}",
+        e.cause
+    );
+    assert!(
+        e.cause.as_deref().unwrap_or("").contains("/no/such/file"),
+        "{:?}",
+        e.cause
+    );
+    let written = s3
+        .list_objects_v2()
+        .bucket(strongroom_tests::RUNS_BUCKET)
+        .prefix("restores/files-missing/files/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        written.key_count(),
+        Some(0),
+        "nothing is copied when a path is missing"
+    );
+
+    // The stack's own bucket takes file restores only under restores/.
+    let mut outside = request.clone();
+    outside["restore"]["destination"]["prefix"] = serde_json::json!("recovery-points");
+    let e = execute(&emu, &sfn, &machine, "files-outside", &outside).await;
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(
+        e.error.as_deref(),
+        Some("Strongroom.InvalidInput"),
+        "{:?}",
+        e.cause
+    );
+    assert!(
+        e.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("restore.destination.prefix"),
+        "{:?}",
+        e.cause
+    );
+
+    // A destination that does not exist: refused at Validate.
+    let mut nowhere = request.clone();
+    nowhere["restore"]["destination"]["bucket"] = serde_json::json!("no-such-bucket-here");
+    let e = execute(&emu, &sfn, &machine, "files-nowhere", &nowhere).await;
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(
+        e.error.as_deref(),
+        Some("Strongroom.NotFound"),
+        "{:?}",
+        e.cause
+    );
+    assert!(
+        e.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("restore.destination.bucket"),
+        "{:?}",
+        e.cause
+    );
+}
+
+/// A file restore from the vault: the backup copies the volume's snapshot to
+/// the vault account in another region (the copy carries its content); the
+/// restore reads the copy there through the vault's restore role, and writes
+/// to the stack's bucket with its own credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_are_restored_from_the_vault_copy_through_its_role() {
+    use strongroom_core::restore::files::FileCopied;
+    use strongroom_core::restore::run::RestoreReport;
+    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
+
+    const VAULT: &str = "210987654321";
+    const VAULT_REGION: &str = "us-west-2";
+    let tree = tree("vault-files");
+    let (img, _) = image(&tree, "ntfs", "gpt", &[]);
+    let emu = Emulator::start();
+    let vault = emu.seed_in("vault", VAULT, None);
+    let conf = emu.harness_config().await;
+    let volume = clients::ec2(&conf, REGION)
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("backup")
+                        .value("daily")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateVolume")
+        .volume_id()
+        .unwrap()
+        .to_string();
+    emu.set_volume_content(REGION, &volume, &img);
+    let sfn = sfn(&emu).await;
+    let input = serde_json::json!({
+        "policy": {
+            "name": "dr",
+            "selector": {"resource_types": ["ebs-volume"], "regions": [REGION], "tags": {"backup": "daily"}},
+            "retention": {"keep_last": 3},
+            "copies": [{"region": VAULT_REGION, "account": VAULT, "role_arn": vault.roles["strongroom-vault-copy"],
+                        "kms_key": vault.keys["strongroom-vault"]}]
+        },
+        "scheduled_time": strongroom_core::model::format_time(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
+        "poll_seconds": 0
+    });
+    let e = execute(&emu, &sfn, &backup_machine(&sfn).await, "dr-files", &input).await;
+    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
+
+    let role = &vault.roles["strongroom-vault-restore"];
+    let request = serde_json::json!({
+        "from": {"source": volume},
+        "location": {"region": VAULT_REGION, "account": VAULT, "role_arn": role},
+        "restore": {"kind": "files", "paths": ["/sizes/*", "/unicode/**"],
+                    "destination": {"bucket": strongroom_tests::RUNS_BUCKET, "region": REGION}},
+        "poll_seconds": 0
+    });
+    let e = execute(
+        &emu,
+        &sfn,
+        &restore_machine(&sfn).await,
+        "vault-files",
+        &request,
+    )
+    .await;
+    assert_eq!(
+        e.status,
+        "SUCCEEDED",
+        "{:?} {:?}\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("restore")
+    );
+    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    assert_eq!(r.location.account, VAULT);
+    assert_eq!(r.location.region, VAULT_REGION);
+    assert_ne!(r.recovery_point, "", "the vault's copy");
+    let key = r.details["list"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
+        .unwrap()
+        .to_string();
+    let copied: Vec<FileCopied> = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: strongroom_tests::RUNS_BUCKET.into(),
+            key,
+        })
+        .await;
+    let mut files = 0;
+    for c in copied.iter().filter(|c| c.file.kind == "file") {
+        let rel = c.file.path.trim_start_matches('/');
+        let want = tree.manifest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == rel)
+            .and_then(|e| e["sha256"].as_str())
+            .unwrap_or_else(|| panic!("{rel} is in the tree"));
+        assert_eq!(c.sha256.as_deref(), Some(want), "{rel}");
+        files += 1;
+    }
+    assert!(files >= 8, "{files} files from the vault: {copied:?}");
+    // The EBS direct calls went to the vault's region, as the vault.
+    let calls = emu.calls();
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.service == "ebs")
+            .all(|c| c.region == VAULT_REGION),
+        "{calls:?}"
+    );
+}
+
+/// A file restore from an AMI: the backup's AMI of an instance, read at its
+/// root device (found with DescribeImages when the copy starts).
+#[tokio::test(flavor = "multi_thread")]
+async fn files_are_restored_from_an_amis_root_volume() {
+    use strongroom_core::restore::files::FileCopied;
+    use strongroom_core::restore::run::RestoreReport;
+    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
+
+    let tree = tree("ami-files");
+    let (img, _) = image(&tree, "ext4", "gpt", &[]);
+    let emu = Emulator::start();
+    let home = emu.seed("restores");
+    let instance = home
+        .resources
+        .iter()
+        .find(|r| r.resource_type.as_str() == "ec2-instance")
+        .expect("an instance is seeded")
+        .clone();
+    // Every volume of the instance holds the disk: whichever is the root.
+    for v in &instance.volumes {
+        emu.set_volume_content(REGION, v, &img);
+    }
+    let sfn = sfn(&emu).await;
+    let input = serde_json::json!({
+        "policy": {
+            "name": "images",
+            "selector": {"resource_types": ["ec2-instance"], "regions": [REGION], "tags": {"backup": "daily"}},
+            "retention": {"keep_last": 3},
+            "ec2": {"mode": "ami"}
+        },
+        "scheduled_time": strongroom_core::model::format_time(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
+        "poll_seconds": 0
+    });
+    let e = execute(
+        &emu,
+        &sfn,
+        &backup_machine(&sfn).await,
+        "images-files",
+        &input,
+    )
+    .await;
+    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
+    let request = serde_json::json!({
+        "from": {"source": instance.id},
+        "location": {"region": REGION},
+        "restore": {"kind": "files", "paths": ["/sizes/1KiB", "/many/f0000*"],
+                    "destination": {"bucket": strongroom_tests::RUNS_BUCKET}},
+        "poll_seconds": 0
+    });
+    let e = execute(
+        &emu,
+        &sfn,
+        &restore_machine(&sfn).await,
+        "ami-files",
+        &request,
+    )
+    .await;
+    assert_eq!(
+        e.status,
+        "SUCCEEDED",
+        "{:?} {:?}\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("restore")
+    );
+    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    assert!(r.recovery_point.starts_with("ami-"), "{}", r.recovery_point);
+    let key = r.details["list"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
+        .unwrap()
+        .to_string();
+    let copied: Vec<FileCopied> = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: strongroom_tests::RUNS_BUCKET.into(),
+            key,
+        })
+        .await;
+    assert_eq!(copied.len(), 11, "{copied:?}");
+    for c in &copied {
+        let rel = c.file.path.trim_start_matches('/');
+        let want = tree.manifest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == rel)
+            .and_then(|e| e["sha256"].as_str())
+            .unwrap();
+        assert_eq!(c.sha256.as_deref(), Some(want), "{rel}");
+    }
+}

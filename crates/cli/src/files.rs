@@ -123,24 +123,15 @@ fn open_snapshot(id: &str, region: Option<&str>) -> Result<OpenDisk, String> {
                 .map(|r| r.to_string())
                 .ok_or("Strongroom.InvalidInput: no region: give --region or set AWS_REGION")?,
         };
-        let account = cloud
-            .clients
-            .home_account()
-            .await
-            .map_err(|e| format!("Strongroom.AccessDenied: {e}"))?;
-        let clients = cloud
-            .clients
-            .for_location(&strongroom_core::model::Location { account, region })
-            .await
-            .map_err(|e| format!("{e}"))?;
-        let snapshot = strongroom_aws::ebs_direct::EbsSnapshot::open(clients.ebs(), id)
-            .await
-            .map_err(|source| {
-                fail(FsError::Source {
-                    path: id.to_string(),
-                    source,
-                })
-            })?;
+        let snapshot =
+            strongroom_aws::ebs_direct::EbsSnapshot::open(cloud.clients.own_ebs(&region), id)
+                .await
+                .map_err(|source| {
+                    fail(FsError::Source {
+                        path: id.to_string(),
+                        source,
+                    })
+                })?;
         Ok::<_, String>(
             Arc::new(CachedSource::new(snapshot, CacheLimits::default())) as Arc<dyn BlockSource>,
         )
