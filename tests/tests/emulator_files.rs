@@ -23,6 +23,101 @@ fn sha256_of(manifest: &serde_json::Value, rel: &str) -> String {
         .to_string()
 }
 
+/// A 1 GiB volume tagged `backup=daily` whose content is `img` (patch 20).
+async fn daily_volume(emu: &Emulator, img: &std::path::Path) -> String {
+    let conf = emu.harness_config().await;
+    let volume = clients::ec2(&conf, REGION)
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("backup")
+                        .value("daily")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateVolume")
+        .volume_id()
+        .unwrap()
+        .to_string();
+    emu.set_volume_content(REGION, &volume, img);
+    volume
+}
+
+/// One run of the backup state machine for a policy of `backup=daily`
+/// sources of `types` in us-east-1, with `extra` policy fields.
+async fn backup(emu: &Emulator, name: &str, types: &[&str], extra: serde_json::Value) {
+    use strongroom_tests::executions::{backup_machine, execute, sfn};
+    let mut policy = serde_json::json!({
+        "name": name,
+        "selector": {"resource_types": types, "regions": [REGION], "tags": {"backup": "daily"}},
+        "retention": {"keep_last": 3}
+    });
+    if let (Some(p), Some(e)) = (policy.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    let input = serde_json::json!({
+        "policy": policy,
+        "scheduled_time": strongroom_core::model::format_time(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
+        "poll_seconds": 0
+    });
+    let sfn = sfn(emu).await;
+    let e = execute(
+        emu,
+        &sfn,
+        &backup_machine(&sfn).await,
+        &format!("{name}-backup"),
+        &input,
+    )
+    .await;
+    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
+}
+
+/// A file restore that succeeded: its report and its list of what it copied.
+async fn restored_files(
+    emu: &Emulator,
+    name: &str,
+    request: &serde_json::Value,
+) -> (
+    strongroom_core::restore::run::RestoreReport,
+    Vec<strongroom_core::restore::files::FileCopied>,
+) {
+    use strongroom_tests::executions::{execute, restore_machine, sfn};
+    let sfn = sfn(emu).await;
+    let e = execute(emu, &sfn, &restore_machine(&sfn).await, name, request).await;
+    assert_eq!(
+        e.status,
+        "SUCCEEDED",
+        "{:?} {:?}\n{}",
+        e.error,
+        e.cause,
+        emu.function_log("restore")
+    );
+    let r: strongroom_core::restore::run::RestoreReport =
+        serde_json::from_value(e.output.unwrap()).unwrap();
+    let key = r.details["list"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
+        .expect("the list is in the stack's bucket")
+        .to_string();
+    let copied = emu
+        .object_json(&strongroom_core::runs::S3Object {
+            bucket: strongroom_tests::RUNS_BUCKET.into(),
+            key,
+        })
+        .await;
+    (r, copied)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn files_are_restored_from_a_snapshot_and_its_copy_without_a_volume() {
     let tree = tree("emulator-files");
@@ -186,9 +281,7 @@ async fn files_are_restored_from_a_snapshot_and_its_copy_without_a_volume() {
 /// is read.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
-    use strongroom_core::restore::files::FileCopied;
-    use strongroom_core::restore::run::RestoreReport;
-    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
+    use strongroom_tests::executions::{execute, restore_machine, sfn};
 
     let tree = tree("state-machine-files");
     let (img, _) = image(&tree, "xfs", "gpt", &[]);
@@ -197,47 +290,10 @@ async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
     // one step to the next.
     let emu = Emulator::start_with_env(&[("STRONGROOM_FILES_STEP_BYTES", "1048576")]);
     let conf = emu.harness_config().await;
-    let ec2 = clients::ec2(&conf, REGION);
-    let volume = ec2
-        .create_volume()
-        .availability_zone("us-east-1a")
-        .size(1)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("backup")
-                        .value("daily")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateVolume")
-        .volume_id()
-        .unwrap()
-        .to_string();
-    emu.set_volume_content(REGION, &volume, &img);
+    let volume = daily_volume(&emu, &img).await;
+    backup(&emu, "files", &["ebs-volume"], serde_json::json!({})).await;
 
     let sfn = sfn(&emu).await;
-    let backup = backup_machine(&sfn).await;
-    let scheduled = strongroom_core::model::format_time(
-        time::OffsetDateTime::now_utc() - time::Duration::hours(1),
-    );
-    let input = serde_json::json!({
-        "policy": {
-            "name": "files",
-            "selector": {"resource_types": ["ebs-volume"], "regions": [REGION], "tags": {"backup": "daily"}},
-            "retention": {"keep_last": 3}
-        },
-        "scheduled_time": scheduled,
-        "poll_seconds": 0
-    });
-    let e = execute(&emu, &sfn, &backup, "files-backup", &input).await;
-    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
-
     let machine = restore_machine(&sfn).await;
     let request = serde_json::json!({
         "from": {"source": volume},
@@ -249,29 +305,10 @@ async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
         },
         "poll_seconds": 0
     });
-    let e = execute(&emu, &sfn, &machine, "files-restore", &request).await;
-    assert_eq!(
-        e.status,
-        "SUCCEEDED",
-        "{:?} {:?}\n{}",
-        e.error,
-        e.cause,
-        emu.function_log("restore")
-    );
-    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    let (r, copied) = restored_files(&emu, "files-restore", &request).await;
     assert!(r.restored.is_empty(), "a file restore makes no resource");
     let steps = r.details["steps"].as_u64().unwrap();
     assert!(steps >= 3, "the restore ran in {steps} CopyFiles steps");
-    let list = r.details["list"].as_str().unwrap();
-    let key = list
-        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
-        .expect("the list is in the stack's bucket");
-    let copied: Vec<FileCopied> = emu
-        .object_json(&strongroom_core::runs::S3Object {
-            bucket: strongroom_tests::RUNS_BUCKET.into(),
-            key: key.into(),
-        })
-        .await;
     let s3 = aws_sdk_s3::Client::new(&conf);
     let mut files = 0;
     for c in &copied {
@@ -407,54 +444,21 @@ async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
 /// to the stack's bucket with its own credentials.
 #[tokio::test(flavor = "multi_thread")]
 async fn files_are_restored_from_the_vault_copy_through_its_role() {
-    use strongroom_core::restore::files::FileCopied;
-    use strongroom_core::restore::run::RestoreReport;
-    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
-
     const VAULT: &str = "210987654321";
     const VAULT_REGION: &str = "us-west-2";
     let tree = tree("vault-files");
     let (img, _) = image(&tree, "ntfs", "gpt", &[]);
     let emu = Emulator::start();
     let vault = emu.seed_in("vault", VAULT, None);
-    let conf = emu.harness_config().await;
-    let volume = clients::ec2(&conf, REGION)
-        .create_volume()
-        .availability_zone("us-east-1a")
-        .size(1)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("backup")
-                        .value("daily")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateVolume")
-        .volume_id()
-        .unwrap()
-        .to_string();
-    emu.set_volume_content(REGION, &volume, &img);
-    let sfn = sfn(&emu).await;
-    let input = serde_json::json!({
-        "policy": {
-            "name": "dr",
-            "selector": {"resource_types": ["ebs-volume"], "regions": [REGION], "tags": {"backup": "daily"}},
-            "retention": {"keep_last": 3},
-            "copies": [{"region": VAULT_REGION, "account": VAULT, "role_arn": vault.roles["strongroom-vault-copy"],
-                        "kms_key": vault.keys["strongroom-vault"]}]
-        },
-        "scheduled_time": strongroom_core::model::format_time(
-            time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
-        "poll_seconds": 0
-    });
-    let e = execute(&emu, &sfn, &backup_machine(&sfn).await, "dr-files", &input).await;
-    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
+    let volume = daily_volume(&emu, &img).await;
+    backup(
+        &emu,
+        "dr",
+        &["ebs-volume"],
+        serde_json::json!({"copies": [{"region": VAULT_REGION, "account": VAULT,
+            "role_arn": vault.roles["strongroom-vault-copy"], "kms_key": vault.keys["strongroom-vault"]}]}),
+    )
+    .await;
 
     let role = &vault.roles["strongroom-vault-restore"];
     let request = serde_json::json!({
@@ -464,38 +468,9 @@ async fn files_are_restored_from_the_vault_copy_through_its_role() {
                     "destination": {"bucket": strongroom_tests::RUNS_BUCKET, "region": REGION}},
         "poll_seconds": 0
     });
-    let e = execute(
-        &emu,
-        &sfn,
-        &restore_machine(&sfn).await,
-        "vault-files",
-        &request,
-    )
-    .await;
-    assert_eq!(
-        e.status,
-        "SUCCEEDED",
-        "{:?} {:?}\n{}",
-        e.error,
-        e.cause,
-        emu.function_log("restore")
-    );
-    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    let (r, copied) = restored_files(&emu, "vault-files", &request).await;
     assert_eq!(r.location.account, VAULT);
     assert_eq!(r.location.region, VAULT_REGION);
-    assert_ne!(r.recovery_point, "", "the vault's copy");
-    let key = r.details["list"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
-        .unwrap()
-        .to_string();
-    let copied: Vec<FileCopied> = emu
-        .object_json(&strongroom_core::runs::S3Object {
-            bucket: strongroom_tests::RUNS_BUCKET.into(),
-            key,
-        })
-        .await;
     let mut files = 0;
     for c in copied.iter().filter(|c| c.file.kind == "file") {
         let rel = c.file.path.trim_start_matches('/');
@@ -525,10 +500,6 @@ async fn files_are_restored_from_the_vault_copy_through_its_role() {
 /// root device (found with DescribeImages when the copy starts).
 #[tokio::test(flavor = "multi_thread")]
 async fn files_are_restored_from_an_amis_root_volume() {
-    use strongroom_core::restore::files::FileCopied;
-    use strongroom_core::restore::run::RestoreReport;
-    use strongroom_tests::executions::{backup_machine, execute, restore_machine, sfn};
-
     let tree = tree("ami-files");
     let (img, _) = image(&tree, "ext4", "gpt", &[]);
     let emu = Emulator::start();
@@ -543,27 +514,13 @@ async fn files_are_restored_from_an_amis_root_volume() {
     for v in &instance.volumes {
         emu.set_volume_content(REGION, v, &img);
     }
-    let sfn = sfn(&emu).await;
-    let input = serde_json::json!({
-        "policy": {
-            "name": "images",
-            "selector": {"resource_types": ["ec2-instance"], "regions": [REGION], "tags": {"backup": "daily"}},
-            "retention": {"keep_last": 3},
-            "ec2": {"mode": "ami"}
-        },
-        "scheduled_time": strongroom_core::model::format_time(
-            time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
-        "poll_seconds": 0
-    });
-    let e = execute(
+    backup(
         &emu,
-        &sfn,
-        &backup_machine(&sfn).await,
-        "images-files",
-        &input,
+        "images",
+        &["ec2-instance"],
+        serde_json::json!({"ec2": {"mode": "ami"}}),
     )
     .await;
-    assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
     let request = serde_json::json!({
         "from": {"source": instance.id},
         "location": {"region": REGION},
@@ -571,36 +528,8 @@ async fn files_are_restored_from_an_amis_root_volume() {
                     "destination": {"bucket": strongroom_tests::RUNS_BUCKET}},
         "poll_seconds": 0
     });
-    let e = execute(
-        &emu,
-        &sfn,
-        &restore_machine(&sfn).await,
-        "ami-files",
-        &request,
-    )
-    .await;
-    assert_eq!(
-        e.status,
-        "SUCCEEDED",
-        "{:?} {:?}\n{}",
-        e.error,
-        e.cause,
-        emu.function_log("restore")
-    );
-    let r: RestoreReport = serde_json::from_value(e.output.unwrap()).unwrap();
+    let (r, copied) = restored_files(&emu, "ami-files", &request).await;
     assert!(r.recovery_point.starts_with("ami-"), "{}", r.recovery_point);
-    let key = r.details["list"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("s3://{}/", strongroom_tests::RUNS_BUCKET))
-        .unwrap()
-        .to_string();
-    let copied: Vec<FileCopied> = emu
-        .object_json(&strongroom_core::runs::S3Object {
-            bucket: strongroom_tests::RUNS_BUCKET.into(),
-            key,
-        })
-        .await;
     assert_eq!(copied.len(), 11, "{copied:?}");
     for c in &copied {
         let rel = c.file.path.trim_start_matches('/');

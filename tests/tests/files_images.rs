@@ -355,3 +355,40 @@ fn a_file_over_4_gib_restores_with_its_end_and_its_holes() {
         std::fs::remove_file(&img).unwrap();
     }
 }
+
+/// An image with a symlink and a path through it (`/lnk -> /tmp/...`,
+/// `/lnk/file`): restoring both never writes outside the output folder.
+#[test]
+fn nothing_is_restored_through_a_symlink_out_of_the_folder() {
+    let tmp = TempDir::new("escape");
+    let outside = tmp.0.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("file"), b"host's own").unwrap();
+    let tree = tmp.0.join("tree");
+    std::fs::create_dir_all(tree.join("lnk")).unwrap();
+    std::fs::write(tree.join("lnk/file"), b"from the image").unwrap();
+    // The image's /lnk is a directory; the restore makes /lnk a symlink to
+    // the host's folder first (as a hostile image would order it).
+    let img = tmp.0.join("disk.img");
+    let mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mkfs.ext4 (make setup installs e2fsprogs)");
+    assert!(std::process::Command::new(mkfs)
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("8M")
+        .status()
+        .unwrap()
+        .success());
+    let out = tmp.0.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("lnk")).unwrap();
+    let mut opened = open(disk(&img), None).unwrap();
+    let fs = opened.fs.as_mut();
+    let entries = expand(fs, &["/lnk".to_string()], Limits::default()).unwrap();
+    let err = extract(fs, &entries, &out, Limits::default(), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    assert_eq!(std::fs::read(outside.join("file")).unwrap(), b"host's own");
+}

@@ -122,7 +122,12 @@ impl EbsSnapshot {
             next_slot: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             calls: std::sync::atomic::AtomicU64::new(1),
         };
-        snapshot.record_page(0, first.blocks(), first.next_token().is_some());
+        if first.blocks().is_empty() && first.next_token().is_some() {
+            // An empty first page says nothing of block 0 yet.
+            snapshot.list_from(0).await?;
+        } else {
+            snapshot.record_page(0, first.blocks(), first.next_token().is_some());
+        }
         Ok(snapshot)
     }
 
@@ -165,24 +170,44 @@ impl EbsSnapshot {
             .any(|(s, e)| (*s..*e).contains(&index))
     }
 
+    /// Lists from block `start`. A page may hold no blocks and still have
+    /// a next one (the API reference: "the response might be empty" with a
+    /// `NextToken`): pages are followed until one lists a block or none is
+    /// left, so a block is never taken for absent before its page came.
     async fn list_from(&self, start: u64) -> Result<(), SourceError> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let page = self
-            .client
-            .list_snapshot_blocks()
-            .snapshot_id(&self.snapshot_id)
-            .starting_block_index(i32::try_from(start).map_err(|_| {
-                SourceError::Other(format!(
-                    "block {start} is beyond the EBS direct API's indexes"
-                ))
-            })?)
-            .max_results(PAGE)
-            .send()
-            .await
-            .map_err(|e| sdk_error(e, &format!("listing the blocks of {}", self.snapshot_id)))?;
-        self.record_page(start, page.blocks(), page.next_token().is_some());
-        Ok(())
+        let first = i32::try_from(start).map_err(|_| {
+            SourceError::Other(format!(
+                "block {start} is beyond the EBS direct API's indexes"
+            ))
+        })?;
+        let mut token: Option<String> = None;
+        // Bounded: a page lists at least one block or moves on.
+        for _ in 0..10_000 {
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let page = self
+                .client
+                .list_snapshot_blocks()
+                .snapshot_id(&self.snapshot_id)
+                .starting_block_index(first)
+                .set_next_token(token.clone())
+                .max_results(PAGE)
+                .send()
+                .await
+                .map_err(|e| {
+                    sdk_error(e, &format!("listing the blocks of {}", self.snapshot_id))
+                })?;
+            let next = page.next_token().map(str::to_owned);
+            if !page.blocks().is_empty() || next.is_none() {
+                self.record_page(start, page.blocks(), next.is_some());
+                return Ok(());
+            }
+            token = next;
+        }
+        Err(SourceError::Other(format!(
+            "listing the blocks of {} from block {start}: 10,000 empty pages",
+            self.snapshot_id
+        )))
     }
 
     async fn wait_for_slot(&self) {

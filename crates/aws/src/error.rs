@@ -62,7 +62,11 @@ pub fn classify(code: &str) -> ErrorKind {
         ErrorKind::Throttled
     } else if ACCESS.contains(&code) {
         ErrorKind::AccessDenied
-    } else if code.contains("NotFound") || code == "NoSuchKey" || code == "NoSuchBucket" {
+    } else if code.contains("NotFound")
+        || code == "NoSuchKey"
+        || code == "NoSuchBucket"
+        || code == "NoSuchUpload"
+    {
         ErrorKind::NotFound
     } else if code.contains("QuotaExceeded")
         || code.contains("LimitExceeded")

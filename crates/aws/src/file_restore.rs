@@ -40,6 +40,8 @@ use crate::AwsCloud;
 const STEP_SECONDS: u64 = 600;
 /// Entries one file restore may name (directories walked included).
 const MAX_ENTRIES: u64 = 1_000_000;
+/// S3's longest key.
+const MAX_KEY_BYTES: usize = 1024;
 
 fn step_budget() -> (Duration, u64) {
     let seconds = std::env::var("STRONGROOM_FILES_STEP_SECONDS")
@@ -307,6 +309,10 @@ impl Step {
     }
 
     fn run(self, mut progress: FilesProgress) -> Result<FilesProgress, CloudError> {
+        // The budget counts from the start of the step: the first step's
+        // listing takes from it.
+        let (budget, step_bytes) = step_budget();
+        let deadline = Instant::now() + budget;
         let RestorePlan::Files {
             partition,
             paths,
@@ -332,7 +338,19 @@ impl Step {
                 let found = expand(fs, &paths, limits).map_err(|e| self.err(e))?;
                 let mut todo = Vec::new();
                 for root in roots(&found) {
-                    walk(fs, root.clone(), limits, &mut |fs, e| {
+                    // One budget for every path: what is left of it.
+                    let left = Limits {
+                        max_entries: MAX_ENTRIES.saturating_sub(todo.len() as u64),
+                    };
+                    walk(fs, root.clone(), left, &mut |fs, e| {
+                        if todo.len() as u64 >= MAX_ENTRIES {
+                            return Err(FsError::Limit {
+                                path: e.path.clone(),
+                                what: format!(
+                                    "the paths name more than {MAX_ENTRIES} entries; restore fewer at a time"
+                                ),
+                            });
+                        }
                         let target = if e.kind == Kind::Symlink {
                             Some(fs.read_link(&e.path)?)
                         } else {
@@ -351,6 +369,15 @@ impl Step {
                         Ok(())
                     })
                     .map_err(|e| self.err(e))?;
+                }
+                // S3 keys are at most 1,024 bytes: found now, not hours in.
+                if let Some(long) = todo.iter().find(|f| {
+                    f.kind == "file" && object_key(&prefix, &f.path).len() > MAX_KEY_BYTES
+                }) {
+                    return Err(self.err(FsError::InvalidInput(format!(
+                        "restore.destination.prefix: {} makes an S3 key longer than {MAX_KEY_BYTES} bytes; use a shorter prefix or restore its directory into another bucket",
+                        long.path
+                    ))));
                 }
                 if let Some(big) = todo.iter().find(|f| f.size > MAX_OBJECT_BYTES) {
                     return Err(self.err(FsError::InvalidInput(format!(
@@ -377,8 +404,6 @@ impl Step {
         };
 
         let s3 = s3_in(&self.cloud, &bucket_region);
-        let (budget, step_bytes) = step_budget();
-        let deadline = Instant::now() + budget;
         let mut sent = 0u64;
         let dest = Dest {
             s3: &s3,
@@ -402,7 +427,10 @@ impl Step {
                 continue;
             }
             let key = object_key(&prefix, &f.path);
-            let copied = self.copy_one(
+            // The upload this step was handed (a retry of this step gets it
+            // again: it is never aborted here).
+            let carried = progress.upload.as_ref().map(|u| u.upload_id.clone());
+            let mut copied = self.copy_one(
                 fs,
                 f,
                 &key,
@@ -412,6 +440,28 @@ impl Step {
                 deadline,
                 step_bytes,
             );
+            // The carried upload is gone (an earlier attempt of this step
+            // completed or lost it): the file starts again, whole.
+            if let Err(e) = &copied {
+                let upload_gone = e.kind == ErrorKind::NotFound
+                    && matches!(
+                        e.operation,
+                        "UploadPart" | "ListParts" | "CompleteMultipartUpload"
+                    );
+                if upload_gone && carried.is_some() {
+                    progress.upload = None;
+                    copied = self.copy_one(
+                        fs,
+                        f,
+                        &key,
+                        &dest,
+                        &mut progress.upload,
+                        &mut sent,
+                        deadline,
+                        step_bytes,
+                    );
+                }
+            }
             match copied {
                 Ok(Some(sha256)) => {
                     progress.copied_files += 1;
@@ -425,15 +475,19 @@ impl Step {
                 }
                 Ok(None) => break, // paused inside the file: the next step goes on
                 Err(e) => {
-                    // Nothing half-written stays: this step's upload goes.
+                    // Nothing half-written stays: an upload this step began
+                    // goes. One it was handed stays for the step's retry
+                    // (CleanUp aborts it if the restore fails).
                     if let Some(u) = progress.upload.take() {
-                        let _ = self.handle.block_on(
-                            s3.abort_multipart_upload()
-                                .bucket(&bucket)
-                                .key(&u.key)
-                                .upload_id(&u.upload_id)
-                                .send(),
-                        );
+                        if carried.as_deref() != Some(u.upload_id.as_str()) {
+                            let _ = self.handle.block_on(
+                                s3.abort_multipart_upload()
+                                    .bucket(&bucket)
+                                    .key(&u.key)
+                                    .upload_id(&u.upload_id)
+                                    .send(),
+                            );
+                        }
                     }
                     return Err(e);
                 }
@@ -520,7 +574,18 @@ impl Step {
         // Multipart: start it, or go on with the one in progress.
         let mut u = match upload.take() {
             Some(u) if u.key == key => u,
-            _ => {
+            other => {
+                // An upload of another key cannot be continued: it goes.
+                if let Some(old) = other {
+                    let _ = self.handle.block_on(
+                        dest.s3
+                            .abort_multipart_upload()
+                            .bucket(dest.bucket)
+                            .key(&old.key)
+                            .upload_id(&old.upload_id)
+                            .send(),
+                    );
+                }
                 let mut create = dest
                     .s3
                     .create_multipart_upload()

@@ -66,7 +66,7 @@ fn le32(b: &[u8], at: usize) -> u32 {
 
 /// The decision, on the first bytes of a volume.
 pub fn detect_bytes(b: &[u8]) -> Content {
-    if at(b, 1024 + 56, &[0x53, 0xEF]) {
+    if at(b, 1024 + 56, &[0x53, 0xEF]) && b.len() >= 1024 + 0x64 {
         let compat = le32(b, 1024 + 0x5C);
         let incompat = le32(b, 1024 + 0x60);
         let name = if incompat & 0x40 != 0 || incompat & 0x200 != 0 {

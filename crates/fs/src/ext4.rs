@@ -9,7 +9,7 @@ use ext4_view::{Ext4, Ext4Error, Ext4Read, FileType, Metadata};
 
 use crate::error::{FsError, Result, SourceError};
 use crate::source::BlockSource;
-use crate::{corrupt, Entry, Filesystem, Kind, LastError, Time, CHUNK};
+use crate::{corrupt, entry_name, join, Entry, Filesystem, Kind, LastError, Time, CHUNK};
 
 struct Reader {
     src: Arc<dyn BlockSource>,
@@ -33,7 +33,12 @@ pub(crate) struct Ext4Fs {
     fs: Ext4,
     src: Arc<dyn BlockSource>,
     last: LastError,
+    /// The last file read and its extent ranges: a file read part by part
+    /// (S3 multipart) walks its block map once, not once per part.
+    ranges: Option<(String, Ranges)>,
 }
+
+type Ranges = Vec<(u64, std::ops::Range<u64>)>;
 
 /// Extent ranges kept per read, for the hints (a fragmented file beyond
 /// this reads ahead by the sequential window only).
@@ -49,7 +54,12 @@ impl Ext4Fs {
             last: last.clone(),
         };
         let fs = Ext4::load(Box::new(reader)).map_err(|e| map(&last, "/", e))?;
-        Ok(Self { fs, src, last })
+        Ok(Self {
+            fs,
+            src,
+            last,
+            ranges: None,
+        })
     }
 
     fn err(&self, path: &str, e: Ext4Error) -> FsError {
@@ -136,14 +146,6 @@ fn entry(path: String, m: &Metadata) -> Entry {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
 impl Filesystem for Ext4Fs {
     fn kind(&self) -> &'static str {
         "ext4"
@@ -165,16 +167,8 @@ impl Filesystem for Ext4Fs {
         let mut out = Vec::new();
         for item in self.fs.read_dir(path).map_err(|e| self.err(path, e))? {
             let item = item.map_err(|e| self.err(path, e))?;
-            let name = item.file_name();
-            let name = match name.as_str() {
-                Ok(".") | Ok("..") => continue,
-                Ok(n) => n.to_string(),
-                Err(_) => {
-                    return Err(FsError::Unsupported(format!(
-                        "{path} holds an entry whose name is not UTF-8 ({}), which Strongroom cannot name",
-                        name.display()
-                    )))
-                }
+            let Some(name) = entry_name(path, item.file_name().as_ref())? else {
+                continue;
             };
             let child = join(path, &name);
             let m = item.metadata().map_err(|e| self.err(&child, e))?;
@@ -213,9 +207,12 @@ impl Filesystem for Ext4Fs {
         let mut file = self.fs.open(path).map_err(|e| self.err(path, e))?;
         // Read-ahead along the file's own extent map: the device is told
         // which of its bytes the next HINT_BYTES of the file are.
-        let ranges = file
-            .disk_ranges(MAX_RANGES)
-            .map_err(|e| self.err(path, e))?;
+        let ranges = match self.ranges.take() {
+            Some((p, r)) if p == path => r,
+            _ => file
+                .disk_ranges(MAX_RANGES)
+                .map_err(|e| self.err(path, e))?,
+        };
         let mut hinted_to = start;
         file.seek_to(start).map_err(|e| self.err(path, e))?;
         let mut buf = vec![0u8; CHUNK];
@@ -248,6 +245,7 @@ impl Filesystem for Ext4Fs {
             sink(&buf[..piece])?;
             done += piece as u64;
         }
+        self.ranges = Some((path.to_owned(), ranges));
         Ok(done)
     }
 }

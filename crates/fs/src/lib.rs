@@ -243,6 +243,34 @@ fn describe_partitions(partitions: &[Partition]) -> String {
         .join(", ")
 }
 
+/// The path of `name` in the directory `dir`.
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// A directory entry's name as Strongroom names paths: `None` for `.` and
+/// `..`; a name that is not UTF-8, or that holds `/` or NUL, is refused,
+/// naming its directory.
+pub(crate) fn entry_name(dir: &str, raw: &[u8]) -> Result<Option<String>> {
+    match std::str::from_utf8(raw) {
+        Ok(".") | Ok("..") => Ok(None),
+        // Only a damaged directory holds such a name: it would name another path.
+        Ok(n) if n.is_empty() || n.contains(['/', '\0']) => Err(FsError::Corrupt {
+            path: dir.to_string(),
+            detail: format!("an entry is named {n:?}"),
+        }),
+        Ok(n) => Ok(Some(n.to_string())),
+        Err(_) => Err(FsError::Unsupported(format!(
+            "{dir} holds an entry whose name is not UTF-8 ({}), which Strongroom cannot name",
+            String::from_utf8_lossy(raw)
+        ))),
+    }
+}
+
 /// Maps a reader's own error at `path`: what it could not find is
 /// `NotFound`, what it could not read from the disk is `Source`, the rest is
 /// damage or an unsupported feature.

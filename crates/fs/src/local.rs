@@ -60,6 +60,31 @@ fn output(path: &Path, e: impl std::fmt::Display) -> FsError {
     }
 }
 
+/// Makes the directories from `out` down to `dir` (at or under `out`), each
+/// a real directory: a symlink or a file on the way is refused, so nothing is
+/// ever written outside `out` through a link (an image can hold a symlink
+/// and a path through it, `/lnk -> /etc` and `/lnk/passwd`).
+fn make_dirs_under(out: &Path, dir: &Path) -> Result<()> {
+    let rel = dir
+        .strip_prefix(out)
+        .map_err(|_| output(dir, format!("is not under {}", out.display())))?;
+    let mut at = out.to_path_buf();
+    for comp in rel.components() {
+        at.push(comp);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(output(
+                    &at,
+                    "is a symlink or a file, not a directory: nothing is restored through it",
+                ))
+            }
+            Err(_) => fs::create_dir(&at).map_err(|e| output(&at, e))?,
+        }
+    }
+    Ok(())
+}
+
 /// Removes what is at `dest` unless it is a directory, so that nothing is
 /// written through a symlink that was there.
 fn clear(dest: &Path) -> Result<()> {
@@ -170,12 +195,13 @@ pub fn extract(
     // Directories get their permissions and times after their content.
     let mut dirs: Vec<(Entry, PathBuf)> = Vec::new();
     for root in roots(entries) {
-        // Parents of what was asked for are made, with default permissions.
-        if let Some(parent) = destination(out, &root.path)?.parent() {
-            fs::create_dir_all(parent).map_err(|e| output(parent, e))?;
-        }
         walk(fs, root.clone(), limits, &mut |fs, entry| {
             let dest = destination(out, &entry.path)?;
+            // Parents (those of what was asked for with default
+            // permissions), never through a link.
+            if let Some(parent) = dest.parent().filter(|_| dest != out) {
+                make_dirs_under(out, parent)?;
+            }
             let mut r = Restored {
                 path: entry.path.clone(),
                 kind: entry.kind,
@@ -186,10 +212,7 @@ pub fn extract(
             };
             match entry.kind {
                 Kind::Dir => {
-                    if !dest.is_dir() {
-                        clear(&dest)?;
-                        fs::create_dir(&dest).map_err(|e| output(&dest, e))?;
-                    }
+                    make_dirs_under(out, &dest)?;
                     dirs.push((entry.clone(), dest));
                 }
                 Kind::Symlink => {

@@ -13,7 +13,7 @@ use ntfs::{Ntfs, NtfsAttributeType, NtfsError, NtfsFile, NtfsReadSeek};
 
 use crate::error::{FsError, Result, SourceError};
 use crate::source::BlockSource;
-use crate::{corrupt, Entry, Filesystem, Kind, LastError, Time, CHUNK};
+use crate::{corrupt, join, Entry, Filesystem, Kind, LastError, Time, CHUNK};
 
 /// `Read + Seek` over a block source, as the `ntfs` crate reads.
 struct Cursor {
@@ -74,14 +74,6 @@ fn map(last: &LastError, path: &str, e: NtfsError) -> FsError {
                 .unwrap_or_else(|| SourceError::Other(inner.to_string())),
         },
         other => corrupt(path, other),
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
     }
 }
 
@@ -315,7 +307,10 @@ impl Filesystem for NtfsFs {
                 continue;
             }
             let name = key.name().to_string_lossy();
-            if name == "." || (record < FIRST_USER_RECORD && name.starts_with('$')) {
+            let Some(name) = crate::entry_name(path, name.as_bytes())? else {
+                continue;
+            };
+            if record < FIRST_USER_RECORD && name.starts_with('$') {
                 continue;
             }
             names.push((name, record));
@@ -389,7 +384,7 @@ impl Filesystem for NtfsFs {
             for run in v.data_runs() {
                 let Ok(run) = run else { break };
                 if let Some(p) = run.data_position().value() {
-                    ranges.push(p.get()..p.get() + run.allocated_size());
+                    ranges.push(p.get()..p.get().saturating_add(run.allocated_size()));
                 }
                 if ranges.len() >= 256 {
                     break;

@@ -231,7 +231,10 @@ fn gpt_at(src: &dyn BlockSource, lba: u64) -> Result<Vec<Partition>, String> {
         partitions.push(Partition {
             number: i as u32 + 1,
             start,
-            size: ((last - first + 1) * SECTOR).min(size - start),
+            size: (last - first)
+                .saturating_add(1)
+                .saturating_mul(SECTOR)
+                .min(size - start),
             kind: gpt_type_name(type_guid),
             name: String::from_utf16_lossy(&name),
         });

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{FsError, Result};
-use crate::{normalize, Entry, Filesystem, Kind, MAX_DEPTH};
+use crate::{join, normalize, Entry, Filesystem, Kind, MAX_DEPTH};
 
 /// Bounds on one request's work.
 #[derive(Debug, Clone, Copy)]
@@ -120,14 +120,6 @@ fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
         }
     }
     None
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 struct Budget {

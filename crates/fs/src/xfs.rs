@@ -8,7 +8,7 @@ use lamxfs::{BlockRead, EntryKind, Error as XfsError, Inode, Path, Xfs};
 
 use crate::error::{FsError, Result, SourceError};
 use crate::source::BlockSource;
-use crate::{corrupt, Entry, Filesystem, Kind, LastError, Time, CHUNK};
+use crate::{corrupt, entry_name, join, Entry, Filesystem, Kind, LastError, Time, CHUNK};
 
 struct Reader {
     src: Arc<dyn BlockSource>,
@@ -190,14 +190,6 @@ fn map(last: &LastError, path: &str, e: XfsError) -> FsError {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
 impl Filesystem for XfsFs {
     fn kind(&self) -> &'static str {
         "xfs"
@@ -219,15 +211,8 @@ impl Filesystem for XfsFs {
             .map_err(|e| self.err(path, e))?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let name = match std::str::from_utf8(&item.name) {
-                Ok(".") | Ok("..") => continue,
-                Ok(n) => n.to_string(),
-                Err(_) => {
-                    return Err(FsError::Unsupported(format!(
-                        "{path} holds an entry whose name is not UTF-8 ({}), which Strongroom cannot name",
-                        String::from_utf8_lossy(&item.name)
-                    )))
-                }
+            let Some(name) = entry_name(path, &item.name)? else {
+                continue;
             };
             let child = join(path, &name);
             let mut e = self.entry(

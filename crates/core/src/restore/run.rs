@@ -1393,12 +1393,15 @@ pub async fn validate<C: Restores>(
             *prefix = format!("{REPORTS_PREFIX}{execution}/files/");
         }
         // The stack's own bucket keeps the backup's records and the runs'
-        // files: a file restore writes there only under `restores/`.
-        if destination == bucket && !prefix.starts_with(REPORTS_PREFIX) {
+        // files: a file restore writes there only under `restores/`, and
+        // never over this restore's own lists and report.
+        let own = format!("{REPORTS_PREFIX}{execution}/");
+        let clashes = prefix.starts_with(&own) && !prefix.starts_with(&format!("{own}files/"));
+        if destination == bucket && (!prefix.starts_with(REPORTS_PREFIX) || clashes) {
             return Err(Error::invalid(
                 "restore.destination.prefix",
                 format!(
-                    "`{prefix}` is outside {REPORTS_PREFIX} of the stack's bucket {bucket}; leave the prefix out, start it with {REPORTS_PREFIX}, or name another bucket"
+                    "`{prefix}` is outside {REPORTS_PREFIX} of the stack's bucket {bucket}, or beside this restore's report in {own}; leave the prefix out, start it with {REPORTS_PREFIX} (not {own} unless {own}files/), or name another bucket"
                 ),
             ));
         }
@@ -1719,7 +1722,12 @@ pub async fn clean_up<C: Restores>(
             state.made.push(m);
         }
     }
-    if !keep && !state.made.is_empty() {
+    // A file restore makes no resource, but may leave a multipart upload
+    // in flight: that goes whatever `keep_on_failure` says (it is no object
+    // to inspect, and S3 bills its parts).
+    let uploading = matches!(state.plan, RestorePlan::Files { .. })
+        && state.files.as_ref().is_some_and(|f| f.upload.is_some());
+    if (!keep && !state.made.is_empty()) || uploading {
         cloud.remove(&state, false).await?;
     }
     write_report(&state, cloud, now, Some(error), keep).await
