@@ -81,6 +81,26 @@ async fn backup(emu: &Emulator, name: &str, types: &[&str], extra: serde_json::V
     assert_eq!(e.status, "SUCCEEDED", "{:?} {:?}", e.error, e.cause);
 }
 
+/// A restore that failed with `error`, its cause naming `says`.
+async fn refused(
+    emu: &Emulator,
+    machine: &str,
+    name: &str,
+    request: &serde_json::Value,
+    error: &str,
+    says: &str,
+) {
+    use strongroom_tests::executions::{execute, sfn};
+    let e = execute(emu, &sfn(emu).await, machine, name, request).await;
+    assert_eq!(e.status, "FAILED", "{name}");
+    assert_eq!(e.error.as_deref(), Some(error), "{name}: {:?}", e.cause);
+    assert!(
+        e.cause.as_deref().unwrap_or("").contains(says),
+        "{name}: {:?}",
+        e.cause
+    );
+}
+
 /// A file restore that succeeded: its report and its list of what it copied.
 async fn restored_files(
     emu: &Emulator,
@@ -281,7 +301,7 @@ async fn files_are_restored_from_a_snapshot_and_its_copy_without_a_volume() {
 /// is read.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
-    use strongroom_tests::executions::{execute, restore_machine, sfn};
+    use strongroom_tests::executions::{restore_machine, sfn};
 
     let tree = tree("state-machine-files");
     let (img, _) = image(&tree, "xfs", "gpt", &[]);
@@ -371,19 +391,15 @@ async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
     // A path that is not there: the restore fails naming it.
     let mut missing = request.clone();
     missing["restore"]["paths"] = serde_json::json!(["/sizes/1KiB", "/no/such/file"]);
-    let e = execute(&emu, &sfn, &machine, "files-missing", &missing).await;
-    assert_eq!(e.status, "FAILED");
-    assert_eq!(
-        e.error.as_deref(),
-        Some("Strongroom.NotFound"),
-        "{:?}",
-        e.cause
-    );
-    assert!(
-        e.cause.as_deref().unwrap_or("").contains("/no/such/file"),
-        "{:?}",
-        e.cause
-    );
+    refused(
+        &emu,
+        &machine,
+        "files-missing",
+        &missing,
+        "Strongroom.NotFound",
+        "/no/such/file",
+    )
+    .await;
     let written = s3
         .list_objects_v2()
         .bucket(strongroom_tests::RUNS_BUCKET)
@@ -400,42 +416,28 @@ async fn the_restore_state_machine_copies_files_to_s3_across_steps() {
     // The stack's own bucket takes file restores only under restores/.
     let mut outside = request.clone();
     outside["restore"]["destination"]["prefix"] = serde_json::json!("recovery-points");
-    let e = execute(&emu, &sfn, &machine, "files-outside", &outside).await;
-    assert_eq!(e.status, "FAILED");
-    assert_eq!(
-        e.error.as_deref(),
-        Some("Strongroom.InvalidInput"),
-        "{:?}",
-        e.cause
-    );
-    assert!(
-        e.cause
-            .as_deref()
-            .unwrap_or("")
-            .contains("restore.destination.prefix"),
-        "{:?}",
-        e.cause
-    );
+    refused(
+        &emu,
+        &machine,
+        "files-outside",
+        &outside,
+        "Strongroom.InvalidInput",
+        "restore.destination.prefix",
+    )
+    .await;
 
     // A destination that does not exist: refused at Validate.
     let mut nowhere = request.clone();
     nowhere["restore"]["destination"]["bucket"] = serde_json::json!("no-such-bucket-here");
-    let e = execute(&emu, &sfn, &machine, "files-nowhere", &nowhere).await;
-    assert_eq!(e.status, "FAILED");
-    assert_eq!(
-        e.error.as_deref(),
-        Some("Strongroom.NotFound"),
-        "{:?}",
-        e.cause
-    );
-    assert!(
-        e.cause
-            .as_deref()
-            .unwrap_or("")
-            .contains("restore.destination.bucket"),
-        "{:?}",
-        e.cause
-    );
+    refused(
+        &emu,
+        &machine,
+        "files-nowhere",
+        &nowhere,
+        "Strongroom.NotFound",
+        "restore.destination.bucket",
+    )
+    .await;
 }
 
 /// A file restore from the vault: the backup copies the volume's snapshot to

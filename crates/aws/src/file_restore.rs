@@ -249,7 +249,17 @@ pub(crate) async fn abort(cloud: &AwsCloud, state: &RestoreState) -> Result<(), 
     else {
         return Ok(());
     };
-    match s3_in(cloud, bucket_region)
+    abort_upload(&s3_in(cloud, bucket_region), bucket, u, bucket_region).await
+}
+
+/// Aborts one multipart upload; one already gone (`NoSuchUpload`) is done.
+async fn abort_upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    u: &Upload,
+    region: &str,
+) -> Result<(), CloudError> {
+    match s3
         .abort_multipart_upload()
         .bucket(bucket)
         .key(&u.key)
@@ -259,7 +269,7 @@ pub(crate) async fn abort(cloud: &AwsCloud, state: &RestoreState) -> Result<(), 
     {
         Ok(_) => Ok(()),
         Err(e) => {
-            let e = from_sdk(e, "AbortMultipartUpload", &u.key, bucket_region);
+            let e = from_sdk(e, "AbortMultipartUpload", &u.key, region);
             if e.kind == ErrorKind::NotFound {
                 Ok(())
             } else {
@@ -430,37 +440,28 @@ impl Step {
             // The upload this step was handed (a retry of this step gets it
             // again: it is never aborted here).
             let carried = progress.upload.as_ref().map(|u| u.upload_id.clone());
-            let mut copied = self.copy_one(
-                fs,
-                f,
-                &key,
-                &dest,
-                &mut progress.upload,
-                &mut sent,
-                deadline,
-                step_bytes,
-            );
-            // The carried upload is gone (an earlier attempt of this step
-            // completed or lost it): the file starts again, whole.
-            if let Err(e) = &copied {
-                let upload_gone = e.kind == ErrorKind::NotFound
-                    && matches!(
-                        e.operation,
-                        "UploadPart" | "ListParts" | "CompleteMultipartUpload"
-                    );
-                if upload_gone && carried.is_some() {
-                    progress.upload = None;
-                    copied = self.copy_one(
-                        fs,
-                        f,
-                        &key,
-                        &dest,
-                        &mut progress.upload,
-                        &mut sent,
-                        deadline,
-                        step_bytes,
-                    );
+            // A carried upload that is gone (an earlier attempt of this step
+            // completed or lost it) is dropped: the file starts again, whole.
+            let mut copied;
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                copied = self.copy_one(
+                    fs,
+                    f,
+                    &key,
+                    &dest,
+                    &mut progress.upload,
+                    &mut sent,
+                    deadline,
+                    step_bytes,
+                );
+                let upload_gone = matches!(&copied, Err(e) if e.kind == ErrorKind::NotFound
+                    && matches!(e.operation, "UploadPart" | "ListParts" | "CompleteMultipartUpload"));
+                if !(upload_gone && carried.is_some() && attempts == 1) {
+                    break;
                 }
+                progress.upload = None;
             }
             match copied {
                 Ok(Some(sha256)) => {
@@ -480,13 +481,13 @@ impl Step {
                     // (CleanUp aborts it if the restore fails).
                     if let Some(u) = progress.upload.take() {
                         if carried.as_deref() != Some(u.upload_id.as_str()) {
-                            let _ = self.handle.block_on(
-                                s3.abort_multipart_upload()
-                                    .bucket(&bucket)
-                                    .key(&u.key)
-                                    .upload_id(&u.upload_id)
-                                    .send(),
-                            );
+                            // Best effort: the step's own error is the one to report.
+                            let _ = self.handle.block_on(abort_upload(
+                                &s3,
+                                &bucket,
+                                &u,
+                                &bucket_region,
+                            ));
                         }
                     }
                     return Err(e);
@@ -577,14 +578,8 @@ impl Step {
             other => {
                 // An upload of another key cannot be continued: it goes.
                 if let Some(old) = other {
-                    let _ = self.handle.block_on(
-                        dest.s3
-                            .abort_multipart_upload()
-                            .bucket(dest.bucket)
-                            .key(&old.key)
-                            .upload_id(&old.upload_id)
-                            .send(),
-                    );
+                    self.handle
+                        .block_on(abort_upload(dest.s3, dest.bucket, &old, dest.region))?;
                 }
                 let mut create = dest
                     .s3

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::runs::S3Object;
 
 /// S3's largest object.
@@ -114,6 +115,61 @@ pub struct FilesProgress {
     pub filesystem: String,
 }
 
+impl FilesProgress {
+    /// Checks progress handed to a step (a step trusts no input): its lists
+    /// are this restore's own in the stack's bucket, its snapshot is a
+    /// snapshot id, its upload is under the plan's prefix and has the shape
+    /// a step makes. Nothing is read or written on a progress refused here.
+    pub fn validate(&self, execution: &str, bucket: &str, prefix: &str) -> Result<(), Error> {
+        let own = |o: &Option<S3Object>, name: &str| {
+            o.as_ref().is_none_or(|o| {
+                o.bucket == bucket
+                    && o.key == format!("{}{execution}/{name}", super::run::REPORTS_PREFIX)
+            })
+        };
+        if !own(&self.todo, "files-todo.json") || !own(&self.results, "files.json") {
+            return Err(Error::invalid(
+                "state.files",
+                "names lists that are not this restore's (restores/<execution>/ in the stack's bucket)",
+            ));
+        }
+        if let Some(s) = &self.snapshot {
+            let ok = s.strip_prefix("snap-").is_some_and(|h| {
+                matches!(h.len(), 8 | 17) && h.chars().all(|c| c.is_ascii_hexdigit())
+            });
+            if !ok {
+                return Err(Error::invalid(
+                    "state.files.snapshot",
+                    format!("`{s}` is not a snapshot id"),
+                ));
+            }
+        }
+        if self.next > self.total_entries || self.steps > MAX_STEPS {
+            return Err(Error::invalid(
+                "state.files",
+                "is past its own list or its steps",
+            ));
+        }
+        if let Some(u) = &self.upload {
+            let ok = u.key.starts_with(prefix)
+                && u.key.len() <= 1024
+                && (1..=MAX_PARTS).contains(&u64::from(u.part))
+                && u.part_size >= MIN_PART_BYTES
+                && u.part_size % (1 << 20) == 0
+                && Some(u.offset) == u64::from(u.part - 1).checked_mul(u.part_size)
+                && !u.upload_id.is_empty()
+                && u.upload_id.len() <= 1024;
+            if !ok {
+                return Err(Error::invalid(
+                    "state.files.upload",
+                    "is not an upload a step of this restore makes (under the plan's prefix, whole parts)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +188,63 @@ mod tests {
             "restores/x/etc/hosts"
         );
         assert_eq!(object_key("", "/a"), "a");
+    }
+
+    #[test]
+    fn progress_from_elsewhere_is_refused() {
+        let own = |name: &str| S3Object {
+            bucket: "stack".into(),
+            key: format!("restores/r1/{name}"),
+        };
+        let good = FilesProgress {
+            snapshot: Some("snap-0123456789abcdef0".into()),
+            todo: Some(own("files-todo.json")),
+            results: Some(own("files.json")),
+            total_entries: 3,
+            next: 1,
+            upload: Some(Upload {
+                key: "restores/r1/files/big".into(),
+                upload_id: "id".into(),
+                offset: 2 * MIN_PART_BYTES,
+                part: 3,
+                part_size: MIN_PART_BYTES,
+                sha256_state: String::new(),
+            }),
+            ..FilesProgress::default()
+        };
+        good.validate("r1", "stack", "restores/r1/files/").unwrap();
+        let mut bad = Vec::new();
+        let mut p = good.clone();
+        p.todo = Some(S3Object {
+            bucket: "other".into(),
+            key: "restores/r1/files-todo.json".into(),
+        });
+        bad.push(p);
+        let mut p = good.clone();
+        p.results = Some(own("report.json"));
+        bad.push(p);
+        let mut p = good.clone();
+        p.snapshot = Some("vol-0123456789abcdef0".into());
+        bad.push(p);
+        let mut p = good.clone();
+        p.next = 4;
+        bad.push(p);
+        for change in [
+            |u: &mut Upload| u.key = "recovery-points/x".into(),
+            |u: &mut Upload| u.part = 0,
+            |u: &mut Upload| u.offset += 1,
+            |u: &mut Upload| u.part_size = 1 << 20,
+            |u: &mut Upload| u.upload_id.clear(),
+        ] {
+            let mut p = good.clone();
+            change(p.upload.as_mut().unwrap());
+            bad.push(p);
+        }
+        for p in bad {
+            assert!(
+                p.validate("r1", "stack", "restores/r1/files/").is_err(),
+                "{p:?}"
+            );
+        }
     }
 }

@@ -366,6 +366,18 @@ impl RestoreState {
                 "is not the plan of the request's restore",
             ));
         }
+        match (&self.files, &self.plan) {
+            (None, _) => {}
+            (Some(f), RestorePlan::Files { prefix, .. }) => {
+                f.validate(&self.execution, &self.bucket, prefix)?
+            }
+            (Some(_), _) => {
+                return Err(Error::invalid(
+                    "state.files",
+                    "goes with a file restore's plan only",
+                ))
+            }
+        }
         let charset = self.point.kind.facts().tag_charset;
         if self.tags.get(tags::RESTORE).map(String::as_str)
             != Some(tags::fit_tag_value(&self.execution, charset).as_str())
